@@ -1,0 +1,137 @@
+//! One error type for every handler. It keeps the AWS operation, the error code and the message,
+//! and carries advice a person can act on: a FAILED reason is built from it.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// An AWS call failed.
+    #[error("{operation} failed: {code}: {message} ({advice})")]
+    Aws {
+        service: String,
+        operation: String,
+        code: String,
+        message: String,
+        advice: String,
+    },
+    /// A resource property is missing, unknown or malformed.
+    #[error("invalid property {property}: {problem}")]
+    InvalidProperty { property: String, problem: String },
+    /// The read-back after the change did not show the state that was asked for.
+    #[error("not verified: {0}")]
+    NotVerified(String),
+    /// Anything else, already phrased for a person.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl HandlerError {
+    /// The AWS error code, when this is a failed AWS call.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            HandlerError::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Turns a failed SDK call into an error that names the operation, the code and what to do.
+    pub fn from_sdk<E, R>(service: &str, operation: &str, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match err {
+            SdkError::ServiceError(_) => (
+                err.code().unwrap_or("UnknownError").to_string(),
+                err.message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| DisplayErrorContext(err).to_string()),
+            ),
+            SdkError::TimeoutError(_) => ("TimeoutError".to_string(), DisplayErrorContext(err).to_string()),
+            SdkError::DispatchFailure(_) => ("DispatchFailure".to_string(), DisplayErrorContext(err).to_string()),
+            SdkError::ResponseError(_) => ("ResponseError".to_string(), DisplayErrorContext(err).to_string()),
+            SdkError::ConstructionFailure(_) => {
+                ("ConstructionFailure".to_string(), DisplayErrorContext(err).to_string())
+            }
+            _ => (
+                err.code().unwrap_or("UnknownError").to_string(),
+                DisplayErrorContext(err).to_string(),
+            ),
+        };
+        let advice = advice_for(service, operation, &code);
+        HandlerError::Aws {
+            service: service.to_string(),
+            operation: operation.to_string(),
+            code,
+            message,
+            advice,
+        }
+    }
+}
+
+/// True for the codes AWS uses to say a call was not allowed.
+pub fn is_access_denied(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "AuthorizationError"
+            | "AuthorizationErrorException"
+            | "UnauthorizedException"
+    )
+}
+
+/// True for the codes AWS uses for rate limiting.
+pub fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "SlowDown"
+    )
+}
+
+fn advice_for(service: &str, operation: &str, code: &str) -> String {
+    if is_access_denied(code) {
+        format!(
+            "the action {service}:{operation} was denied: grant it to the function's execution role, \
+             or lift the SCP or permission boundary that denies it"
+        )
+    } else if is_throttling(code) {
+        "AWS kept throttling after the SDK's retries with backoff: retry the stack operation later, \
+         or raise the service quota"
+            .to_string()
+    } else if matches!(code, "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable") {
+        "AWS failed on its side after the SDK's retries: retry the stack operation".to_string()
+    } else if matches!(code, "DispatchFailure" | "TimeoutError") {
+        format!(
+            "the function could not reach the {service} endpoint: check its network path \
+             (VPC endpoints or NAT) and that the service is available in this region"
+        )
+    } else {
+        "correct what the message describes, then update or retry the stack".to_string()
+    }
+}
+
+/// Maps a failed SDK call into a [`HandlerError`] that keeps the operation and the code.
+pub trait AwsResultExt<T> {
+    fn aws_op(self, service: &str, operation: &str) -> Result<T, HandlerError>;
+}
+
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    fn aws_op(self, service: &str, operation: &str) -> Result<T, HandlerError> {
+        self.map_err(|err| HandlerError::from_sdk(service, operation, &err))
+    }
+}

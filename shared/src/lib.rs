@@ -1,0 +1,63 @@
+//! The CloudFormation custom-resource protocol, shared by every tapguard handler.
+//!
+//! A handler crate implements [`CustomResource`] and its `main` is three statements:
+//!
+//! ```text
+//! tapguard_shared::init_logging();
+//! let config = tapguard_shared::aws_config().await;
+//! tapguard_shared::run(MyResource::new(&config)).await
+//! ```
+
+pub mod arn;
+mod error;
+pub mod props;
+pub mod responder;
+pub mod response;
+mod runtime;
+
+pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
+pub use runtime::{run, CustomResource, Invocation, Outcome, Runtime, FAILED_CREATE_PREFIX};
+
+/// AWS configuration from the environment, loaded once at start-up. `AWS_ENDPOINT_URL` points every
+/// client at another endpoint (the local emulator in tests).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Structured logs on stdout, JSON unless `AWS_LAMBDA_LOG_FORMAT=Text`, at `AWS_LAMBDA_LOG_LEVEL`
+/// (or `RUST_LOG`, default INFO).
+///
+/// `lambda_runtime` logs the raw event at TRACE, and the raw event holds the ResponseURL, a pre-signed
+/// credential: its logs are capped at INFO whatever level is asked for.
+pub fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy("")
+        .add_directive("lambda_runtime=info".parse().expect("valid directive"))
+        .add_directive("lambda_runtime_api_client=info".parse().expect("valid directive"))
+        .add_directive("hyper=info".parse().expect("valid directive"))
+        .add_directive("reqwest=info".parse().expect("valid directive"))
+        .add_directive("aws_smithy_runtime=info".parse().expect("valid directive"))
+        .add_directive("aws_sigv4=info".parse().expect("valid directive"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stdout);
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let _ = if text {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).with_current_span(false).try_init()
+    };
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "handler panicked");
+    }));
+}
