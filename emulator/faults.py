@@ -173,7 +173,7 @@ class FaultMiddleware:
         operation = _operation(environ, body)
         call = {"account": account, "region": region, "service": service, "operation": operation}
 
-        rule = self.faults.take(account, service, operation)
+        rule = None if environ.get("HTTP_X_TAPGUARD_HARNESS") else self.faults.take(account, service, operation)
         if rule and rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000)
         if rule and rule.get("code"):
@@ -187,7 +187,9 @@ class FaultMiddleware:
             return start_response(status, headers, exc_info)
 
         result = self.app(environ, recording_start_response)
-        self.faults.record({**call, "status": seen.get("status", 0)})
+        # The test harness inspects state with marked calls; they are not the handlers' calls.
+        if not environ.get("HTTP_X_TAPGUARD_HARNESS"):
+            self.faults.record({**call, "status": seen.get("status", 0)})
         return result
 
     def control(self, method, path, environ, body, start_response):

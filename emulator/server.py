@@ -12,13 +12,14 @@ import os
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the ext_*.py modules
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: E402
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
-import ext_ec2  # noqa: E402
 from faults import FaultMiddleware, Faults  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def account_of(access_key: str) -> str:
@@ -32,8 +33,16 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
+def install_extensions() -> None:
+    """Every `ext_*.py` beside this file adds operations or test controls to moto through its `install()`."""
+    import importlib
+
+    for name in sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("ext_") and f.endswith(".py")):
+        importlib.import_module(name).install()
+
+
 def build_app():
-    ext_ec2.install()
+    install_extensions()
     return FaultMiddleware(DomainDispatcherApplication(create_backend_app), Faults(), account_of)
 
 

@@ -1,0 +1,310 @@
+//! Custom::EbsDefaultEncryption: the real binary under the Lambda Runtime API, against the emulator.
+
+use serde_json::{json, Value};
+use tapguard_tests::*;
+
+const BINARY: &str = "ebs-default-encryption";
+const TYPE: &str = "Custom::EbsDefaultEncryption";
+const REGION: &str = "eu-west-1";
+
+fn world() -> World {
+    World::new(BINARY, REGION)
+}
+
+/// (encryption by default on?, default KMS key) as the emulator holds them now.
+fn ebs_state(w: &World) -> (bool, String) {
+    let enabled = w.query("ec2", &[("Action", "GetEbsEncryptionByDefault")]);
+    let key = w.query("ec2", &[("Action", "GetEbsDefaultKmsKeyId")]);
+    (
+        xml_value(&enabled, "ebsEncryptionByDefault") == Some("true"),
+        xml_value(&key, "kmsKeyId").unwrap_or_default().to_string(),
+    )
+}
+
+fn managed_key(w: &World) -> String {
+    format!("arn:aws:kms:{REGION}:{}:alias/aws/ebs", w.account.account_id)
+}
+
+/// Creates a customer managed key with an alias; returns the key ARN.
+fn customer_key(w: &World, alias: &str) -> String {
+    let created = w.json_call("kms", "TrentService.CreateKey", json!({"Description": "tapguard test"}));
+    let arn = created["KeyMetadata"]["Arn"].as_str().expect("key ARN").to_string();
+    let key_id = created["KeyMetadata"]["KeyId"].as_str().expect("key id");
+    w.json_call(
+        "kms",
+        "TrentService.CreateAlias",
+        json!({"AliasName": alias, "TargetKeyId": key_id}),
+    );
+    arn
+}
+
+fn from_fixture(name: &str, w: &World, physical_id: Option<&str>, props: Value) -> Value {
+    let mut event = fixture(name);
+    event["StackId"] = json!(w.stack_id());
+    for key in ["ResourceProperties", "OldResourceProperties"] {
+        if let Some(Value::Object(map)) = event.get_mut(key) {
+            if key == "ResourceProperties" {
+                if let Value::Object(extra) = &props {
+                    map.extend(extra.clone());
+                }
+            }
+        }
+    }
+    if let Some(id) = physical_id {
+        event["PhysicalResourceId"] = json!(id);
+    }
+    event
+}
+
+#[test]
+fn create_noop_update_key_change_rollback_and_delete_restore_the_region() {
+    let w = world();
+    let mut r = w.resource(TYPE, "EbsDefaultEncryption");
+    let managed = managed_key(&w);
+    assert_eq!(
+        ebs_state(&w),
+        (false, managed.clone()),
+        "a fresh account starts unencrypted"
+    );
+
+    // Create, from the recorded CloudFormation fixture.
+    let created = r.send(from_fixture("ebs-default-encryption-create.json", &w, None, json!({})));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Enabled"), Some("true"));
+    assert_eq!(created.data("PreviouslyEnabled"), Some("false"));
+    assert_eq!(created.data("KmsKeyId"), Some(managed.as_str()));
+    assert!(created
+        .physical_id()
+        .starts_with("ebs-default-encryption:eu-west-1:was-enabled=false:"));
+    assert_eq!(ebs_state(&w), (true, managed.clone()));
+    r.physical_id = Some(created.physical_id().to_string());
+    r.properties = json!({});
+
+    // No-op Update: reads only.
+    let before = w.operations("ec2").len();
+    let noop = r.update(json!({}));
+    assert_eq!(noop.status(), "SUCCESS", "{}", noop.reason());
+    assert_eq!(noop.physical_id(), created.physical_id(), "no replacement");
+    let during: Vec<String> = w.operations("ec2")[before..].to_vec();
+    assert!(
+        mutating(&during).is_empty(),
+        "a no-op Update changed something: {during:?}"
+    );
+    assert!(!during.is_empty(), "the Update must still read the state back");
+
+    // Update to a customer managed key given by alias: the key ARN is set and verified.
+    let key_arn = customer_key(&w, "alias/tap-ebs");
+    let changed = r.update(json!({"KmsKeyId": "alias/tap-ebs"}));
+    assert_eq!(changed.status(), "SUCCESS", "{}", changed.reason());
+    assert_eq!(changed.data("KmsKeyId"), Some(key_arn.as_str()));
+    assert_eq!(
+        changed.physical_id(),
+        created.physical_id(),
+        "a key change is not a replacement"
+    );
+    assert_eq!(ebs_state(&w), (true, key_arn.clone()));
+
+    // Rollback Update: CloudFormation sends the old properties as the new ones.
+    let rollback = r.update(json!({}));
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert_eq!(ebs_state(&w), (true, managed.clone()));
+
+    // Delete restores what Create found: encryption off, the managed key.
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(deleted.physical_id(), created.physical_id());
+    assert_eq!(ebs_state(&w), (false, managed));
+}
+
+#[test]
+fn delete_keeps_encryption_that_was_on_before_create_and_restores_the_prior_key() {
+    let w = world();
+    let prior_key = customer_key(&w, "alias/prior");
+    w.query("ec2", &[("Action", "EnableEbsEncryptionByDefault")]);
+    w.query(
+        "ec2",
+        &[("Action", "ModifyEbsDefaultKmsKeyId"), ("KmsKeyId", prior_key.as_str())],
+    );
+
+    let mut r = w.resource(TYPE, "Ebs");
+    let created = r.create(json!({}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("PreviouslyEnabled"), Some("true"));
+    assert_eq!(ebs_state(&w), (true, managed_key(&w)));
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        ebs_state(&w),
+        (true, prior_key),
+        "encryption stays on and the prior key is back"
+    );
+    assert!(!w
+        .operations("ec2")
+        .contains(&"DisableEbsEncryptionByDefault".to_string()));
+}
+
+#[test]
+fn repeat_create_makes_no_mutating_call() {
+    let w = world();
+    let mut first = w.resource(TYPE, "First");
+    assert_eq!(first.create(json!({})).status(), "SUCCESS");
+    let before = w.operations("ec2").len();
+
+    let mut second = w.resource(TYPE, "Second");
+    let again = second.create(json!({"KmsKeyId": ""}));
+    assert_eq!(again.status(), "SUCCESS", "{}", again.reason());
+    assert_eq!(again.data("PreviouslyEnabled"), Some("true"));
+    let during = w.operations("ec2")[before..].to_vec();
+    assert!(mutating(&during).is_empty(), "{during:?}");
+
+    // Deleting the second leaves the first one's encryption on.
+    assert_eq!(second.delete().status(), "SUCCESS");
+    assert!(ebs_state(&w).0);
+}
+
+#[test]
+fn malformed_properties_fail_by_name_and_the_delete_after_touches_nothing() {
+    let w = world();
+    let mut r = w.resource(TYPE, "Ebs");
+    let failed = r.create(json!({"KmsKeyID": "alias/typo"}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("invalid property KmsKeyID: unknown property (supported: KmsKeyId)"),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed.physical_id().starts_with("tapguard-failed-create:"),
+        "{}",
+        failed.physical_id()
+    );
+
+    let wrong_type = r.create(json!({"KmsKeyId": {"Ref": "Key"}}));
+    assert_eq!(wrong_type.status(), "FAILED");
+    assert!(
+        wrong_type.reason().starts_with("invalid property KmsKeyId: "),
+        "{}",
+        wrong_type.reason()
+    );
+    assert!(
+        wrong_type.reason().contains("{\"Ref\":\"Key\"}"),
+        "{}",
+        wrong_type.reason()
+    );
+
+    // CloudFormation then deletes the failed resource: SUCCESS without any AWS call.
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(deleted.physical_id(), wrong_type.physical_id());
+    assert!(w.operations("ec2").is_empty(), "{:?}", w.operations("ec2"));
+    assert_eq!(ebs_state(&w).0, false);
+}
+
+#[test]
+fn an_unknown_key_fails_before_any_change() {
+    let w = world();
+    let mut r = w.resource(TYPE, "Ebs");
+    let failed = r.create(json!({"KmsKeyId": "alias/does-not-exist"}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .contains("invalid property KmsKeyId: alias/does-not-exist: DescribeKey failed: NotFoundException"),
+        "{}",
+        failed.reason()
+    );
+    assert!(mutating(&w.operations("ec2")).is_empty());
+    assert_eq!(ebs_state(&w).0, false);
+}
+
+#[test]
+fn access_denied_is_failed_with_operation_code_action_and_log_stream() {
+    let w = world();
+    w.fault(
+        json!({"service": "ec2", "operation": "EnableEbsEncryptionByDefault", "code": "UnauthorizedOperation",
+        "message": "You are not authorized to perform this operation.", "status": 403}),
+    );
+    let mut r = w.resource(TYPE, "Ebs");
+    let failed = r.create(json!({}));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("ec2:EnableEbsEncryptionByDefault was denied"),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(&format!("(log stream {})", w.host.log_stream)),
+        "{reason}"
+    );
+    assert_eq!(ebs_state(&w).0, false);
+}
+
+#[test]
+fn throttling_is_retried_by_the_sdk_and_recovers() {
+    let w = world();
+    w.fault(json!({"service": "ec2", "operation": "EnableEbsEncryptionByDefault", "code": "RequestLimitExceeded", "count": 2}));
+    let mut r = w.resource(TYPE, "Ebs");
+    let created = r.create(json!({}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let enables = w
+        .operations("ec2")
+        .iter()
+        .filter(|op| *op == "EnableEbsEncryptionByDefault")
+        .count();
+    assert_eq!(enables, 3, "two throttled attempts, then success");
+    assert!(ebs_state(&w).0);
+}
+
+#[test]
+fn an_oversized_reason_is_cut_to_fit_keeping_both_ends() {
+    let w = world();
+    let message = format!("START{}END", "x".repeat(6000));
+    w.fault(json!({"service": "ec2", "operation": "EnableEbsEncryptionByDefault", "code": "InvalidParameterValue", "message": message}));
+    let mut r = w.resource(TYPE, "Ebs");
+    let failed = r.create(json!({}));
+    assert_eq!(failed.status(), "FAILED");
+    let body = &w.responses.attempts(failed.response_url())[0].body;
+    assert!(body.len() <= 4096, "{} bytes", body.len());
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("EnableEbsEncryptionByDefault failed: InvalidParameterValue: START"),
+        "{reason}"
+    );
+    assert!(reason.contains("bytes cut"), "{reason}");
+    assert!(
+        reason.ends_with(&format!("(log stream {})", w.host.log_stream)),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_slow_call_past_the_deadline_answers_failed_in_time() {
+    let w = world();
+    w.fault(json!({"service": "ec2", "operation": "GetEbsEncryptionByDefault", "delay_ms": 30000, "count": 1}));
+    let mut r = w.resource(TYPE, "Ebs");
+    r.timeout = std::time::Duration::from_secs(8);
+    let started = std::time::Instant::now();
+    let failed = r.create(json!({}));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "answered after the Lambda deadline"
+    );
+    assert_eq!(failed.status(), "FAILED");
+    // The budget is the 8 s deadline less the 5 s kept back for the response.
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("timed out after 2 s") || reason.starts_with("timed out after 3 s"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(" s while calling ec2:GetEbsEncryptionByDefault: answering now"),
+        "{reason}"
+    );
+}

@@ -28,7 +28,10 @@ pub fn stack_location(stack_id: &str) -> (String, String, String) {
 
 /// Builds `arn:<partition>:<service>:<region>:<account>:<resource>` for the region's partition.
 pub fn build(service: &str, region: &str, account: &str, resource: &str) -> String {
-    format!("arn:{}:{service}:{region}:{account}:{resource}", partition_for_region(region))
+    format!(
+        "arn:{}:{service}:{region}:{account}:{resource}",
+        partition_for_region(region)
+    )
 }
 
 #[cfg(test)]
@@ -40,13 +43,22 @@ mod tests {
         assert_eq!(partition_for_region("eu-west-1"), "aws");
         assert_eq!(partition_for_region("cn-north-1"), "aws-cn");
         assert_eq!(partition_for_region("us-gov-west-1"), "aws-us-gov");
-        assert_eq!(build("kms", "cn-northwest-1", "1", "alias/aws/ebs"), "arn:aws-cn:kms:cn-northwest-1:1:alias/aws/ebs");
+        assert_eq!(
+            build("kms", "cn-northwest-1", "1", "alias/aws/ebs"),
+            "arn:aws-cn:kms:cn-northwest-1:1:alias/aws/ebs"
+        );
     }
 
     #[test]
     fn stack_location_reads_the_stack_arn() {
         let (p, r, a) = stack_location("arn:aws-us-gov:cloudformation:us-gov-west-1:123456789012:stack/s/guid");
-        assert_eq!((p.as_str(), r.as_str(), a.as_str()), ("aws-us-gov", "us-gov-west-1", "123456789012"));
-        assert_eq!(stack_location("not-an-arn"), (String::new(), String::new(), String::new()));
+        assert_eq!(
+            (p.as_str(), r.as_str(), a.as_str()),
+            ("aws-us-gov", "us-gov-west-1", "123456789012")
+        );
+        assert_eq!(
+            stack_location("not-an-arn"),
+            (String::new(), String::new(), String::new())
+        );
     }
 }

@@ -109,7 +109,10 @@ fn advice_for(service: &str, operation: &str, code: &str) -> String {
         "AWS kept throttling after the SDK's retries with backoff: retry the stack operation later, \
          or raise the service quota"
             .to_string()
-    } else if matches!(code, "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable") {
+    } else if matches!(
+        code,
+        "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable"
+    ) {
         "AWS failed on its side after the SDK's retries: retry the stack operation".to_string()
     } else if matches!(code, "DispatchFailure" | "TimeoutError") {
         format!(

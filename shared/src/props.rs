@@ -42,6 +42,7 @@ fn explain(path: &str, serde_message: &str, properties: &Value) -> HandlerError 
         let expected = expected
             .trim_start_matches(", expected one of ")
             .trim_start_matches(", expected ")
+            .replace("` or `", ", ")
             .replace('`', "");
         return HandlerError::InvalidProperty {
             property: path.to_string(),
@@ -218,9 +219,16 @@ mod tests {
 
     #[test]
     fn malformed_values_name_property_given_and_expected() {
-        let err = parse::<Sample>(&json!({"Name": "a", "Enabled": "yes"})).unwrap_err().to_string();
-        assert!(err.contains("Enabled") && err.contains("\"yes\"") && err.contains("true or false"), "{err}");
-        let err = parse::<Sample>(&json!({"Name": "a", "Rules": [{"Age": "-3"}]})).unwrap_err().to_string();
+        let err = parse::<Sample>(&json!({"Name": "a", "Enabled": "yes"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Enabled") && err.contains("\"yes\"") && err.contains("true or false"),
+            "{err}"
+        );
+        let err = parse::<Sample>(&json!({"Name": "a", "Rules": [{"Age": "-3"}]}))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("invalid property Rules[0].Age"), "{err}");
         assert!(err.contains("\"-3\"") && err.contains("whole number"), "{err}");
     }
@@ -228,6 +236,9 @@ mod tests {
     #[test]
     fn properties_must_be_an_object() {
         let err = parse::<Sample>(&json!(["x"])).unwrap_err().to_string();
-        assert!(err.contains("ResourceProperties") && err.contains("expected an object"), "{err}");
+        assert!(
+            err.contains("ResourceProperties") && err.contains("expected an object"),
+            "{err}"
+        );
     }
 }

@@ -56,7 +56,10 @@ impl Responder {
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    (status.is_server_error() || status.as_u16() == 429, format!("HTTP {status}"))
+                    (
+                        status.is_server_error() || status.as_u16() == 429,
+                        format!("HTTP {status}"),
+                    )
                 }
                 Err(err) => (true, err.without_url().to_string()),
             };
@@ -75,7 +78,9 @@ impl Responder {
 
 /// Exponential backoff with full jitter: a random wait up to base * 2^(attempt-1), capped.
 fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE_BACKOFF.saturating_mul(1 << attempt.min(10).saturating_sub(1)).min(MAX_BACKOFF);
+    let ceiling = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(10).saturating_sub(1))
+        .min(MAX_BACKOFF);
     let millis = ceiling.as_millis() as u64;
     Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
 }

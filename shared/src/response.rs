@@ -50,7 +50,10 @@ impl ResponseBody {
         if full.len() <= MAX_RESPONSE_BYTES {
             return (full, self);
         }
-        let without_reason = ResponseBody { reason: None, ..self.clone() };
+        let without_reason = ResponseBody {
+            reason: None,
+            ..self.clone()
+        };
         let base = serde_json::to_vec(&without_reason).expect("serializes").len();
         if base + 64 > MAX_RESPONSE_BYTES && !self.data.is_empty() {
             let data_bytes = serde_json::to_vec(&self.data).expect("serializes").len();
@@ -155,7 +158,11 @@ mod tests {
         let reason = format!("START {} END", "é€\"".repeat(3000));
         let (bytes, sent) = body(Status::Failed, Some(reason), BTreeMap::new()).to_bytes();
         assert!(bytes.len() <= MAX_RESPONSE_BYTES, "{} bytes", bytes.len());
-        assert!(bytes.len() > MAX_RESPONSE_BYTES - 16, "cut more than needed: {} bytes", bytes.len());
+        assert!(
+            bytes.len() > MAX_RESPONSE_BYTES - 16,
+            "cut more than needed: {} bytes",
+            bytes.len()
+        );
         let json: serde_json::Value = serde_json::from_slice(&bytes).expect("valid UTF-8 JSON");
         let cut = json["Reason"].as_str().unwrap();
         assert!(cut.starts_with("START ") && cut.ends_with(" END"), "{cut}");
@@ -165,14 +172,16 @@ mod tests {
 
     #[test]
     fn data_that_cannot_fit_is_reported_not_dropped() {
-        let data: BTreeMap<String, String> =
-            (0..10).map(|i| (format!("Key{i}"), "x".repeat(500))).collect();
+        let data: BTreeMap<String, String> = (0..10).map(|i| (format!("Key{i}"), "x".repeat(500))).collect();
         let (bytes, sent) = body(Status::Success, None, data).to_bytes();
         assert!(bytes.len() <= MAX_RESPONSE_BYTES);
         assert_eq!(sent.status, Status::Failed);
         assert!(sent.data.is_empty());
         let reason = sent.reason.unwrap();
-        assert!(reason.contains("Key0, Key1") && reason.contains("4096-byte"), "{reason}");
+        assert!(
+            reason.contains("Key0, Key1") && reason.contains("4096-byte"),
+            "{reason}"
+        );
         assert!(reason.contains("the work itself succeeded"), "{reason}");
     }
 

@@ -41,7 +41,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(physical_id: impl Into<String>) -> Self {
-        Outcome { physical_id: physical_id.into(), ..Default::default() }
+        Outcome {
+            physical_id: physical_id.into(),
+            ..Default::default()
+        }
     }
 
     pub fn with(mut self, key: &str, value: impl ToString) -> Self {
@@ -160,7 +163,10 @@ impl Invocation {
 
 /// Runs `resource` as a Lambda function until the runtime stops.
 pub async fn run<R: CustomResource>(resource: R) -> Result<(), lambda_runtime::Error> {
-    let runtime = Arc::new(Runtime { resource, responder: Responder::new() });
+    let runtime = Arc::new(Runtime {
+        resource,
+        responder: Responder::new(),
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let runtime = Arc::clone(&runtime);
         async move { runtime.handle(event).await }
@@ -179,25 +185,37 @@ impl<R: CustomResource> Runtime<R> {
         let LambdaEvent { payload, context } = event;
         let hard_deadline = instant_of(context.deadline());
         if payload.get("ResponseURL").and_then(Value::as_str).is_some() {
-            return Ok(self.custom_resource_event(payload, &context.env_config.log_stream, hard_deadline).await);
+            return Ok(self
+                .custom_resource_event(payload, &context.env_config.log_stream, hard_deadline)
+                .await);
         }
         if payload.get("detail-type").is_some() || payload.get("source").is_some() {
             return self.scheduled_event(payload, hard_deadline).await;
         }
         error!("event is neither a CloudFormation custom-resource event nor a scheduled event");
-        Err("unsupported event: expected a CloudFormation custom-resource event or an EventBridge scheduled event".into())
+        Err(
+            "unsupported event: expected a CloudFormation custom-resource event or an EventBridge scheduled event"
+                .into(),
+        )
     }
 
     async fn scheduled_event(&self, payload: Value, hard_deadline: Instant) -> Result<Value, lambda_runtime::Error> {
         let region = std::env::var("AWS_REGION").unwrap_or_default();
-        let account = payload.get("account").and_then(Value::as_str).unwrap_or_default().to_string();
+        let account = payload
+            .get("account")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let mut inv = Invocation::detached(&region, &account);
         inv.deadline = Some(hard_deadline);
         let started = Instant::now();
-        let work = AssertUnwindSafe(self.resource.scheduled(&inv, payload)).catch_unwind();
+        let work = AssertUnwindSafe(Box::pin(self.resource.scheduled(&inv, payload))).catch_unwind();
         let result = match tokio::time::timeout(hard_deadline.saturating_duration_since(Instant::now()), work).await {
             Ok(Ok(result)) => result,
-            Ok(Err(panic)) => Err(HandlerError::Failed(format!("the handler panicked: {}", panic_message(&panic)))),
+            Ok(Err(panic)) => Err(HandlerError::Failed(format!(
+                "the handler panicked: {}",
+                panic_message(&panic)
+            ))),
             Err(_) => Err(timed_out(started, &inv)),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -216,7 +234,13 @@ impl<R: CustomResource> Runtime<R> {
     async fn custom_resource_event(&self, payload: Value, log_stream: &str, hard_deadline: Instant) -> Value {
         let started = Instant::now();
         let response_url = payload["ResponseURL"].as_str().unwrap_or_default().to_string();
-        let field = |name: &str| payload.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+        let field = |name: &str| {
+            payload
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let request_type = field("RequestType");
         let (stack_id, request_id, logical_id) = (field("StackId"), field("RequestId"), field("LogicalResourceId"));
         let incoming_physical_id = field("PhysicalResourceId");
@@ -229,7 +253,10 @@ impl<R: CustomResource> Runtime<R> {
             log_stream: log_stream.to_string(),
             partition,
             account_id,
-            region: std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()).unwrap_or(region),
+            region: std::env::var("AWS_REGION")
+                .ok()
+                .filter(|r| !r.is_empty())
+                .unwrap_or(region),
             step: Mutex::new("starting".into()),
             deadline: Some(hard_deadline.checked_sub(RESPONSE_RESERVE).unwrap_or(hard_deadline)),
         };
@@ -241,21 +268,36 @@ impl<R: CustomResource> Runtime<R> {
         };
 
         let budget = inv.time_left().unwrap_or_default();
-        let work = AssertUnwindSafe(self.dispatch(&inv, payload)).catch_unwind();
+        // Boxed: the handler's future nests deeply, and inline it overflows rustc's layout depth in `main`.
+        let work = AssertUnwindSafe(Box::pin(self.dispatch(&inv, payload))).catch_unwind();
         let result = match tokio::time::timeout(budget, work).await {
             Ok(Ok(result)) => result,
-            Ok(Err(panic)) => Err(HandlerError::Failed(format!("the handler panicked: {}", panic_message(&panic)))),
+            Ok(Err(panic)) => Err(HandlerError::Failed(format!(
+                "the handler panicked: {}",
+                panic_message(&panic)
+            ))),
             Err(_) => Err(timed_out(started, &inv)),
         };
 
         let (status, reason, physical_id, data, no_echo) = match result {
             Ok(outcome) => match check_physical_id(&outcome.physical_id) {
-                Ok(()) => (Status::Success, None, outcome.physical_id, outcome.data, outcome.no_echo),
+                Ok(()) => (
+                    Status::Success,
+                    None,
+                    outcome.physical_id,
+                    outcome.data,
+                    outcome.no_echo,
+                ),
                 Err(problem) => (Status::Failed, Some(problem), failed_id, BTreeMap::new(), false),
             },
             Err(err) => (Status::Failed, Some(err.to_string()), failed_id, BTreeMap::new(), false),
         };
-        let reason = reason.map(|r| format!("{r} (log stream {})", if log_stream.is_empty() { "unknown" } else { log_stream }));
+        let reason = reason.map(|r| {
+            format!(
+                "{r} (log stream {})",
+                if log_stream.is_empty() { "unknown" } else { log_stream }
+            )
+        });
         let replaced = request_type == "Update" && status == Status::Success && physical_id != incoming_physical_id;
 
         let body = ResponseBody {
@@ -278,16 +320,35 @@ impl<R: CustomResource> Runtime<R> {
         let line = |level_error: bool| {
             if level_error {
                 error!(
-                    request_type, resource_type = R::RESOURCE_TYPE, logical_resource_id = logical_id,
-                    request_id, stack_id, physical_resource_id = sent.physical_resource_id,
-                    outcome = sent.status.as_str(), reason, data_keys, replaced, delivered, delivery_error, duration_ms,
+                    request_type,
+                    resource_type = R::RESOURCE_TYPE,
+                    logical_resource_id = logical_id,
+                    request_id,
+                    stack_id,
+                    physical_resource_id = sent.physical_resource_id,
+                    outcome = sent.status.as_str(),
+                    reason,
+                    data_keys,
+                    replaced,
+                    delivered,
+                    delivery_error,
+                    duration_ms,
                     "custom resource event handled"
                 )
             } else {
                 info!(
-                    request_type, resource_type = R::RESOURCE_TYPE, logical_resource_id = logical_id,
-                    request_id, stack_id, physical_resource_id = sent.physical_resource_id,
-                    outcome = sent.status.as_str(), reason, data_keys, replaced, delivered, duration_ms,
+                    request_type,
+                    resource_type = R::RESOURCE_TYPE,
+                    logical_resource_id = logical_id,
+                    request_id,
+                    stack_id,
+                    physical_resource_id = sent.physical_resource_id,
+                    outcome = sent.status.as_str(),
+                    reason,
+                    data_keys,
+                    replaced,
+                    delivered,
+                    duration_ms,
                     "custom resource event handled"
                 )
             }
@@ -309,18 +370,26 @@ impl<R: CustomResource> Runtime<R> {
                 let props = props::parse(&update.resource_properties)?;
                 let old = props::parse(&update.old_resource_properties).ok();
                 if self.owns(&update.physical_resource_id) {
-                    self.resource.update(inv, &update.physical_resource_id, props, old).await
+                    self.resource
+                        .update(inv, &update.physical_resource_id, props, old)
+                        .await
                 } else {
                     // Not an id we issued (e.g. the resource was made by an earlier implementation):
                     // create ours; CloudFormation then deletes the old one, which we leave alone.
-                    info!(physical_resource_id = update.physical_resource_id, "update of a foreign physical id: creating a replacement");
+                    info!(
+                        physical_resource_id = update.physical_resource_id,
+                        "update of a foreign physical id: creating a replacement"
+                    );
                     self.resource.create(inv, props).await
                 }
             }
             Request::Delete(delete) => {
                 let id = delete.physical_resource_id;
                 if !self.owns(&id) {
-                    info!(physical_resource_id = id, "delete of an id this handler did not issue (or of a failed create): nothing to undo");
+                    info!(
+                        physical_resource_id = id,
+                        "delete of an id this handler did not issue (or of a failed create): nothing to undo"
+                    );
                     return Ok(Outcome::new(id));
                 }
                 let props = props::parse(&delete.resource_properties).ok();

@@ -1,1 +1,106 @@
+//! What every integration test shares: one emulator per test process, an account per test, and the
+//! real handler binaries under a Lambda Runtime API.
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+pub use tapguard_harness::*;
+
+/// The project root (the workspace folder).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The emulator of this test process: `TAPGUARD_EMULATOR_URL` if set, else one started on first use.
+pub fn emulator() -> &'static Emulator {
+    static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+    EMULATOR.get_or_init(|| Emulator::from_env_or_start(&root()).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// A test's own world: a fresh account in the emulator, a ResponseURL server, and the handler running.
+pub struct World {
+    pub account: Account,
+    pub region: String,
+    pub responses: ResponseServer,
+    pub host: LambdaHost,
+}
+
+impl World {
+    /// Starts `binary` (a handler binary name) in a fresh account in `region`.
+    pub fn new(binary: &str, region: &str) -> World {
+        Self::with_env(binary, region, &[])
+    }
+
+    pub fn with_env(binary: &str, region: &str, extra_env: &[(&str, &str)]) -> World {
+        let emulator = emulator();
+        let account = emulator.fresh_account();
+        let mut env = emulator.sdk_env(&account, region);
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let host = LambdaHost::start(&binary_path(binary), &env);
+        World {
+            account,
+            region: region.to_string(),
+            responses: ResponseServer::start(),
+            host,
+        }
+    }
+
+    /// A StackId in this world's account and region.
+    pub fn stack_id(&self) -> String {
+        format!(
+            "arn:aws:cloudformation:{}:{}:stack/tap-test/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f",
+            self.region, self.account.account_id
+        )
+    }
+
+    pub fn resource(&self, resource_type: &str, logical_id: &str) -> CustomResourceDriver<'_> {
+        CustomResourceDriver::new(&self.host, &self.responses, resource_type, logical_id, &self.stack_id())
+    }
+
+    /// Operations this world's account called on `service`, in order.
+    pub fn operations(&self, service: &str) -> Vec<String> {
+        emulator().operations(&self.account.account_id, service)
+    }
+
+    pub fn query(&self, service: &str, params: &[(&str, &str)]) -> String {
+        emulator().query(&self.account, &self.region, service, params)
+    }
+
+    pub fn json_call(&self, service: &str, target: &str, body: Value) -> Value {
+        emulator().json_call(&self.account, &self.region, service, target, body)
+    }
+
+    pub fn rest_call(&self, service: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+        emulator().rest_call(&self.account, &self.region, service, method, path, body)
+    }
+
+    /// Injects a fault for this world's account only.
+    pub fn fault(&self, mut rule: Value) {
+        rule["account"] = Value::String(self.account.account_id.clone());
+        emulator().add_fault(rule);
+    }
+}
+
+/// Loads `tests/fixtures/<name>` as JSON.
+pub fn fixture(name: &str) -> Value {
+    let path = root().join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Operations that change state: names that do not start with a read verb.
+pub fn mutating(operations: &[String]) -> Vec<String> {
+    operations
+        .iter()
+        .filter(|op| {
+            !["Get", "Describe", "List", "Head"]
+                .iter()
+                .any(|read| op.starts_with(read))
+        })
+        .cloned()
+        .collect()
+}

@@ -1,8 +1,6 @@
-mod resource;
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tapguard_shared::init_logging();
     let config = tapguard_shared::aws_config().await;
-    tapguard_shared::run(resource::EbsDefaultEncryption::new(&config)).await
+    tapguard_shared::run(ebs_default_encryption::EbsDefaultEncryption::new(&config)).await
 }

@@ -38,7 +38,10 @@ pub struct PriorState {
 
 impl PriorState {
     pub fn physical_id(&self) -> String {
-        format!("{ID_PREFIX}{}:was-enabled={}:was-key={}", self.region, self.enabled, self.kms_key_id)
+        format!(
+            "{ID_PREFIX}{}:was-enabled={}:was-key={}",
+            self.region, self.enabled, self.kms_key_id
+        )
     }
 
     pub fn parse(physical_id: &str) -> Result<Self, HandlerError> {
@@ -52,7 +55,11 @@ impl PriorState {
         let (region, rest) = rest.split_once(":was-enabled=").ok_or_else(malformed)?;
         let (enabled, key) = rest.split_once(":was-key=").ok_or_else(malformed)?;
         let enabled = enabled.parse().map_err(|_| malformed())?;
-        Ok(PriorState { region: region.to_string(), enabled, kms_key_id: key.to_string() })
+        Ok(PriorState {
+            region: region.to_string(),
+            enabled,
+            kms_key_id: key.to_string(),
+        })
     }
 }
 
@@ -106,12 +113,20 @@ impl EbsDefaultEncryption {
 
     async fn read(&self, inv: &Invocation) -> Result<Current, HandlerError> {
         let enabled = inv
-            .aws("ec2", "GetEbsEncryptionByDefault", self.ec2.get_ebs_encryption_by_default().send())
+            .aws(
+                "ec2",
+                "GetEbsEncryptionByDefault",
+                self.ec2.get_ebs_encryption_by_default().send(),
+            )
             .await?
             .ebs_encryption_by_default()
             .unwrap_or(false);
         let kms_key_id = inv
-            .aws("ec2", "GetEbsDefaultKmsKeyId", self.ec2.get_ebs_default_kms_key_id().send())
+            .aws(
+                "ec2",
+                "GetEbsDefaultKmsKeyId",
+                self.ec2.get_ebs_default_kms_key_id().send(),
+            )
             .await?
             .kms_key_id()
             .unwrap_or(AWS_MANAGED_ALIAS)
@@ -129,7 +144,9 @@ impl EbsDefaultEncryption {
             .aws("kms", "DescribeKey", self.kms.describe_key().key_id(key).send())
             .await
             .map_err(|err| match err {
-                HandlerError::Aws { code, message, advice, .. } => HandlerError::InvalidProperty {
+                HandlerError::Aws {
+                    code, message, advice, ..
+                } => HandlerError::InvalidProperty {
                     property: "KmsKeyId".into(),
                     problem: format!(
                         "{key}: DescribeKey failed: {code}: {message} ({})",
@@ -142,11 +159,14 @@ impl EbsDefaultEncryption {
                 },
                 other => other,
             })?;
-        let meta = described.key_metadata().ok_or_else(|| {
-            HandlerError::Failed(format!("DescribeKey for {key} answered without KeyMetadata"))
-        })?;
+        let meta = described
+            .key_metadata()
+            .ok_or_else(|| HandlerError::Failed(format!("DescribeKey for {key} answered without KeyMetadata")))?;
         let problem = if meta.key_state() != Some(&KeyState::Enabled) {
-            Some(format!("the key is {:?}, not Enabled: enable it or choose another", meta.key_state()))
+            Some(format!(
+                "the key is {:?}, not Enabled: enable it or choose another",
+                meta.key_state()
+            ))
         } else if meta.key_spec().is_some_and(|s| *s != KeySpec::SymmetricDefault) {
             Some("EBS needs a symmetric key (SYMMETRIC_DEFAULT)".to_string())
         } else if meta.key_usage().is_some_and(|u| *u != KeyUsageType::EncryptDecrypt) {
@@ -155,9 +175,14 @@ impl EbsDefaultEncryption {
             None
         };
         if let Some(problem) = problem {
-            return Err(HandlerError::InvalidProperty { property: "KmsKeyId".into(), problem: format!("{key}: {problem}") });
+            return Err(HandlerError::InvalidProperty {
+                property: "KmsKeyId".into(),
+                problem: format!("{key}: {problem}"),
+            });
         }
-        let arn = meta.arn().ok_or_else(|| HandlerError::Failed(format!("DescribeKey for {key} answered no ARN")))?;
+        let arn = meta
+            .arn()
+            .ok_or_else(|| HandlerError::Failed(format!("DescribeKey for {key} answered no ARN")))?;
         Ok(DesiredKey::Arn(arn.to_string()))
     }
 
@@ -169,7 +194,12 @@ impl EbsDefaultEncryption {
         if !desired.is_met_by(&current.kms_key_id) {
             match &desired {
                 DesiredKey::AwsManaged => {
-                    inv.aws("ec2", "ResetEbsDefaultKmsKeyId", self.ec2.reset_ebs_default_kms_key_id().send()).await?;
+                    inv.aws(
+                        "ec2",
+                        "ResetEbsDefaultKmsKeyId",
+                        self.ec2.reset_ebs_default_kms_key_id().send(),
+                    )
+                    .await?;
                 }
                 DesiredKey::Arn(arn) => {
                     inv.aws(
@@ -182,8 +212,12 @@ impl EbsDefaultEncryption {
             }
         }
         if !current.enabled {
-            inv.aws("ec2", "EnableEbsEncryptionByDefault", self.ec2.enable_ebs_encryption_by_default().send())
-                .await?;
+            inv.aws(
+                "ec2",
+                "EnableEbsEncryptionByDefault",
+                self.ec2.enable_ebs_encryption_by_default().send(),
+            )
+            .await?;
         }
         inv.step("verifying the EBS default encryption settings");
         let after = self.read(inv).await?;
@@ -220,7 +254,11 @@ impl CustomResource for EbsDefaultEncryption {
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let before = self.read(inv).await?;
-        let prior = PriorState { region: inv.region.clone(), enabled: before.enabled, kms_key_id: before.kms_key_id };
+        let prior = PriorState {
+            region: inv.region.clone(),
+            enabled: before.enabled,
+            kms_key_id: before.kms_key_id,
+        };
         let verified = self.converge(inv, &props).await?;
         Ok(Self::outcome(&prior, &verified))
     }
@@ -251,11 +289,20 @@ impl CustomResource for EbsDefaultEncryption {
             },
             None => true,
         };
-        let prior_key = if is_aws_managed(&prior.kms_key_id) { DesiredKey::AwsManaged } else { DesiredKey::Arn(prior.kms_key_id.clone()) };
+        let prior_key = if is_aws_managed(&prior.kms_key_id) {
+            DesiredKey::AwsManaged
+        } else {
+            DesiredKey::Arn(prior.kms_key_id.clone())
+        };
         if ours && !prior_key.is_met_by(&current.kms_key_id) {
             match &prior_key {
                 DesiredKey::AwsManaged => {
-                    inv.aws("ec2", "ResetEbsDefaultKmsKeyId", self.ec2.reset_ebs_default_kms_key_id().send()).await?;
+                    inv.aws(
+                        "ec2",
+                        "ResetEbsDefaultKmsKeyId",
+                        self.ec2.reset_ebs_default_kms_key_id().send(),
+                    )
+                    .await?;
                 }
                 DesiredKey::Arn(arn) => {
                     inv.aws(
@@ -267,12 +314,19 @@ impl CustomResource for EbsDefaultEncryption {
                 }
             }
         } else if !ours {
-            info!(current_key = current.kms_key_id, "default EBS key was changed by someone else since: left as it is");
+            info!(
+                current_key = current.kms_key_id,
+                "default EBS key was changed by someone else since: left as it is"
+            );
         }
         // Turn encryption off only when this resource turned it on.
         if !prior.enabled && current.enabled {
-            inv.aws("ec2", "DisableEbsEncryptionByDefault", self.ec2.disable_ebs_encryption_by_default().send())
-                .await?;
+            inv.aws(
+                "ec2",
+                "DisableEbsEncryptionByDefault",
+                self.ec2.disable_ebs_encryption_by_default().send(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -304,7 +358,11 @@ mod tests {
     fn encryption_reads(values: &[bool]) -> Rule {
         let mut seq = mock!(Ec2::get_ebs_encryption_by_default).sequence();
         for &v in values {
-            seq = seq.output(move || GetEbsEncryptionByDefaultOutput::builder().ebs_encryption_by_default(v).build());
+            seq = seq.output(move || {
+                GetEbsEncryptionByDefaultOutput::builder()
+                    .ebs_encryption_by_default(v)
+                    .build()
+            });
         }
         seq.build()
     }
@@ -318,8 +376,11 @@ mod tests {
     }
 
     fn enable_ok() -> Rule {
-        mock!(Ec2::enable_ebs_encryption_by_default)
-            .then_output(|| EnableEbsEncryptionByDefaultOutput::builder().ebs_encryption_by_default(true).build())
+        mock!(Ec2::enable_ebs_encryption_by_default).then_output(|| {
+            EnableEbsEncryptionByDefaultOutput::builder()
+                .ebs_encryption_by_default(true)
+                .build()
+        })
     }
 
     fn modify_ok() -> Rule {
@@ -333,8 +394,11 @@ mod tests {
     }
 
     fn disable_ok() -> Rule {
-        mock!(Ec2::disable_ebs_encryption_by_default)
-            .then_output(|| DisableEbsEncryptionByDefaultOutput::builder().ebs_encryption_by_default(false).build())
+        mock!(Ec2::disable_ebs_encryption_by_default).then_output(|| {
+            DisableEbsEncryptionByDefaultOutput::builder()
+                .ebs_encryption_by_default(false)
+                .build()
+        })
     }
 
     fn describe_key_ok() -> Rule {
@@ -361,36 +425,58 @@ mod tests {
     }
 
     fn props(key: Option<&str>) -> Properties {
-        Properties { kms_key_id: key.map(str::to_string) }
+        Properties {
+            kms_key_id: key.map(str::to_string),
+        }
     }
 
     #[tokio::test]
     async fn create_on_a_fresh_region_enables_and_verifies() {
-        let (reads, keys, enable) = (encryption_reads(&[false, false, true]), key_reads(&[MANAGED, MANAGED, MANAGED]), enable_ok());
+        let (reads, keys, enable) = (
+            encryption_reads(&[false, false, true]),
+            key_reads(&[MANAGED, MANAGED, MANAGED]),
+            enable_ok(),
+        );
         let (modify, reset) = (modify_ok(), reset_ok());
         let h = handler(&[&reads, &keys, &enable, &modify, &reset], &[]);
         let out = h.create(&inv(), props(None)).await.unwrap();
-        assert_eq!(out.physical_id, format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}"));
+        assert_eq!(
+            out.physical_id,
+            format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}")
+        );
         assert_eq!(out.data["Enabled"], "true");
         assert_eq!(out.data["KmsKeyId"], MANAGED);
         assert_eq!(out.data["PreviouslyEnabled"], "false");
         assert_eq!(enable.num_calls(), 1);
-        assert_eq!(modify.num_calls() + reset.num_calls(), 0, "the managed key was already the default");
+        assert_eq!(
+            modify.num_calls() + reset.num_calls(),
+            0,
+            "the managed key was already the default"
+        );
     }
 
     #[tokio::test]
     async fn create_with_a_customer_key_sets_it_before_enabling() {
-        let (reads, keys) = (encryption_reads(&[false, false, true]), key_reads(&[MANAGED, MANAGED, KEY_ARN]));
+        let (reads, keys) = (
+            encryption_reads(&[false, false, true]),
+            key_reads(&[MANAGED, MANAGED, KEY_ARN]),
+        );
         let (enable, modify, describe) = (enable_ok(), modify_ok(), describe_key_ok());
         let h = handler(&[&reads, &keys, &enable, &modify], &[&describe]);
         let out = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap();
         assert_eq!(out.data["KmsKeyId"], KEY_ARN);
-        assert_eq!((modify.num_calls(), enable.num_calls(), describe.num_calls()), (1, 1, 1));
+        assert_eq!(
+            (modify.num_calls(), enable.num_calls(), describe.num_calls()),
+            (1, 1, 1)
+        );
     }
 
     #[tokio::test]
     async fn repeat_create_with_everything_in_place_makes_no_mutating_call() {
-        let (reads, keys) = (encryption_reads(&[true, true, true]), key_reads(&[KEY_ARN, KEY_ARN, KEY_ARN]));
+        let (reads, keys) = (
+            encryption_reads(&[true, true, true]),
+            key_reads(&[KEY_ARN, KEY_ARN, KEY_ARN]),
+        );
         let (enable, modify, reset, describe) = (enable_ok(), modify_ok(), reset_ok(), describe_key_ok());
         let h = handler(&[&reads, &keys, &enable, &modify, &reset], &[&describe]);
         let out = h.create(&inv(), props(Some(KEY_ARN))).await.unwrap();
@@ -403,45 +489,82 @@ mod tests {
         let (reads, keys) = (encryption_reads(&[false, false]), key_reads(&[MANAGED, MANAGED]));
         let enable = mock!(Ec2::enable_ebs_encryption_by_default).then_error(|| {
             EnableEbsEncryptionByDefaultError::generic(
-                ErrorMetadata::builder().code("UnauthorizedOperation").message("You are not authorized").build(),
+                ErrorMetadata::builder()
+                    .code("UnauthorizedOperation")
+                    .message("You are not authorized")
+                    .build(),
             )
         });
         let h = handler(&[&reads, &keys, &enable], &[]);
         let err = h.create(&inv(), props(None)).await.unwrap_err();
         assert_eq!(err.code(), Some("UnauthorizedOperation"));
         let text = err.to_string();
-        assert!(text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized"), "{text}");
+        assert!(
+            text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized"),
+            "{text}"
+        );
         assert!(text.contains("ec2:EnableEbsEncryptionByDefault was denied"), "{text}");
     }
 
     #[tokio::test]
     async fn a_read_back_that_disagrees_is_failed_not_success() {
         // EnableEbsEncryptionByDefault answers, but the read-back still says false (an SCP or a race).
-        let (reads, keys, enable) = (encryption_reads(&[false, false, false]), key_reads(&[MANAGED, MANAGED, MANAGED]), enable_ok());
+        let (reads, keys, enable) = (
+            encryption_reads(&[false, false, false]),
+            key_reads(&[MANAGED, MANAGED, MANAGED]),
+            enable_ok(),
+        );
         let h = handler(&[&reads, &keys, &enable], &[]);
         let err = h.create(&inv(), props(None)).await.unwrap_err();
         assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
-        assert!(err.to_string().contains("GetEbsEncryptionByDefault still answers false"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("GetEbsEncryptionByDefault still answers false"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn a_key_read_back_that_disagrees_is_failed() {
-        let (reads, keys) = (encryption_reads(&[true, true, true]), key_reads(&[MANAGED, MANAGED, MANAGED]));
+        let (reads, keys) = (
+            encryption_reads(&[true, true, true]),
+            key_reads(&[MANAGED, MANAGED, MANAGED]),
+        );
         let (modify, describe) = (modify_ok(), describe_key_ok());
         let h = handler(&[&reads, &keys, &modify], &[&describe]);
         let err = h.create(&inv(), props(Some(KEY_ARN))).await.unwrap_err().to_string();
-        assert!(err.contains("GetEbsDefaultKmsKeyId answers") && err.contains(KEY_ARN), "{err}");
+        assert!(
+            err.contains("GetEbsDefaultKmsKeyId answers") && err.contains(KEY_ARN),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn an_unknown_key_is_refused_before_any_ec2_change() {
-        let (reads, keys, enable, modify) = (encryption_reads(&[false]), key_reads(&[MANAGED]), enable_ok(), modify_ok());
+        let (reads, keys, enable, modify) = (
+            encryption_reads(&[false]),
+            key_reads(&[MANAGED]),
+            enable_ok(),
+            modify_ok(),
+        );
         let describe = mock!(Kms::describe_key).then_error(|| {
-            DescribeKeyError::generic(ErrorMetadata::builder().code("NotFoundException").message("Alias not found").build())
+            DescribeKeyError::generic(
+                ErrorMetadata::builder()
+                    .code("NotFoundException")
+                    .message("Alias not found")
+                    .build(),
+            )
         });
         let h = handler(&[&reads, &keys, &enable, &modify], &[&describe]);
-        let err = h.create(&inv(), props(Some("alias/missing"))).await.unwrap_err().to_string();
-        assert!(err.starts_with("invalid property KmsKeyId: alias/missing: DescribeKey failed: NotFoundException"), "{err}");
+        let err = h
+            .create(&inv(), props(Some("alias/missing")))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid property KmsKeyId: alias/missing: DescribeKey failed: NotFoundException"),
+            "{err}"
+        );
         assert_eq!(enable.num_calls() + modify.num_calls(), 0);
     }
 
@@ -449,7 +572,14 @@ mod tests {
     async fn a_disabled_key_is_refused() {
         let describe = mock!(Kms::describe_key).then_output(|| {
             DescribeKeyOutput::builder()
-                .key_metadata(KeyMetadata::builder().key_id("k").arn(KEY_ARN).key_state(KeyState::Disabled).build().unwrap())
+                .key_metadata(
+                    KeyMetadata::builder()
+                        .key_id("k")
+                        .arn(KEY_ARN)
+                        .key_state(KeyState::Disabled)
+                        .build()
+                        .unwrap(),
+                )
                 .build()
         });
         let h = handler(&[], &[&describe]);
@@ -459,18 +589,33 @@ mod tests {
 
     #[tokio::test]
     async fn delete_restores_what_create_found() {
-        let prior = PriorState { region: "eu-west-1".into(), enabled: false, kms_key_id: MANAGED.into() };
+        let prior = PriorState {
+            region: "eu-west-1".into(),
+            enabled: false,
+            kms_key_id: MANAGED.into(),
+        };
         let (reads, keys) = (encryption_reads(&[true]), key_reads(&[KEY_ARN]));
         let (reset, disable, describe) = (reset_ok(), disable_ok(), describe_key_ok());
         let h = handler(&[&reads, &keys, &reset, &disable], &[&describe]);
-        h.delete(&inv(), &prior.physical_id(), Some(props(Some(KEY_ARN)))).await.unwrap();
+        h.delete(&inv(), &prior.physical_id(), Some(props(Some(KEY_ARN))))
+            .await
+            .unwrap();
         assert_eq!((reset.num_calls(), disable.num_calls()), (1, 1));
     }
 
     #[tokio::test]
     async fn delete_never_disables_encryption_that_was_on_before() {
-        let prior = PriorState { region: "eu-west-1".into(), enabled: true, kms_key_id: MANAGED.into() };
-        let (reads, keys, disable, reset) = (encryption_reads(&[true]), key_reads(&[MANAGED]), disable_ok(), reset_ok());
+        let prior = PriorState {
+            region: "eu-west-1".into(),
+            enabled: true,
+            kms_key_id: MANAGED.into(),
+        };
+        let (reads, keys, disable, reset) = (
+            encryption_reads(&[true]),
+            key_reads(&[MANAGED]),
+            disable_ok(),
+            reset_ok(),
+        );
         let h = handler(&[&reads, &keys, &disable, &reset], &[]);
         h.delete(&inv(), &prior.physical_id(), Some(props(None))).await.unwrap();
         assert_eq!(disable.num_calls() + reset.num_calls(), 0);
@@ -479,16 +624,32 @@ mod tests {
     #[tokio::test]
     async fn delete_leaves_a_key_someone_else_set_since() {
         const OTHER: &str = "arn:aws:kms:eu-west-1:111122223333:key/other";
-        let prior = PriorState { region: "eu-west-1".into(), enabled: true, kms_key_id: MANAGED.into() };
-        let (reads, keys, reset, modify, describe) = (encryption_reads(&[true]), key_reads(&[OTHER]), reset_ok(), modify_ok(), describe_key_ok());
+        let prior = PriorState {
+            region: "eu-west-1".into(),
+            enabled: true,
+            kms_key_id: MANAGED.into(),
+        };
+        let (reads, keys, reset, modify, describe) = (
+            encryption_reads(&[true]),
+            key_reads(&[OTHER]),
+            reset_ok(),
+            modify_ok(),
+            describe_key_ok(),
+        );
         let h = handler(&[&reads, &keys, &reset, &modify], &[&describe]);
-        h.delete(&inv(), &prior.physical_id(), Some(props(Some(KEY_ARN)))).await.unwrap();
+        h.delete(&inv(), &prior.physical_id(), Some(props(Some(KEY_ARN))))
+            .await
+            .unwrap();
         assert_eq!(reset.num_calls() + modify.num_calls(), 0);
     }
 
     #[test]
     fn physical_id_round_trips_and_rejects_strangers() {
-        let prior = PriorState { region: "cn-north-1".into(), enabled: true, kms_key_id: "arn:aws-cn:kms:cn-north-1:1:key/a:b".into() };
+        let prior = PriorState {
+            region: "cn-north-1".into(),
+            enabled: true,
+            kms_key_id: "arn:aws-cn:kms:cn-north-1:1:key/a:b".into(),
+        };
         assert_eq!(PriorState::parse(&prior.physical_id()).unwrap(), prior);
         assert!(PriorState::parse("ebs-default-encryption:eu-west-1").is_err());
         assert!(PriorState::parse("something-else").is_err());

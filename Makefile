@@ -1,0 +1,54 @@
+# tapguard: `make demo` runs the handlers on the local AWS emulator; `make test` runs every test.
+# Everything installs into the project (.venv for Python tools, target/ for Rust): nothing global.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+PORT ?= 4566
+
+.PHONY: all venv build test unit lint fmt demo emulator package bench clean-venv
+
+all: build
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: emulator/requirements.txt requirements-tools.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r emulator/requirements.txt -r requirements-tools.txt
+	touch $@
+
+build:
+	$(CARGO) build --workspace --bins
+
+# One build of every target (binaries, unit tests, integration tests) with the same features,
+# then every test: unit tests with aws-smithy-mocks, integration tests of the real binaries on the emulator.
+test: venv
+	$(CARGO) fmt --all -- --check
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --no-fail-fast
+
+unit:
+	$(CARGO) test --workspace --bins --lib
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+demo: venv
+	$(CARGO) build --workspace --bins
+	./target/debug/tapguard-demo .
+
+# The emulator by hand, for poking at it with the AWS CLI or an SDK: AWS_ENDPOINT_URL=http://127.0.0.1:$(PORT)
+emulator: venv
+	$(PY) emulator/server.py --port $(PORT) --verbose
+
+package:
+	$(CARGO) lambda build --release --output-format zip
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,147 @@
+//! `make demo`: starts the local AWS emulator and plays CloudFormation for each scenario in `demo/`:
+//! the real handler binaries under a Lambda Runtime API, printing status, reason and Data of each answer.
+//!
+//! Scenarios run in file-name order (so a hub comes before its standards); their Deletes run at the
+//! end in reverse order, as CloudFormation deletes dependants first.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+use tapguard_harness::{binary_path, CustomResourceDriver, Emulator, Exchange, LambdaHost, ResponseServer};
+
+fn main() -> ExitCode {
+    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
+    let region = std::env::var("TAPGUARD_DEMO_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let emulator = match Emulator::from_env_or_start(&root) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let account = emulator.account("111111111111");
+    println!(
+        "local AWS emulator at {} (account {}, region {region})\n",
+        emulator.url, account.account_id
+    );
+
+    let scenarios = match load_scenarios(&root.join("demo")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let responses = ResponseServer::start();
+    let env = emulator.sdk_env(&account, &region);
+    let stack_id = format!(
+        "arn:aws:cloudformation:{region}:{}:stack/TapStack-demo/00000000-0000-4000-8000-000000000001",
+        account.account_id
+    );
+    let hosts: Vec<LambdaHost> = scenarios
+        .iter()
+        .map(|s| LambdaHost::start(&binary_path(str_of(s, "binary")), &env))
+        .collect();
+    let mut drivers: Vec<CustomResourceDriver> = scenarios
+        .iter()
+        .zip(&hosts)
+        .map(|(s, host)| {
+            CustomResourceDriver::new(
+                host,
+                &responses,
+                str_of(s, "resource_type"),
+                str_of(s, "logical_id"),
+                &stack_id,
+            )
+        })
+        .collect();
+
+    let mut unexpected = 0;
+    for (scenario, driver) in scenarios.iter().zip(drivers.iter_mut()) {
+        println!("== {}", str_of(scenario, "title"));
+        for step in steps(scenario).filter(|s| str_of(s, "request") != "Delete") {
+            unexpected += run_step(driver, step);
+        }
+        println!();
+    }
+    for (scenario, driver) in scenarios.iter().zip(drivers.iter_mut()).rev() {
+        for step in steps(scenario).filter(|s| str_of(s, "request") == "Delete") {
+            println!("== {} (teardown)", str_of(scenario, "title"));
+            unexpected += run_step(driver, step);
+        }
+    }
+    if unexpected > 0 {
+        println!("\n{unexpected} step(s) did not end as the scenario expects");
+        ExitCode::FAILURE
+    } else {
+        println!("\nevery step ended as expected");
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs one step and prints it; returns 1 when its status is not the expected one (SUCCESS by default).
+fn run_step(driver: &mut CustomResourceDriver, step: &Value) -> usize {
+    let request = str_of(step, "request");
+    let properties = step
+        .get("properties")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
+    let exchange: Exchange = match request {
+        "Create" => driver.create(properties),
+        "Update" => driver.update(properties),
+        _ => driver.delete(),
+    };
+    let expected = step.get("expect").and_then(Value::as_str).unwrap_or("SUCCESS");
+    let Some(response) = &exchange.response else {
+        println!(
+            "  {request:<7} NO RESPONSE (the function answered {:?})",
+            exchange.invoke
+        );
+        return 1;
+    };
+    let status = response["Status"].as_str().unwrap_or("?");
+    let note = step
+        .get("note")
+        .and_then(Value::as_str)
+        .map(|n| format!("  ({n})"))
+        .unwrap_or_default();
+    println!("  {request:<7} {status}{note}");
+    println!(
+        "    PhysicalResourceId: {}",
+        response["PhysicalResourceId"].as_str().unwrap_or("")
+    );
+    if let Some(reason) = response["Reason"].as_str() {
+        println!("    Reason: {reason}");
+    }
+    if let Some(Value::Object(data)) = response.get("Data") {
+        for (k, v) in data {
+            println!("    Data.{k}: {}", v.as_str().unwrap_or(""));
+        }
+    }
+    usize::from(status != expected)
+}
+
+fn load_scenarios(dir: &Path) -> Result<Vec<Value>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))
+        })
+        .collect()
+}
+
+fn steps(scenario: &Value) -> impl Iterator<Item = &Value> {
+    scenario["steps"].as_array().into_iter().flatten()
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
