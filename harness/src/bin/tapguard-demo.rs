@@ -60,6 +60,9 @@ fn main() -> ExitCode {
     let mut unexpected = 0;
     for (scenario, driver) in scenarios.iter().zip(drivers.iter_mut()) {
         println!("== {}", str_of(scenario, "title"));
+        for step in scenario["setup"].as_array().into_iter().flatten() {
+            setup(&emulator, &account, &region, step);
+        }
         for step in steps(scenario).filter(|s| str_of(s, "request") != "Delete") {
             unexpected += run_step(driver, step);
         }
@@ -77,6 +80,36 @@ fn main() -> ExitCode {
     } else {
         println!("\nevery step ended as expected");
         ExitCode::SUCCESS
+    }
+}
+
+/// Puts the account in the state a scenario starts from, with the emulator's own API:
+/// `{"query": {"service", "params"}}`, `{"json": {"service", "target", "body"}}`,
+/// `{"rest": {"service", "method", "path", "body"}}` or `{"control": {"path", "body"}}`.
+fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str, step: &Value) {
+    if let Some(q) = step.get("query") {
+        let params: Vec<(String, String)> = q["params"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        emulator.query(account, region, str_of(q, "service"), &params);
+    } else if let Some(j) = step.get("json") {
+        emulator.json_call(account, region, str_of(j, "service"), str_of(j, "target"), j["body"].clone());
+    } else if let Some(r) = step.get("rest") {
+        let body = r.get("body").cloned();
+        emulator.rest_call(account, region, str_of(r, "service"), str_of(r, "method"), str_of(r, "path"), body);
+    } else if let Some(c) = step.get("control") {
+        let mut body = c["body"].clone();
+        if body.is_object() && body.get("account").is_none() {
+            body["account"] = Value::String(account.account_id.clone());
+        }
+        emulator.control(str_of(c, "path"), body);
+    }
+    if let Some(note) = step.get("note").and_then(Value::as_str) {
+        println!("  setup: {note}");
     }
 }
 
