@@ -1,6 +1,7 @@
 //! One error type for every handler. It keeps the AWS operation, the error code and the message,
 //! and carries advice a person can act on: a FAILED reason is built from it.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -37,14 +38,21 @@ impl HandlerError {
     }
 
     /// Turns a failed SDK call into an error that names the operation, the code and what to do.
-    pub fn from_sdk<E, R>(service: &str, operation: &str, err: &SdkError<E, R>) -> Self
+    pub fn from_sdk<E>(service: &str, operation: &str, err: &SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let (code, message) = match err {
-            SdkError::ServiceError(_) => (
-                err.code().unwrap_or("UnknownError").to_string(),
+            SdkError::ServiceError(service_error) => (
+                // A 5xx without a modeled code still says who failed: name it by its HTTP status.
+                err.code().map(str::to_string).unwrap_or_else(|| {
+                    let status = service_error.raw().status().as_u16();
+                    if status >= 500 {
+                        "InternalError".to_string()
+                    } else {
+                        format!("HTTP{status}")
+                    }
+                }),
                 err.message()
                     .map(str::to_string)
                     .unwrap_or_else(|| DisplayErrorContext(err).to_string()),
@@ -129,12 +137,83 @@ pub trait AwsResultExt<T> {
     fn aws_op(self, service: &str, operation: &str) -> Result<T, HandlerError>;
 }
 
-impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+impl<T, E> AwsResultExt<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     fn aws_op(self, service: &str, operation: &str) -> Result<T, HandlerError> {
         self.map_err(|err| HandlerError::from_sdk(service, operation, &err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::operation::enable_ebs_encryption_by_default::EnableEbsEncryptionByDefaultError;
+    use aws_sdk_ec2::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    async fn failing_call(rule: aws_smithy_mocks::Rule) -> HandlerError {
+        let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rule]);
+        client
+            .enable_ebs_encryption_by_default()
+            .send()
+            .await
+            .aws_op("ec2", "EnableEbsEncryptionByDefault")
+            .unwrap_err()
+    }
+
+    fn modeled(code: &'static str, message: &'static str) -> aws_smithy_mocks::Rule {
+        mock!(Client::enable_ebs_encryption_by_default).then_error(move || {
+            EnableEbsEncryptionByDefaultError::generic(ErrorMetadata::builder().code(code).message(message).build())
+        })
+    }
+
+    #[tokio::test]
+    async fn access_denied_keeps_operation_code_message_and_names_the_action() {
+        let err = failing_call(modeled("UnauthorizedOperation", "You are not authorized")).await;
+        assert_eq!(err.code(), Some("UnauthorizedOperation"));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized ("),
+            "{text}"
+        );
+        assert!(
+            text.contains("the action ec2:EnableEbsEncryptionByDefault was denied"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_says_the_sdk_already_retried() {
+        let err = failing_call(modeled("RequestLimitExceeded", "Request limit exceeded.")).await;
+        assert!(is_throttling(err.code().unwrap()));
+        assert!(
+            err.to_string().contains("kept throttling after the SDK's retries"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_5xx_without_a_code_is_named_an_internal_error() {
+        let rule = mock!(Client::enable_ebs_encryption_by_default)
+            .then_http_response(|| HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from("oops")));
+        let err = failing_call(rule).await;
+        assert_eq!(err.code(), Some("InternalError"), "{err:?}");
+        assert!(err.to_string().contains("AWS failed on its side"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_code_keeps_its_message_and_asks_for_a_correction() {
+        let err = failing_call(modeled("InvalidParameterValue", "bad value")).await;
+        let text = err.to_string();
+        assert!(
+            text.starts_with("EnableEbsEncryptionByDefault failed: InvalidParameterValue: bad value"),
+            "{text}"
+        );
+        assert!(text.contains("correct what the message describes"), "{text}");
     }
 }

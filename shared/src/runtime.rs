@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures_util::FutureExt;
@@ -142,15 +143,14 @@ impl Invocation {
     }
 
     /// Runs one AWS call: records it as the current step and keeps the operation and error code on failure.
-    pub async fn aws<T, E, R>(
+    pub async fn aws<T, E>(
         &self,
         service: &str,
         operation: &str,
-        call: impl Future<Output = Result<T, SdkError<E, R>>>,
+        call: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     ) -> Result<T, HandlerError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         self.step(format!("calling {service}:{operation}"));
         call.await.map_err(|err| {
