@@ -1,0 +1,129 @@
+"""IAM for the access-key rotation tests and benchmark: key ages, many users at once, ListUsers pages.
+
+moto's server has no clock control, so a key can never be old; and creating thousands of users with
+keys through the API takes minutes. State stays on moto's own per-account IAM backend objects (the
+keys' CreateDate, the users, their tags), so `POST /moto-api/reset` clears it with everything else.
+
+Test controls (JSON bodies, JSON answers):
+- `POST /tapguard/iam/age-key` `{"account": "123456789012", "user": "alice", "access_key_id": "AKIA...",
+   "days": 120, "last_used_days": 30}`: sets the key's CreateDate to `days` days ago, as ListAccessKeys
+   and the credential report (which moto builds from the live keys on every GetCredentialReport) show it.
+   Without `access_key_id`, every key of the user. `last_used_days` (optional) sets when the key was last
+   used, as GetAccessKeyLastUsed and the report show it. Answers `{"aged": [{"access_key_id", "create_date"}]}`.
+- `POST /tapguard/iam/bulk-users` `{"account": "123456789012", "prefix": "user-", "count": 2000, "start": 0,
+   "path": "/", "tags": {"k": "v"}, "keys": [{"age_days": 120, "status": "Active", "last_used_days": 3}]}`:
+   creates users `<prefix><start>` .. `<prefix><start+count-1>`, each with the listed keys (at most 2, the
+   IAM limit); answers `{"users": N, "keys": M, "access_key_ids": {"user": ["AKIA..", ..]}}`.
+
+Operation fixed: ListUsers pages with MaxItems (default 100, as AWS) and Marker, answering IsTruncated,
+where moto answers every user at once.
+"""
+
+from datetime import timedelta
+
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.iam.models import LIMIT_KEYS_PER_USER, AccessKeyLastUsed, iam_backends
+from moto.iam.responses import IamResponse
+from moto.utilities.utils import PARTITION_NAMES
+
+import faults
+
+DEFAULT_PAGE = 100
+
+
+def _backend(body: dict):
+    account = str(body.get("account") or "")
+    if len(account) != 12 or not account.isdigit():
+        raise ValueError("'account' must be a 12-digit account id")
+    partition = body.get("partition") or "aws"
+    if partition not in PARTITION_NAMES:
+        raise ValueError(f"unknown partition {partition!r}")
+    return iam_backends[account][partition]
+
+
+def _days(body: dict, name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    value = float(value)
+    if value < 0:
+        raise ValueError(f"'{name}' must be >= 0")
+    return value
+
+
+def _age(key, days: float | None, last_used_days: float | None) -> None:
+    now = utcnow()
+    if days is not None:
+        key.create_date = now - timedelta(days=days)
+    if last_used_days is not None:
+        key.last_used = AccessKeyLastUsed(now - timedelta(days=last_used_days), "iam", "us-east-1")
+
+
+def age_key(body: dict) -> dict:
+    backend = _backend(body)
+    user_name = body.get("user")
+    if not user_name:
+        raise ValueError("'user' is required")
+    user = backend.users.get(user_name)
+    if user is None:
+        raise KeyError(f"no user {user_name!r} in account {body['account']}")
+    days, last_used = _days(body, "days"), _days(body, "last_used_days")
+    if days is None and last_used is None:
+        raise ValueError("give 'days' and/or 'last_used_days'")
+    wanted = body.get("access_key_id")
+    keys = [k for k in user.access_keys if not wanted or k.access_key_id == wanted]
+    if wanted and not keys:
+        raise KeyError(f"user {user_name!r} has no access key {wanted!r}")
+    for key in keys:
+        _age(key, days, last_used)
+    return {"aged": [{"access_key_id": k.access_key_id, "create_date": k.create_date.isoformat()} for k in keys]}
+
+
+def bulk_users(body: dict) -> dict:
+    backend = _backend(body)
+    prefix = body.get("prefix") or "user-"
+    count, start = int(body.get("count", 0)), int(body.get("start", 0))
+    if count < 0 or count > 20000:
+        raise ValueError("'count' must be between 0 and 20000")
+    key_specs = body.get("keys") or []
+    if len(key_specs) > LIMIT_KEYS_PER_USER:
+        raise ValueError(f"an IAM user holds at most {LIMIT_KEYS_PER_USER} access keys")
+    for spec in key_specs:
+        if spec.get("status", "Active") not in ("Active", "Inactive"):
+            raise ValueError("a key's status is Active or Inactive")
+    tags = [{"Key": k, "Value": str(v)} for k, v in (body.get("tags") or {}).items()]
+    path = body.get("path") or "/"
+    key_ids: dict = {}
+    created_keys = 0
+    for n in range(start, start + count):
+        name = f"{prefix}{n}"
+        backend.create_user("us-east-1", name, path=path, tags=tags)
+        ids = []
+        for spec in key_specs:
+            key = backend.create_access_key(name, status=spec.get("status", "Active"))
+            _age(key, _days(spec, "age_days"), _days(spec, "last_used_days"))
+            ids.append(key.access_key_id)
+            created_keys += 1
+        key_ids[name] = ids
+    return {"users": count, "keys": created_keys, "access_key_ids": key_ids}
+
+
+def _list_users(self: IamResponse) -> ActionResult:
+    path_prefix = self._get_param("PathPrefix")
+    marker = self._get_param("Marker")
+    max_items = int(self._get_param("MaxItems") or DEFAULT_PAGE)
+    users = list(self.backend.list_users(path_prefix, None, None))
+    # The marker is the offset of the next user: opaque to callers, as AWS's is.
+    start = int(marker) if marker and marker.isdigit() else 0
+    page = users[start : start + max_items]
+    result = {"Users": page, "IsTruncated": start + max_items < len(users)}
+    if result["IsTruncated"]:
+        result["Marker"] = str(start + max_items)
+    return ActionResult(result)
+
+
+def install() -> None:
+    IamResponse.list_users = _list_users
+    faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = age_key
+    faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = bulk_users

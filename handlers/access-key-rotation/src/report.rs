@@ -1,0 +1,196 @@
+//! The IAM credential report: one CSV for the whole account, read in O(1) calls, from which the pass
+//! picks the users worth a closer look.
+//!
+//! The report names no key ids, only each user's two key slots (active or not, and when the key was
+//! created or last rotated), and it can be hours old: every candidate is confirmed with ListAccessKeys.
+
+/// One key slot of a user, as the report shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportKey {
+    pub active: bool,
+    /// Seconds since the Unix epoch of the key's creation (`access_key_N_last_rotated`).
+    pub last_rotated: i64,
+}
+
+/// One IAM user of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportUser {
+    pub user: String,
+    pub keys: Vec<ReportKey>,
+}
+
+impl ReportUser {
+    /// Whether any of the user's keys was created before `cutoff` (epoch seconds): such a user is a candidate.
+    pub fn has_key_created_before(&self, cutoff: i64) -> bool {
+        self.keys.iter().any(|k| k.last_rotated < cutoff)
+    }
+}
+
+/// The row the report gives the root user; it has no IAM access keys to manage here.
+const ROOT_ROW: &str = "<root_account>";
+
+/// Parses the report's CSV into its users. Errors name the column or line that did not parse.
+pub fn parse(csv: &str) -> Result<Vec<ReportUser>, String> {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let header = split_csv_line(lines.next().ok_or("the credential report is empty")?);
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("the credential report has no column {name}"))
+    };
+    let user_col = column("user")?;
+    let slots = [
+        (column("access_key_1_active")?, column("access_key_1_last_rotated")?),
+        (column("access_key_2_active")?, column("access_key_2_last_rotated")?),
+    ];
+    let mut users = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let fields = split_csv_line(line);
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .map(String::as_str)
+                .ok_or_else(|| format!("line {} of the credential report has too few columns", n + 2))
+        };
+        let user = field(user_col)?;
+        if user == ROOT_ROW {
+            continue;
+        }
+        let mut keys = Vec::new();
+        for (active_col, rotated_col) in slots {
+            let rotated = field(rotated_col)?;
+            if rotated == "N/A" || rotated.is_empty() {
+                continue;
+            }
+            let last_rotated =
+                parse_timestamp(rotated).ok_or_else(|| format!("line {}: unreadable key date {rotated:?}", n + 2))?;
+            keys.push(ReportKey {
+                active: field(active_col)? == "true",
+                last_rotated,
+            });
+        }
+        users.push(ReportUser {
+            user: user.to_string(),
+            keys,
+        });
+    }
+    Ok(users)
+}
+
+/// Splits one CSV line, honouring double quotes (user names may hold commas).
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = line.trim_end_matches('\r').chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut current)),
+            other => current.push(other),
+        }
+    }
+    fields.push(current);
+    fields
+}
+
+/// `2026-05-07T13:07:53+00:00` (or with `Z`, fractions, another offset) to epoch seconds.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T')?;
+    let mut date_parts = date.split('-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: i64 = date_parts.next()?.parse().ok()?;
+    let day: i64 = date_parts.next()?.parse().ok()?;
+    let (clock, offset_secs) = if let Some(clock) = time.strip_suffix('Z') {
+        (clock, 0)
+    } else if let Some(at) = time.rfind(['+', '-']) {
+        let (clock, offset) = time.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (h, m) = offset[1..].split_once(':').unwrap_or((&offset[1..], "0"));
+        (
+            clock,
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
+        )
+    } else {
+        (time, 0)
+    };
+    let mut clock_parts = clock.split(':');
+    let hour: i64 = clock_parts.next()?.parse().ok()?;
+    let minute: i64 = clock_parts.next()?.parse().ok()?;
+    let second: f64 = clock_parts.next().unwrap_or("0").parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second as i64 - offset_secs)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    #[test]
+    fn reads_both_key_slots_and_skips_the_root_row() {
+        let csv = format!(
+            "{HEADER}\n\
+             <root_account>,arn:aws:iam::1:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+             alice,arn:aws:iam::1:user/alice,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2026-05-07T13:07:53+00:00,N/A,N/A,N/A,false,2026-11-20T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\
+             \"bob,ops\",arn:aws:iam::1:user/bob,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
+        );
+        let users = parse(&csv).unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].user, "alice");
+        assert_eq!(
+            users[0].keys,
+            vec![
+                ReportKey {
+                    active: true,
+                    last_rotated: parse_timestamp("2026-05-07T13:07:53Z").unwrap()
+                },
+                ReportKey {
+                    active: false,
+                    last_rotated: parse_timestamp("2026-11-20T00:00:00Z").unwrap()
+                },
+            ]
+        );
+        assert_eq!(users[1].user, "bob,ops");
+        assert!(users[1].keys.is_empty());
+        let cutoff = parse_timestamp("2026-08-01T00:00:00Z").unwrap();
+        assert!(users[0].has_key_created_before(cutoff));
+        assert!(!users[1].has_key_created_before(cutoff));
+    }
+
+    #[test]
+    fn a_report_without_key_columns_is_an_error_naming_the_column() {
+        let err = parse("user,arn\nalice,arn:aws:iam::1:user/alice\n").unwrap_err();
+        assert!(err.contains("access_key_1_active"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_with_offsets_fractions_and_z_agree() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00+00:00"), Some(0));
+        assert_eq!(parse_timestamp("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(parse_timestamp("2000-03-01T01:00:00+01:00"), Some(951_868_800));
+        assert_eq!(parse_timestamp("2000-02-29T23:00:00.5-01:00"), Some(951_868_800));
+        assert_eq!(parse_timestamp("N/A"), None);
+        assert_eq!(parse_timestamp("2000-13-01T00:00:00Z"), None);
+    }
+}
