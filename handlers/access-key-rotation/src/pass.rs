@@ -738,3 +738,899 @@ fn epoch_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_iam::config::retry::RetryConfig;
+    use aws_sdk_iam::operation::create_access_key::{CreateAccessKeyError, CreateAccessKeyOutput};
+    use aws_sdk_iam::operation::delete_access_key::DeleteAccessKeyOutput;
+    use aws_sdk_iam::operation::generate_credential_report::GenerateCredentialReportOutput;
+    use aws_sdk_iam::operation::get_access_key_last_used::GetAccessKeyLastUsedOutput;
+    use aws_sdk_iam::operation::get_credential_report::{GetCredentialReportError, GetCredentialReportOutput};
+    use aws_sdk_iam::operation::list_access_keys::{ListAccessKeysError, ListAccessKeysOutput};
+    use aws_sdk_iam::operation::list_user_tags::ListUserTagsOutput;
+    use aws_sdk_iam::operation::update_access_key::{UpdateAccessKeyError, UpdateAccessKeyOutput};
+    use aws_sdk_iam::types::Tag;
+    use aws_sdk_iam::Client as Iam;
+    use aws_sdk_secretsmanager::operation::create_secret::{CreateSecretError, CreateSecretOutput};
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+    use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
+    use aws_sdk_secretsmanager::Client as SecretsManager;
+    use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+    use aws_sdk_sns::Client as Sns;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+    use aws_smithy_types::{Blob, DateTime};
+
+    use super::*;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYNEWSECRETKEY";
+    const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:key-rotation";
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    fn inv() -> Invocation {
+        Invocation::detached("eu-west-1", "111122223333")
+    }
+
+    fn ago(days: i64) -> i64 {
+        epoch_now() - days * DAY
+    }
+
+    fn stamp(secs: i64) -> String {
+        DateTime::from_secs(secs).fmt(Format::DateTime).unwrap()
+    }
+
+    /// (id, active, age in days)
+    type K = (&'static str, bool, i64);
+
+    fn report_rule(users: &[(&'static str, &'static [K])]) -> Rule {
+        let mut csv = format!("{HEADER}\n");
+        for (user, keys) in users {
+            let slot = |i: usize| match keys.get(i) {
+                Some((_, active, age)) => format!("{active},{},N/A,N/A,N/A", stamp(ago(*age))),
+                None => "false,N/A,N/A,N/A,N/A".to_string(),
+            };
+            csv.push_str(&format!(
+                "{user},arn:aws:iam::111122223333:user/{user},2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,{},{},false,N/A,false,N/A\n",
+                slot(0),
+                slot(1)
+            ));
+        }
+        mock!(Iam::get_credential_report).then_output(move || {
+            GetCredentialReportOutput::builder()
+                .content(Blob::new(csv.clone()))
+                .build()
+        })
+    }
+
+    fn metadata(user: &str, keys: &[K]) -> ListAccessKeysOutput {
+        ListAccessKeysOutput::builder()
+            .set_access_key_metadata(Some(
+                keys.iter()
+                    .map(|(id, active, age)| {
+                        AccessKeyMetadata::builder()
+                            .user_name(user)
+                            .access_key_id(*id)
+                            .status(if *active {
+                                StatusType::Active
+                            } else {
+                                StatusType::Inactive
+                            })
+                            .create_date(DateTime::from_secs(ago(*age)))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build()
+            .unwrap()
+    }
+
+    /// ListAccessKeys for `user`: `before` on the first call, `after` on later ones (the read-back).
+    fn keys_rule(user: &'static str, before: &'static [K], after: &'static [K]) -> Rule {
+        mock!(Iam::list_access_keys)
+            .match_requests(move |r| r.user_name() == Some(user))
+            .sequence()
+            .output(move || metadata(user, before))
+            .output(move || metadata(user, after))
+            .repeatedly()
+            .build()
+    }
+
+    fn tags_rule(exempt_users: &'static [&'static str]) -> Rule {
+        mock!(Iam::list_user_tags).then_compute_output(move |r| {
+            let exempt = exempt_users.contains(&r.user_name().unwrap_or_default());
+            let tags = if exempt {
+                vec![Tag::builder()
+                    .key("tap:rotation-exempt")
+                    .value("break-glass")
+                    .build()
+                    .unwrap()]
+            } else {
+                vec![Tag::builder().key("team").value("data").build().unwrap()]
+            };
+            ListUserTagsOutput::builder().set_tags(Some(tags)).build().unwrap()
+        })
+    }
+
+    fn never_used() -> Rule {
+        mock!(Iam::get_access_key_last_used).then_output(|| GetAccessKeyLastUsedOutput::builder().build())
+    }
+
+    fn create_key_rule(log: &Log, new_id: &'static str) -> Rule {
+        let log = log.clone();
+        mock!(Iam::create_access_key).then_compute_output(move |r| {
+            log.push(format!("CreateAccessKey {}", r.user_name().unwrap_or_default()));
+            CreateAccessKeyOutput::builder()
+                .access_key(
+                    aws_sdk_iam::types::AccessKey::builder()
+                        .user_name(r.user_name().unwrap_or_default())
+                        .access_key_id(new_id)
+                        .status(StatusType::Active)
+                        .secret_access_key(SECRET)
+                        .create_date(DateTime::from_secs(epoch_now()))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+    }
+
+    fn update_rule(log: &Log) -> Rule {
+        let log = log.clone();
+        mock!(Iam::update_access_key).then_compute_output(move |r| {
+            log.push(format!(
+                "UpdateAccessKey {} {}",
+                r.access_key_id().unwrap_or_default(),
+                r.status().map(|s| s.as_str()).unwrap_or_default()
+            ));
+            UpdateAccessKeyOutput::builder().build()
+        })
+    }
+
+    fn delete_rule(log: &Log) -> Rule {
+        let log = log.clone();
+        mock!(Iam::delete_access_key).then_compute_output(move |r| {
+            log.push(format!("DeleteAccessKey {}", r.access_key_id().unwrap_or_default()));
+            DeleteAccessKeyOutput::builder().build()
+        })
+    }
+
+    /// Secrets Manager that stores what it is given and answers it back.
+    fn secret_store(log: &Log) -> (Rule, Rule, Rule) {
+        let stored: Arc<Mutex<Option<String>>> = Arc::default();
+        let (log1, stored1) = (log.clone(), stored.clone());
+        let create = mock!(SecretsManager::create_secret).then_compute_output(move |r| {
+            log1.push(format!("CreateSecret {}", r.name().unwrap_or_default()));
+            log1.secrets
+                .lock()
+                .unwrap()
+                .push(r.secret_string().unwrap_or_default().to_string());
+            *stored1.lock().unwrap() = r.secret_string().map(str::to_string);
+            CreateSecretOutput::builder()
+                .name(r.name().unwrap_or_default())
+                .version_id("v1")
+                .build()
+        });
+        let put = mock!(SecretsManager::put_secret_value).then_output(|| PutSecretValueOutput::builder().build());
+        let stored2 = stored.clone();
+        let get = mock!(SecretsManager::get_secret_value).then_compute_output(move |_| {
+            let mut out = GetSecretValueOutput::builder().version_id("v1");
+            if let Some(value) = stored2.lock().unwrap().clone() {
+                out = out.secret_string(value);
+            }
+            out.build()
+        });
+        (create, put, get)
+    }
+
+    fn publish_rule(log: &Log) -> Rule {
+        let log = log.clone();
+        mock!(Sns::publish).then_compute_output(move |r| {
+            log.push("Publish".to_string());
+            log.messages
+                .lock()
+                .unwrap()
+                .push(r.message().unwrap_or_default().to_string());
+            PublishOutput::builder().message_id("m-1").build()
+        })
+    }
+
+    /// The order of the mutating calls, and what was sent where a secret could leak.
+    #[derive(Clone, Default)]
+    struct Log {
+        calls: Arc<Mutex<Vec<String>>>,
+        secrets: Arc<Mutex<Vec<String>>>,
+        messages: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Log {
+        fn push(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    fn error_metadata(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message(format!("{code} from the mock"))
+            .build()
+    }
+
+    fn fast() -> Tuning {
+        Tuning {
+            concurrency: 4,
+            throttle_attempts: 8,
+            backoff_base: Duration::from_millis(1),
+            backoff_cap: Duration::from_millis(5),
+            report_poll: Duration::from_millis(1),
+            report_wait: Duration::from_secs(5),
+            deadline_margin: Duration::from_secs(1),
+        }
+    }
+
+    fn handler(iam: &[&Rule], secrets: &[&Rule], sns: &[&Rule]) -> AccessKeyRotation {
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam, |c| c
+            .retry_config(RetryConfig::disabled()));
+        let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, secrets, |c| c
+            .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled()));
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, |c| c
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled()));
+        AccessKeyRotation::from_clients(iam, secrets, sns, fast())
+    }
+
+    fn props(mode: Mode) -> Properties {
+        Properties {
+            mode,
+            notify_topic_arn: Some(TOPIC.into()),
+            ..Default::default()
+        }
+    }
+
+    const OLD: &[K] = &[("AKIAOLD0000000000001", true, 120)];
+    const FRESH: &[K] = &[("AKIAFRESH00000000001", true, 10)];
+    const ROTATED: &[K] = &[("AKIAOLD0000000000001", false, 120), ("AKIANEW0000000000001", true, 0)];
+
+    #[tokio::test]
+    async fn audit_reports_keys_over_age_and_changes_nothing() {
+        let log = Log::default();
+        let report = report_rule(&[
+            ("alice", OLD),
+            ("bob", FRESH),
+            ("carol", &[("AKIAOLDINACTIVE00001", false, 200)]),
+        ]);
+        let (alice, carol) = (
+            keys_rule("alice", OLD, OLD),
+            keys_rule("carol", &[("AKIAOLDINACTIVE00001", false, 200)], &[]),
+        );
+        let (tags, create, update, delete) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+        );
+        let h = handler(&[&report, &alice, &carol, &tags, &create, &update, &delete], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Audit)).await.unwrap();
+        assert_eq!(
+            (summary.users_scanned, summary.candidates, summary.keys_over_age),
+            (3, 2, 2)
+        );
+        assert_eq!(
+            (summary.keys_rotated, summary.keys_deactivated, summary.keys_deleted),
+            (0, 0, 0)
+        );
+        assert!(log.calls().is_empty(), "Audit changed something: {:?}", log.calls());
+        assert_eq!(
+            alice.num_calls() + carol.num_calls(),
+            2,
+            "each candidate is confirmed once; bob is not listed"
+        );
+    }
+
+    #[tokio::test]
+    async fn rotate_stores_and_announces_the_new_key_before_deactivating_the_old_one() {
+        let log = Log::default();
+        let report = report_rule(&[("alice", OLD)]);
+        let keys = keys_rule("alice", OLD, ROTATED);
+        let (tags, create, update, delete) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+        );
+        let (sm_create, sm_put, sm_get) = secret_store(&log);
+        let publish = publish_rule(&log);
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete],
+            &[&sm_create, &sm_put, &sm_get],
+            &[&publish],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!(
+            (summary.keys_rotated, summary.keys_deactivated, summary.keys_deleted),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            log.calls(),
+            vec![
+                "CreateAccessKey alice",
+                "CreateSecret tap/access-keys/alice",
+                "Publish",
+                "UpdateAccessKey AKIAOLD0000000000001 Inactive"
+            ]
+        );
+        assert_eq!(sm_get.num_calls(), 1, "the stored secret is read back");
+        assert_eq!(keys.num_calls(), 2, "the keys are read back after the change");
+
+        let stored: serde_json::Value = serde_json::from_str(&log.secrets.lock().unwrap()[0]).unwrap();
+        assert_eq!(stored["UserName"], "alice");
+        assert_eq!(stored["AccessKeyId"], "AKIANEW0000000000001");
+        assert_eq!(stored["SecretAccessKey"], SECRET);
+        assert!(stored["CreatedAt"].as_str().is_some_and(|d| d.ends_with('Z')));
+        let notice = log.messages.lock().unwrap()[0].clone();
+        assert!(!notice.contains(SECRET), "the notice carries the secret: {notice}");
+        let notice: serde_json::Value = serde_json::from_str(&notice).unwrap();
+        assert_eq!(
+            (
+                notice["OldAccessKeyId"].as_str(),
+                notice["NewAccessKeyId"].as_str(),
+                notice["SecretName"].as_str()
+            ),
+            (
+                Some("AKIAOLD0000000000001"),
+                Some("AKIANEW0000000000001"),
+                Some("tap/access-keys/alice")
+            )
+        );
+        let data = format!("{:?}", summary.data(tapguard_shared::Outcome::new("x")).data);
+        assert!(!data.contains(SECRET) && !format!("{:?}", summary.to_json()).contains(SECRET));
+    }
+
+    #[tokio::test]
+    async fn two_active_keys_are_skipped_and_no_third_key_is_created() {
+        let log = Log::default();
+        const BOTH: &[K] = &[("AKIAOLD0000000000001", true, 120), ("AKIASECOND0000000001", true, 30)];
+        let report = report_rule(&[("alice", BOTH)]);
+        let keys = keys_rule("alice", BOTH, BOTH);
+        let (tags, create, update, delete, used) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+            never_used(),
+        );
+        // The secret holds some other key: this is not an unfinished rotation of ours.
+        let other_secret = mock!(SecretsManager::get_secret_value).then_output(|| {
+            GetSecretValueOutput::builder()
+                .secret_string(r#"{"AccessKeyId":"AKIASOMETHINGELSE001"}"#)
+                .build()
+        });
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete, &used],
+            &[&other_secret],
+            &[],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert_eq!(
+            (summary.users_skipped, summary.keys_rotated, summary.users_failed()),
+            (1, 0, 0)
+        );
+        assert!(log.calls().is_empty(), "{:?}", log.calls());
+    }
+
+    #[tokio::test]
+    async fn an_inactive_second_key_past_the_grace_period_is_deleted_first() {
+        let log = Log::default();
+        const BEFORE: &[K] = &[
+            ("AKIAOLD0000000000001", true, 120),
+            ("AKIAOLDER00000000001", false, 200),
+        ];
+        let report = report_rule(&[("alice", BEFORE)]);
+        let keys = keys_rule("alice", BEFORE, ROTATED);
+        let (tags, create, update, delete, used) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+            never_used(),
+        );
+        let (sm_create, sm_put, sm_get) = secret_store(&log);
+        let publish = publish_rule(&log);
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete, &used],
+            &[&sm_create, &sm_put, &sm_get],
+            &[&publish],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!(
+            (summary.keys_rotated, summary.keys_deactivated, summary.keys_deleted),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            log.calls()[..2],
+            ["DeleteAccessKey AKIAOLDER00000000001", "CreateAccessKey alice"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inactive_key_used_within_the_grace_period_is_kept_and_blocks_rotation() {
+        let log = Log::default();
+        const BEFORE: &[K] = &[
+            ("AKIAOLD0000000000001", true, 120),
+            ("AKIAOLDER00000000001", false, 200),
+        ];
+        let report = report_rule(&[("alice", BEFORE)]);
+        let keys = keys_rule("alice", BEFORE, BEFORE);
+        let (tags, create, update, delete) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+        );
+        let used_lately = mock!(Iam::get_access_key_last_used).then_output(|| {
+            GetAccessKeyLastUsedOutput::builder()
+                .access_key_last_used(
+                    aws_sdk_iam::types::AccessKeyLastUsed::builder()
+                        .last_used_date(DateTime::from_secs(ago(3)))
+                        .service_name("s3")
+                        .region("eu-west-1")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete, &used_lately],
+            &[],
+            &[],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert_eq!(
+            (summary.users_skipped, summary.keys_deleted, summary.keys_rotated),
+            (1, 0, 0)
+        );
+        assert!(log.calls().is_empty(), "{:?}", log.calls());
+    }
+
+    #[tokio::test]
+    async fn limit_exceeded_on_create_fails_the_user_and_leaves_the_old_key_active() {
+        let log = Log::default();
+        let report = report_rule(&[("alice", OLD)]);
+        let keys = keys_rule("alice", OLD, OLD);
+        let (tags, update, delete) = (tags_rule(&[]), update_rule(&log), delete_rule(&log));
+        let create =
+            mock!(Iam::create_access_key).then_error(|| CreateAccessKeyError::generic(error_metadata("LimitExceeded")));
+        let h = handler(&[&report, &keys, &tags, &create, &update, &delete], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert_eq!(summary.users_failed(), 1);
+        assert!(
+            summary.failures[0]
+                .1
+                .starts_with("CreateAccessKey failed: LimitExceeded"),
+            "{:?}",
+            summary.failures
+        );
+        assert!(log.calls().is_empty(), "nothing may change: {:?}", log.calls());
+        let err = summary.verdict(&props(Mode::Rotate)).unwrap_err().to_string();
+        assert!(
+            err.contains("1 of 1 candidate users failed")
+                && err.contains("alice: CreateAccessKey failed: LimitExceeded"),
+            "{err}"
+        );
+        let lenient = Properties {
+            fail_on_user_errors: false,
+            ..props(Mode::Rotate)
+        };
+        summary.verdict(&lenient).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_cannot_be_stored_takes_the_new_key_back_and_keeps_the_old_one_active() {
+        let log = Log::default();
+        let report = report_rule(&[("alice", OLD)]);
+        let keys = keys_rule("alice", OLD, OLD);
+        let (tags, create, update, delete) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+        );
+        let sm_create = mock!(SecretsManager::create_secret)
+            .then_error(|| CreateSecretError::generic(error_metadata("AccessDeniedException")));
+        let publish = publish_rule(&log);
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete],
+            &[&sm_create],
+            &[&publish],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert_eq!(
+            log.calls(),
+            vec!["CreateAccessKey alice", "DeleteAccessKey AKIANEW0000000000001"]
+        );
+        assert_eq!(
+            (summary.users_failed(), summary.keys_rotated, summary.keys_deactivated),
+            (1, 0, 0)
+        );
+        let reason = &summary.failures[0].1;
+        assert!(
+            reason.starts_with("CreateSecret failed: AccessDeniedException"),
+            "{reason}"
+        );
+        assert!(reason.contains("secretsmanager:CreateSecret was denied"), "{reason}");
+        assert!(
+            reason.contains("the new key AKIANEW0000000000001 was deleted again and AKIAOLD0000000000001 stays active"),
+            "{reason}"
+        );
+        assert!(!reason.contains(SECRET));
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_does_not_read_back_is_not_counted_as_stored() {
+        let log = Log::default();
+        let report = report_rule(&[("alice", OLD)]);
+        let keys = keys_rule("alice", OLD, OLD);
+        let (tags, create, update, delete) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+        );
+        let (sm_create, sm_put, _) = secret_store(&log);
+        let stale = mock!(SecretsManager::get_secret_value)
+            .then_output(|| GetSecretValueOutput::builder().secret_string("{}").build());
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete],
+            &[&sm_create, &sm_put, &stale],
+            &[],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert!(summary.failures[0]
+            .1
+            .contains("GetSecretValue of tap/access-keys/alice does not answer the value"));
+        assert_eq!(log.calls().last().unwrap(), "DeleteAccessKey AKIANEW0000000000001");
+    }
+
+    #[tokio::test]
+    async fn a_failed_notice_keeps_the_old_key_active_and_the_next_pass_finishes_the_rotation() {
+        let log = Log::default();
+        let report = report_rule(&[("alice", OLD)]);
+        let keys = keys_rule("alice", OLD, OLD);
+        let (tags, create, update, delete) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+        );
+        let (sm_create, sm_put, sm_get) = secret_store(&log);
+        let publish = mock!(Sns::publish).then_error(|| PublishError::generic(error_metadata("NotFound")));
+        let h = handler(
+            &[&report, &keys, &tags, &create, &update, &delete],
+            &[&sm_create, &sm_put, &sm_get],
+            &[&publish],
+        );
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert_eq!(
+            log.calls(),
+            vec!["CreateAccessKey alice", "CreateSecret tap/access-keys/alice"]
+        );
+        let reason = &summary.failures[0].1;
+        assert!(reason.starts_with("Publish failed: NotFound"), "{reason}");
+        assert!(
+            reason.contains(
+                "AKIANEW0000000000001 is stored in tap/access-keys/alice and AKIAOLD0000000000001 stays active"
+            ),
+            "{reason}"
+        );
+
+        // Next pass: both keys active, the secret holds the new one: notify and deactivate, no third key.
+        const PENDING: &[K] = &[("AKIAOLD0000000000001", true, 121), ("AKIANEW0000000000001", true, 1)];
+        let log = Log::default();
+        let report = report_rule(&[("alice", PENDING)]);
+        let keys = keys_rule("alice", PENDING, ROTATED);
+        let (tags, create, update) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIATHIRD00000000001"),
+            update_rule(&log),
+        );
+        let holds_new = mock!(SecretsManager::get_secret_value).then_output(|| {
+            GetSecretValueOutput::builder()
+                .secret_string(format!(
+                    r#"{{"AccessKeyId":"AKIANEW0000000000001","SecretAccessKey":"{SECRET}"}}"#
+                ))
+                .build()
+        });
+        let publish = publish_rule(&log);
+        let h = handler(&[&report, &keys, &tags, &create, &update], &[&holds_new], &[&publish]);
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!(
+            log.calls(),
+            vec!["Publish", "UpdateAccessKey AKIAOLD0000000000001 Inactive"]
+        );
+        assert_eq!((summary.keys_rotated, summary.keys_deactivated), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_throttling_storm_is_retried_with_backoff_and_never_aborts_the_pass() {
+        let log = Log::default();
+        let throttled = || {
+            ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build()
+        };
+        let report = mock!(Iam::get_credential_report)
+            .sequence()
+            .error(move || GetCredentialReportError::generic(throttled()))
+            .times(3)
+            .build();
+        let report_ok = report_rule(&[("alice", OLD), ("bob", OLD), ("carol", OLD)]);
+        let storm = |user: &'static str| {
+            mock!(Iam::list_access_keys)
+                .match_requests(move |r| r.user_name() == Some(user))
+                .sequence()
+                .error(move || ListAccessKeysError::generic(throttled()))
+                .times(5)
+                .output(move || metadata(user, OLD))
+                .output(move || metadata(user, &[("AKIAOLD0000000000001", false, 120)]))
+                .repeatedly()
+                .build()
+        };
+        let (a, b, c) = (storm("alice"), storm("bob"), storm("carol"));
+        let tags = tags_rule(&[]);
+        let update = mock!(Iam::update_access_key)
+            .sequence()
+            .error(move || UpdateAccessKeyError::generic(throttled()))
+            .times(4)
+            .output(|| UpdateAccessKeyOutput::builder().build())
+            .repeatedly()
+            .build();
+        let delete = delete_rule(&log);
+        let h = handler(&[&report, &report_ok, &a, &b, &c, &tags, &update, &delete], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!((summary.keys_over_age, summary.keys_deactivated), (3, 3));
+        assert_eq!(summary.throttled_retries, 3 + 15 + 4);
+        assert_eq!(update.num_calls(), 4 + 3);
+    }
+
+    #[tokio::test]
+    async fn a_user_throttled_past_every_attempt_fails_alone() {
+        let throttled = || {
+            ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build()
+        };
+        let report = report_rule(&[("alice", OLD), ("bob", OLD)]);
+        let alice = mock!(Iam::list_access_keys)
+            .match_requests(|r| r.user_name() == Some("alice"))
+            .then_error(move || ListAccessKeysError::generic(throttled()));
+        let bob = keys_rule("bob", OLD, OLD);
+        let tags = tags_rule(&[]);
+        let h = handler(&[&report, &alice, &bob, &tags], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Audit)).await.unwrap();
+        assert_eq!(summary.failures.len(), 1);
+        assert_eq!(summary.failures[0].0, "alice");
+        assert!(summary.failures[0].1.starts_with("ListAccessKeys failed: Throttling"));
+        assert_eq!(alice.num_calls(), 8, "every attempt was made");
+        assert_eq!(summary.keys_over_age, 1, "bob was still examined");
+    }
+
+    #[tokio::test]
+    async fn exempt_users_are_reported_and_never_touched() {
+        let log = Log::default();
+        let report = report_rule(&[("alice", OLD), ("breakglass", OLD)]);
+        let (alice, breakglass) = (
+            keys_rule("alice", OLD, &[("AKIAOLD0000000000001", false, 120)]),
+            keys_rule("breakglass", OLD, OLD),
+        );
+        let (tags, update) = (tags_rule(&["breakglass"]), update_rule(&log));
+        let h = handler(&[&report, &alice, &breakglass, &tags, &update], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
+        assert_eq!(
+            (summary.users_exempt, summary.keys_over_age, summary.keys_deactivated),
+            (1, 2, 1)
+        );
+        assert_eq!(log.calls(), vec!["UpdateAccessKey AKIAOLD0000000000001 Inactive"]);
+        assert_eq!(breakglass.num_calls(), 1, "no read-back: nothing was changed");
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_every_action_and_makes_no_mutating_call() {
+        let log = Log::default();
+        const TWO: &[K] = &[
+            ("AKIAOLD0000000000001", true, 120),
+            ("AKIAOLDER00000000001", false, 200),
+        ];
+        const DEAD: &[K] = &[("AKIADEAD000000000001", false, 300)];
+        let report = report_rule(&[("alice", OLD), ("bob", TWO), ("dave", DEAD)]);
+        let (alice, bob, dave) = (
+            keys_rule("alice", OLD, OLD),
+            keys_rule("bob", TWO, TWO),
+            keys_rule("dave", DEAD, DEAD),
+        );
+        let (tags, create, update, delete, used) = (
+            tags_rule(&[]),
+            create_key_rule(&log, "AKIANEW0000000000001"),
+            update_rule(&log),
+            delete_rule(&log),
+            never_used(),
+        );
+        let (sm_create, sm_put, sm_get) = secret_store(&log);
+        let publish = publish_rule(&log);
+        let h = handler(
+            &[&report, &alice, &bob, &dave, &tags, &create, &update, &delete, &used],
+            &[&sm_create, &sm_put, &sm_get],
+            &[&publish],
+        );
+        let dry = Properties {
+            dry_run: true,
+            ..props(Mode::Rotate)
+        };
+        let summary = h.run_pass(&inv(), &dry).await.unwrap();
+        assert!(log.calls().is_empty(), "a dry run changed something: {:?}", log.calls());
+        assert_eq!(sm_get.num_calls() + sm_put.num_calls(), 0);
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!(
+            (summary.keys_rotated, summary.keys_deactivated, summary.keys_deleted),
+            (2, 2, 2)
+        );
+        assert!(summary.dry_run);
+        assert_eq!(
+            alice.num_calls() + bob.num_calls() + dave.num_calls(),
+            3,
+            "no read-back after a dry run"
+        );
+    }
+
+    #[tokio::test]
+    async fn disable_deactivates_and_later_deletes_past_the_grace_period() {
+        let log = Log::default();
+        const MIXED: &[K] = &[
+            ("AKIAOLD0000000000001", true, 100),
+            ("AKIAGRACE00000000001", false, 100),
+        ];
+        const EXPIRED: &[K] = &[("AKIAEXPIRED000000001", false, 105)];
+        let report = report_rule(&[("alice", MIXED), ("bob", EXPIRED)]);
+        let alice = keys_rule(
+            "alice",
+            MIXED,
+            &[
+                ("AKIAOLD0000000000001", false, 100),
+                ("AKIAGRACE00000000001", false, 100),
+            ],
+        );
+        let bob = keys_rule("bob", EXPIRED, &[]);
+        let (tags, update, delete, used) = (tags_rule(&[]), update_rule(&log), delete_rule(&log), never_used());
+        let h = handler(&[&report, &alice, &bob, &tags, &update, &delete, &used], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        // alice's inactive key is 100 days old: within 90 + 14, kept. bob's is 105: deleted.
+        let mut calls = log.calls();
+        calls.sort();
+        assert_eq!(
+            calls,
+            vec![
+                "DeleteAccessKey AKIAEXPIRED000000001",
+                "UpdateAccessKey AKIAOLD0000000000001 Inactive"
+            ]
+        );
+        assert_eq!((summary.keys_deactivated, summary.keys_deleted), (1, 1));
+        let never_delete = Properties {
+            grace_days: 0,
+            ..props(Mode::Disable)
+        };
+        let log2 = Log::default();
+        let (report, bob, delete) = (
+            report_rule(&[("bob", EXPIRED)]),
+            keys_rule("bob", EXPIRED, EXPIRED),
+            delete_rule(&log2),
+        );
+        let h = handler(&[&report, &bob, &tags, &delete, &used], &[], &[]);
+        let summary = h.run_pass(&inv(), &never_delete).await.unwrap();
+        assert_eq!(
+            (summary.keys_deleted, log2.calls().len()),
+            (0, 0),
+            "GraceDays 0 never deletes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_report_that_cannot_be_read_fails_the_whole_pass() {
+        let denied = mock!(Iam::get_credential_report)
+            .then_error(|| GetCredentialReportError::generic(error_metadata("AccessDenied")));
+        let h = handler(&[&denied], &[], &[]);
+        let err = h.run_pass(&inv(), &props(Mode::Audit)).await.unwrap_err();
+        assert_eq!(err.code(), Some("AccessDenied"));
+        assert!(err.to_string().contains("iam:GetCredentialReport was denied"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_report_is_generated_and_waited_for() {
+        let missing = mock!(Iam::get_credential_report)
+            .sequence()
+            .error(|| GetCredentialReportError::generic(error_metadata("ReportNotPresent")))
+            .build();
+        let report = report_rule(&[("bob", FRESH)]);
+        let generate = mock!(Iam::generate_credential_report)
+            .sequence()
+            .output(|| {
+                GenerateCredentialReportOutput::builder()
+                    .state(ReportStateType::Started)
+                    .build()
+            })
+            .output(|| {
+                GenerateCredentialReportOutput::builder()
+                    .state(ReportStateType::Inprogress)
+                    .build()
+            })
+            .output(|| {
+                GenerateCredentialReportOutput::builder()
+                    .state(ReportStateType::Complete)
+                    .build()
+            })
+            .build();
+        let h = handler(&[&missing, &report, &generate], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Audit)).await.unwrap();
+        assert_eq!(
+            (generate.num_calls(), summary.users_scanned, summary.candidates),
+            (3, 1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_user_deleted_since_the_report_is_not_a_failure() {
+        let report = report_rule(&[("gone", OLD)]);
+        let gone =
+            mock!(Iam::list_access_keys).then_error(|| ListAccessKeysError::generic(error_metadata("NoSuchEntity")));
+        let h = handler(&[&report, &gone], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
+        assert_eq!(
+            (summary.candidates, summary.users_failed(), summary.keys_over_age),
+            (1, 0, 0)
+        );
+    }
+
+    #[test]
+    fn secret_names_follow_the_prefix_and_avoid_commas() {
+        let p = Properties::default();
+        assert_eq!(secret_name(&p, "alice"), "tap/access-keys/alice");
+        assert_eq!(secret_name(&p, "ops,bob"), "tap/access-keys/ops_bob");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_up_to_the_cap() {
+        let t = Tuning::default();
+        for attempt in 1..20 {
+            let d = backoff(&t, attempt);
+            let ceiling = (t.backoff_base * 2u32.pow(attempt.min(16))).min(t.backoff_cap);
+            assert!(d >= ceiling / 2 && d <= ceiling, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_recognised_by_code_or_message() {
+        let aws = |code: &str, message: &str| HandlerError::Aws {
+            service: "iam".into(),
+            operation: "ListAccessKeys".into(),
+            code: code.into(),
+            message: message.into(),
+            advice: String::new(),
+        };
+        assert!(rate_limited(&aws("Throttling", "Rate exceeded")));
+        assert!(rate_limited(&aws("UnknownError", "Rate exceeded")));
+        assert!(!rate_limited(&aws(
+            "LimitExceeded",
+            "Cannot exceed quota for AccessKeysPerUser: 2"
+        )));
+        assert!(!rate_limited(&HandlerError::Failed("Rate exceeded".into())));
+    }
+}
