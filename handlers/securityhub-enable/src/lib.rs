@@ -1,0 +1,6 @@
+//! Custom::SecurityHubEnable. The binary is `main.rs`; the resource and its properties are here so
+//! tests can check TapStack.yml against the property schema.
+
+mod resource;
+
+pub use resource::{tags_fingerprint, ManagedBy, Ownership, Properties, SecurityHubEnable};

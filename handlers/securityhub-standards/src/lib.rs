@@ -1,0 +1,6 @@
+//! Custom::SecurityHubStandards. The binary is `main.rs`; the resource and its properties are here so
+//! tests can check TapStack.yml against the property schema.
+
+mod resource;
+
+pub use resource::{standard_id, standards_arn, Ownership, Properties, SecurityHubStandards, Standard, Subscription};
