@@ -1,1 +1,567 @@
-//! Not written yet: see the open issue.
+//! Custom::SecurityHubEnable and Custom::SecurityHubStandards: the real binaries under the Lambda Runtime
+//! API, against the emulator, both in the same account as they are in TapStack.
+
+use serde_json::{json, Value};
+use tapguard_tests::*;
+
+const ENABLE_BINARY: &str = "securityhub-enable";
+const STANDARDS_BINARY: &str = "securityhub-standards";
+const ENABLE_TYPE: &str = "Custom::SecurityHubEnable";
+const STANDARDS_TYPE: &str = "Custom::SecurityHubStandards";
+const REGION: &str = "eu-west-1";
+
+const FSBP: &str = "aws-foundational-security-best-practices/v/1.0.0";
+const CIS_12: &str = "cis-aws-foundations-benchmark/v/1.2.0";
+const CIS_14: &str = "cis-aws-foundations-benchmark/v/1.4.0";
+const PCI: &str = "pci-dss/v/3.2.1";
+
+/// The hub handler's world, plus the standards handler running in the same account.
+struct Stack {
+    world: World,
+    standards_host: LambdaHost,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        let world = World::new(ENABLE_BINARY, REGION);
+        let standards_host = LambdaHost::start(
+            &binary_path(STANDARDS_BINARY),
+            &emulator().sdk_env(&world.account, REGION),
+        );
+        Stack { world, standards_host }
+    }
+
+    fn hub_resource(&self) -> CustomResourceDriver<'_> {
+        self.world.resource(ENABLE_TYPE, "SecurityHub")
+    }
+
+    fn standards_resource(&self) -> CustomResourceDriver<'_> {
+        CustomResourceDriver::new(
+            &self.standards_host,
+            &self.world.responses,
+            STANDARDS_TYPE,
+            "SecurityHubStandards",
+            &self.world.stack_id(),
+        )
+    }
+
+    fn account_id(&self) -> &str {
+        &self.world.account.account_id
+    }
+}
+
+/// DescribeHub as the emulator answers it now; None when the account is not subscribed.
+fn hub(w: &World) -> Option<Value> {
+    let answer = w.rest_call("securityhub", "GET", "/accounts", None);
+    if answer.get("HubArn").is_some() {
+        Some(answer)
+    } else {
+        assert_eq!(answer["__type"], "InvalidAccessException", "{answer}");
+        None
+    }
+}
+
+/// Standard id -> status, from GetEnabledStandards. Each read moves PENDING and DELETING along, as in AWS.
+fn standards(w: &World) -> Vec<(String, String)> {
+    let answer = w.rest_call("securityhub", "POST", "/standards/get", Some(json!({})));
+    answer["StandardsSubscriptions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GetEnabledStandards: {answer}"))
+        .iter()
+        .map(|s| {
+            let arn = s["StandardsSubscriptionArn"].as_str().unwrap_or_default();
+            let id = arn.split_once(":subscription/").map(|(_, id)| id).unwrap_or(arn);
+            (
+                id.to_string(),
+                s["StandardsStatus"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The standards still subscribed once the ones being disabled are gone.
+fn settled_standards(w: &World) -> Vec<(String, String)> {
+    for _ in 0..5 {
+        let now = standards(w);
+        if now
+            .iter()
+            .all(|(_, status)| status != "DELETING" && status != "PENDING")
+        {
+            return now;
+        }
+    }
+    panic!("standards did not settle: {:?}", standards(w))
+}
+
+fn ids(pairs: &[(String, String)]) -> Vec<&str> {
+    let mut ids: Vec<&str> = pairs.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort();
+    ids
+}
+
+fn enable_hub_directly(w: &World, generator: &str) {
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false, "ControlFindingGenerator": generator})),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+}
+
+fn enable_standard_directly(w: &World, arn: &str) {
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/standards/register",
+        Some(json!({"StandardsSubscriptionRequests": [{"StandardsArn": arn}]})),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+}
+
+fn standard_outcome(s: &Stack, standard: &str, status: &str, reason: Option<&str>) {
+    emulator().control(
+        "/tapguard/securityhub/standard-outcome",
+        json!({"account": s.account_id(), "region": REGION, "standard": standard, "status": status, "reason": reason}),
+    );
+}
+
+fn count(operations: &[String], name: &str) -> usize {
+    operations.iter().filter(|op| *op == name).count()
+}
+
+fn from_fixture(name: &str, w: &World) -> Value {
+    let mut event = fixture(name);
+    event["StackId"] = json!(w.stack_id());
+    event
+}
+
+#[test]
+fn fresh_enable_reads_back_updates_settings_and_delete_turns_it_off() {
+    let s = Stack::new();
+    let w = &s.world;
+    assert!(hub(w).is_none(), "a fresh account has no hub");
+    let mut r = s.hub_resource();
+
+    let created = r.send(from_fixture("securityhub-enable-create.json", w));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let hub_arn = format!("arn:aws:securityhub:{REGION}:{}:hub/default", s.account_id());
+    assert_eq!(created.data("HubArn"), Some(hub_arn.as_str()));
+    assert_eq!(created.data("Adopted"), Some("false"));
+    assert_eq!(created.data("ManagedBy"), Some("Self"));
+    assert_eq!(created.data("ControlFindingGenerator"), Some("SECURITY_CONTROL"));
+    assert_eq!(created.data("AutoEnableControls"), Some("true"));
+    assert_eq!(created.data("SettingsNotApplied"), Some(""));
+    assert!(created.data("SubscribedAt").is_some_and(|t| !t.is_empty()));
+    assert!(
+        created
+            .physical_id()
+            .starts_with("securityhub-enable:eu-west-1:enabled:"),
+        "{}",
+        created.physical_id()
+    );
+    let described = hub(w).expect("the hub is on");
+    assert_eq!(described["HubArn"], hub_arn.as_str());
+    assert!(
+        standards(w).is_empty(),
+        "EnableDefaultStandards false: no standard subscribed"
+    );
+    r.physical_id = Some(created.physical_id().to_string());
+    r.properties = created.event["ResourceProperties"].clone();
+
+    // No-op Update: reads only.
+    let before = w.operations("securityhub").len();
+    let noop = r.update(r.properties.clone());
+    assert_eq!(noop.status(), "SUCCESS", "{}", noop.reason());
+    assert_eq!(noop.physical_id(), created.physical_id());
+    let during = w.operations("securityhub")[before..].to_vec();
+    assert!(
+        mutating(&during).is_empty(),
+        "a no-op Update changed something: {during:?}"
+    );
+    assert!(during.contains(&"DescribeHub".to_string()), "{during:?}");
+
+    // Settings change: applied with UpdateSecurityHubConfiguration and read back.
+    let mut changed_props = r.properties.clone();
+    changed_props["AutoEnableControls"] = json!("false");
+    changed_props["ControlFindingGenerator"] = json!("STANDARD_CONTROL");
+    let changed = r.update(changed_props);
+    assert_eq!(changed.status(), "SUCCESS", "{}", changed.reason());
+    assert_eq!(changed.data("AutoEnableControls"), Some("false"));
+    assert_eq!(changed.data("ControlFindingGenerator"), Some("STANDARD_CONTROL"));
+    let described = hub(w).expect("the hub is on");
+    assert_eq!(described["AutoEnableControls"], false);
+    assert_eq!(described["ControlFindingGenerator"], "STANDARD_CONTROL");
+
+    // Delete: this resource enabled the hub, so it turns it off.
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(hub(w).is_none(), "the hub this resource enabled is off");
+    assert_eq!(count(&w.operations("securityhub"), "DisableSecurityHub"), 1);
+}
+
+#[test]
+fn adopting_an_enabled_hub_applies_settings_lists_the_rest_and_delete_leaves_it_on() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "STANDARD_CONTROL");
+    let mut r = s.hub_resource();
+    let created = r.create(json!({"Tags": {"owner": "security"}}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some("true"));
+    assert_eq!(created.data("ManagedBy"), Some("Self"));
+    assert_eq!(created.data("ControlFindingGenerator"), Some("SECURITY_CONTROL"));
+    assert_eq!(
+        created.data("SettingsNotApplied"),
+        Some("Tags"),
+        "tags are taken only when the hub is enabled"
+    );
+    assert_eq!(hub(w).expect("on")["ControlFindingGenerator"], "SECURITY_CONTROL");
+    let ops = w.operations("securityhub");
+    assert_eq!(count(&ops, "EnableSecurityHub"), 0, "{ops:?}");
+    assert_eq!(count(&ops, "UpdateSecurityHubConfiguration"), 1, "{ops:?}");
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(hub(w).is_some(), "an adopted hub stays on");
+    assert_eq!(count(&w.operations("securityhub"), "DisableSecurityHub"), 0);
+}
+
+#[test]
+fn enable_default_standards_subscribes_fsbp_and_cis_1_2_0() {
+    let s = Stack::new();
+    let w = &s.world;
+    let mut r = s.hub_resource();
+    let created = r.create(json!({"EnableDefaultStandards": "true"}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(ids(&standards(w)), vec![FSBP, CIS_12]);
+}
+
+#[test]
+fn a_hub_managed_by_a_configuration_policy_is_reported_not_changed() {
+    let s = Stack::new();
+    let w = &s.world;
+    emulator().control(
+        "/tapguard/securityhub/central-configuration",
+        json!({"account": s.account_id(), "region": REGION, "administrator": "999988887777"}),
+    );
+    let mut r = s.hub_resource();
+    let created = r.create(json!({"ControlFindingGenerator": "STANDARD_CONTROL"}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some("true"));
+    assert_eq!(created.data("ManagedBy"), Some("ConfigurationPolicy"));
+    assert_eq!(created.data("SettingsNotApplied"), Some("ControlFindingGenerator"));
+    assert_eq!(
+        created.data("ControlFindingGenerator"),
+        Some("SECURITY_CONTROL"),
+        "Data tells what is, not what was asked"
+    );
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(hub(w).is_some());
+    assert_eq!(count(&w.operations("securityhub"), "DisableSecurityHub"), 0);
+}
+
+#[test]
+fn an_administrator_account_is_named_and_settings_it_governs_are_listed() {
+    let s = Stack::new();
+    let w = &s.world;
+    emulator().control(
+        "/tapguard/securityhub/central-configuration",
+        json!({"account": s.account_id(), "region": REGION, "administrator": "999988887777", "policy": false}),
+    );
+    let mut r = s.hub_resource();
+    let created = r.create(json!({"ControlFindingGenerator": "STANDARD_CONTROL", "AutoEnableControls": false}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("ManagedBy"), Some("Administrator:999988887777"));
+    assert_eq!(created.data("SettingsNotApplied"), Some("ControlFindingGenerator"));
+    assert_eq!(
+        created.data("AutoEnableControls"),
+        Some("false"),
+        "the member may set this one"
+    );
+    assert_eq!(hub(w).expect("on")["AutoEnableControls"], false);
+}
+
+#[test]
+fn a_configuration_policy_with_the_hub_off_is_failed_and_the_delete_after_touches_nothing() {
+    let s = Stack::new();
+    let w = &s.world;
+    emulator().control(
+        "/tapguard/securityhub/central-configuration",
+        json!({"account": s.account_id(), "region": REGION, "administrator": "999988887777", "enable": false}),
+    );
+    let mut r = s.hub_resource();
+    let failed = r.create(json!({}));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("EnableSecurityHub failed: AccessDeniedException: Account"),
+        "{reason}"
+    );
+    assert!(reason.contains("is managed by a configuration policy"), "{reason}");
+    assert!(reason.contains("ask the delegated administrator"), "{reason}");
+    assert!(hub(w).is_none());
+
+    let before = w.operations("securityhub").len();
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        w.operations("securityhub").len(),
+        before,
+        "nothing to undo after a failed Create"
+    );
+}
+
+#[test]
+fn access_denied_on_enable_is_failed_with_the_action_to_grant() {
+    let s = Stack::new();
+    let w = &s.world;
+    w.fault(
+        json!({"service": "securityhub", "operation": "EnableSecurityHub", "code": "AccessDeniedException",
+        "message": "User is not authorized to perform: securityhub:EnableSecurityHub", "status": 403}),
+    );
+    let mut r = s.hub_resource();
+    let failed = r.create(json!({}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("EnableSecurityHub failed: AccessDeniedException: User is not authorized"),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed.reason().contains("securityhub:EnableSecurityHub was denied"),
+        "{}",
+        failed.reason()
+    );
+    assert!(hub(w).is_none());
+}
+
+#[test]
+fn standards_go_pending_then_ready_update_adds_and_removes_and_delete_disables_them() {
+    let s = Stack::new();
+    let w = &s.world;
+    let mut hub_r = s.hub_resource();
+    assert_eq!(hub_r.create(json!({})).status(), "SUCCESS");
+
+    let mut r = s.standards_resource();
+    let created = r.send(from_fixture("securityhub-standards-create.json", w));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    r.physical_id = Some(created.physical_id().to_string());
+    r.properties = created.event["ResourceProperties"].clone();
+    let account = s.account_id();
+    assert_eq!(
+        created.data("EnabledStandards"),
+        Some(format!("arn:aws:securityhub:{REGION}::standards/{FSBP},arn:aws:securityhub:::ruleset/{CIS_12}").as_str())
+    );
+    assert_eq!(
+        created.data("SubscriptionArns"),
+        Some(
+            format!(
+                "arn:aws:securityhub:{REGION}:{account}:subscription/{FSBP},\
+                 arn:aws:securityhub:{REGION}:{account}:subscription/{CIS_12}"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        created.data("Statuses"),
+        Some(format!("{FSBP}=READY,{CIS_12}=READY").as_str())
+    );
+    assert_eq!(created.data("Adopted"), Some(""));
+    let ops = w.operations("securityhub");
+    assert_eq!(count(&ops, "BatchEnableStandards"), 2, "{ops:?}");
+    assert!(
+        count(&ops, "GetEnabledStandards") >= 3,
+        "the subscriptions were PENDING and were polled until READY: {ops:?}"
+    );
+    assert_eq!(
+        standards(w),
+        vec![
+            (FSBP.to_string(), "READY".to_string()),
+            (CIS_12.to_string(), "READY".to_string())
+        ]
+    );
+
+    // No-op Update: reads only.
+    let before = w.operations("securityhub").len();
+    let noop = r.update(r.properties.clone());
+    assert_eq!(noop.status(), "SUCCESS", "{}", noop.reason());
+    let during = w.operations("securityhub")[before..].to_vec();
+    assert!(
+        mutating(&during).is_empty(),
+        "a no-op Update changed something: {during:?}"
+    );
+
+    // Update: CIS v1.2.0 out, PCI DSS in.
+    let updated = r.update(json!({"Standards": [FSBP, PCI]}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.physical_id(), created.physical_id(), "never a replacement");
+    assert_eq!(
+        updated.data("Statuses"),
+        Some(format!("{FSBP}=READY,{PCI}=READY").as_str())
+    );
+    assert_eq!(ids(&settled_standards(w)), vec![FSBP, PCI]);
+
+    // Delete, standards first as CloudFormation does with DependsOn: all gone, then the hub.
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(settled_standards(w).is_empty());
+    assert_eq!(hub_r.delete().status(), "SUCCESS");
+    assert!(hub(w).is_none());
+}
+
+#[test]
+fn delete_leaves_adopted_standards_and_the_adopted_hub_on() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    enable_standard_directly(w, &format!("arn:aws:securityhub:{REGION}::standards/{FSBP}"));
+    let mut hub_r = s.hub_resource();
+    assert_eq!(hub_r.create(json!({})).data("Adopted"), Some("true"));
+
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": [FSBP, format!("arn:aws:securityhub:{REGION}::standards/{CIS_14}")]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(
+        created.data("Adopted"),
+        Some(format!("arn:aws:securityhub:{REGION}::standards/{FSBP}").as_str())
+    );
+    assert_eq!(
+        created.physical_id(),
+        format!("securityhub-standards:{REGION}:adopted={FSBP}")
+    );
+    assert_eq!(count(&w.operations("securityhub"), "BatchEnableStandards"), 1);
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        settled_standards(w),
+        vec![(FSBP.to_string(), "READY".to_string())],
+        "the adopted standard stays, the one this resource enabled is gone"
+    );
+    assert_eq!(hub_r.delete().status(), "SUCCESS");
+    assert!(hub(w).is_some(), "the adopted hub stays on");
+}
+
+#[test]
+fn a_standard_that_goes_incomplete_fails_with_its_reason_and_is_disabled_again() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    standard_outcome(&s, CIS_14, "INCOMPLETE", Some("NO_AVAILABLE_CONFIGURATION_RECORDER"));
+    let mut r = s.standards_resource();
+    let failed = r.create(json!({"Standards": [FSBP, CIS_14]}));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with(&format!(
+            "standard {CIS_14} is INCOMPLETE in {}/{REGION} (StandardsStatusReason NO_AVAILABLE_CONFIGURATION_RECORDER): \
+             turn on AWS Config first",
+            s.account_id()
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!(
+            "disabled again what this request had enabled: {FSBP}, {CIS_14}"
+        )),
+        "{reason}"
+    );
+    assert!(failed.physical_id().starts_with("tapguard-failed-create:"));
+    assert_eq!(count(&w.operations("securityhub"), "BatchDisableStandards"), 1);
+    assert!(
+        settled_standards(w).is_empty(),
+        "what the failed Create enabled is gone"
+    );
+
+    // CloudFormation then deletes the failed resource: SUCCESS without any Security Hub call.
+    let before = w.operations("securityhub").len();
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(w.operations("securityhub").len(), before);
+}
+
+#[test]
+fn still_pending_after_wait_seconds_is_failed_naming_the_standard_and_the_wait() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    standard_outcome(&s, PCI, "PENDING", None);
+    let mut r = s.standards_resource();
+    let failed = r.create(json!({"Standards": [PCI], "WaitSeconds": "2"}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with(&format!("{PCI} still PENDING after waiting 2 s for READY")),
+        "{}",
+        failed.reason()
+    );
+    assert!(failed.reason().contains("raise WaitSeconds"), "{}", failed.reason());
+    assert!(
+        settled_standards(w).is_empty(),
+        "the PENDING standard was disabled again"
+    );
+}
+
+#[test]
+fn a_rejected_standard_disables_the_one_enabled_before_it() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    standard_outcome(&s, CIS_14, "REJECTED", None);
+    let mut r = s.standards_resource();
+    let failed = r.create(json!({"Standards": [FSBP, CIS_14]}));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("BatchEnableStandards failed: InvalidInputException: "),
+        "{reason}"
+    );
+    assert!(reason.contains(&format!("(enabling {CIS_14})")), "{reason}");
+    assert!(
+        reason.contains(&format!("disabled again what this request had enabled: {FSBP}")),
+        "{reason}"
+    );
+    assert!(settled_standards(w).is_empty());
+}
+
+#[test]
+fn standards_without_the_hub_fail_with_the_remedy() {
+    let s = Stack::new();
+    let w = &s.world;
+    let mut r = s.standards_resource();
+    let failed = r.create(json!({"Standards": [FSBP]}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(&format!(
+            "Security Hub is not enabled in {}/{REGION}: add a Custom::SecurityHubEnable and DependsOn it",
+            s.account_id()
+        )),
+        "{}",
+        failed.reason()
+    );
+    assert!(mutating(&w.operations("securityhub")).is_empty());
+}
+
+#[test]
+fn an_unknown_standard_is_an_invalid_property_before_any_change() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    let mut r = s.standards_resource();
+    let failed = r.create(json!({"Standards": [FSBP, "cis-aws-foundations-benchmark/v/9.9.9"]}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("invalid property Standards[1]: cis-aws-foundations-benchmark/v/9.9.9"),
+        "{}",
+        failed.reason()
+    );
+    assert!(mutating(&w.operations("securityhub")).is_empty());
+}
