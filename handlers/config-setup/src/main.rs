@@ -1,2 +1,6 @@
-//! Not built yet: see the open issue for this resource.
-fn main() {}
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tapguard_shared::init_logging();
+    let config = tapguard_shared::aws_config().await;
+    tapguard_shared::run(config_setup::ConfigSetup::new(&config)).await
+}
