@@ -13,7 +13,7 @@ use aws_sdk_securityhub::Client as SecurityHub;
 use serde::Deserialize;
 use tapguard_shared::props::flex;
 use tapguard_shared::{is_access_denied, CustomResource, HandlerError, Invocation, Outcome};
-use tracing::info;
+use tracing::{info, warn};
 
 const ID_PREFIX: &str = "securityhub-enable:";
 const GENERATORS: [&str; 2] = ["SECURITY_CONTROL", "STANDARD_CONTROL"];
@@ -280,10 +280,13 @@ impl SecurityHubEnable {
 
     /// Brings an enabled hub to the requested settings where the account may, reads it back, and
     /// builds the answer.
+    /// `enabled_with` is what EnableSecurityHub was last called with for this hub: default standards, and
+    /// the fingerprint of the tags.
     async fn converge(
         &self,
         inv: &Invocation,
         ownership: &Ownership,
+        enabled_with: (bool, &str),
         props: &Properties,
     ) -> Result<Outcome, HandlerError> {
         let generator = props.generator()?;
@@ -296,10 +299,10 @@ impl SecurityHubEnable {
             .apply_settings(inv, &hub, generator, props.auto_enable_controls, &mut managed_by)
             .await?;
         // Both are taken only by EnableSecurityHub: they stand as they were when the hub was turned on.
-        if props.enable_default_standards != ownership.default_standards {
+        if props.enable_default_standards != enabled_with.0 {
             not_applied.push("EnableDefaultStandards");
         }
-        if tags_fingerprint(&props.tags) != ownership.tags {
+        if tags_fingerprint(&props.tags) != enabled_with.1 {
             not_applied.push("Tags");
         }
 
@@ -356,7 +359,8 @@ impl CustomResource for SecurityHubEnable {
             default_standards: enabled_hub && props.enable_default_standards,
             tags: tags_fingerprint(if enabled_hub { &props.tags } else { &no_tags }),
         };
-        self.converge(inv, &ownership, &props).await
+        self.converge(inv, &ownership, (ownership.default_standards, &ownership.tags), &props)
+            .await
     }
 
     async fn update(
@@ -369,15 +373,18 @@ impl CustomResource for SecurityHubEnable {
         // Ownership stays what Create found: a new physical id would make CloudFormation delete the old
         // one, and that Delete would disable the hub this resource still stands for.
         let ownership = Ownership::parse(physical_id)?;
-        props.generator()?;
+        let generator = props.generator()?;
+        let mut enabled_with = (ownership.default_standards, ownership.tags.clone());
         if self.describe_hub(inv).await?.is_none() {
-            return Err(HandlerError::Failed(format!(
-                "Security Hub was turned off in {}/{} outside this stack: this resource does not turn it back on \
-                 by itself; delete and recreate the resource (or turn the hub on) and update again",
-                inv.account_id, inv.region
-            )));
+            // Turned off outside the stack: the stack still says it is on. An adopted hub stays adopted,
+            // so this resource's Delete still leaves it on.
+            warn!("Security Hub was turned off outside this stack: enabling it again");
+            if self.enable(inv, &props, generator).await? {
+                enabled_with = (props.enable_default_standards, tags_fingerprint(&props.tags));
+            }
         }
-        self.converge(inv, &ownership, &props).await
+        self.converge(inv, &ownership, (enabled_with.0, &enabled_with.1), &props)
+            .await
     }
 
     async fn delete(
@@ -794,6 +801,64 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("still answers a hub"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn update_turns_a_hub_switched_off_outside_the_stack_back_on_and_keeps_ownership() {
+        let adopted = Ownership {
+            region: "eu-west-1".into(),
+            enabled_hub: false,
+            default_standards: false,
+            tags: tags_fingerprint(&BTreeMap::new()),
+        };
+        let (reads, admin, enable) = (
+            hub_reads(&[None, Some(("SECURITY_CONTROL", true)), Some(("SECURITY_CONTROL", true))]),
+            no_administrator(),
+            enable_ok(),
+        );
+        let out = handler(&[&reads, &admin, &enable])
+            .update(&inv(), &adopted.physical_id(), props(), Some(props()))
+            .await
+            .unwrap();
+        assert_eq!(enable.num_calls(), 1);
+        assert_eq!(
+            out.physical_id,
+            adopted.physical_id(),
+            "still adopted: Delete leaves it on"
+        );
+        assert_eq!(out.data["SettingsNotApplied"], "");
+    }
+
+    #[tokio::test]
+    async fn update_lists_tags_changed_after_the_hub_was_enabled() {
+        let ours = Ownership {
+            region: "eu-west-1".into(),
+            enabled_hub: true,
+            default_standards: false,
+            tags: tags_fingerprint(&BTreeMap::new()),
+        };
+        let (reads, admin, update) = (
+            hub_reads(&[
+                Some(("SECURITY_CONTROL", true)),
+                Some(("SECURITY_CONTROL", true)),
+                Some(("SECURITY_CONTROL", true)),
+            ]),
+            no_administrator(),
+            update_ok(),
+        );
+        let mut p = props();
+        p.tags.insert("owner".into(), "security".into());
+        p.enable_default_standards = true;
+        let out = handler(&[&reads, &admin, &update])
+            .update(&inv(), &ours.physical_id(), p, Some(props()))
+            .await
+            .unwrap();
+        assert_eq!(out.data["SettingsNotApplied"], "EnableDefaultStandards,Tags");
+        assert_eq!(
+            update.num_calls(),
+            0,
+            "no-op for the settings UpdateSecurityHubConfiguration takes"
+        );
     }
 
     #[test]
