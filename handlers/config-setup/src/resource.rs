@@ -699,9 +699,23 @@ impl CustomResource for ConfigSetup {
         let desired = validate(&props, &inv.region)?;
         let own = Ownership::parse(physical_id)?;
         Self::check_region(inv, &own)?;
+        let old_name = old.as_ref().map(|o| o.recorder_name().to_string());
+        if !own.created_recorder {
+            if let Some(old_name) = old_name.as_deref().filter(|o| *o != props.recorder_name()) {
+                return Err(HandlerError::InvalidProperty {
+                    property: "RecorderName".into(),
+                    problem: format!(
+                        "changed to {:?}, but the recorder {} was adopted, not created, by this resource: Config cannot \
+                         rename a recorder, and this resource does not delete what it did not create; set RecorderName \
+                         back to {old_name:?}",
+                        props.recorder_name(),
+                        own.recorder_name,
+                    ),
+                });
+            }
+        }
         let state = self.read_state(inv).await?;
         let current = state.recorder_name().map(str::to_string);
-        let old_name = old.as_ref().map(|o| o.recorder_name().to_string());
 
         let recorder_name = if own.created_recorder {
             match current.as_deref() {
@@ -722,19 +736,6 @@ impl CustomResource for ConfigSetup {
                 }
             }
         } else {
-            if old_name.as_deref().is_some_and(|o| o != props.recorder_name()) {
-                return Err(HandlerError::InvalidProperty {
-                    property: "RecorderName".into(),
-                    problem: format!(
-                        "changed to {:?}, but the recorder {} was adopted, not created, by this resource: Config cannot \
-                         rename a recorder, and this resource does not delete what it did not create; set RecorderName \
-                         back to {:?}",
-                        props.recorder_name(),
-                        own.recorder_name,
-                        old_name.unwrap_or_default()
-                    ),
-                });
-            }
             if current.as_deref() != Some(own.recorder_name.as_str()) {
                 return Err(HandlerError::Failed(format!(
                     "the adopted recorder {} is no longer in {} (found {:?}): recreate it, or replace this resource \
@@ -1153,5 +1154,760 @@ fn with_note(err: HandlerError, note: &str) -> HandlerError {
             property,
             problem: format!("{problem}; {note}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_config::operation::delete_config_rule::{DeleteConfigRuleError, DeleteConfigRuleOutput};
+    use aws_sdk_config::operation::delete_configuration_recorder::DeleteConfigurationRecorderOutput;
+    use aws_sdk_config::operation::delete_delivery_channel::{DeleteDeliveryChannelError, DeleteDeliveryChannelOutput};
+    use aws_sdk_config::operation::describe_config_rules::DescribeConfigRulesOutput;
+    use aws_sdk_config::operation::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput;
+    use aws_sdk_config::operation::describe_configuration_recorders::DescribeConfigurationRecordersOutput;
+    use aws_sdk_config::operation::describe_delivery_channels::DescribeDeliveryChannelsOutput;
+    use aws_sdk_config::operation::list_tags_for_resource::ListTagsForResourceOutput;
+    use aws_sdk_config::operation::put_config_rule::{PutConfigRuleError, PutConfigRuleOutput};
+    use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecorderOutput;
+    use aws_sdk_config::operation::put_delivery_channel::{PutDeliveryChannelError, PutDeliveryChannelOutput};
+    use aws_sdk_config::operation::start_configuration_recorder::{
+        StartConfigurationRecorderError, StartConfigurationRecorderOutput,
+    };
+    use aws_sdk_config::operation::stop_configuration_recorder::StopConfigurationRecorderOutput;
+    use aws_sdk_config::types::RecorderStatus;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+    use serde_json::json;
+
+    const ROLE: &str = "arn:aws:iam::111122223333:role/tap-config";
+    const BUCKET: &str = "tap-config-111122223333";
+    const STACK: &str = "arn:aws:cloudformation:eu-west-1:111122223333:stack/tap/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f";
+
+    fn inv() -> Invocation {
+        let mut inv = Invocation::detached("eu-west-1", "111122223333");
+        inv.stack_id = STACK.into();
+        inv.logical_resource_id = "ConfigSetup".into();
+        inv
+    }
+
+    fn props(rules: Value) -> Properties {
+        tapguard_shared::props::parse(&json!({"RoleArn": ROLE, "DeliveryBucketName": BUCKET, "Rules": rules})).unwrap()
+    }
+
+    use serde_json::Value;
+
+    fn keys() -> Value {
+        json!({"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED", "InputParameters": {"maxAccessKeyAge": "90"}})
+    }
+
+    fn volumes() -> Value {
+        json!({"Name": "volumes", "SourceIdentifier": "ENCRYPTED_VOLUMES"})
+    }
+
+    fn recorder(name: &str) -> ConfigurationRecorder {
+        ConfigurationRecorder::builder()
+            .name(name)
+            .role_arn(ROLE)
+            .recording_group(
+                RecordingGroup::builder()
+                    .all_supported(true)
+                    .include_global_resource_types(true)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn service_linked() -> ConfigurationRecorder {
+        ConfigurationRecorder::builder()
+            .name("AWSConfigurationRecorderForSecurityHub")
+            .service_principal("securityhub.amazonaws.com")
+            .build()
+    }
+
+    fn status(name: &str, recording: bool, last: Option<&str>) -> ConfigurationRecorderStatus {
+        let b = ConfigurationRecorderStatus::builder().name(name).recording(recording);
+        match last {
+            Some(l) => b.last_status(RecorderStatus::from(l)),
+            None => b,
+        }
+        .build()
+    }
+
+    fn channel(name: &str) -> DeliveryChannel {
+        DeliveryChannel::builder()
+            .name(name)
+            .s3_bucket_name(BUCKET)
+            .config_snapshot_delivery_properties(
+                ConfigSnapshotDeliveryProperties::builder()
+                    .delivery_frequency(MaximumExecutionFrequency::TwentyFourHours)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn rule(value: Value) -> ConfigRule {
+        let p = props(json!([value]));
+        let d = validate(&p, "eu-west-1").unwrap();
+        let mut r = rule_for(&d.rules[0]);
+        r.config_rule_arn = Some(format!(
+            "arn:aws:config:eu-west-1:111122223333:config-rule/{}",
+            d.rules[0].name
+        ));
+        r.config_rule_state = Some(aws_sdk_config::types::ConfigRuleState::Active);
+        r
+    }
+
+    /// Config as one DescribeX round shows it.
+    #[derive(Clone, Default)]
+    struct Snapshot {
+        recorders: Vec<ConfigurationRecorder>,
+        status: Option<ConfigurationRecorderStatus>,
+        channels: Vec<DeliveryChannel>,
+        rules: Vec<ConfigRule>,
+    }
+
+    fn fresh() -> Snapshot {
+        Snapshot::default()
+    }
+
+    fn set_up(recording: bool, rules: Vec<ConfigRule>) -> Snapshot {
+        Snapshot {
+            recorders: vec![recorder("default")],
+            status: Some(status("default", recording, recording.then_some("PENDING"))),
+            channels: vec![channel("default")],
+            rules,
+        }
+    }
+
+    /// Read rules that answer each snapshot in turn (one per `read_state`).
+    fn read_rules(snapshots: &[Snapshot]) -> Vec<Rule> {
+        let mut recorders = mock!(Client::describe_configuration_recorders).sequence();
+        let mut statuses = mock!(Client::describe_configuration_recorder_status).sequence();
+        let mut channels = mock!(Client::describe_delivery_channels).sequence();
+        let mut rules = mock!(Client::describe_config_rules).sequence();
+        for s in snapshots.iter().cloned() {
+            let r = s.recorders.clone();
+            recorders = recorders.output(move || {
+                DescribeConfigurationRecordersOutput::builder()
+                    .set_configuration_recorders(Some(r.clone()))
+                    .build()
+            });
+            if let Some(st) = s.status.clone() {
+                statuses = statuses.output(move || {
+                    DescribeConfigurationRecorderStatusOutput::builder()
+                        .configuration_recorders_status(st.clone())
+                        .build()
+                });
+            }
+            let c = s.channels.clone();
+            channels = channels.output(move || {
+                DescribeDeliveryChannelsOutput::builder()
+                    .set_delivery_channels(Some(c.clone()))
+                    .build()
+            });
+            let ru = s.rules.clone();
+            rules = rules.output(move || {
+                DescribeConfigRulesOutput::builder()
+                    .set_config_rules(Some(ru.clone()))
+                    .build()
+            });
+        }
+        vec![recorders.build(), statuses.build(), channels.build(), rules.build()]
+    }
+
+    fn tags(owner: Option<&'static str>) -> Rule {
+        mock!(Client::list_tags_for_resource).then_output(move || {
+            let b = ListTagsForResourceOutput::builder();
+            match owner {
+                Some(v) => b.tags(Tag::builder().key(OWNER_TAG).value(v).build()),
+                None => b,
+            }
+            .build()
+        })
+    }
+
+    const OURS: &str = "stack/tap/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f/ConfigSetup";
+
+    /// Every mutating operation, answering success; `num_calls` says what was called.
+    struct Writes {
+        put_recorder: Rule,
+        put_channel: Rule,
+        start: Rule,
+        stop: Rule,
+        put_rule: Rule,
+        delete_rule: Rule,
+        delete_channel: Rule,
+        delete_recorder: Rule,
+    }
+
+    impl Writes {
+        fn ok() -> Writes {
+            Writes {
+                put_recorder: mock!(Client::put_configuration_recorder)
+                    .then_output(|| PutConfigurationRecorderOutput::builder().build()),
+                put_channel: mock!(Client::put_delivery_channel)
+                    .then_output(|| PutDeliveryChannelOutput::builder().build()),
+                start: mock!(Client::start_configuration_recorder)
+                    .then_output(|| StartConfigurationRecorderOutput::builder().build()),
+                stop: mock!(Client::stop_configuration_recorder)
+                    .then_output(|| StopConfigurationRecorderOutput::builder().build()),
+                put_rule: mock!(Client::put_config_rule).then_output(|| PutConfigRuleOutput::builder().build()),
+                delete_rule: mock!(Client::delete_config_rule)
+                    .then_output(|| DeleteConfigRuleOutput::builder().build()),
+                delete_channel: mock!(Client::delete_delivery_channel)
+                    .then_output(|| DeleteDeliveryChannelOutput::builder().build()),
+                delete_recorder: mock!(Client::delete_configuration_recorder)
+                    .then_output(|| DeleteConfigurationRecorderOutput::builder().build()),
+            }
+        }
+
+        fn all(&self) -> Vec<&Rule> {
+            vec![
+                &self.put_recorder,
+                &self.put_channel,
+                &self.start,
+                &self.stop,
+                &self.put_rule,
+                &self.delete_rule,
+                &self.delete_channel,
+                &self.delete_recorder,
+            ]
+        }
+
+        fn total(&self) -> usize {
+            self.all().iter().map(|r| r.num_calls()).sum()
+        }
+    }
+
+    /// A handler over `first` (checked first, e.g. failing writes), then the reads, then `writes`.
+    fn handler(first: &[&Rule], reads: &[Rule], more: &[&Rule], writes: &Writes) -> ConfigSetup {
+        let mut rules: Vec<&Rule> = first.to_vec();
+        rules.extend(reads.iter());
+        rules.extend(more.iter().copied());
+        rules.extend(writes.all());
+        let client = mock_client!(aws_sdk_config, RuleMode::MatchAny, &rules, |c| c.retry_config(
+            aws_sdk_config::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(1))
+                .with_max_backoff(std::time::Duration::from_millis(5))
+        ));
+        ConfigSetup::from_client(client)
+    }
+
+    fn error(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    #[tokio::test]
+    async fn fresh_create_puts_everything_and_answers_what_it_read_back() {
+        let after = set_up(true, vec![rule(keys())]);
+        let (reads, w, tags) = (read_rules(&[fresh(), after]), Writes::ok(), tags(Some(OURS)));
+        let h = handler(&[], &reads, &[&tags], &w);
+        let out = h.create(&inv(), props(json!([keys()]))).await.unwrap();
+        assert_eq!(
+            out.physical_id,
+            "config-setup:eu-west-1:created=recorder,channel:started-recording=true:default"
+        );
+        let data = |k: &str| out.data[k].as_str();
+        assert_eq!(
+            (
+                data("RecorderName"),
+                data("DeliveryChannelName"),
+                data("Recording"),
+                data("LastStatus")
+            ),
+            ("default", "default", "true", "PENDING")
+        );
+        assert_eq!((data("RecorderAdopted"), data("ChannelAdopted")), ("false", "false"));
+        assert_eq!((data("RuleNames"), data("RulesCreated")), ("keys", "keys"));
+        assert_eq!(
+            (
+                w.put_recorder.num_calls(),
+                w.put_channel.num_calls(),
+                w.start.num_calls(),
+                w.put_rule.num_calls()
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(tags.num_calls(), 0, "nothing existed whose owner needed checking");
+    }
+
+    #[tokio::test]
+    async fn an_existing_recorder_is_adopted_under_its_own_name() {
+        let before = Snapshot {
+            recorders: vec![recorder("org")],
+            status: Some(status("org", false, None)),
+            ..fresh()
+        };
+        let after = Snapshot {
+            recorders: vec![recorder("org")],
+            status: Some(status("org", true, Some("PENDING"))),
+            channels: vec![channel("default")],
+            rules: vec![],
+        };
+        let (reads, w) = (read_rules(&[before, after]), Writes::ok());
+        let start_org = mock!(Client::start_configuration_recorder)
+            .match_requests(|r| r.configuration_recorder_name() == Some("org"))
+            .then_output(|| StartConfigurationRecorderOutput::builder().build());
+        let h = handler(&[&start_org], &reads, &[], &w);
+        let out = h.create(&inv(), props(json!([]))).await.unwrap();
+        assert_eq!(
+            out.physical_id,
+            "config-setup:eu-west-1:created=channel:started-recording=true:org"
+        );
+        assert_eq!(out.data["RecorderAdopted"], "true");
+        assert_eq!(
+            w.put_recorder.num_calls(),
+            0,
+            "same settings: never a second recorder, no change"
+        );
+        assert_eq!((w.put_channel.num_calls(), start_org.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_service_linked_recorder_is_reported_and_left_alone() {
+        let before = Snapshot {
+            recorders: vec![service_linked()],
+            ..fresh()
+        };
+        let mut after = set_up(true, vec![]);
+        after.recorders.push(service_linked());
+        let (reads, w) = (read_rules(&[before, after]), Writes::ok());
+        let put_default = mock!(Client::put_configuration_recorder)
+            .match_requests(|r| r.configuration_recorder().and_then(|c| c.name()) == Some("default"))
+            .then_output(|| PutConfigurationRecorderOutput::builder().build());
+        let h = handler(&[&put_default], &reads, &[], &w);
+        let out = h.create(&inv(), props(json!([]))).await.unwrap();
+        assert_eq!(
+            out.data["ServiceLinkedRecorders"],
+            "AWSConfigurationRecorderForSecurityHub"
+        );
+        assert_eq!(out.data["RecorderName"], "default");
+        assert_eq!(
+            (put_default.num_calls(), w.put_recorder.num_calls()),
+            (1, 0),
+            "only our own recorder is put"
+        );
+    }
+
+    #[tokio::test]
+    async fn access_denied_on_start_names_the_action_and_undoes_the_create() {
+        let (reads, w) = (read_rules(&[fresh()]), Writes::ok());
+        let denied = mock!(Client::start_configuration_recorder).then_error(|| {
+            StartConfigurationRecorderError::generic(error("AccessDeniedException", "User is not authorized"))
+        });
+        let h = handler(&[&denied], &reads, &[], &w);
+        let err = h.create(&inv(), props(json!([keys()]))).await.unwrap_err();
+        assert_eq!(err.code(), Some("AccessDeniedException"));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("StartConfigurationRecorder failed: AccessDeniedException: User is not authorized"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the action config:StartConfigurationRecorder was denied"),
+            "{text}"
+        );
+        assert!(
+            text.contains("this Create undid its changes (deleted delivery channel default, deleted recorder default)"),
+            "{text}"
+        );
+        assert_eq!((w.delete_channel.num_calls(), w.delete_recorder.num_calls()), (1, 1));
+        assert_eq!((w.put_rule.num_calls(), w.stop.num_calls()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_bucket_policy_config_cannot_write_to_is_named_and_the_recorder_undone() {
+        let (reads, w) = (read_rules(&[fresh()]), Writes::ok());
+        let refused = mock!(Client::put_delivery_channel).then_error(|| {
+            PutDeliveryChannelError::generic(error(
+                "InsufficientDeliveryPolicyException",
+                "Insufficient delivery policy to s3 bucket",
+            ))
+        });
+        let h = handler(&[&refused], &reads, &[], &w);
+        let text = h.create(&inv(), props(json!([]))).await.unwrap_err().to_string();
+        assert!(
+            text.starts_with("PutDeliveryChannel failed: InsufficientDeliveryPolicyException"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "the bucket policy of {BUCKET} does not let config.amazonaws.com write"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("undid its changes (deleted recorder default)"), "{text}");
+        assert_eq!((w.delete_recorder.num_calls(), w.start.num_calls()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_last_delivery_is_not_verified_and_undone() {
+        let mut after = set_up(true, vec![]);
+        after.status = Some(
+            ConfigurationRecorderStatus::builder()
+                .name("default")
+                .recording(true)
+                .last_status(RecorderStatus::Failure)
+                .last_error_code("InsufficientDeliveryPolicyException")
+                .last_error_message("Access denied to the bucket")
+                .build(),
+        );
+        let (reads, w) = (read_rules(&[fresh(), after]), Writes::ok());
+        let h = handler(&[], &reads, &[], &w);
+        let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
+        assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("reports its last delivery failed: InsufficientDeliveryPolicyException: Access denied"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "the bucket policy of {BUCKET} does not let config.amazonaws.com write"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("stopped recorder default, deleted delivery channel default, deleted recorder default"),
+            "{text}"
+        );
+        assert_eq!(
+            (
+                w.stop.num_calls(),
+                w.delete_channel.num_calls(),
+                w.delete_recorder.num_calls()
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recorder_that_is_not_recording_after_start_is_not_verified() {
+        let after = set_up(false, vec![]);
+        let (reads, w) = (read_rules(&[fresh(), after]), Writes::ok());
+        let h = handler(&[], &reads, &[], &w);
+        let text = h.create(&inv(), props(json!([]))).await.unwrap_err().to_string();
+        assert!(
+            text.starts_with("not verified: the recorder default is not recording"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rule_missing_after_put_is_not_verified_and_deleted_again() {
+        let after = set_up(true, vec![]);
+        let (reads, w) = (read_rules(&[fresh(), after]), Writes::ok());
+        let h = handler(&[], &reads, &[], &w);
+        let text = h.create(&inv(), props(json!([keys()]))).await.unwrap_err().to_string();
+        assert!(
+            text.starts_with("not verified: DescribeConfigRules does not show the rule keys (Rules[0] (keys))"),
+            "{text}"
+        );
+        assert!(text.contains("deleted rule keys, stopped recorder default"), "{text}");
+        assert_eq!(w.delete_rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rule_config_rejects_names_the_rule_field() {
+        let (reads, w) = (read_rules(&[fresh()]), Writes::ok());
+        let rejected = mock!(Client::put_config_rule)
+            .match_requests(|r| r.config_rule().and_then(|c| c.config_rule_name()) == Some("volumes"))
+            .then_error(|| {
+                PutConfigRuleError::generic(error(
+                    "InvalidParameterValueException",
+                    "The sourceIdentifier is invalid",
+                ))
+            });
+        let h = handler(&[&rejected], &reads, &[], &w);
+        let text = h
+            .create(&inv(), props(json!([keys(), volumes()])))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("PutConfigRule failed: InvalidParameterValueException: The sourceIdentifier is invalid (Rules[1] (volumes): check that SourceIdentifier ENCRYPTED_VOLUMES"),
+            "{text}"
+        );
+        assert!(text.contains("deleted rule keys"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_by_the_sdk() {
+        let after = set_up(true, vec![rule(keys())]);
+        let (reads, w) = (read_rules(&[fresh(), after]), Writes::ok());
+        let throttled = mock!(Client::put_config_rule)
+            .sequence()
+            .error(|| PutConfigRuleError::generic(error("ThrottlingException", "Rate exceeded")))
+            .times(2)
+            .output(|| PutConfigRuleOutput::builder().build())
+            .build();
+        let owner = tags(Some(OURS));
+        let h = handler(&[&throttled], &reads, &[&owner], &w);
+        let out = h.create(&inv(), props(json!([keys()]))).await.unwrap();
+        assert_eq!(throttled.num_calls(), 3, "two throttled attempts, then success");
+        assert_eq!(out.data["RulesCreated"], "keys");
+    }
+
+    #[tokio::test]
+    async fn an_undo_that_fails_says_what_is_left() {
+        let (reads, w) = (read_rules(&[fresh()]), Writes::ok());
+        let denied = mock!(Client::start_configuration_recorder)
+            .then_error(|| StartConfigurationRecorderError::generic(error("AccessDeniedException", "denied")));
+        let stuck = mock!(Client::delete_delivery_channel)
+            .then_error(|| DeleteDeliveryChannelError::generic(error("AccessDeniedException", "denied too")));
+        let h = handler(&[&denied, &stuck], &reads, &[], &w);
+        let text = h.create(&inv(), props(json!([]))).await.unwrap_err().to_string();
+        assert!(
+            text.starts_with("StartConfigurationRecorder failed: AccessDeniedException"),
+            "{text}"
+        );
+        assert!(
+            text.contains("undoing this Create failed after it had undone nothing: DeleteDeliveryChannel failed: AccessDeniedException"),
+            "{text}"
+        );
+        assert!(text.contains("remove what is left by hand"), "{text}");
+        assert_eq!(
+            w.delete_recorder.num_calls(),
+            0,
+            "a channel still exists: the recorder is not deleted under it"
+        );
+    }
+
+    fn created_id() -> String {
+        Ownership {
+            region: "eu-west-1".into(),
+            created_recorder: true,
+            created_channel: true,
+            started_recording: true,
+            recorder_name: "default".into(),
+        }
+        .physical_id()
+    }
+
+    fn adopted_id() -> String {
+        Ownership {
+            region: "eu-west-1".into(),
+            created_recorder: false,
+            created_channel: false,
+            started_recording: false,
+            recorder_name: "org".into(),
+        }
+        .physical_id()
+    }
+
+    #[tokio::test]
+    async fn a_noop_update_only_reads() {
+        let state = set_up(true, vec![rule(keys())]);
+        let (reads, w, owner) = (read_rules(&[state.clone(), state]), Writes::ok(), tags(Some(OURS)));
+        let h = handler(&[], &reads, &[&owner], &w);
+        let p = props(json!([keys()]));
+        let out = h.update(&inv(), &created_id(), p.clone(), Some(p)).await.unwrap();
+        assert_eq!(out.physical_id, created_id());
+        assert_eq!(w.total(), 0, "a no-op Update made a mutating call");
+        assert_eq!(out.data["RulesCreated"], "keys");
+    }
+
+    #[tokio::test]
+    async fn update_deletes_removed_rules_it_created_and_keeps_adopted_ones() {
+        let before = set_up(true, vec![rule(keys()), rule(volumes())]);
+        let after = set_up(true, vec![rule(volumes())]);
+        let (reads, w) = (read_rules(&[before, after]), Writes::ok());
+        // keys was created by this resource; volumes was adopted.
+        let keys_owner = mock!(Client::list_tags_for_resource)
+            .match_requests(|r| r.resource_arn().is_some_and(|a| a.ends_with("/keys")))
+            .then_output(|| {
+                ListTagsForResourceOutput::builder()
+                    .tags(Tag::builder().key(OWNER_TAG).value(OURS).build())
+                    .build()
+            });
+        let no_owner = tags(None);
+        let h = handler(&[&keys_owner], &reads, &[&no_owner], &w);
+        let out = h
+            .update(
+                &inv(),
+                &created_id(),
+                props(json!([volumes()])),
+                Some(props(json!([keys(), volumes()]))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.delete_rule.num_calls(), 1);
+        assert_eq!(out.data["RulesCreated"], "");
+        assert_eq!(out.data["RuleNames"], "volumes");
+
+        // Removing the adopted rule leaves it in place.
+        let state = set_up(true, vec![rule(volumes())]);
+        let (reads, w) = (read_rules(&[state.clone(), state]), Writes::ok());
+        let no_owner = tags(None);
+        let h = handler(&[], &reads, &[&no_owner], &w);
+        h.update(&inv(), &created_id(), props(json!([])), Some(props(json!([volumes()]))))
+            .await
+            .unwrap();
+        assert_eq!(w.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn renaming_an_adopted_recorder_is_refused_before_any_call() {
+        let w = Writes::ok();
+        let h = handler(&[], &[], &[], &w);
+        let mut renamed = props(json!([]));
+        renamed.recorder_name = Some("tap".into());
+        let err = h
+            .update(&inv(), &adopted_id(), renamed, Some(props(json!([]))))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid property RecorderName: changed to \"tap\", but the recorder org was adopted"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn renaming_a_created_recorder_replaces_it_and_changes_the_id() {
+        let before = set_up(true, vec![]);
+        let mut after = set_up(true, vec![]);
+        after.recorders = vec![recorder("tap")];
+        after.status = Some(status("tap", true, Some("PENDING")));
+        let (reads, w) = (read_rules(&[before, after]), Writes::ok());
+        let h = handler(&[], &reads, &[], &w);
+        let mut renamed = props(json!([]));
+        renamed.recorder_name = Some("tap".into());
+        let out = h
+            .update(&inv(), &created_id(), renamed, Some(props(json!([]))))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.physical_id,
+            "config-setup:eu-west-1:created=recorder,channel:started-recording=true:tap"
+        );
+        assert_eq!(
+            (
+                w.stop.num_calls(),
+                w.delete_recorder.num_calls(),
+                w.put_recorder.num_calls(),
+                w.start.num_calls()
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(w.delete_channel.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_what_it_created_in_reverse_order_and_gone_is_fine() {
+        let state = set_up(true, vec![rule(keys()), rule(volumes())]);
+        let (reads, w) = (read_rules(&[state]), Writes::ok());
+        let keys_owner = mock!(Client::list_tags_for_resource)
+            .match_requests(|r| r.resource_arn().is_some_and(|a| a.ends_with("/keys")))
+            .then_output(|| {
+                ListTagsForResourceOutput::builder()
+                    .tags(Tag::builder().key(OWNER_TAG).value(OURS).build())
+                    .build()
+            });
+        let gone = mock!(Client::delete_config_rule)
+            .then_error(|| DeleteConfigRuleError::generic(error("NoSuchConfigRuleException", "already deleted")));
+        let no_owner = tags(None);
+        let h = handler(&[&keys_owner, &gone], &reads, &[&no_owner], &w);
+        h.delete(&inv(), &created_id(), Some(props(json!([keys(), volumes()]))))
+            .await
+            .unwrap();
+        assert_eq!(gone.num_calls(), 1, "only the rule it created");
+        assert_eq!(
+            (
+                w.stop.num_calls(),
+                w.delete_channel.num_calls(),
+                w.delete_recorder.num_calls()
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_leaves_adopted_things_as_they_were() {
+        let mut state = set_up(true, vec![rule(volumes())]);
+        state.recorders = vec![recorder("org")];
+        state.status = Some(status("org", true, Some("PENDING")));
+        let (reads, w, no_owner) = (read_rules(&[state]), Writes::ok(), tags(None));
+        let h = handler(&[], &reads, &[&no_owner], &w);
+        h.delete(&inv(), &adopted_id(), Some(props(json!([volumes()]))))
+            .await
+            .unwrap();
+        assert_eq!(w.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_renamed_away_id_leaves_everything_to_the_new_one() {
+        let mut state = set_up(true, vec![rule(keys())]);
+        state.recorders = vec![recorder("tap")];
+        state.status = Some(status("tap", true, Some("PENDING")));
+        let (reads, w, owner) = (read_rules(&[state]), Writes::ok(), tags(Some(OURS)));
+        let h = handler(&[], &reads, &[&owner], &w);
+        h.delete(&inv(), &created_id(), Some(props(json!([keys()]))))
+            .await
+            .unwrap();
+        assert_eq!(w.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_channel_that_cannot_be_deleted_while_recording_says_what_to_do() {
+        let state = set_up(true, vec![]);
+        let (reads, w) = (read_rules(&[state]), Writes::ok());
+        let refused = mock!(Client::delete_delivery_channel).then_error(|| {
+            DeleteDeliveryChannelError::generic(error("LastDeliveryChannelDeleteFailedException", "recording"))
+        });
+        let h = handler(&[&refused], &reads, &[], &w);
+        let text = h
+            .delete(&inv(), &created_id(), Some(props(json!([]))))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("DeleteDeliveryChannel failed: LastDeliveryChannelDeleteFailedException"),
+            "{text}"
+        );
+        assert!(text.contains("stop the recorder, then retry the delete"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_foreign_region_id_is_refused() {
+        let w = Writes::ok();
+        let h = handler(&[], &[], &[], &w);
+        let id = created_id().replace("eu-west-1", "us-east-1");
+        let text = h.delete(&inv(), &id, None).await.unwrap_err().to_string();
+        assert!(
+            text.contains("set up AWS Config in us-east-1, but the function runs in eu-west-1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn physical_id_round_trips_and_rejects_strangers() {
+        let own = Ownership {
+            region: "cn-north-1".into(),
+            created_recorder: false,
+            created_channel: true,
+            started_recording: true,
+            recorder_name: "team:recorder".into(),
+        };
+        assert_eq!(
+            own.physical_id(),
+            "config-setup:cn-north-1:created=channel:started-recording=true:team:recorder"
+        );
+        assert_eq!(Ownership::parse(&own.physical_id()).unwrap(), own);
+        assert_eq!(Ownership::parse(&adopted_id()).unwrap().recorder_name, "org");
+        assert!(Ownership::parse("config-setup:eu-west-1:created=all:started-recording=true:x").is_err());
+        assert!(Ownership::parse("config-setup:eu-west-1:created=none:x").is_err());
+        assert!(Ownership::parse("ebs-default-encryption:eu-west-1").is_err());
+    }
+
+    #[test]
+    fn the_owner_tag_fits_a_tag_value() {
+        let mut long = inv();
+        long.logical_resource_id = "L".repeat(255);
+        let token = owner_token(&long);
+        assert!(token.len() <= 256 && token.contains('#'), "{token}");
+        assert_eq!(owner_token(&inv()), OURS);
     }
 }
