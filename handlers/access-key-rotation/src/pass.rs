@@ -23,6 +23,11 @@ use crate::resource::{AccessKeyRotation, Mode, Properties, Tuning};
 
 const DAY: i64 = 86_400;
 
+/// The user tag that records when this pass deactivated a key: `tap:rotation-deactivated:<key id>` =
+/// the time. IAM keeps no deactivation date, and without it a key that was long over age when it was
+/// deactivated would look past its grace period the day after.
+pub const DEACTIVATED_TAG_PREFIX: &str = "tap:rotation-deactivated:";
+
 /// What one pass found and did, over every user.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -68,6 +73,14 @@ struct UserResult {
     exempt: bool,
     skipped: bool,
     failure: Option<String>,
+}
+
+/// What the user's tags say: exempt or not, and when this pass deactivated which key.
+#[derive(Debug, Default)]
+struct UserTags {
+    exempt: bool,
+    /// Key id -> epoch seconds of its deactivation by this pass.
+    deactivated: std::collections::HashMap<String, i64>,
 }
 
 /// What the read-back after a user's changes must show.
@@ -266,18 +279,17 @@ impl Pass<'_> {
                 "access key over age"
             );
         }
-        match self.is_exempt(user).await? {
-            None => return Ok(()),
-            Some(true) => {
-                result.exempt = true;
-                info!(
-                    user,
-                    tag = self.props.exempt_tag_key,
-                    "user is exempt: reported, not touched"
-                );
-                return Ok(());
-            }
-            Some(false) => {}
+        let Some(tags) = self.user_tags(user).await? else {
+            return Ok(());
+        };
+        if tags.exempt {
+            result.exempt = true;
+            info!(
+                user,
+                tag = self.props.exempt_tag_key,
+                "user is exempt: reported, not touched"
+            );
+            return Ok(());
         }
         let mut expected = Vec::new();
         let mut handled = HashSet::new();
@@ -291,12 +303,15 @@ impl Pass<'_> {
                     handled.insert(key.id.clone());
                 }
             }
-            Mode::Rotate => self.rotate(user, &keys, result, &mut expected, &mut handled).await?,
+            Mode::Rotate => {
+                self.rotate(user, &keys, &tags, result, &mut expected, &mut handled)
+                    .await?
+            }
         }
         // Keys that were already Inactive when this pass began: delete them once past the grace period.
         for key in keys.iter().filter(|k| !k.active && !handled.contains(&k.id)) {
-            if self.deletable(key).await? {
-                self.delete_key(user, &key.id).await?;
+            if self.deletable(key, &tags).await? {
+                self.delete_expired(user, &key.id, &tags).await?;
                 result.deleted += 1;
                 expected.push(Expect::Gone(key.id.clone()));
             }
@@ -308,6 +323,7 @@ impl Pass<'_> {
         &self,
         user: &str,
         keys: &[Key],
+        tags: &UserTags,
         result: &mut UserResult,
         expected: &mut Vec<Expect>,
         handled: &mut HashSet<String>,
@@ -351,7 +367,7 @@ impl Pass<'_> {
                 );
             }
             Some(other) => {
-                if !self.deletable(other).await? {
+                if !self.deletable(other, tags).await? {
                     return self.skip(
                         user,
                         result,
@@ -362,7 +378,7 @@ impl Pass<'_> {
                         ),
                     );
                 }
-                self.delete_key(user, &other.id).await?;
+                self.delete_expired(user, &other.id, tags).await?;
                 result.deleted += 1;
                 handled.insert(other.id.clone());
                 expected.push(Expect::Gone(other.id.clone()));
@@ -472,6 +488,20 @@ impl Pass<'_> {
             info!(user, access_key_id = key_id, "dry run: would deactivate the key");
             return Ok(());
         }
+        // The date first: a key this pass deactivated always carries it, so its grace period is known.
+        let marker = aws_sdk_iam::types::Tag::builder()
+            .key(format!("{DEACTIVATED_TAG_PREFIX}{key_id}"))
+            .value(
+                aws_smithy_types::DateTime::from_secs(epoch_now())
+                    .fmt(Format::DateTime)
+                    .unwrap_or_default(),
+            )
+            .build()
+            .map_err(|err| HandlerError::Failed(format!("building the deactivation tag: {err}")))?;
+        self.call("iam", "TagUser", || {
+            self.handler.iam.tag_user().user_name(user).tags(marker.clone()).send()
+        })
+        .await?;
         self.call("iam", "UpdateAccessKey", || {
             self.handler
                 .iam
@@ -483,6 +513,25 @@ impl Pass<'_> {
         })
         .await?;
         info!(user, access_key_id = key_id, "access key deactivated");
+        Ok(())
+    }
+
+    /// Deletes an inactive key past its grace period, and the date this pass recorded for it.
+    async fn delete_expired(&self, user: &str, key_id: &str, tags: &UserTags) -> Result<(), HandlerError> {
+        self.delete_key(user, key_id).await?;
+        if self.props.dry_run || !tags.deactivated.contains_key(key_id) {
+            return Ok(());
+        }
+        let tag_key = format!("{DEACTIVATED_TAG_PREFIX}{key_id}");
+        if let Err(err) = self
+            .call("iam", "UntagUser", || {
+                self.handler.iam.untag_user().user_name(user).tag_keys(&tag_key).send()
+            })
+            .await
+        {
+            // The key is gone, which is what counts; a stale date names a key that no longer exists.
+            warn!(user, tag = tag_key, reason = %err, "the deactivation date tag could not be removed");
+        }
         Ok(())
     }
 
@@ -504,17 +553,25 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// The grace rule. A key is deleted when it is Inactive, at least MaxKeyAgeDays + GraceDays old, and
-    /// not used in the last GraceDays days. This pass deactivates a key only once it is over MaxKeyAgeDays,
-    /// so such a key has been past the deactivation age for the whole grace period, and its last use
-    /// (GetAccessKeyLastUsed) shows it was not active then. A key someone else deactivated recently, or
-    /// a younger inactive key, is kept. GraceDays 0 keeps every inactive key.
-    async fn deletable(&self, key: &Key) -> Result<bool, HandlerError> {
+    /// The grace rule (see the README). A key is deleted when it is Inactive, at least
+    /// MaxKeyAgeDays + GraceDays old, not used in the last GraceDays days (GetAccessKeyLastUsed), and, when
+    /// this pass deactivated it, deactivated at least GraceDays ago (the user's deactivation tag). This
+    /// pass deactivates a key only once it is over MaxKeyAgeDays, so an older inactive key has been past
+    /// the deactivation age for the whole grace period; its last use shows nobody relied on it then.
+    /// GraceDays 0 keeps every inactive key.
+    async fn deletable(&self, key: &Key, tags: &UserTags) -> Result<bool, HandlerError> {
         let grace = i64::from(self.props.grace_days);
         if grace == 0 || key.active {
             return Ok(false);
         }
         if self.now - key.created < (i64::from(self.props.max_key_age_days) + grace) * DAY {
+            return Ok(false);
+        }
+        if tags
+            .deactivated
+            .get(&key.id)
+            .is_some_and(|&at| self.now - at < grace * DAY)
+        {
             return Ok(false);
         }
         let used = self
@@ -561,8 +618,9 @@ impl Pass<'_> {
         }
     }
 
-    /// Whether the user carries the exempt tag; `None` when the user no longer exists.
-    async fn is_exempt(&self, user: &str) -> Result<Option<bool>, HandlerError> {
+    /// The user's exemption and deactivation dates; `None` when the user no longer exists.
+    async fn user_tags(&self, user: &str) -> Result<Option<UserTags>, HandlerError> {
+        let mut tags = UserTags::default();
         let mut marker: Option<String> = None;
         loop {
             let page = match self
@@ -580,12 +638,18 @@ impl Pass<'_> {
                 Err(err) if err.code() == Some("NoSuchEntity") => return Ok(None),
                 Err(err) => return Err(err),
             };
-            if page.tags().iter().any(|t| t.key() == self.props.exempt_tag_key) {
-                return Ok(Some(true));
+            for tag in page.tags() {
+                if tag.key() == self.props.exempt_tag_key {
+                    tags.exempt = true;
+                } else if let Some(key_id) = tag.key().strip_prefix(DEACTIVATED_TAG_PREFIX) {
+                    // An unreadable date counts as today: the key is kept rather than deleted early.
+                    let at = report::parse_timestamp(tag.value()).unwrap_or(self.now);
+                    tags.deactivated.insert(key_id.to_string(), at);
+                }
             }
             match page.marker().filter(|_| page.is_truncated()) {
                 Some(next) => marker = Some(next.to_string()),
-                None => return Ok(Some(false)),
+                None => return Ok(Some(tags)),
             }
         }
     }
@@ -751,6 +815,8 @@ mod tests {
     use aws_sdk_iam::operation::get_credential_report::{GetCredentialReportError, GetCredentialReportOutput};
     use aws_sdk_iam::operation::list_access_keys::{ListAccessKeysError, ListAccessKeysOutput};
     use aws_sdk_iam::operation::list_user_tags::ListUserTagsOutput;
+    use aws_sdk_iam::operation::tag_user::TagUserOutput;
+    use aws_sdk_iam::operation::untag_user::UntagUserOutput;
     use aws_sdk_iam::operation::update_access_key::{UpdateAccessKeyError, UpdateAccessKeyOutput};
     use aws_sdk_iam::types::Tag;
     use aws_sdk_iam::Client as Iam;
@@ -889,6 +955,28 @@ mod tests {
         })
     }
 
+    fn tag_rule(log: &Log) -> Rule {
+        let log = log.clone();
+        mock!(Iam::tag_user).then_compute_output(move |r| {
+            let tag = &r.tags()[0];
+            assert!(tag.value().ends_with('Z'), "the deactivation date is a timestamp");
+            log.push(format!("TagUser {} {}", r.user_name().unwrap_or_default(), tag.key()));
+            TagUserOutput::builder().build()
+        })
+    }
+
+    fn untag_rule(log: &Log) -> Rule {
+        let log = log.clone();
+        mock!(Iam::untag_user).then_compute_output(move |r| {
+            log.push(format!(
+                "UntagUser {} {}",
+                r.user_name().unwrap_or_default(),
+                r.tag_keys()[0]
+            ));
+            UntagUserOutput::builder().build()
+        })
+    }
+
     fn delete_rule(log: &Log) -> Rule {
         let log = log.clone();
         mock!(Iam::delete_access_key).then_compute_output(move |r| {
@@ -983,6 +1071,14 @@ mod tests {
         AccessKeyRotation::from_clients(iam, secrets, sns, fast())
     }
 
+    /// A handler whose TagUser/UntagUser calls (the deactivation dates) are recorded in `log`.
+    fn handler_logged(log: &Log, iam: &[&Rule], secrets: &[&Rule], sns: &[&Rule]) -> AccessKeyRotation {
+        let (tag, untag) = (tag_rule(log), untag_rule(log));
+        let mut rules = iam.to_vec();
+        rules.extend([&tag, &untag]);
+        handler(&rules, secrets, sns)
+    }
+
     fn props(mode: Mode) -> Properties {
         Properties {
             mode,
@@ -1013,7 +1109,12 @@ mod tests {
             update_rule(&log),
             delete_rule(&log),
         );
-        let h = handler(&[&report, &alice, &carol, &tags, &create, &update, &delete], &[], &[]);
+        let h = handler_logged(
+            &log,
+            &[&report, &alice, &carol, &tags, &create, &update, &delete],
+            &[],
+            &[],
+        );
         let summary = h.run_pass(&inv(), &props(Mode::Audit)).await.unwrap();
         assert_eq!(
             (summary.users_scanned, summary.candidates, summary.keys_over_age),
@@ -1044,7 +1145,8 @@ mod tests {
         );
         let (sm_create, sm_put, sm_get) = secret_store(&log);
         let publish = publish_rule(&log);
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete],
             &[&sm_create, &sm_put, &sm_get],
             &[&publish],
@@ -1061,6 +1163,7 @@ mod tests {
                 "CreateAccessKey alice",
                 "CreateSecret tap/access-keys/alice",
                 "Publish",
+                "TagUser alice tap:rotation-deactivated:AKIAOLD0000000000001",
                 "UpdateAccessKey AKIAOLD0000000000001 Inactive"
             ]
         );
@@ -1110,7 +1213,8 @@ mod tests {
                 .secret_string(r#"{"AccessKeyId":"AKIASOMETHINGELSE001"}"#)
                 .build()
         });
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete, &used],
             &[&other_secret],
             &[],
@@ -1141,7 +1245,8 @@ mod tests {
         );
         let (sm_create, sm_put, sm_get) = secret_store(&log);
         let publish = publish_rule(&log);
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete, &used],
             &[&sm_create, &sm_put, &sm_get],
             &[&publish],
@@ -1185,7 +1290,8 @@ mod tests {
                 )
                 .build()
         });
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete, &used_lately],
             &[],
             &[],
@@ -1206,7 +1312,7 @@ mod tests {
         let (tags, update, delete) = (tags_rule(&[]), update_rule(&log), delete_rule(&log));
         let create =
             mock!(Iam::create_access_key).then_error(|| CreateAccessKeyError::generic(error_metadata("LimitExceeded")));
-        let h = handler(&[&report, &keys, &tags, &create, &update, &delete], &[], &[]);
+        let h = handler_logged(&log, &[&report, &keys, &tags, &create, &update, &delete], &[], &[]);
         let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
         assert_eq!(summary.users_failed(), 1);
         assert!(
@@ -1244,7 +1350,8 @@ mod tests {
         let sm_create = mock!(SecretsManager::create_secret)
             .then_error(|| CreateSecretError::generic(error_metadata("AccessDeniedException")));
         let publish = publish_rule(&log);
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete],
             &[&sm_create],
             &[&publish],
@@ -1285,7 +1392,8 @@ mod tests {
         let (sm_create, sm_put, _) = secret_store(&log);
         let stale = mock!(SecretsManager::get_secret_value)
             .then_output(|| GetSecretValueOutput::builder().secret_string("{}").build());
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete],
             &[&sm_create, &sm_put, &stale],
             &[],
@@ -1310,7 +1418,8 @@ mod tests {
         );
         let (sm_create, sm_put, sm_get) = secret_store(&log);
         let publish = mock!(Sns::publish).then_error(|| PublishError::generic(error_metadata("NotFound")));
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &keys, &tags, &create, &update, &delete],
             &[&sm_create, &sm_put, &sm_get],
             &[&publish],
@@ -1347,12 +1456,21 @@ mod tests {
                 .build()
         });
         let publish = publish_rule(&log);
-        let h = handler(&[&report, &keys, &tags, &create, &update], &[&holds_new], &[&publish]);
+        let h = handler_logged(
+            &log,
+            &[&report, &keys, &tags, &create, &update],
+            &[&holds_new],
+            &[&publish],
+        );
         let summary = h.run_pass(&inv(), &props(Mode::Rotate)).await.unwrap();
         assert!(summary.failures.is_empty(), "{:?}", summary.failures);
         assert_eq!(
             log.calls(),
-            vec!["Publish", "UpdateAccessKey AKIAOLD0000000000001 Inactive"]
+            vec![
+                "Publish",
+                "TagUser alice tap:rotation-deactivated:AKIAOLD0000000000001",
+                "UpdateAccessKey AKIAOLD0000000000001 Inactive"
+            ]
         );
         assert_eq!((summary.keys_rotated, summary.keys_deactivated), (1, 1));
     }
@@ -1393,7 +1511,12 @@ mod tests {
             .repeatedly()
             .build();
         let delete = delete_rule(&log);
-        let h = handler(&[&report, &report_ok, &a, &b, &c, &tags, &update, &delete], &[], &[]);
+        let h = handler_logged(
+            &log,
+            &[&report, &report_ok, &a, &b, &c, &tags, &update, &delete],
+            &[],
+            &[],
+        );
         let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
         assert!(summary.failures.is_empty(), "{:?}", summary.failures);
         assert_eq!((summary.keys_over_age, summary.keys_deactivated), (3, 3));
@@ -1433,13 +1556,19 @@ mod tests {
             keys_rule("breakglass", OLD, OLD),
         );
         let (tags, update) = (tags_rule(&["breakglass"]), update_rule(&log));
-        let h = handler(&[&report, &alice, &breakglass, &tags, &update], &[], &[]);
+        let h = handler_logged(&log, &[&report, &alice, &breakglass, &tags, &update], &[], &[]);
         let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
         assert_eq!(
             (summary.users_exempt, summary.keys_over_age, summary.keys_deactivated),
             (1, 2, 1)
         );
-        assert_eq!(log.calls(), vec!["UpdateAccessKey AKIAOLD0000000000001 Inactive"]);
+        assert_eq!(
+            log.calls(),
+            vec![
+                "TagUser alice tap:rotation-deactivated:AKIAOLD0000000000001",
+                "UpdateAccessKey AKIAOLD0000000000001 Inactive"
+            ]
+        );
         assert_eq!(breakglass.num_calls(), 1, "no read-back: nothing was changed");
     }
 
@@ -1466,7 +1595,8 @@ mod tests {
         );
         let (sm_create, sm_put, sm_get) = secret_store(&log);
         let publish = publish_rule(&log);
-        let h = handler(
+        let h = handler_logged(
+            &log,
             &[&report, &alice, &bob, &dave, &tags, &create, &update, &delete, &used],
             &[&sm_create, &sm_put, &sm_get],
             &[&publish],
@@ -1510,7 +1640,7 @@ mod tests {
         );
         let bob = keys_rule("bob", EXPIRED, &[]);
         let (tags, update, delete, used) = (tags_rule(&[]), update_rule(&log), delete_rule(&log), never_used());
-        let h = handler(&[&report, &alice, &bob, &tags, &update, &delete, &used], &[], &[]);
+        let h = handler_logged(&log, &[&report, &alice, &bob, &tags, &update, &delete, &used], &[], &[]);
         let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
         assert!(summary.failures.is_empty(), "{:?}", summary.failures);
         // alice's inactive key is 100 days old: within 90 + 14, kept. bob's is 105: deleted.
@@ -1520,6 +1650,7 @@ mod tests {
             calls,
             vec![
                 "DeleteAccessKey AKIAEXPIRED000000001",
+                "TagUser alice tap:rotation-deactivated:AKIAOLD0000000000001",
                 "UpdateAccessKey AKIAOLD0000000000001 Inactive"
             ]
         );
@@ -1534,7 +1665,7 @@ mod tests {
             keys_rule("bob", EXPIRED, EXPIRED),
             delete_rule(&log2),
         );
-        let h = handler(&[&report, &bob, &tags, &delete, &used], &[], &[]);
+        let h = handler_logged(&log, &[&report, &bob, &tags, &delete, &used], &[], &[]);
         let summary = h.run_pass(&inv(), &never_delete).await.unwrap();
         assert_eq!(
             (summary.keys_deleted, log2.calls().len()),
@@ -1597,6 +1728,61 @@ mod tests {
             (summary.candidates, summary.users_failed(), summary.keys_over_age),
             (1, 0, 0)
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_this_pass_deactivated_is_kept_for_the_grace_period_counted_from_its_deactivation() {
+        // 400 days old, deactivated by this pass 5 days ago: the age alone would allow deletion.
+        const DEACTIVATED: &[K] = &[("AKIAOLD0000000000001", false, 400)];
+        let dated = |days: i64| {
+            move |_: &aws_sdk_iam::operation::list_user_tags::ListUserTagsInput| {
+                ListUserTagsOutput::builder()
+                    .tags(
+                        Tag::builder()
+                            .key(format!("{DEACTIVATED_TAG_PREFIX}AKIAOLD0000000000001"))
+                            .value(stamp(ago(days)))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap()
+            }
+        };
+        let log = Log::default();
+        let (report, keys) = (
+            report_rule(&[("alice", DEACTIVATED)]),
+            keys_rule("alice", DEACTIVATED, &[]),
+        );
+        let (recent, delete, used) = (
+            mock!(Iam::list_user_tags).then_compute_output(dated(5)),
+            delete_rule(&log),
+            never_used(),
+        );
+        let h = handler_logged(&log, &[&report, &keys, &recent, &delete, &used], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
+        assert_eq!((summary.keys_deleted, log.calls().len()), (0, 0), "{:?}", log.calls());
+
+        // Fifteen days after its deactivation it goes, and so does its date.
+        let log = Log::default();
+        let (report, keys) = (
+            report_rule(&[("alice", DEACTIVATED)]),
+            keys_rule("alice", DEACTIVATED, &[]),
+        );
+        let (expired, delete) = (
+            mock!(Iam::list_user_tags).then_compute_output(dated(15)),
+            delete_rule(&log),
+        );
+        let h = handler_logged(&log, &[&report, &keys, &expired, &delete, &used], &[], &[]);
+        let summary = h.run_pass(&inv(), &props(Mode::Disable)).await.unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!(
+            log.calls(),
+            vec![
+                "DeleteAccessKey AKIAOLD0000000000001",
+                "UntagUser alice tap:rotation-deactivated:AKIAOLD0000000000001"
+            ]
+        );
+        assert_eq!(summary.keys_deleted, 1);
     }
 
     #[test]
