@@ -565,3 +565,40 @@ fn an_unknown_standard_is_an_invalid_property_before_any_change() {
     );
     assert!(mutating(&w.operations("securityhub")).is_empty());
 }
+
+#[test]
+fn under_a_configuration_policy_standards_already_on_are_adopted_and_others_fail_with_where_to_change_them() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    enable_standard_directly(w, &format!("arn:aws:securityhub:{REGION}::standards/{FSBP}"));
+    emulator().control(
+        "/tapguard/securityhub/central-configuration",
+        json!({"account": s.account_id(), "region": REGION, "administrator": "999988887777"}),
+    );
+
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": [FSBP]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(
+        created.data("Adopted"),
+        Some(format!("arn:aws:securityhub:{REGION}::standards/{FSBP}").as_str())
+    );
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+
+    let mut more = s.standards_resource();
+    let failed = more.create(json!({"Standards": [FSBP, CIS_14]}));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("BatchEnableStandards failed: AccessDeniedException: Account"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("delegated administrator's configuration policy"),
+        "{reason}"
+    );
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(count(&w.operations("securityhub"), "BatchDisableStandards"), 0);
+}

@@ -12,7 +12,7 @@ use aws_sdk_securityhub::types::{StandardsStatus, StandardsSubscription, Standar
 use aws_sdk_securityhub::Client as SecurityHub;
 use serde::Deserialize;
 use tapguard_shared::props::flex;
-use tapguard_shared::{is_throttling, CustomResource, HandlerError, Invocation, Outcome};
+use tapguard_shared::{is_access_denied, is_throttling, CustomResource, HandlerError, Invocation, Outcome};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -355,7 +355,8 @@ impl SecurityHubStandards {
                     advice,
                 },
                 other => other,
-            })?;
+            })
+            .map_err(explain_configuration_policy)?;
         answer
             .standards_subscriptions()
             .iter()
@@ -382,7 +383,8 @@ impl SecurityHubStandards {
                 .set_standards_subscription_arns(Some(arns))
                 .send(),
         )
-        .await?;
+        .await
+        .map_err(explain_configuration_policy)?;
         Ok(())
     }
 
@@ -556,6 +558,31 @@ impl SecurityHubStandards {
                 "Statuses",
                 join(&|s| ready.get(&s.id).map(|r| format!("{}={}", s.id, r.status))),
             )
+    }
+}
+
+/// A denial by a central configuration policy is not a missing permission: granting the action to the
+/// role would change nothing, so the advice says where the decision is made.
+fn explain_configuration_policy(err: HandlerError) -> HandlerError {
+    match err {
+        HandlerError::Aws {
+            service,
+            operation,
+            code,
+            message,
+            ..
+        } if is_access_denied(&code) && message.to_ascii_lowercase().contains("configuration policy") => {
+            HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message,
+                advice: "this account's standards are set by the delegated administrator's configuration policy: \
+                         change the policy in that account, or leave these standards out of this resource"
+                    .into(),
+            }
+        }
+        other => other,
     }
 }
 
@@ -922,6 +949,29 @@ mod tests {
             "{err}"
         );
         assert_eq!(disable.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_configuration_policy_denial_says_where_the_standards_are_decided() {
+        let (hub, cat) = (hub_on(), catalog());
+        let enabled = reads(vec![vec![]]);
+        let enable = mock!(SecurityHub::batch_enable_standards).then_error(|| {
+            BatchEnableStandardsError::generic(meta(
+                "AccessDeniedException",
+                "Account 111122223333 is managed by a configuration policy",
+            ))
+        });
+        let err = handler(&[&hub, &cat, &enabled, &enable])
+            .create(&inv(), props(&[FSBP]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("BatchEnableStandards failed: AccessDeniedException: Account 111122223333 is managed"),
+            "{err}"
+        );
+        assert!(err.contains("delegated administrator's configuration policy"), "{err}");
+        assert!(!err.contains("grant it"), "{err}");
     }
 
     #[tokio::test]
