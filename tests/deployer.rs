@@ -2,7 +2,7 @@
 //! `local` plays the real handler binaries; `deploy`/`status`/`delete` talk to the emulator's CloudFormation.
 //! Build it first: `cargo build -p tapguard` (make test builds every binary).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::json;
@@ -92,7 +92,7 @@ fn local_plays_custom_resources_in_dependency_order_and_leaves_them_in_place() {
     assert!(out.contains("local: 2 custom resource(s) created\n"), "{out}");
 
     // Created for real, and left in place without --teardown.
-    assert_eq!(ebs_state(&account).0, true);
+    assert!(ebs_state(&account).0, "encryption by default is on");
     let ops = emulator().operations(&account.account_id, "ec2");
     assert_eq!(
         mutating(&ops),
@@ -174,7 +174,7 @@ fn local_failure_names_the_root_cause_and_rolls_back() {
         .unwrap_or_else(|| panic!("no root cause line:\n{out}"));
     assert!(root_cause.contains("DescribeKey"), "{root_cause}");
     assert!(root_cause.contains("NotFoundException"), "{root_cause}");
-    assert_eq!(ebs_state(&account).0, false, "nothing was turned on");
+    assert!(!ebs_state(&account).0, "nothing was turned on");
     assert!(mutating(&emulator().operations(&account.account_id, "ec2")).is_empty());
 }
 
@@ -192,7 +192,7 @@ fn local_resource_value_replaces_the_placeholder() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(!out.contains("note:"), "no placeholder was needed: {out}");
     assert!(out.contains(&format!("    Data.KmsKeyId: {key_arn}")), "{out}");
-    assert_eq!(ebs_state(&account).0, false, "torn down");
+    assert!(!ebs_state(&account).0, "torn down");
 }
 
 #[test]
@@ -209,4 +209,527 @@ fn local_refuses_bad_parameters_before_running_anything() {
     assert_eq!(code, 2);
     assert!(err.contains("is not one of its AllowedValues (true, false)"), "{err}");
     assert!(emulator().calls(&account.account_id, None).is_empty());
+}
+
+// ---- deploy / status / delete against the emulator's CloudFormation ----
+
+/// A fresh audit log path for one run.
+fn audit_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tapguard-test-{name}-{:016x}.jsonl", rand_id()))
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// Runs `tapguard` with the credentials of `account` (the "current" credentials of a user).
+fn tapguard_as(account: &Account, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(binary_path("tapguard"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(emulator().sdk_env(account, REGION))
+        .current_dir(root())
+        .output()
+        .expect("run tapguard");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+fn deploy(account: &Account, stack: &str, template: &str, audit: &Path, extra: &[&str]) -> (i32, String, String) {
+    let template = fixture_path(template);
+    let mut args = vec![
+        "deploy",
+        "--stack-name",
+        stack,
+        "--template",
+        template.to_str().unwrap(),
+        "--yes",
+        "--poll-interval-ms",
+        "100",
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    tapguard_as(account, &args)
+}
+
+fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}
+
+/// (logical id, status) of the event lines a target printed, in order.
+fn event_lines(out: &str, target: &str) -> Vec<(String, String)> {
+    let prefix = format!("[{target}] 20");
+    out.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields[2].to_string(), fields[4].to_string())
+        })
+        .collect()
+}
+
+fn stack_status(account: &Account, region: &str, stack: &str) -> Option<String> {
+    let xml = emulator().query(
+        account,
+        region,
+        "cloudformation",
+        &[("Action", "DescribeStacks"), ("StackName", stack)],
+    );
+    xml_value(&xml, "StackStatus").map(str::to_string)
+}
+
+fn fate(account: &Account, region: &str, body: serde_json::Value) {
+    let mut body = body;
+    body["account"] = json!(account.account_id);
+    body["region"] = json!(region);
+    emulator().control("/tapguard/cloudformation/fate", body);
+}
+
+#[test]
+fn deploy_creates_updates_and_treats_no_changes_as_success_with_an_audit_trail() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("create");
+    let (code, out, err) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // The change set is shown before it runs.
+    let shown = line_index(&out, &format!("[{REGION}]   Add      AlarmTopic"));
+    let executing = line_index(&out, &format!("[{REGION}] executing tapguard-"));
+    assert!(shown < executing, "{out}");
+    assert_eq!(
+        event_lines(&out, REGION),
+        [
+            ("TapStack", "CREATE_IN_PROGRESS"),
+            ("AlarmTopic", "CREATE_IN_PROGRESS"),
+            ("AlarmTopic", "CREATE_IN_PROGRESS"),
+            ("AlarmTopic", "CREATE_COMPLETE"),
+            ("BaselineMarker", "CREATE_IN_PROGRESS"),
+            ("BaselineMarker", "CREATE_IN_PROGRESS"),
+            ("BaselineMarker", "CREATE_COMPLETE"),
+            ("TapStack", "CREATE_COMPLETE"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string())),
+        "{out}"
+    );
+    assert_eq!(
+        stack_status(&account, REGION, "TapStack").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+
+    // The audit log, line by line: the run, the change set, each event once, the final status.
+    let lines = audit_lines(&audit);
+    for line in &lines {
+        for field in ["target", "time", "kind", "detail"] {
+            assert!(line.get(field).is_some(), "audit line without {field}: {line}");
+        }
+        let text = line.to_string();
+        assert!(
+            !text.contains(&account.secret_access_key) && !text.contains(&account.session_token),
+            "{text}"
+        );
+    }
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_finished"));
+    let events: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "stack_event").collect();
+    assert_eq!(events.len(), 8, "{lines:#?}");
+    assert_eq!(events[3]["detail"]["logical_id"], "AlarmTopic");
+    assert_eq!(events[3]["detail"]["status"], "CREATE_COMPLETE");
+    assert!(events.iter().all(|e| e["target"] == REGION));
+    let final_status = lines
+        .iter()
+        .find(|l| l["kind"] == "final_status")
+        .expect("final status");
+    assert_eq!(
+        final_status["detail"],
+        json!({"good": true, "outcome": "CREATE_COMPLETE"})
+    );
+    // The stack did not exist yet: that lookup failed, and the log says so with its code.
+    let missing = lines
+        .iter()
+        .find(|l| l["kind"] == "api_error")
+        .expect("the DescribeStacks miss");
+    assert_eq!(missing["detail"]["operation"], "DescribeStacks");
+    assert_eq!(missing["detail"]["code"], "ValidationError");
+
+    // Same template again: no changes, which is success, and nothing executed.
+    let (code, out, _) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("[{REGION}] no changes: stack TapStack is already up to date")),
+        "{out}"
+    );
+    assert!(!out.contains("executing"), "{out}");
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert_eq!(ops.iter().filter(|o| *o == "ExecuteChangeSet").count(), 1, "{ops:?}");
+
+    // An update: the modification and the addition are shown, and only new events are streamed.
+    let (code, out, err) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Add      AuditMarker"), "{out}");
+    assert!(out.contains("Modify   BaselineMarker"), "{out}");
+    let events = event_lines(&out, REGION);
+    assert_eq!(
+        events.first().map(|e| e.1.as_str()),
+        Some("UPDATE_IN_PROGRESS"),
+        "{out}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.1.starts_with("CREATE_COMPLETE") && e.0 == "AlarmTopic"),
+        "{out}"
+    );
+    assert!(
+        events.contains(&("AuditMarker".into(), "CREATE_COMPLETE".into())),
+        "{out}"
+    );
+    assert!(
+        events.contains(&("BaselineMarker".into(), "UPDATE_COMPLETE".into())),
+        "{out}"
+    );
+    assert_eq!(events.last().map(|e| e.1.as_str()), Some("UPDATE_COMPLETE"));
+    assert_eq!(
+        stack_status(&account, REGION, "TapStack").as_deref(),
+        Some("UPDATE_COMPLETE")
+    );
+}
+
+#[test]
+fn a_failed_creation_names_the_resource_and_its_reason_and_the_stack_must_be_deleted_first() {
+    let account = emulator().fresh_account();
+    let reason = "Received response status [FAILED] from custom resource. Message returned: PutParameter failed: AccessDeniedException: denied (grant ssm:PutParameter)";
+    fate(
+        &account,
+        REGION,
+        json!({"stack": "TapStack", "logical_id": "BaselineMarker", "operation": "CREATE", "reason": reason, "count": 1}),
+    );
+    let audit = audit_path("failed");
+    let (code, out, _) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 1, "{out}");
+    let events = event_lines(&out, REGION);
+    let failed = events
+        .iter()
+        .position(|e| e == &("BaselineMarker".to_string(), "CREATE_FAILED".to_string()))
+        .expect("the failure event");
+    assert_eq!(
+        events[failed + 1],
+        ("TapStack".to_string(), "ROLLBACK_IN_PROGRESS".to_string())
+    );
+    assert!(
+        events.contains(&("AlarmTopic".into(), "DELETE_COMPLETE".into())),
+        "rolled back: {out}"
+    );
+    assert_eq!(events.last().unwrap().1, "ROLLBACK_COMPLETE");
+    let summary = format!(
+        "stack TapStack: ROLLBACK_COMPLETE; root cause: BaselineMarker (AWS::SSM::Parameter) CREATE_FAILED: {reason}"
+    );
+    assert!(out.contains(&format!("[{REGION}] FAILED: {summary}")), "{out}");
+    // The table of targets and outcomes.
+    let table = &out[line_index(&out, "target ")..];
+    assert!(table.contains(&format!("{REGION:<32} {summary}")), "{table}");
+    let final_status = audit_lines(&audit)
+        .into_iter()
+        .find(|l| l["kind"] == "final_status")
+        .unwrap();
+    assert_eq!(final_status["detail"]["good"], false);
+    assert!(final_status["detail"]["outcome"].as_str().unwrap().contains(reason));
+
+    // A stack in ROLLBACK_COMPLETE cannot be updated: the deployer says to delete it, and calls nothing else.
+    let (code, out, _) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("stack TapStack is in ROLLBACK_COMPLETE: its creation failed and was rolled back: a stack in this state cannot be updated and must be deleted first"),
+        "{out}"
+    );
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert_eq!(ops.iter().filter(|o| *o == "CreateChangeSet").count(), 1, "{ops:?}");
+
+    // delete, then the same deploy works.
+    let (code, out, _) = tapguard_as(
+        &account,
+        &[
+            "delete",
+            "--stack-name",
+            "TapStack",
+            "--yes",
+            "--poll-interval-ms",
+            "100",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("[{REGION}] stack TapStack: DELETE_COMPLETE")),
+        "{out}"
+    );
+    assert_eq!(stack_status(&account, REGION, "TapStack"), None);
+    let (code, out, _) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_failed_update_rolls_back_and_a_failed_rollback_is_explained() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("update");
+    assert_eq!(deploy(&account, "TapStack", "stack.yml", &audit, &[]).0, 0);
+    fate(
+        &account,
+        REGION,
+        json!({"logical_id": "BaselineMarker", "operation": "UPDATE", "reason": "Parameter value is too long", "count": 1}),
+    );
+    let (code, out, _) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("stack TapStack: UPDATE_ROLLBACK_COMPLETE; root cause: BaselineMarker (AWS::SSM::Parameter) UPDATE_FAILED: Parameter value is too long (the update failed and was rolled back"),
+        "{out}"
+    );
+    // The stack keeps working on its previous template: status says so and exits 0.
+    let (code, out, _) = tapguard_as(
+        &account,
+        &[
+            "status",
+            "--stack-name",
+            "TapStack",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("[{REGION}] stack TapStack: UPDATE_ROLLBACK_COMPLETE")),
+        "{out}"
+    );
+
+    fate(
+        &account,
+        REGION,
+        json!({"logical_id": "AuditMarker", "operation": "UPDATE", "reason": "Rate exceeded", "rollback_fails": true, "count": 1}),
+    );
+    let (code, out, _) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "UPDATE_ROLLBACK_FAILED; root cause: AuditMarker (AWS::SSM::Parameter) CREATE_FAILED: Rate exceeded"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("continue-update-rollback"), "{out}");
+    let (code, out, _) = tapguard_as(
+        &account,
+        &[
+            "status",
+            "--stack-name",
+            "TapStack",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("an update failed and so did its rollback"), "{out}");
+}
+
+#[test]
+fn events_are_streamed_as_they_come_each_once_in_order() {
+    let account = emulator().fresh_account();
+    emulator().control(
+        "/tapguard/cloudformation/pace",
+        json!({"account": account.account_id, "region": REGION, "event_interval_ms": 150}),
+    );
+    let audit = audit_path("paced");
+    let (code, out, err) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let events = event_lines(&out, REGION);
+    assert_eq!(events.len(), 8, "{out}");
+    assert_eq!(events.last().unwrap().1, "CREATE_COMPLETE");
+    // Polled many times while the stack was in progress, yet each event was printed once.
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert!(
+        ops.iter().filter(|o| *o == "DescribeStackEvents").count() >= 4,
+        "{ops:?}"
+    );
+    let ids: Vec<String> = audit_lines(&audit)
+        .iter()
+        .filter(|l| l["kind"] == "stack_event")
+        .map(|l| l["detail"]["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+
+    // While it is in progress, another deploy is refused with the reason.
+    emulator().control(
+        "/tapguard/cloudformation/pace",
+        json!({"account": account.account_id, "region": REGION, "event_interval_ms": 1000}),
+    );
+    let template = fixture_path("stack-v2.yml");
+    let child = Command::new(binary_path("tapguard"))
+        .args([
+            "deploy",
+            "--stack-name",
+            "TapStack",
+            "--template",
+            template.to_str().unwrap(),
+            "--yes",
+        ])
+        .args(["--poll-interval-ms", "100", "--audit-log", audit.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(emulator().sdk_env(&account, REGION))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stack_status(&account, REGION, "TapStack").as_deref() != Some("UPDATE_IN_PROGRESS") {
+        assert!(std::time::Instant::now() < until, "the update never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (code, out, _) = deploy(&account, "TapStack", "stack.yml", &audit, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("is in UPDATE_IN_PROGRESS: another operation on this stack is in progress"),
+        "{out}"
+    );
+    let first = child.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stdout));
+}
+
+#[test]
+fn two_accounts_times_two_regions_run_in_parallel_and_stay_apart() {
+    let caller = emulator().fresh_account();
+    let a = emulator().fresh_account().account_id;
+    let b = emulator().fresh_account().account_id;
+    let outsider = emulator().fresh_account();
+    let regions = "us-east-1,us-west-2";
+    let accounts = format!("{a},{b}");
+    let audit = audit_path("multi");
+    fate(
+        &emulator().account(&b),
+        "us-west-2",
+        json!({"logical_id": "AlarmTopic", "operation": "CREATE", "reason": "Topic limit exceeded"}),
+    );
+    let (code, out, err) = deploy(
+        &caller,
+        "TapStack",
+        "stack.yml",
+        &audit,
+        &[
+            "--regions",
+            regions,
+            "--accounts",
+            &accounts,
+            "--role-name",
+            "tapguard-deployer",
+            "--external-id",
+            "tap-ext-1",
+            "--concurrency",
+            "4",
+        ],
+    );
+    assert_eq!(code, 1, "one target failed:\n{out}\n{err}");
+    for account in [&a, &b] {
+        for region in ["us-east-1", "us-west-2"] {
+            let target = format!("{account}/{region}");
+            let events = event_lines(&out, &target);
+            assert!(!events.is_empty(), "no events for {target}:\n{out}");
+            let status = stack_status(&emulator().account(account), region, "TapStack");
+            if account == &b && region == "us-west-2" {
+                assert_eq!(events.last().unwrap().1, "ROLLBACK_COMPLETE");
+                assert_eq!(status.as_deref(), Some("ROLLBACK_COMPLETE"));
+                assert!(out.contains(&format!("{target:<32} stack TapStack: ROLLBACK_COMPLETE; root cause: AlarmTopic (AWS::SNS::Topic) CREATE_FAILED: Topic limit exceeded")), "{out}");
+            } else {
+                assert_eq!(events.last().unwrap().1, "CREATE_COMPLETE", "{target}:\n{out}");
+                assert_eq!(status.as_deref(), Some("CREATE_COMPLETE"));
+                assert!(out.contains(&format!("{target:<32} CREATE_COMPLETE")), "{out}");
+            }
+        }
+    }
+    // The caller's own account and any other account got nothing.
+    assert_eq!(stack_status(&caller, "us-east-1", "TapStack"), None);
+    assert_eq!(stack_status(&outsider, "us-east-1", "TapStack"), None);
+    // Each account was entered with STS, with a session name naming the run.
+    let lines = audit_lines(&audit);
+    let run = lines[0]["detail"]["run_id"].as_str().unwrap().to_string();
+    let assumed: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "assumed_role").collect();
+    assert_eq!(assumed.len(), 4);
+    for line in assumed {
+        let target = line["target"].as_str().unwrap();
+        let account = target.split('/').next().unwrap();
+        assert_eq!(
+            line["detail"]["role_arn"],
+            format!("arn:aws:iam::{account}:role/tapguard-deployer")
+        );
+        assert_eq!(line["detail"]["session_name"], format!("tapguard-{run}"));
+        assert_eq!(line["detail"]["external_id_given"], true);
+    }
+}
+
+#[test]
+fn a_role_that_cannot_be_assumed_fails_its_target_only_and_says_why() {
+    let caller = emulator().fresh_account();
+    let good = emulator().fresh_account().account_id;
+    let denied = emulator().fresh_account().account_id;
+    emulator().add_fault(json!({
+        "service": "sts", "operation": "AssumeRole", "code": "AccessDenied", "account": caller.account_id,
+        "message": format!("User: arn:aws:sts::{}:assumed-role/tapguard-test/x is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{denied}:role/tapguard-deployer", caller.account_id),
+        "count": 1
+    }));
+    let audit = audit_path("denied");
+    let accounts = format!("{denied},{good}");
+    let (code, out, _) = deploy(
+        &caller,
+        "TapStack",
+        "stack.yml",
+        &audit,
+        &[
+            "--accounts",
+            &accounts,
+            "--role-name",
+            "tapguard-deployer",
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let expected = format!(
+        "AssumeRole failed: AccessDenied: User: arn:aws:sts::{}:assumed-role/tapguard-test/x is not authorized",
+        caller.account_id
+    );
+    assert!(out.contains(&format!("[{denied}/{REGION}] {expected}")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cannot assume arn:aws:iam::{denied}:role/tapguard-deployer: the role's trust policy must allow"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{:<32} CREATE_COMPLETE", format!("{good}/{REGION}"))),
+        "{out}"
+    );
+    let errors: Vec<serde_json::Value> = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "api_error")
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["detail"]["operation"] == "AssumeRole" && e["detail"]["code"] == "AccessDenied"),
+        "{errors:#?}"
+    );
 }

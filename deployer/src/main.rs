@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+mod cloud;
 mod local;
+mod stackset;
 mod template;
 
 #[derive(Debug, Parser)]
@@ -17,6 +20,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create or update the stack through a change set in every target, streaming its events.
+    Deploy(cloud::DeployArgs),
+    /// The stack status, outputs and (with --drift) drift status in every target.
+    Status(cloud::StatusArgs),
+    /// Delete the stack in every target, streaming its events.
+    Delete(cloud::DeleteArgs),
     /// Play CloudFormation's part for a template's Custom:: resources on this machine, with the real
     /// handler binaries, against the emulator (or another endpoint).
     Local(local::LocalArgs),
@@ -24,6 +33,9 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Deploy(args) => cloud::deploy(args),
+        Command::Status(args) => cloud::status(args),
+        Command::Delete(args) => cloud::delete(args),
         Command::Local(args) => local::run(args),
     }
 }

@@ -1,0 +1,1147 @@
+//! `deploy`, `status` and `delete` against CloudFormation, for every account x region target, in
+//! parallel with a bound. Every target's lines carry its name; every failed call, every stack event
+//! and every final status goes to the audit log.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag};
+use aws_sdk_cloudformation::Client as CloudFormation;
+use aws_smithy_types::date_time::Format;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::audit::Audit;
+use crate::local::partition_for_region;
+
+/// Options every CloudFormation command shares: where (targets), how many at once, and the audit log.
+#[derive(Debug, clap::Args, Clone)]
+pub struct TargetArgs {
+    /// Regions to act in, comma-separated (default: the configured region).
+    #[arg(long, value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Accounts to act in, comma-separated: each is entered by assuming --role-name with STS.
+    /// Without it, the current credentials' account.
+    #[arg(long, value_delimiter = ',', requires = "role_name")]
+    pub accounts: Vec<String>,
+    /// The role to assume in each account.
+    #[arg(long)]
+    pub role_name: Option<String>,
+    /// The external id the role's trust policy requires.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// How many targets at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// The JSON Lines audit log (default: logs/tapguard-<run id>.jsonl).
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// How often to poll CloudFormation while waiting, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct DeployArgs {
+    #[arg(long, default_value = "TapStack")]
+    pub stack_name: String,
+    #[arg(long, default_value = "TapStack.yml")]
+    pub template: PathBuf,
+    /// A stack parameter, `Key=Value` (repeatable).
+    #[arg(long = "parameter", value_name = "KEY=VALUE")]
+    pub parameters: Vec<String>,
+    /// A JSON file of parameters: `{"Key": "Value"}` or `[{"ParameterKey": ..., "ParameterValue": ...}]`.
+    #[arg(long)]
+    pub parameters_file: Option<PathBuf>,
+    /// A stack tag, `Key=Value` (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Capabilities acknowledged for the change set (TapStack.yml creates named IAM roles).
+    #[arg(long, value_delimiter = ',', default_value = "CAPABILITY_IAM,CAPABILITY_NAMED_IAM")]
+    pub capabilities: Vec<String>,
+    /// Execute the change set without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Deploy as a service-managed StackSet to organizational units instead of one stack per target.
+    #[arg(long, requires = "ous")]
+    pub stack_set: bool,
+    /// Organizational units (StackSet mode), comma-separated.
+    #[arg(long = "ou", value_delimiter = ',')]
+    pub ous: Vec<String>,
+    /// StackSet mode: how many accounts per region may fail before the operation stops.
+    #[arg(long, default_value_t = 0)]
+    pub failure_tolerance: i32,
+    /// StackSet mode: how many accounts at once per region.
+    #[arg(long, default_value_t = 1)]
+    pub max_concurrent: i32,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct StatusArgs {
+    #[arg(long, default_value = "TapStack")]
+    pub stack_name: String,
+    /// Also detect drift (DetectStackDrift) and report it.
+    #[arg(long)]
+    pub drift: bool,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct DeleteArgs {
+    #[arg(long, default_value = "TapStack")]
+    pub stack_name: String,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+}
+
+/// One account x region to act in.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub account: Option<String>,
+    pub region: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.account {
+            Some(a) => write!(f, "{a}/{}", self.region),
+            None => write!(f, "{}", self.region),
+        }
+    }
+}
+
+/// How one target ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub good: bool,
+    pub text: String,
+}
+
+impl Outcome {
+    fn good(text: impl Into<String>) -> Outcome {
+        Outcome {
+            good: true,
+            text: text.into(),
+        }
+    }
+    fn bad(text: impl Into<String>) -> Outcome {
+        Outcome {
+            good: false,
+            text: text.into(),
+        }
+    }
+}
+
+/// A failed AWS call, with its code kept.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub operation: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}: {}", self.operation, self.code, self.message)
+    }
+}
+
+/// Everything a target's work needs.
+pub struct Ctx {
+    pub target: Target,
+    pub label: String,
+    pub config: SdkConfig,
+    pub audit: Audit,
+    pub poll: Duration,
+    /// Serialises confirmation prompts between targets running at once.
+    pub prompt: Arc<tokio::sync::Mutex<()>>,
+    /// The last stack status seen, for the interrupted summary.
+    pub last_status: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+impl Ctx {
+    pub fn say(&self, line: impl AsRef<str>) {
+        println!("[{}] {}", self.label, line.as_ref());
+    }
+
+    pub fn record(&self, kind: &str, detail: Value) {
+        self.audit.record(&self.label, kind, detail);
+    }
+
+    /// Awaits an SDK call; a failure is recorded in the audit log with its operation and code.
+    pub async fn call<T, E>(
+        &self,
+        operation: &str,
+        request: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, ApiError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        request.await.map_err(|err| {
+            let error = api_error(operation, &err);
+            self.record(
+                "api_error",
+                json!({"operation": error.operation, "code": error.code, "message": error.message}),
+            );
+            error
+        })
+    }
+
+    fn set_status(&self, status: &str) {
+        self.last_status
+            .lock()
+            .expect("status map")
+            .insert(self.label.clone(), status.to_string());
+    }
+}
+
+/// Keeps the code and message of an SDK error; one without a code (a bare HTTP 500, a network
+/// failure) is named by its HTTP status or its first words rather than the SDK's whole debug dump.
+pub fn api_error<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = match (err.code(), status) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(status)) => format!("HTTP{status}"),
+        (None, None) => "NoResponse".to_string(),
+    };
+    let message = match err.message() {
+        Some(m) => m.to_string(),
+        None => {
+            let full = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+            full.chars().take(160).collect()
+        }
+    };
+    ApiError {
+        operation: operation.to_string(),
+        code,
+        message,
+    }
+}
+
+/// What a person should do about an error code met while entering a target.
+fn explain_entry_error(error: &ApiError, role_arn: Option<&str>) -> String {
+    let advice = match error.code.as_str() {
+        "AccessDenied" | "AccessDeniedException" => match role_arn {
+            Some(role) => format!(
+                "these credentials cannot assume {role}: the role's trust policy must allow this principal (and the external id, if one is set), and the caller needs sts:AssumeRole on it"
+            ),
+            None => "the credentials lack permission for this call".to_string(),
+        },
+        "InvalidClientTokenId" | "UnrecognizedClientException" | "RegionDisabledException" => {
+            "the region may not be enabled in this account (opt-in regions are enabled under Account settings), or the credentials are not valid".to_string()
+        }
+        "ExpiredToken" | "ExpiredTokenException" => "the credentials have expired: refresh them".to_string(),
+        _ => "check the credentials and the region".to_string(),
+    };
+    format!("{error} ({advice})")
+}
+
+/// A run id that names this run in the STS session name, the change set names and the audit log.
+pub fn run_id() -> String {
+    let now = SystemTime::now();
+    let stamp: String = crate::audit::now()
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    let nanos = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    format!("{stamp}Z-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+}
+
+/// Builds the SDK configuration for a target: the ambient credentials, or a role assumed with STS.
+async fn enter(
+    base: &SdkConfig,
+    target: &Target,
+    args: &TargetArgs,
+    run: &str,
+    audit: &Audit,
+) -> Result<SdkConfig, String> {
+    let regional = base.to_builder().region(Region::new(target.region.clone())).build();
+    let Some(account) = &target.account else {
+        return Ok(regional);
+    };
+    let role_name = args.role_name.as_deref().ok_or("--accounts needs --role-name")?;
+    let role_arn = format!(
+        "arn:{}:iam::{account}:role/{role_name}",
+        partition_for_region(&target.region)
+    );
+    let session_name = format!("tapguard-{run}");
+    let sts = aws_sdk_sts::Client::new(&regional);
+    let mut request = sts.assume_role().role_arn(&role_arn).role_session_name(&session_name);
+    if let Some(external_id) = &args.external_id {
+        request = request.external_id(external_id);
+    }
+    let label = target.to_string();
+    let assumed = match request.send().await {
+        Ok(out) => out,
+        Err(err) => {
+            let error = api_error("AssumeRole", &err);
+            audit.record(
+                &label,
+                "api_error",
+                json!({"operation": "AssumeRole", "code": error.code, "message": error.message, "role_arn": role_arn}),
+            );
+            return Err(explain_entry_error(&error, Some(&role_arn)));
+        }
+    };
+    let credentials = assumed.credentials().ok_or("AssumeRole answered without credentials")?;
+    audit.record(
+        &label,
+        "assumed_role",
+        json!({"role_arn": role_arn, "session_name": session_name, "external_id_given": args.external_id.is_some()}),
+    );
+    let provider = aws_sdk_sts::config::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_string()),
+        None,
+        "tapguard-assumed-role",
+    );
+    Ok(regional
+        .to_builder()
+        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
+        .build())
+}
+
+fn targets(args: &TargetArgs, base: &SdkConfig) -> Vec<Target> {
+    let regions: Vec<String> = if args.regions.is_empty() {
+        vec![base
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into())]
+    } else {
+        args.regions.clone()
+    };
+    let accounts: Vec<Option<String>> = if args.accounts.is_empty() {
+        vec![None]
+    } else {
+        args.accounts.iter().cloned().map(Some).collect()
+    };
+    accounts
+        .iter()
+        .flat_map(|a| {
+            regions.iter().map(move |r| Target {
+                account: a.clone(),
+                region: r.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The shared frame of every command: targets in parallel, Ctrl-C, the outcome table and exit status.
+pub fn run_on_targets<F, Fut>(command: &str, run: String, args: &TargetArgs, work: F) -> ExitCode
+where
+    F: Fn(Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tapguard: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let audit_path = args
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("logs/tapguard-{run}.jsonl")));
+        let audit = match Audit::open(&audit_path) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("tapguard: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let targets = targets(args, &base);
+        audit.record(
+            "-",
+            "run_started",
+            json!({"command": command, "run_id": run, "targets": targets.iter().map(Target::to_string).collect::<Vec<_>>()}),
+        );
+        println!(
+            "tapguard {command}: run {run}, {} target(s), audit log {}",
+            targets.len(),
+            audit_path.display()
+        );
+        let prompt = Arc::new(tokio::sync::Mutex::new(()));
+        let last_status: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+        let outcomes: Arc<Mutex<BTreeMap<String, Outcome>>> = Arc::default();
+        let work = Arc::new(work);
+        let jobs = futures_util::stream::iter(targets.clone())
+            .map(|target| {
+                let (base, audit, prompt, last_status, outcomes, work, run) = (
+                    base.clone(),
+                    audit.clone(),
+                    prompt.clone(),
+                    last_status.clone(),
+                    outcomes.clone(),
+                    work.clone(),
+                    run.clone(),
+                );
+                let args = args.clone();
+                // Each target runs as its own task so they really overlap on the runtime's threads.
+                tokio::spawn(async move {
+                    let label = target.to_string();
+                    let outcome = match enter(&base, &target, &args, &run, &audit).await {
+                        Err(reason) => {
+                            println!("[{label}] {reason}");
+                            Outcome::bad(reason)
+                        }
+                        Ok(config) => {
+                            let ctx = Arc::new(Ctx {
+                                target: target.clone(),
+                                label: label.clone(),
+                                config,
+                                audit: audit.clone(),
+                                poll: Duration::from_millis(args.poll_interval_ms.max(50)),
+                                prompt,
+                                last_status,
+                            });
+                            work(ctx).await
+                        }
+                    };
+                    audit.record(
+                        &label,
+                        "final_status",
+                        json!({"good": outcome.good, "outcome": outcome.text}),
+                    );
+                    outcomes.lock().expect("outcomes").insert(label, outcome);
+                })
+            })
+            .buffer_unordered(args.concurrency.max(1))
+            .collect::<Vec<_>>();
+        let interrupted = tokio::select! {
+            _ = jobs => false,
+            _ = tokio::signal::ctrl_c() => true,
+        };
+        let outcomes = outcomes.lock().expect("outcomes").clone();
+        let mut all_good = !interrupted;
+        println!();
+        if interrupted {
+            println!(
+                "interrupted: stopped waiting. The stacks are left as they are: operations CloudFormation already started go on without us (see `tapguard status`)."
+            );
+            audit.record("-", "interrupted", json!({"finished_targets": outcomes.len()}));
+        }
+        println!("{:<32} outcome", "target");
+        for target in &targets {
+            let label = target.to_string();
+            let text = match outcomes.get(&label) {
+                Some(o) => {
+                    all_good &= o.good;
+                    o.text.clone()
+                }
+                None => {
+                    all_good = false;
+                    let last = last_status.lock().expect("status").get(&label).cloned();
+                    format!("interrupted (last seen: {})", last.unwrap_or_else(|| "nothing yet".into()))
+                }
+            };
+            println!("{label:<32} {text}");
+        }
+        audit.record("-", "run_finished", json!({"all_good": all_good, "interrupted": interrupted}));
+        if interrupted {
+            ExitCode::from(130)
+        } else if all_good {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}
+
+fn stack_status(stack: &Stack) -> String {
+    stack.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default()
+}
+
+fn is_terminal_status(status: &str) -> bool {
+    !status.ends_with("_IN_PROGRESS") && !status.is_empty()
+}
+
+fn is_good_status(status: &str) -> bool {
+    matches!(status, "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE")
+}
+
+/// What a stack state means for the person deploying.
+pub fn explain_status(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "ROLLBACK_COMPLETE" => {
+            "its creation failed and was rolled back: a stack in this state cannot be updated and must be deleted first (tapguard delete), then deployed again"
+        }
+        "ROLLBACK_FAILED" => {
+            "its creation failed and the rollback failed too: delete it (resources that cannot be deleted may need --retain-resources with the AWS CLI)"
+        }
+        "UPDATE_ROLLBACK_FAILED" => {
+            "an update failed and so did its rollback: fix what blocked it, then `aws cloudformation continue-update-rollback` (skipping resources that cannot roll back), or delete the stack"
+        }
+        "UPDATE_ROLLBACK_COMPLETE" => "the update failed and was rolled back: the stack runs the previous template",
+        "DELETE_FAILED" => "some resources could not be deleted: fix the cause (see the events) and delete again",
+        s if s.ends_with("_IN_PROGRESS") && s != "REVIEW_IN_PROGRESS" => {
+            "another operation on this stack is in progress: wait for it to finish (tapguard status), then deploy again"
+        }
+        _ => return None,
+    })
+}
+
+async fn describe_stack(ctx: &Ctx, cfn: &CloudFormation, name: &str) -> Result<Option<Stack>, ApiError> {
+    match ctx
+        .call("DescribeStacks", cfn.describe_stacks().stack_name(name).send())
+        .await
+    {
+        Ok(out) => Ok(out.stacks().first().cloned()),
+        Err(e) if e.code == "ValidationError" && e.message.contains("does not exist") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// All events of a stack, oldest first.
+async fn stack_events(ctx: &Ctx, cfn: &CloudFormation, stack_id: &str) -> Result<Vec<StackEvent>, ApiError> {
+    let mut events = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ctx
+            .call(
+                "DescribeStackEvents",
+                cfn.describe_stack_events()
+                    .stack_name(stack_id)
+                    .set_next_token(token.clone())
+                    .send(),
+            )
+            .await?;
+        events.extend(out.stack_events().iter().cloned());
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    events.reverse();
+    Ok(events)
+}
+
+fn event_line(event: &StackEvent) -> String {
+    let time = event
+        .timestamp()
+        .and_then(|t| {
+            aws_smithy_types::DateTime::from_secs(t.secs())
+                .fmt(Format::DateTime)
+                .ok()
+        })
+        .unwrap_or_default();
+    let status = event.resource_status().map(|s| s.as_str()).unwrap_or("");
+    let reason = event.resource_status_reason().unwrap_or("");
+    format!(
+        "{time}  {:<28} {:<36} {:<28} {reason}",
+        event.logical_resource_id().unwrap_or(""),
+        event.resource_type().unwrap_or(""),
+        status
+    )
+    .trim_end()
+    .to_string()
+}
+
+fn record_event(ctx: &Ctx, event: &StackEvent) {
+    ctx.record(
+        "stack_event",
+        json!({
+            "event_id": event.event_id(),
+            "timestamp": event.timestamp().and_then(|t| t.fmt(Format::DateTime).ok()),
+            "logical_id": event.logical_resource_id(),
+            "physical_id": event.physical_resource_id(),
+            "type": event.resource_type(),
+            "status": event.resource_status().map(|s| s.as_str()),
+            "reason": event.resource_status_reason(),
+        }),
+    );
+}
+
+/// The first resource that failed among `events` (oldest first), skipping the resources CloudFormation
+/// cancels because another one failed.
+pub fn root_cause(events: &[StackEvent]) -> Option<String> {
+    events
+        .iter()
+        .filter(|e| e.resource_type() != Some("AWS::CloudFormation::Stack"))
+        .find(|e| {
+            let status = e.resource_status().map(|s| s.as_str()).unwrap_or("");
+            let reason = e.resource_status_reason().unwrap_or("");
+            status.ends_with("_FAILED") && !reason.contains("cancelled")
+        })
+        .map(|e| {
+            format!(
+                "{} ({}) {}: {}",
+                e.logical_resource_id().unwrap_or(""),
+                e.resource_type().unwrap_or(""),
+                e.resource_status().map(|s| s.as_str()).unwrap_or(""),
+                e.resource_status_reason().unwrap_or("no reason given")
+            )
+        })
+}
+
+/// Streams new events until the stack settles; returns the final status and the new events.
+async fn watch(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    stack_id: &str,
+    seen: &mut HashSet<String>,
+) -> Result<(String, Vec<StackEvent>), ApiError> {
+    let mut fresh = Vec::new();
+    loop {
+        let status = match ctx
+            .call("DescribeStacks", cfn.describe_stacks().stack_name(stack_id).send())
+            .await
+        {
+            Ok(out) => out.stacks().first().map(stack_status).unwrap_or_default(),
+            // A deleted stack may vanish from DescribeStacks.
+            Err(e) if e.code == "ValidationError" && e.message.contains("does not exist") => "DELETE_COMPLETE".into(),
+            Err(e) => return Err(e),
+        };
+        ctx.set_status(&status);
+        for event in stack_events(ctx, cfn, stack_id).await? {
+            let id = event.event_id().unwrap_or_default().to_string();
+            if seen.insert(id) {
+                ctx.say(event_line(&event));
+                record_event(ctx, &event);
+                fresh.push(event);
+            }
+        }
+        if is_terminal_status(&status) {
+            return Ok((status, fresh));
+        }
+        tokio::time::sleep(ctx.poll).await;
+    }
+}
+
+/// Asks on the terminal; without a terminal the answer is no.
+async fn confirm(ctx: &Ctx, question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        ctx.say("not confirmed: standard input is not a terminal (use --yes)");
+        return false;
+    }
+    let _turn = ctx.prompt.lock().await;
+    let question = format!("[{}] {question} [y/N] ", ctx.label);
+    tokio::task::spawn_blocking(move || {
+        print!("{question}");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        matches!(answer.trim(), "y" | "Y" | "yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn key_values(items: &[String], what: &str) -> Result<Vec<(String, String)>, String> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| format!("{what} {item:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Parameters from the file (if any), then the command line (which wins).
+pub fn parameters(args: &DeployArgs) -> Result<Vec<(String, String)>, String> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(path) = &args.parameters_file {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        match json {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    values.insert(k, crate::template::scalar_text(&v));
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    let key = item["ParameterKey"]
+                        .as_str()
+                        .ok_or("a parameters file entry lacks ParameterKey")?;
+                    values.insert(key.to_string(), crate::template::scalar_text(&item["ParameterValue"]));
+                }
+            }
+            _ => return Err(format!("{}: expected an object or a list", path.display())),
+        }
+    }
+    values.extend(key_values(&args.parameters, "--parameter")?);
+    Ok(values.into_iter().collect())
+}
+
+pub struct DeployPlan {
+    pub args: DeployArgs,
+    pub template_body: String,
+    pub parameters: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub run: String,
+}
+
+pub fn deploy(args: DeployArgs) -> ExitCode {
+    let prepared = (|| -> Result<DeployPlan, String> {
+        let template_body = std::fs::read_to_string(&args.template)
+            .map_err(|e| format!("cannot read the template {}: {e}", args.template.display()))?;
+        // CloudFormation takes at most 51,200 bytes inline; larger templates must come from S3.
+        if template_body.len() > 51_200 {
+            return Err(format!(
+                "{} is {} bytes: CloudFormation accepts at most 51,200 bytes inline",
+                args.template.display(),
+                template_body.len()
+            ));
+        }
+        Ok(DeployPlan {
+            parameters: parameters(&args)?,
+            tags: key_values(&args.tags, "--tag")?,
+            template_body,
+            run: run_id(),
+            args: args.clone(),
+        })
+    })();
+    let plan = match prepared {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("tapguard deploy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.stack_set {
+        return crate::stackset::deploy(plan);
+    }
+    run_on_targets("deploy", plan.run.clone(), &args.targets, move |ctx| {
+        let plan = plan.clone();
+        async move { deploy_target(&ctx, &plan).await }
+    })
+}
+
+async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
+    let cfn = CloudFormation::new(&ctx.config);
+    let name = &plan.args.stack_name;
+    let existing = match describe_stack(ctx, &cfn, name).await {
+        Ok(s) => s,
+        Err(e) => return fail(ctx, explain_entry_error(&e, None)),
+    };
+    let change_set_type = match &existing {
+        None => ChangeSetType::Create,
+        Some(stack) => {
+            let status = stack_status(stack);
+            ctx.set_status(&status);
+            if status == "REVIEW_IN_PROGRESS" {
+                ChangeSetType::Create
+            } else if let Some(why) = explain_status(&status).filter(|_| status != "UPDATE_ROLLBACK_COMPLETE") {
+                return fail(ctx, format!("stack {name} is in {status}: {why}"));
+            } else {
+                ChangeSetType::Update
+            }
+        }
+    };
+    let change_set_name = format!("tapguard-{}", plan.run);
+    let mut request = cfn
+        .create_change_set()
+        .stack_name(name)
+        .change_set_name(&change_set_name)
+        .change_set_type(change_set_type.clone())
+        .template_body(&plan.template_body)
+        .description(format!("tapguard deploy, run {}", plan.run));
+    for (k, v) in &plan.parameters {
+        request = request.parameters(Parameter::builder().parameter_key(k).parameter_value(v).build());
+    }
+    for (k, v) in &plan.tags {
+        request = request.tags(Tag::builder().key(k).value(v).build());
+    }
+    for c in &plan.args.capabilities {
+        request = request.capabilities(Capability::from(c.as_str()));
+    }
+    let created = match ctx.call("CreateChangeSet", request.send()).await {
+        Ok(c) => c,
+        Err(e) => return fail(ctx, explain_change_set_error(&e)),
+    };
+    let change_set_id = created.id().unwrap_or(&change_set_name).to_string();
+    let stack_id = created.stack_id().unwrap_or(name).to_string();
+    ctx.record(
+        "change_set",
+        json!({"name": change_set_name, "type": change_set_type.as_str(), "stack_id": stack_id, "parameter_keys": plan.parameters.iter().map(|(k, _)| k).collect::<Vec<_>>()}),
+    );
+
+    // Wait for the change set to be computed.
+    let described = loop {
+        let out = match ctx
+            .call(
+                "DescribeChangeSet",
+                cfn.describe_change_set()
+                    .change_set_name(&change_set_id)
+                    .stack_name(&stack_id)
+                    .send(),
+            )
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => return fail(ctx, e.to_string()),
+        };
+        match out.status() {
+            Some(ChangeSetStatus::CreateComplete) | Some(ChangeSetStatus::Failed) => break out,
+            _ => tokio::time::sleep(ctx.poll).await,
+        }
+    };
+    if described.status() == Some(&ChangeSetStatus::Failed) {
+        let reason = described.status_reason().unwrap_or("no reason given").to_string();
+        let no_changes = reason.contains("didn't contain changes") || reason.contains("No updates are to be performed");
+        // A change set that cannot be executed is only clutter in the console.
+        let _ = ctx
+            .call(
+                "DeleteChangeSet",
+                cfn.delete_change_set()
+                    .change_set_name(&change_set_id)
+                    .stack_name(&stack_id)
+                    .send(),
+            )
+            .await;
+        if no_changes {
+            ctx.say(format!("no changes: stack {name} is already up to date"));
+            ctx.record("change_set_empty", json!({"name": change_set_name, "reason": reason}));
+            let status = existing.as_ref().map(stack_status).unwrap_or_default();
+            return Outcome::good(format!("no changes ({status})"));
+        }
+        return fail(ctx, format!("the change set failed: {reason}"));
+    }
+
+    ctx.say(format!(
+        "change set {change_set_name} ({}) for stack {name}:",
+        change_set_type.as_str()
+    ));
+    let mut changes = Vec::new();
+    for change in described.changes() {
+        if let Some(rc) = change.resource_change() {
+            let line = format!(
+                "  {:<8} {:<28} {:<36}{}",
+                rc.action().map(|a| a.as_str()).unwrap_or(""),
+                rc.logical_resource_id().unwrap_or(""),
+                rc.resource_type().unwrap_or(""),
+                match rc.replacement().map(|r| r.as_str()) {
+                    Some("True") => "  REPLACEMENT".to_string(),
+                    Some("Conditional") => "  replacement: conditional".to_string(),
+                    _ => String::new(),
+                }
+            );
+            ctx.say(line.trim_end());
+            changes.push(json!({"action": rc.action().map(|a| a.as_str()), "logical_id": rc.logical_resource_id(), "type": rc.resource_type(), "replacement": rc.replacement().map(|r| r.as_str())}));
+        }
+    }
+    ctx.record("change_set_ready", json!({"name": change_set_name, "changes": changes}));
+
+    if !plan.args.yes && !confirm(ctx, &format!("execute change set {change_set_name}?")).await {
+        return Outcome::bad(format!("change set {change_set_name} created, not executed"));
+    }
+
+    // Events from before this run are history: only what this execution causes is shown.
+    let mut seen: HashSet<String> = match stack_events(ctx, &cfn, &stack_id).await {
+        Ok(events) => events.iter().filter_map(|e| e.event_id().map(str::to_string)).collect(),
+        Err(e) => return fail(ctx, e.to_string()),
+    };
+    if let Err(e) = ctx
+        .call(
+            "ExecuteChangeSet",
+            cfn.execute_change_set()
+                .change_set_name(&change_set_id)
+                .stack_name(&stack_id)
+                .send(),
+        )
+        .await
+    {
+        return fail(ctx, explain_change_set_error(&e));
+    }
+    ctx.say(format!("executing {change_set_name}"));
+    settle(ctx, &cfn, &stack_id, &mut seen, name).await
+}
+
+/// Waits for the stack, then reports its end: outputs on success, the root cause on failure.
+async fn settle(ctx: &Ctx, cfn: &CloudFormation, stack_id: &str, seen: &mut HashSet<String>, name: &str) -> Outcome {
+    let (status, events) = match watch(ctx, cfn, stack_id, seen).await {
+        Ok(r) => r,
+        Err(e) => return fail(ctx, e.to_string()),
+    };
+    if is_good_status(&status) {
+        if let Ok(Some(stack)) = describe_stack(ctx, cfn, stack_id).await {
+            for output in stack.outputs() {
+                ctx.say(format!(
+                    "output {} = {}",
+                    output.output_key().unwrap_or(""),
+                    output.output_value().unwrap_or("")
+                ));
+            }
+        }
+        ctx.say(format!("stack {name}: {status}"));
+        return Outcome::good(status);
+    }
+    let mut text = format!("stack {name}: {status}");
+    if let Some(cause) = root_cause(&events) {
+        text.push_str(&format!("; root cause: {cause}"));
+    }
+    if let Some(why) = explain_status(&status) {
+        text.push_str(&format!(" ({why})"));
+    }
+    fail(ctx, text)
+}
+
+fn explain_change_set_error(e: &ApiError) -> String {
+    if let Some(state) = e.message.split(" is in ").nth(1).and_then(|s| s.split(' ').next()) {
+        if let Some(why) = explain_status(state) {
+            return format!("{e} ({why})");
+        }
+    }
+    if e.code == "InsufficientCapabilitiesException" {
+        return format!("{e} (acknowledge them with --capabilities)");
+    }
+    e.to_string()
+}
+
+fn fail(ctx: &Ctx, text: String) -> Outcome {
+    ctx.say(format!("FAILED: {text}"));
+    Outcome::bad(text)
+}
+
+pub fn status(args: StatusArgs) -> ExitCode {
+    let args = Arc::new(args);
+    let targets = args.targets.clone();
+    run_on_targets("status", run_id(), &targets, move |ctx| {
+        let args = args.clone();
+        async move {
+            let cfn = CloudFormation::new(&ctx.config);
+            let stack = match describe_stack(&ctx, &cfn, &args.stack_name).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return fail(&ctx, format!("stack {} does not exist", args.stack_name)),
+                Err(e) => return fail(&ctx, explain_entry_error(&e, None)),
+            };
+            let status = stack_status(&stack);
+            ctx.say(format!(
+                "stack {}: {status}{}",
+                args.stack_name,
+                stack
+                    .stack_status_reason()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+            if let Some(why) = explain_status(&status) {
+                ctx.say(format!("  {why}"));
+            }
+            for output in stack.outputs() {
+                ctx.say(format!(
+                    "  output {} = {}",
+                    output.output_key().unwrap_or(""),
+                    output.output_value().unwrap_or("")
+                ));
+            }
+            let mut text = status.clone();
+            if args.drift {
+                match drift(&ctx, &cfn, &args.stack_name).await {
+                    Ok(d) => {
+                        ctx.say(format!("  drift: {d}"));
+                        text.push_str(&format!(", drift {d}"));
+                    }
+                    Err(e) => {
+                        ctx.say(format!("  drift: not known: {e}"));
+                        text.push_str(", drift unknown");
+                    }
+                }
+            }
+            ctx.record("stack_status", json!({"status": status, "outputs": stack.outputs().iter().map(|o| json!({"key": o.output_key(), "value": o.output_value()})).collect::<Vec<_>>()}));
+            // A rolled-back update leaves a working stack on its previous template.
+            if is_good_status(&status) || status == "UPDATE_ROLLBACK_COMPLETE" {
+                Outcome::good(text)
+            } else {
+                Outcome::bad(text)
+            }
+        }
+    })
+}
+
+async fn drift(ctx: &Ctx, cfn: &CloudFormation, name: &str) -> Result<String, ApiError> {
+    let started = ctx
+        .call("DetectStackDrift", cfn.detect_stack_drift().stack_name(name).send())
+        .await?;
+    let id = started.stack_drift_detection_id().unwrap_or_default().to_string();
+    loop {
+        let out = ctx
+            .call(
+                "DescribeStackDriftDetectionStatus",
+                cfn.describe_stack_drift_detection_status()
+                    .stack_drift_detection_id(&id)
+                    .send(),
+            )
+            .await?;
+        let detection = out
+            .detection_status()
+            .map(|s| s.as_str())
+            .unwrap_or("DETECTION_IN_PROGRESS");
+        if detection != "DETECTION_IN_PROGRESS" {
+            return Ok(out
+                .stack_drift_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| detection.to_string()));
+        }
+        tokio::time::sleep(ctx.poll).await;
+    }
+}
+
+pub fn delete(args: DeleteArgs) -> ExitCode {
+    let args = Arc::new(args);
+    let targets = args.targets.clone();
+    run_on_targets("delete", run_id(), &targets, move |ctx| {
+        let args = args.clone();
+        async move {
+            let cfn = CloudFormation::new(&ctx.config);
+            let name = &args.stack_name;
+            let stack = match describe_stack(&ctx, &cfn, name).await {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    ctx.say(format!("stack {name} does not exist: nothing to delete"));
+                    return Outcome::good("absent");
+                }
+                Err(e) => return fail(&ctx, explain_entry_error(&e, None)),
+            };
+            let stack_id = stack.stack_id().unwrap_or(name).to_string();
+            let status = stack_status(&stack);
+            if status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS" {
+                return fail(
+                    &ctx,
+                    format!("stack {name} is in {status}: wait for that operation to finish"),
+                );
+            }
+            if !args.yes && !confirm(&ctx, &format!("delete stack {name} ({status})?")).await {
+                return Outcome::bad("not deleted");
+            }
+            let mut seen: HashSet<String> = match stack_events(&ctx, &cfn, &stack_id).await {
+                Ok(events) => events.iter().filter_map(|e| e.event_id().map(str::to_string)).collect(),
+                Err(e) => return fail(&ctx, e.to_string()),
+            };
+            if let Err(e) = ctx
+                .call("DeleteStack", cfn.delete_stack().stack_name(&stack_id).send())
+                .await
+            {
+                return fail(&ctx, e.to_string());
+            }
+            ctx.say(format!("deleting stack {name}"));
+            match watch(&ctx, &cfn, &stack_id, &mut seen).await {
+                Ok((status, _)) if status == "DELETE_COMPLETE" => {
+                    ctx.say(format!("stack {name}: DELETE_COMPLETE"));
+                    Outcome::good(status)
+                }
+                Ok((status, events)) => {
+                    let mut text = format!("stack {name}: {status}");
+                    if let Some(cause) = root_cause(&events) {
+                        text.push_str(&format!("; root cause: {cause}"));
+                    }
+                    if let Some(why) = explain_status(&status) {
+                        text.push_str(&format!(" ({why})"));
+                    }
+                    fail(&ctx, text)
+                }
+                Err(e) => fail(&ctx, e.to_string()),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::ResourceStatus;
+
+    fn event(logical: &str, status: &str, reason: &str) -> StackEvent {
+        StackEvent::builder()
+            .stack_id("s")
+            .event_id(format!("{logical}-{status}"))
+            .stack_name("TapStack")
+            .timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .logical_resource_id(logical)
+            .resource_type(if logical == "TapStack" {
+                "AWS::CloudFormation::Stack"
+            } else {
+                "Custom::ConfigSetup"
+            })
+            .resource_status(ResourceStatus::from(status))
+            .resource_status_reason(reason)
+            .build()
+    }
+
+    #[test]
+    fn root_cause_is_the_first_failure_not_a_cancellation_nor_the_stack() {
+        let events = vec![
+            event("TapStack", "CREATE_IN_PROGRESS", "User Initiated"),
+            event("Hub", "CREATE_FAILED", "Resource creation cancelled"),
+            event("Config", "CREATE_FAILED", "Received response status [FAILED] from custom resource. Message returned: PutConfigurationRecorder failed: AccessDenied"),
+            event("TapStack", "ROLLBACK_IN_PROGRESS", "The following resource(s) failed to create: [Config]."),
+            event("Other", "DELETE_FAILED", "later"),
+        ];
+        let cause = root_cause(&events).unwrap();
+        assert!(
+            cause.starts_with("Config (Custom::ConfigSetup) CREATE_FAILED: Received response status [FAILED]"),
+            "{cause}"
+        );
+        assert_eq!(root_cause(&events[..2]), None);
+    }
+
+    #[test]
+    fn stack_states_are_explained() {
+        assert!(explain_status("ROLLBACK_COMPLETE")
+            .unwrap()
+            .contains("must be deleted first"));
+        assert!(explain_status("UPDATE_ROLLBACK_FAILED")
+            .unwrap()
+            .contains("continue-update-rollback"));
+        assert!(explain_status("UPDATE_IN_PROGRESS").unwrap().contains("in progress"));
+        assert_eq!(explain_status("CREATE_COMPLETE"), None);
+        let e = ApiError {
+            operation: "CreateChangeSet".into(),
+            code: "ValidationError".into(),
+            message: "Stack:arn:aws:cloudformation:us-east-1:1:stack/T/x is in UPDATE_ROLLBACK_FAILED state and can not be updated.".into(),
+        };
+        assert!(explain_change_set_error(&e).contains("continue-update-rollback"));
+    }
+
+    #[test]
+    fn targets_are_accounts_times_regions() {
+        let base = SdkConfig::builder().region(Region::new("eu-west-1")).build();
+        let args = TargetArgs {
+            regions: vec!["us-east-1".into(), "us-west-2".into()],
+            accounts: vec!["111111111111".into(), "222222222222".into()],
+            role_name: Some("r".into()),
+            external_id: None,
+            concurrency: 4,
+            audit_log: None,
+            poll_interval_ms: 100,
+        };
+        let labels: Vec<String> = targets(&args, &base).iter().map(Target::to_string).collect();
+        assert_eq!(
+            labels,
+            [
+                "111111111111/us-east-1",
+                "111111111111/us-west-2",
+                "222222222222/us-east-1",
+                "222222222222/us-west-2"
+            ]
+        );
+        let none = TargetArgs {
+            regions: vec![],
+            accounts: vec![],
+            ..args
+        };
+        assert_eq!(targets(&none, &base)[0].to_string(), "eu-west-1");
+    }
+}

@@ -1,0 +1,329 @@
+"""CloudFormation as the deployer sees it: per-resource events and scripted resource failures.
+
+moto 5.2 records only stack-level events and never fails a resource. This module makes a change set's
+execution and a stack's deletion emit the events CloudFormation sends for each resource, and lets a
+test script a resource's fate:
+
+- `POST /tapguard/cloudformation/fate` `{"account": "...", "region": "...", "stack": "name",
+   "logical_id": "Bucket", "operation": "CREATE" | "UPDATE", "reason": "...",
+   "rollback_fails": false, "count": 1}`: the next execution of that kind (CREATE: the stack's
+   creation; UPDATE: an update that touches the resource) fails that resource with that reason.
+   CREATE ends in ROLLBACK_COMPLETE (created resources deleted in reverse order); UPDATE in
+   UPDATE_ROLLBACK_COMPLETE, or UPDATE_ROLLBACK_FAILED with `rollback_fails`. `stack`, `region` and
+   `count` are optional (any stack, every time).
+- `POST /tapguard/cloudformation/pace` `{"account": "...", "region": "...", "event_interval_ms": 200}`:
+   executions in that account and region play out over time, one event per interval, with the stack
+   IN_PROGRESS meanwhile (as CloudFormation does), so a watcher sees events arrive while it polls.
+   0 (the default) plays everything at once.
+
+Also as CloudFormation does: a change set for a stack whose operation is in progress, or for a stack in
+ROLLBACK_COMPLETE, is refused with a ValidationError naming the state.
+
+State lives on moto's per-account, per-region CloudFormation backend, so `POST /moto-api/reset` clears it.
+"""
+
+import threading
+import time
+
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.models import CloudFormationBackend, Event, cloudformation_backends
+
+import faults
+
+_original_execute = CloudFormationBackend.execute_change_set
+_original_create_change_set = CloudFormationBackend.create_change_set
+_original_delete_stack = CloudFormationBackend.delete_stack
+
+_lock = threading.Lock()
+
+
+def _fates(backend: CloudFormationBackend) -> list:
+    if not hasattr(backend, "tapguard_fates"):
+        backend.tapguard_fates = []
+    return backend.tapguard_fates
+
+
+def _take_fate(backend, stack_name: str, operation: str, logical_ids: list) -> dict | None:
+    with _lock:
+        for fate in _fates(backend):
+            if fate["operation"] != operation or fate["logical_id"] not in logical_ids:
+                continue
+            if fate.get("stack") and fate["stack"] != stack_name:
+                continue
+            if fate.get("count") is not None and fate["fired"] >= fate["count"]:
+                continue
+            fate["fired"] += 1
+            return dict(fate)
+    return None
+
+
+def _event(stack, logical_id: str, resource_type: str, status: str, reason: str | None = None, physical_id: str = ""):
+    return Event(
+        stack_id=stack.stack_id,
+        stack_name=stack.name,
+        logical_resource_id=logical_id,
+        physical_resource_id=physical_id,
+        resource_type=resource_type,
+        resource_status=status,
+        resource_status_reason=reason,
+        resource_properties=None,
+    )
+
+
+def _physical_id(stack, logical_id: str) -> str:
+    return f"{stack.name}-{logical_id}-{abs(hash((stack.stack_id, logical_id))) % 10**12:012d}"
+
+
+def _resources(template_dict: dict) -> list:
+    """(logical id, type) in template order: the fixtures are written in dependency order."""
+    return [(name, body.get("Type", "")) for name, body in (template_dict.get("Resources") or {}).items()]
+
+
+STACK = "AWS::CloudFormation::Stack"
+
+
+def _creation_script(stack, resources: list, fate: dict | None) -> tuple[list, str]:
+    """The events of a stack creation after its first CREATE_IN_PROGRESS, and the final status."""
+    script = []
+    created = []
+    for logical_id, resource_type in resources:
+        script.append(("res", logical_id, resource_type, "CREATE_IN_PROGRESS", None))
+        if fate and fate["logical_id"] == logical_id:
+            script.append(("res", logical_id, resource_type, "CREATE_FAILED", fate["reason"]))
+            script.append(
+                (
+                    "stack",
+                    stack.name,
+                    STACK,
+                    "ROLLBACK_IN_PROGRESS",
+                    f"The following resource(s) failed to create: [{logical_id}]. Rollback requested by user.",
+                )
+            )
+            script.append(("res", logical_id, resource_type, "DELETE_COMPLETE", None))
+            for done_id, done_type in reversed(created):
+                script.append(("res", done_id, done_type, "DELETE_IN_PROGRESS", None))
+                script.append(("res", done_id, done_type, "DELETE_COMPLETE", None))
+            script.append(("stack", stack.name, STACK, "ROLLBACK_COMPLETE", None))
+            return script, "ROLLBACK_COMPLETE"
+        script.append(("res", logical_id, resource_type, "CREATE_IN_PROGRESS", "Resource creation Initiated"))
+        script.append(("res", logical_id, resource_type, "CREATE_COMPLETE", None))
+        created.append((logical_id, resource_type))
+    script.append(("stack", stack.name, STACK, "CREATE_COMPLETE", None))
+    return script, "CREATE_COMPLETE"
+
+
+def _update_script(stack, changes: list, fate: dict | None, rollback_fails: bool) -> tuple[list, str]:
+    """The events of an update after its UPDATE_IN_PROGRESS, and the final status."""
+    script = []
+    done = []
+    verbs = {"Add": "CREATE", "Modify": "UPDATE"}
+    for action, logical_id, resource_type in changes:
+        if action not in verbs:
+            continue
+        verb = verbs[action]
+        script.append(("res", logical_id, resource_type, f"{verb}_IN_PROGRESS", None))
+        if fate and fate["logical_id"] == logical_id:
+            script.append(("res", logical_id, resource_type, f"{verb}_FAILED", fate["reason"]))
+            script.append(
+                (
+                    "stack",
+                    stack.name,
+                    STACK,
+                    "UPDATE_ROLLBACK_IN_PROGRESS",
+                    f"The following resource(s) failed to {verb.lower()}: [{logical_id}]. ",
+                )
+            )
+            if rollback_fails:
+                script.append(
+                    (
+                        "res",
+                        logical_id,
+                        resource_type,
+                        "UPDATE_FAILED",
+                        "Resource handler returned message: rollback could not restore the previous state",
+                    )
+                )
+                script.append(
+                    (
+                        "stack",
+                        stack.name,
+                        STACK,
+                        "UPDATE_ROLLBACK_FAILED",
+                        f"The following resource(s) failed to update: [{logical_id}]. ",
+                    )
+                )
+                return script, "UPDATE_ROLLBACK_FAILED"
+            for done_id, done_type, done_verb in reversed(done + [(logical_id, resource_type, verb)]):
+                if done_verb == "CREATE":
+                    script.append(("res", done_id, done_type, "DELETE_COMPLETE", None))
+                else:
+                    script.append(("res", done_id, done_type, "UPDATE_IN_PROGRESS", None))
+                    script.append(("res", done_id, done_type, "UPDATE_COMPLETE", None))
+            script.append(("stack", stack.name, STACK, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", None))
+            script.append(("stack", stack.name, STACK, "UPDATE_ROLLBACK_COMPLETE", None))
+            return script, "UPDATE_ROLLBACK_COMPLETE"
+        script.append(("res", logical_id, resource_type, f"{verb}_COMPLETE", None))
+        done.append((logical_id, resource_type, verb))
+    script.append(("stack", stack.name, STACK, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None))
+    for action, logical_id, resource_type in changes:
+        if action == "Remove":
+            script.append(("res", logical_id, resource_type, "DELETE_IN_PROGRESS", None))
+            script.append(("res", logical_id, resource_type, "DELETE_COMPLETE", None))
+    script.append(("stack", stack.name, STACK, "UPDATE_COMPLETE", None))
+    return script, "UPDATE_COMPLETE"
+
+
+def _play(backend, stack, script: list, final_status: str, in_progress: str) -> None:
+    """Appends the scripted events, at once or paced, and sets the final status at the end."""
+
+    def emit(kind, logical_id, resource_type, status, reason):
+        physical = stack.stack_id if kind == "stack" else _physical_id(stack, logical_id)
+        stack.events.append(_event(stack, logical_id, resource_type, status, reason, physical))
+
+    interval = getattr(backend, "tapguard_event_interval_ms", 0) / 1000.0
+    if interval <= 0:
+        for step in script:
+            emit(*step)
+        stack.status = final_status
+        return
+
+    stack.status = in_progress
+
+    def run():
+        for step in script:
+            time.sleep(interval)
+            emit(*step)
+            if step[0] == "stack":
+                # The stack's own status follows its events (ROLLBACK_IN_PROGRESS and so on).
+                stack.status = step[3]
+        stack.status = final_status
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def _find_change_set(backend, change_set_name: str):
+    if change_set_name in backend.change_sets:
+        return backend.change_sets[change_set_name]
+    for change_set in backend.change_sets.values():
+        if change_set.change_set_name == change_set_name:
+            return change_set
+    return None
+
+
+def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+    change_set = _find_change_set(self, change_set_name)
+    if change_set is None:
+        return _original_execute(self, change_set_name, stack_name)
+    stack = self.stacks[change_set.stack_id]
+    kind = change_set.change_set_type
+    changes = [(c.action, c.logical_resource_id, c.resource_type) for c in change_set.changes]
+    if kind == "CREATE":
+        resources = _resources(change_set.template_dict)
+        fate = _take_fate(self, stack.name, "CREATE", [r[0] for r in resources])
+    else:
+        touched = [c[1] for c in changes if c[0] in ("Add", "Modify")]
+        fate = _take_fate(self, stack.name, "UPDATE", touched)
+    if fate:
+        # The execution is rolled back: moto's resources and the stack's template stay as they were
+        # (for a creation, no resources), so the next change set sees the real difference again.
+        stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
+        change_set.execution_status = "EXECUTE_COMPLETE"
+        if kind == "CREATE":
+            stack.template = change_set.template
+            stack.template_dict = change_set.template_dict
+            script, final = _creation_script(stack, resources, fate)
+            _play(self, stack, script, final, "CREATE_IN_PROGRESS")
+        else:
+            script, final = _update_script(stack, changes, fate, bool(fate.get("rollback_fails")))
+            _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
+        return None
+    seen = len(stack.events)
+    _original_execute(self, change_set_name, stack_name)
+    # Keep moto's first stack event (CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS); the rest is scripted.
+    del stack.events[seen + 1 :]
+    if kind == "CREATE":
+        script, final = _creation_script(stack, resources, None)
+        _play(self, stack, script, final, "CREATE_IN_PROGRESS")
+    else:
+        script, final = _update_script(stack, changes, None, False)
+        _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
+    return None
+
+
+def _create_change_set(self: CloudFormationBackend, stack_name: str, change_set_name: str, *args, **kwargs):
+    for stack in self.stacks.values():
+        if stack.name != stack_name:
+            continue
+        if stack.status.endswith("_IN_PROGRESS") and stack.status != "REVIEW_IN_PROGRESS":
+            raise ValidationError(
+                stack_name, message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
+            )
+        if stack.status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED"):
+            raise ValidationError(
+                stack_name, message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
+            )
+    return _original_create_change_set(self, stack_name, change_set_name, *args, **kwargs)
+
+
+def _delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
+    stack = None
+    for candidate in self.stacks.values():
+        if name_or_stack_id in (candidate.name, candidate.stack_id):
+            stack = candidate
+    if stack is None:
+        return _original_delete_stack(self, name_or_stack_id)
+    resources = _resources(getattr(stack, "template_dict", {}) or {})
+    rolled_back = stack.status == "ROLLBACK_COMPLETE"
+    seen = len(stack.events)
+    _original_delete_stack(self, stack.stack_id)
+    # moto appended DELETE_IN_PROGRESS and DELETE_COMPLETE: put the resources' deletions between them.
+    final = stack.events[seen + 1 :]
+    del stack.events[seen + 1 :]
+    if not rolled_back:
+        for logical_id, resource_type in reversed(resources):
+            for status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+                stack.events.append(_event(stack, logical_id, resource_type, status, None, _physical_id(stack, logical_id)))
+    stack.events.extend(final)
+
+
+def _backend(body: dict) -> CloudFormationBackend:
+    for field in ("account", "region"):
+        if not body.get(field):
+            raise ValueError(f"'{field}' is required")
+    return cloudformation_backends[body["account"]][body["region"]]
+
+
+def _control_fate(body: dict) -> dict:
+    for field in ("logical_id", "reason"):
+        if not body.get(field):
+            raise ValueError(f"a fate needs '{field}'")
+    operation = body.get("operation", "CREATE")
+    if operation not in ("CREATE", "UPDATE"):
+        raise ValueError("operation is CREATE or UPDATE")
+    fate = {
+        "stack": body.get("stack"),
+        "logical_id": body["logical_id"],
+        "operation": operation,
+        "reason": body["reason"],
+        "rollback_fails": bool(body.get("rollback_fails")),
+        "count": body.get("count"),
+        "fired": 0,
+    }
+    backend = _backend(body)
+    with _lock:
+        _fates(backend).append(fate)
+    return {"fate": fate}
+
+
+def _control_pace(body: dict) -> dict:
+    backend = _backend(body)
+    backend.tapguard_event_interval_ms = int(body.get("event_interval_ms", 0))
+    return {"event_interval_ms": backend.tapguard_event_interval_ms}
+
+
+def install() -> None:
+    CloudFormationBackend.execute_change_set = _execute_change_set
+    CloudFormationBackend.create_change_set = _create_change_set
+    CloudFormationBackend.delete_stack = _delete_stack
+    faults.CONTROLS[("POST", "/tapguard/cloudformation/fate")] = _control_fate
+    faults.CONTROLS[("POST", "/tapguard/cloudformation/pace")] = _control_pace
