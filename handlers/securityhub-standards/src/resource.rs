@@ -1112,6 +1112,17 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn disabled_controls_are_refused_not_ignored() {
+        let mut p = props(&[FSBP]);
+        p.disabled_controls = vec![serde_json::json!({"ControlId": "IAM.1", "Reason": "break-glass user"})];
+        let err = handler(&[]).resolve(&inv(), &p).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid property DisabledControls: not supported"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn short_ids_and_arns_expand_with_partition_and_region() {
         let cn = Invocation::detached("cn-north-1", ACCOUNT);
