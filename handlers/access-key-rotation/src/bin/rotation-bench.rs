@@ -1,0 +1,211 @@
+//! `make bench`: an Audit pass over 5,000 users and 10,000 keys in the local emulator, the credential
+//! report scan next to a straightforward per-user scan (ListUsers, then ListAccessKeys for every user),
+//! in the same process and emulator. Prints wall time, peak memory and IAM calls of each, and fails
+//! unless the report scan finds the same keys with at least 10 times fewer IAM calls.
+//!
+//! `rotation-bench [--users 5000] [--stale-percent 2]`; `TAPGUARD_EMULATOR_URL` uses a running emulator.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use access_key_rotation::{AccessKeyRotation, Mode, Properties};
+use futures_util::stream::{self, StreamExt};
+use serde_json::json;
+use tapguard_harness::{Account, Emulator};
+use tapguard_shared::Invocation;
+
+const REGION: &str = "us-east-1";
+const MIN_RATIO: f64 = 10.0;
+
+struct Measured {
+    name: &'static str,
+    wall_secs: f64,
+    peak_rss_mib: Option<f64>,
+    iam_calls: usize,
+    keys_over_age: usize,
+}
+
+fn main() {
+    let (users, stale_percent) = arguments();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let emulator = Emulator::from_env_or_start(&root).unwrap_or_else(|e| panic!("{e}"));
+    let account = emulator.fresh_account();
+    let stale = users * stale_percent / 100;
+    let fresh = users - stale;
+
+    let started = Instant::now();
+    // Every user holds 2 keys; the stale ones have one key past 90 days.
+    for (prefix, count, keys) in [
+        ("fresh-", fresh, json!([{"age_days": 10}, {"age_days": 40}])),
+        ("stale-", stale, json!([{"age_days": 120}, {"age_days": 20}])),
+    ] {
+        emulator.control(
+            "/tapguard/iam/bulk-users",
+            json!({"account": account.account_id, "prefix": prefix, "count": count, "keys": keys}),
+        );
+    }
+    println!(
+        "set up {users} users, {} keys ({stale} users with a key over 90 days) in {:.1} s",
+        users * 2,
+        started.elapsed().as_secs_f64()
+    );
+    // Endpoint and credentials reach the SDK through the environment, before any thread starts.
+    for (k, v) in emulator.sdk_env(&account, REGION) {
+        std::env::set_var(k, v);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config = runtime.block_on(tapguard_shared::aws_config());
+
+    let report_scan = measure(&emulator, &account, "credential report", || {
+        runtime.block_on(async {
+            let handler = AccessKeyRotation::new(&config);
+            let props = Properties {
+                mode: Mode::Audit,
+                ..Default::default()
+            };
+            let summary = handler
+                .run_pass(&Invocation::detached(REGION, &account.account_id), &props)
+                .await
+                .unwrap_or_else(|e| panic!("the Audit pass failed: {e}"));
+            assert_eq!(summary.users_scanned, users, "the report covers every user");
+            summary.keys_over_age
+        })
+    });
+    let per_user_scan = measure(&emulator, &account, "per-user ListAccessKeys", || {
+        runtime.block_on(per_user_scan(&config))
+    });
+
+    println!();
+    println!(
+        "{:<26} {:>10} {:>16} {:>10} {:>14}",
+        "scan", "wall (s)", "peak RSS (MiB)", "IAM calls", "keys over age"
+    );
+    for m in [&report_scan, &per_user_scan] {
+        println!(
+            "{:<26} {:>10.2} {:>16} {:>10} {:>14}",
+            m.name,
+            m.wall_secs,
+            m.peak_rss_mib.map_or("n/a".into(), |v| format!("{v:.1}")),
+            m.iam_calls,
+            m.keys_over_age
+        );
+    }
+    let ratio = per_user_scan.iam_calls as f64 / report_scan.iam_calls.max(1) as f64;
+    println!();
+    println!(
+        "the credential report scan made {ratio:.1}x fewer IAM calls (required: >= {MIN_RATIO}x); \
+         wall time {:.1}x; build profile: {}",
+        per_user_scan.wall_secs / report_scan.wall_secs.max(f64::EPSILON),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    let mut failed = false;
+    if report_scan.keys_over_age != per_user_scan.keys_over_age {
+        eprintln!(
+            "FAILED: the scans disagree: {} vs {} keys over age",
+            report_scan.keys_over_age, per_user_scan.keys_over_age
+        );
+        failed = true;
+    }
+    if ratio < MIN_RATIO {
+        eprintln!("FAILED: the call ratio {ratio:.1} is below {MIN_RATIO}");
+        failed = true;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Runs `scan`, with the process's peak memory reset before, and counts the IAM calls it caused.
+fn measure(emulator: &Emulator, account: &Account, name: &'static str, scan: impl FnOnce() -> usize) -> Measured {
+    let calls_before = emulator.calls(&account.account_id, Some("iam")).len();
+    // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS, so each scan's peak is its own.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let started = Instant::now();
+    let keys_over_age = scan();
+    let wall_secs = started.elapsed().as_secs_f64();
+    let peak_rss_mib = peak_rss_kib().filter(|_| reset).map(|kib| kib as f64 / 1024.0);
+    let iam_calls = emulator.calls(&account.account_id, Some("iam")).len() - calls_before;
+    Measured {
+        name,
+        wall_secs,
+        peak_rss_mib,
+        iam_calls,
+        keys_over_age,
+    }
+}
+
+/// ListUsers pages, ListAccessKeys for every user, and ListUserTags for users with a key over age
+/// (the exemption check the pass makes too), with the same concurrency as the pass.
+async fn per_user_scan(config: &aws_config::SdkConfig) -> usize {
+    let iam = aws_sdk_iam::Client::new(config);
+    let mut users = Vec::new();
+    let mut pages = iam.list_users().max_items(1000).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap_or_else(|e| panic!("ListUsers: {e:?}"));
+        users.extend(page.users().iter().map(|u| u.user_name().to_string()));
+    }
+    let cutoff = now() - 90 * 86_400;
+    let over_age: Vec<usize> = stream::iter(users)
+        .map(|user| {
+            let iam = iam.clone();
+            async move {
+                let keys = iam
+                    .list_access_keys()
+                    .user_name(&user)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("ListAccessKeys {user}: {e:?}"));
+                let old = keys
+                    .access_key_metadata()
+                    .iter()
+                    .filter(|k| k.create_date().is_some_and(|d| d.secs() < cutoff))
+                    .count();
+                if old > 0 {
+                    iam.list_user_tags()
+                        .user_name(&user)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("ListUserTags {user}: {e:?}"));
+                }
+                old
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    over_age.into_iter().sum()
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn arguments() -> (usize, usize) {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+            .unwrap_or(default)
+    };
+    let known = BTreeSet::from(["--users", "--stale-percent"]);
+    if let Some(unknown) = args.iter().skip(1).step_by(2).find(|a| !known.contains(a.as_str())) {
+        eprintln!("unknown argument {unknown}: rotation-bench [--users 5000] [--stale-percent 2]");
+        std::process::exit(2);
+    }
+    (value("--users", 5000), value("--stale-percent", 2))
+}
