@@ -206,7 +206,7 @@ fn fresh_account_from_the_fixture_creates_in_order_verifies_and_delete_removes_i
     );
     assert_eq!(
         rule_owner_tag(&w, &state, "tap-encrypted-volumes").as_deref(),
-        Some(format!("stack/tap-test/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f/ConfigSetup").as_str())
+        Some("stack/tap-test/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f/ConfigSetup")
     );
 
     // Config's order: recorder, channel, start, then the rules.
@@ -553,4 +553,89 @@ fn invalid_properties_fail_by_name_before_any_call() {
         failed.reason()
     );
     assert!(w.operations("config").is_empty(), "{:?}", w.operations("config"));
+}
+
+#[test]
+fn renaming_a_created_recorder_replaces_it_and_the_delete_of_the_old_id_leaves_the_new_one() {
+    let w = world();
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let old_props = props(&w, vec![keys_rule()]);
+    let created = r.create(old_props.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+
+    let mut renamed = props(&w, vec![keys_rule()]);
+    renamed["RecorderName"] = json!("tap-recorder");
+    let updated = r.update(renamed);
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(
+        updated.physical_id(),
+        "config-setup:eu-west-1:created=recorder,channel:started-recording=true:tap-recorder",
+        "a new recorder is a new identity"
+    );
+    let state = ConfigState::read(&w);
+    assert_eq!(state.recorder_names(), ["tap-recorder"]);
+    assert!(state.recording("tap-recorder"));
+    assert_eq!(state.channel_names(), ["default"]);
+    assert_eq!(state.rule_names(), ["tap-access-keys-rotated"]);
+
+    // CloudFormation then deletes the old physical id, with the old properties.
+    let before = w.operations("config").len();
+    let old_delete = r.send(event(
+        "Delete",
+        TYPE,
+        "ConfigSetup",
+        &w.stack_id(),
+        "",
+        &old_props,
+        Some(created.physical_id()),
+        None,
+    ));
+    assert_eq!(old_delete.status(), "SUCCESS", "{}", old_delete.reason());
+    let during = w.operations("config")[before..].to_vec();
+    assert!(
+        mutating(&during).is_empty(),
+        "the old id's Delete changed something: {during:?}"
+    );
+    let state = ConfigState::read(&w);
+    assert_eq!(state.recorder_names(), ["tap-recorder"]);
+    assert!(state.recording("tap-recorder"));
+    assert_eq!(state.rule_names(), ["tap-access-keys-rotated"]);
+
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(ConfigState::read(&w).is_empty());
+}
+
+#[test]
+fn the_update_fixture_adds_a_rule_to_the_stack_created_from_its_old_properties() {
+    let w = world();
+    let r = w.resource(TYPE, "ConfigSetup");
+    let mut update = fixture("config-setup-update.json");
+    update["StackId"] = json!(w.stack_id());
+
+    let mut create = fixture("config-setup-create.json");
+    create["StackId"] = json!(w.stack_id());
+    create["ResourceProperties"] = update["OldResourceProperties"].clone();
+    let created = r.send(create);
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(ConfigState::read(&w).rules.len(), 2);
+
+    update["PhysicalResourceId"] = json!(created.physical_id());
+    let before = w.operations("config").len();
+    let updated = r.send(update);
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.physical_id(), created.physical_id());
+    assert_eq!(
+        updated.data("RulesCreated"),
+        Some("tap-access-keys-rotated,tap-s3-bucket-public-read-prohibited,tap-encrypted-volumes")
+    );
+    let during = w.operations("config")[before..].to_vec();
+    assert_eq!(mutating(&during), ["PutConfigRule"], "only the new rule is put");
+    assert_eq!(
+        ConfigState::read(&w).rule_names(),
+        [
+            "tap-access-keys-rotated",
+            "tap-encrypted-volumes",
+            "tap-s3-bucket-public-read-prohibited"
+        ]
+    );
 }
