@@ -1518,6 +1518,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_create_puts_an_adopted_recorder_back_as_it_was() {
+        let mut theirs = recorder("org");
+        theirs.role_arn = Some("arn:aws:iam::111122223333:role/org-config".into());
+        let before = Snapshot {
+            recorders: vec![theirs],
+            status: Some(status("org", false, None)),
+            channels: vec![channel("org-channel")],
+            ..fresh()
+        };
+        let (reads, w) = (read_rules(&[before]), Writes::ok());
+        let restore = mock!(Client::put_configuration_recorder)
+            .match_requests(|r| {
+                r.configuration_recorder().and_then(|c| c.role_arn())
+                    == Some("arn:aws:iam::111122223333:role/org-config")
+            })
+            .then_output(|| PutConfigurationRecorderOutput::builder().build());
+        let denied = mock!(Client::start_configuration_recorder)
+            .then_error(|| StartConfigurationRecorderError::generic(error("AccessDeniedException", "denied")));
+        let h = handler(&[&restore, &denied], &reads, &[], &w);
+        let text = h.create(&inv(), props(json!([]))).await.unwrap_err().to_string();
+        assert!(
+            text.contains("this Create undid its changes (restored recorder org)"),
+            "{text}"
+        );
+        assert_eq!(
+            (w.put_recorder.num_calls(), restore.num_calls()),
+            (1, 1),
+            "changed, then put back"
+        );
+        assert_eq!(
+            w.put_channel.num_calls() + w.delete_channel.num_calls() + w.delete_recorder.num_calls(),
+            0,
+            "the adopted channel already matched and nothing adopted is deleted"
+        );
+    }
+
+    #[tokio::test]
     async fn a_bucket_policy_config_cannot_write_to_is_named_and_the_recorder_undone() {
         let (reads, w) = (read_rules(&[fresh()]), Writes::ok());
         let refused = mock!(Client::put_delivery_channel).then_error(|| {
