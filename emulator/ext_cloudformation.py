@@ -241,6 +241,10 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
     _original_execute(self, change_set_name, stack_name)
     # Keep moto's first stack event (CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS); the rest is scripted.
     del stack.events[seen + 1 :]
+    # moto keeps the template and Outputs the stack had before the change set (none, for a creation).
+    stack.template_dict = change_set.template_dict
+    stack.description = change_set.template_dict.get("Description")
+    stack.output_map = stack._create_output_map()
     if kind == "CREATE":
         script, final = _creation_script(stack, resources, None)
         _play(self, stack, script, final, "CREATE_IN_PROGRESS")

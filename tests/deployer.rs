@@ -733,3 +733,235 @@ fn a_role_that_cannot_be_assumed_fails_its_target_only_and_says_why() {
         "{errors:#?}"
     );
 }
+
+/// An organization whose management account is `management`, with one OU holding two new accounts.
+fn organization(management: &Account) -> (String, Vec<String>) {
+    let org = |target: &str, body: serde_json::Value| {
+        emulator().json_call(
+            management,
+            "us-east-1",
+            "organizations",
+            &format!("AWSOrganizationsV20161128.{target}"),
+            body,
+        )
+    };
+    org("CreateOrganization", json!({"FeatureSet": "ALL"}));
+    let root = org("ListRoots", json!({}))["Roots"][0]["Id"]
+        .as_str()
+        .expect("root")
+        .to_string();
+    let ou = org(
+        "CreateOrganizationalUnit",
+        json!({"ParentId": root, "Name": "Workloads"}),
+    )["OrganizationalUnit"]["Id"]
+        .as_str()
+        .expect("OU id")
+        .to_string();
+    let mut members = Vec::new();
+    for name in ["workload-a", "workload-b"] {
+        let created = org(
+            "CreateAccount",
+            json!({"AccountName": name, "Email": format!("{name}@example.com")}),
+        );
+        let id = created["CreateAccountStatus"]["AccountId"]
+            .as_str()
+            .expect("account id")
+            .to_string();
+        org(
+            "MoveAccount",
+            json!({"AccountId": id, "SourceParentId": root, "DestinationParentId": ou}),
+        );
+        members.push(id);
+    }
+    (ou, members)
+}
+
+#[test]
+fn stack_set_mode_deploys_to_every_account_of_the_ou_in_every_region() {
+    let management = emulator().fresh_account();
+    let (ou, members) = organization(&management);
+    let audit = audit_path("stackset");
+    let (code, out, err) = deploy(
+        &management,
+        "TapBaseline",
+        "stack.yml",
+        &audit,
+        &[
+            "--stack-set",
+            "--ou",
+            &ou,
+            "--regions",
+            "us-east-1,us-west-2",
+            "--failure-tolerance",
+            "1",
+            "--max-concurrent",
+            "2",
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("created StackSet TapBaseline (service-managed, automatic deployment on)"),
+        "{out}"
+    );
+    for member in &members {
+        for region in ["us-east-1", "us-west-2"] {
+            assert!(
+                out.contains(&format!("  instance {member}/{region}: CURRENT")),
+                "no line for {member}/{region}:\n{out}"
+            );
+            // The instance's resources exist in the member account and region.
+            let topics = emulator().query(&emulator().account(member), region, "sns", &[("Action", "ListTopics")]);
+            assert!(
+                topics.contains(&format!(":{member}:tapguard-alarms-dev")),
+                "no topic in {member}/{region}: {topics}"
+            );
+        }
+    }
+    assert!(
+        out.contains("StackSet TapBaseline: operation SUCCEEDED, 4 instance(s), 0 not current"),
+        "{out}"
+    );
+    let own = emulator().query(&management, "us-east-1", "sns", &[("Action", "ListTopics")]);
+    assert!(
+        !own.contains("tapguard-alarms-dev"),
+        "the management account itself got nothing: {own}"
+    );
+    let instances = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "stack_instance")
+        .count();
+    assert_eq!(instances, 4);
+
+    // A second run updates the StackSet instead of creating it.
+    let (code, out, err) = deploy(
+        &management,
+        "TapBaseline",
+        "stack-v2.yml",
+        &audit,
+        &["--stack-set", "--ou", &ou, "--regions", "us-east-1,us-west-2"],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains(": update to OUs"), "{out}");
+    let ops = emulator().operations(&management.account_id, "cloudformation");
+    assert_eq!(ops.iter().filter(|o| *o == "UpdateStackSet").count(), 1, "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| *o == "CreateStackSet").count(), 1, "{ops:?}");
+}
+
+#[test]
+fn status_reports_each_target_with_outputs_and_a_missing_stack_fails() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("status");
+    assert_eq!(deploy(&account, "TapStack", "stack.yml", &audit, &[]).0, 0);
+    let topic = format!("arn:aws:sns:{REGION}:{}:tapguard-alarms-dev", account.account_id);
+    let (code, out, _) = tapguard_as(
+        &account,
+        &[
+            "status",
+            "--stack-name",
+            "TapStack",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("[{REGION}] stack TapStack: CREATE_COMPLETE")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("[{REGION}]   output AlarmTopicArn = {topic}")),
+        "{out}"
+    );
+    let recorded = audit_lines(&audit)
+        .into_iter()
+        .rfind(|l| l["kind"] == "stack_status")
+        .unwrap();
+    assert_eq!(
+        recorded["detail"]["outputs"],
+        json!([{"key": "AlarmTopicArn", "value": topic}])
+    );
+
+    let (code, out, _) = tapguard_as(
+        &account,
+        &[
+            "status",
+            "--stack-name",
+            "TapStack",
+            "--regions",
+            &format!("{REGION},ap-south-1"),
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "one region has no stack:\n{out}");
+    assert!(out.contains(&format!("{REGION:<32} CREATE_COMPLETE")), "{out}");
+    assert!(
+        out.contains(&format!("{:<32} stack TapStack does not exist", "ap-south-1")),
+        "{out}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_waiting_and_leaves_the_stack_as_it_is() {
+    let account = emulator().fresh_account();
+    emulator().control(
+        "/tapguard/cloudformation/pace",
+        json!({"account": account.account_id, "region": REGION, "event_interval_ms": 400}),
+    );
+    let audit = audit_path("interrupt");
+    let template = fixture_path("stack.yml");
+    let child = Command::new(binary_path("tapguard"))
+        .args([
+            "deploy",
+            "--stack-name",
+            "TapStack",
+            "--template",
+            template.to_str().unwrap(),
+            "--yes",
+        ])
+        .args(["--poll-interval-ms", "100", "--audit-log", audit.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(emulator().sdk_env(&account, REGION))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stack_status(&account, REGION, "TapStack").as_deref() != Some("CREATE_IN_PROGRESS") {
+        assert!(std::time::Instant::now() < until, "the creation never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{out}");
+    assert!(
+        out.contains("interrupted: stopped waiting. The stacks are left as they are"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{REGION:<32} interrupted (last seen: CREATE_IN_PROGRESS)")),
+        "{out}"
+    );
+    // Nothing was cancelled or deleted: CloudFormation carries on and the stack completes.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stack_status(&account, REGION, "TapStack").as_deref() != Some("CREATE_COMPLETE") {
+        assert!(std::time::Instant::now() < until, "the creation did not go on");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert!(
+        !ops.iter().any(|o| o == "DeleteStack" || o == "CancelUpdateStack"),
+        "{ops:?}"
+    );
+    let kinds: Vec<String> = audit_lines(&audit)
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"interrupted".to_string()), "{kinds:?}");
+}
