@@ -655,3 +655,30 @@ fn invalid_settings_fail_naming_the_property_or_the_environment_variable() {
         "nothing is called with invalid settings"
     );
 }
+
+#[test]
+fn secret_access_keys_never_reach_the_logs_even_at_trace_level() {
+    let w = world_with(&[
+        ("AWS_LAMBDA_LOG_LEVEL", "trace"),
+        ("Mode", "Rotate"),
+        ("NotifyTopicArn", "arn:aws:sns:eu-west-1:{account}:key-rotation"),
+    ]);
+    create_topic(&w);
+    let old = users(&w, "old-", 3, json!([{"age_days": 100}]), json!({}));
+    let summary = scheduled(&w).unwrap_or_else(|e| panic!("scheduled pass failed: {e}"));
+    assert_eq!(summary["KeysRotated"], 3);
+    let logs = w.host.logs();
+    assert!(
+        logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\""),
+        "trace logging is on"
+    );
+    for user in old.keys() {
+        let stored = secret(&w, &format!("tap/access-keys/{user}")).expect("secret");
+        let secret_key = stored["SecretAccessKey"].as_str().expect("SecretAccessKey");
+        assert!(
+            !logs.contains(secret_key),
+            "{user}'s secret access key reached the logs"
+        );
+        assert!(!summary.to_string().contains(secret_key));
+    }
+}
