@@ -256,6 +256,24 @@ fn audit_of_2000_users_as_custom_resource_and_as_schedule_reports_and_changes_no
     assert_eq!(counts(&summary), expect_counts([2000, 180, 0, 0, 0, 20, 0, 0]));
     assert_eq!(summary["Mode"], "Audit");
 
+    // An Update (MaxKeyAgeDays 90 -> 100) runs a new pass; the 95-day inactive keys are no longer over age.
+    let updated = r.send({
+        let mut e = fixture("access-key-rotation-update.json");
+        e["StackId"] = json!(w.stack_id());
+        e["PhysicalResourceId"] = json!(created.physical_id());
+        e
+    });
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(
+        updated.physical_id(),
+        created.physical_id(),
+        "an Update is not a replacement"
+    );
+    assert_eq!(
+        counts(&data_of(&updated)),
+        expect_counts([2000, 100, 0, 0, 0, 20, 0, 0])
+    );
+
     let deleted = r.send({
         let mut e = fixture("access-key-rotation-delete.json");
         e["StackId"] = json!(w.stack_id());
