@@ -35,6 +35,7 @@ unit:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p access-key-rotation --features bench --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -46,6 +47,10 @@ demo: venv
 # The emulator by hand, for poking at it with the AWS CLI or an SDK: AWS_ENDPOINT_URL=http://127.0.0.1:$(PORT)
 emulator: venv
 	$(PY) emulator/server.py --port $(PORT) --verbose
+
+# Measurements, never timed assertions: the access-key scan (credential report vs a per-user scan) on the emulator.
+bench: venv
+	$(CARGO) run -p access-key-rotation --features bench --bin rotation-bench
 
 package:
 	$(CARGO) lambda build --release --output-format zip
