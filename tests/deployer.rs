@@ -45,8 +45,12 @@ fn local(template: &str, account: &Account, extra: &[&str]) -> (i32, String, Str
 
 /// (encryption by default on?, default KMS key) in `account`, as the emulator holds them now.
 fn ebs_state(account: &Account) -> (bool, String) {
-    let enabled = emulator().query(account, REGION, "ec2", &[("Action", "GetEbsEncryptionByDefault")]);
-    let key = emulator().query(account, REGION, "ec2", &[("Action", "GetEbsDefaultKmsKeyId")]);
+    ebs_state_in(account, REGION)
+}
+
+fn ebs_state_in(account: &Account, region: &str) -> (bool, String) {
+    let enabled = emulator().query(account, region, "ec2", &[("Action", "GetEbsEncryptionByDefault")]);
+    let key = emulator().query(account, region, "ec2", &[("Action", "GetEbsDefaultKmsKeyId")]);
     (
         xml_value(&enabled, "ebsEncryptionByDefault") == Some("true"),
         xml_value(&key, "kmsKeyId").unwrap_or_default().to_string(),
@@ -155,14 +159,14 @@ fn local_failure_names_the_root_cause_and_rolls_back() {
     let account = emulator().fresh_account();
     let (code, out, err) = local("local-placeholder-key.json", &account, &[]);
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    // A key ARN in the shape KMS gives, naming a key that does not exist.
     let placeholder = format!(
-        "arn:aws:kms:{REGION}:{}:local-placeholder/BaselineKey",
+        "note: GetAtt BaselineKey.Arn (AWS::KMS::Key) is not played locally: placeholder \"arn:aws:kms:{REGION}:{}:key/00000000-0000-4000-8000-",
         account.account_id
     );
+    assert!(out.contains(&placeholder), "{out}");
     assert!(
-        out.contains(&format!(
-            "note: GetAtt BaselineKey.Arn (AWS::KMS::Key) is not played locally: placeholder {placeholder:?}"
-        )),
+        out.contains("(give a real one with --resource-value BaselineKey.Arn=...)"),
         "{out}"
     );
     assert!(out.contains("  Create FAILED"), "{out}");
@@ -207,7 +211,10 @@ fn local_refuses_bad_parameters_before_running_anything() {
         &["--parameter", "CreateSecondRegionSetting=maybe"],
     );
     assert_eq!(code, 2);
-    assert!(err.contains("is not one of its AllowedValues (true, false)"), "{err}");
+    assert!(
+        err.contains("parameter CreateSecondRegionSetting: \"maybe\" is not one of its AllowedValues (true, false)"),
+        "{err}"
+    );
     assert!(emulator().calls(&account.account_id, None).is_empty());
 }
 
@@ -964,4 +971,100 @@ fn ctrl_c_stops_waiting_and_leaves_the_stack_as_it_is() {
         .map(|l| l["kind"].as_str().unwrap().to_string())
         .collect();
     assert!(kinds.contains(&"interrupted".to_string()), "{kinds:?}");
+}
+
+// ---- local on the project's own TapStack.yml, every handler binary ----
+
+fn tapstack(account: &Account, extra: &[&str]) -> (i32, String, String) {
+    let template = root().join("TapStack.yml");
+    let mut args = vec![
+        "local",
+        "--template",
+        template.to_str().expect("utf-8 path"),
+        "--region",
+        "us-east-1",
+        "--account",
+        &account.account_id,
+        "--stand-ins",
+    ];
+    args.extend_from_slice(extra);
+    tapguard(&args)
+}
+
+#[test]
+fn local_plays_tapstack_with_every_handler_and_stand_ins() {
+    let account = emulator().fresh_account();
+    let (code, out, err) = tapstack(&account, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // Dependency order from the template: ConfigSetup and SecurityHub before SecurityHubStandards.
+    let config = line_index(&out, "ConfigSetup (Custom::ConfigSetup) by config-setup");
+    let hub = line_index(&out, "SecurityHub (Custom::SecurityHubEnable) by securityhub-enable");
+    let standards = line_index(
+        &out,
+        "SecurityHubStandards (Custom::SecurityHubStandards) by securityhub-standards",
+    );
+    assert!(config < standards && hub < standards, "{out}");
+    assert!(out.contains("EbsDefaultEncryption (Custom::EbsDefaultEncryption) by ebs-default-encryption"));
+    assert!(out.contains("AccessKeyAudit (Custom::AccessKeyRotation) by access-key-rotation"));
+    assert_eq!(out.matches("  Create SUCCESS").count(), 5, "{out}");
+    assert!(out.contains("local: 5 custom resource(s) created\n"), "{out}");
+
+    // The EBS default key is the KMS stand-in, which exists in the account.
+    let key_line = out
+        .lines()
+        .find(|l| {
+            l.starts_with("  note: GetAtt BaselineKey.Arn (AWS::KMS::Key) is not played locally: stand-in created")
+        })
+        .unwrap_or_else(|| panic!("no stand-in note:\n{out}"));
+    let key_arn = key_line.rsplit('"').nth(1).expect("quoted ARN").to_string();
+    let ebs_key = emulator().query(&account, "us-east-1", "ec2", &[("Action", "GetEbsDefaultKmsKeyId")]);
+    assert_eq!(xml_value(&ebs_key, "kmsKeyId"), Some(key_arn.as_str()));
+    assert!(out.contains(&format!("  EbsDefaultKmsKeyId: {key_arn}")), "{out}");
+    // Config records, Security Hub is on with the template's standards.
+    let recorders = emulator().json_call(
+        &account,
+        "us-east-1",
+        "config",
+        "StarlingDoveService.DescribeConfigurationRecorderStatus",
+        json!({}),
+    );
+    assert_eq!(
+        recorders["ConfigurationRecordersStatus"][0]["recording"], true,
+        "{recorders}"
+    );
+    let hub = emulator().rest_call(&account, "us-east-1", "securityhub", "GET", "/accounts", None);
+    assert!(
+        hub["HubArn"].as_str().is_some_and(|a| a.ends_with(":hub/default")),
+        "{hub}"
+    );
+    assert!(
+        out.contains("SecurityHubStandardsStatuses: aws-foundational-security-best-practices/v/1.0.0=READY"),
+        "{out}"
+    );
+}
+
+#[test]
+fn local_tapstack_teardown_leaves_the_account_as_it_was() {
+    let account = emulator().fresh_account();
+    let (code, out, err) = tapstack(&account, &["--teardown"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(out.matches("  Delete SUCCESS").count(), 5, "{out}");
+    let teardown = &out[line_index(&out, "teardown: Deletes in reverse order")..];
+    assert!(
+        line_index(teardown, "SecurityHubStandards (Custom::SecurityHubStandards)\n")
+            < line_index(teardown, "\nSecurityHub (Custom::SecurityHubEnable)\n"),
+        "standards go before the hub:\n{teardown}"
+    );
+    assert!(
+        !ebs_state_in(&account, "us-east-1").0,
+        "EBS encryption by default is off again"
+    );
+    let recorders = emulator().json_call(
+        &account,
+        "us-east-1",
+        "config",
+        "StarlingDoveService.DescribeConfigurationRecorders",
+        json!({}),
+    );
+    assert_eq!(recorders["ConfigurationRecorders"], json!([]), "{recorders}");
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tapguard_harness::{CustomResourceDriver, Emulator, Exchange, LambdaHost, ResponseServer};
+use tapguard_harness::{Account, CustomResourceDriver, Emulator, Exchange, LambdaHost, ResponseServer};
 
 use crate::template::{is_custom, scalar_text, stringify_scalars, Evaluator, Resolver, Template};
 
@@ -46,6 +46,11 @@ pub struct LocalArgs {
     /// The value of a Fn::ImportValue, `ExportName=value` (repeatable).
     #[arg(long = "import", value_name = "EXPORT=VALUE")]
     pub imports: Vec<String>,
+    /// In the emulator, create stand-ins for the KMS keys, S3 buckets (us-east-1) and IAM roles that
+    /// custom resources refer to, instead of placeholders that do not exist: the handlers verify
+    /// what they are given, so a placeholder key makes EbsDefaultEncryption fail, as it should.
+    #[arg(long)]
+    pub stand_ins: bool,
     /// The Lambda timeout given to each invocation, in seconds.
     #[arg(long, default_value_t = 60)]
     pub lambda_timeout: u64,
@@ -117,17 +122,24 @@ pub fn parameter_values(
                 }
             },
         };
+        let kind = declaration["Type"].as_str().unwrap_or("String");
+        let is_list = kind == "CommaDelimitedList" || kind.starts_with("List<");
         if let Some(allowed) = declaration["AllowedValues"].as_array() {
-            if !allowed.iter().any(|a| scalar_text(a) == text) {
-                let allowed: Vec<String> = allowed.iter().map(scalar_text).collect();
+            let allowed: Vec<String> = allowed.iter().map(scalar_text).collect();
+            // A list parameter's AllowedValues apply to each of its items.
+            let items: Vec<&str> = if is_list {
+                text.split(',').map(str::trim).collect()
+            } else {
+                vec![text.as_str()]
+            };
+            if let Some(bad) = items.iter().find(|i| !allowed.iter().any(|a| a == *i)) {
                 return Err(format!(
-                    "parameter {name}={text:?} is not one of its AllowedValues ({})",
+                    "parameter {name}: {bad:?} is not one of its AllowedValues ({})",
                     allowed.join(", ")
                 ));
             }
         }
-        let kind = declaration["Type"].as_str().unwrap_or("String");
-        let value = if kind == "CommaDelimitedList" || kind.starts_with("List<") {
+        let value = if is_list {
             json!(text.split(',').map(str::trim).collect::<Vec<_>>())
         } else {
             json!(text)
@@ -155,21 +167,148 @@ struct LocalResolver<'t> {
     imports: BTreeMap<String, String>,
     /// What was substituted while evaluating the current resource, to tell the reader.
     notes: Vec<String>,
+    /// Stand-ins and placeholders made so far, so every reference to a resource gets the same one.
+    substitutes: HashMap<String, Substitute>,
+    /// With --stand-ins: the emulator to create them in, the account, and the stack name.
+    stand_ins: Option<(Emulator, Account, String)>,
+}
+
+/// A non-custom resource's Ref and Arn as CloudFormation would give them, in the shape its type has
+/// (an IAM role ARN has no region, a bucket name is lowercase), so handlers that check shapes accept it.
+#[derive(Debug, Clone)]
+struct Substitute {
+    reference: String,
+    arn: String,
+    /// Whether the thing exists in the emulator (a stand-in) or is only a name (a placeholder).
+    exists: bool,
+}
+
+fn placeholder_for(resource_type: &str, logical_id: &str, partition: &str, region: &str, account: &str) -> Substitute {
+    let name = format!("local-placeholder-{}", logical_id.to_lowercase());
+    let (reference, arn) = match resource_type {
+        "AWS::IAM::Role" => (name.clone(), format!("arn:{partition}:iam::{account}:role/{name}")),
+        "AWS::S3::Bucket" => (name.clone(), format!("arn:{partition}:s3:::{name}")),
+        "AWS::KMS::Key" => {
+            // A key id is a UUID: derive a stable one from the logical id.
+            let hash = logical_id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+            });
+            let id = format!("00000000-0000-4000-8000-{:012x}", hash & 0xffff_ffff_ffff);
+            (id.clone(), format!("arn:{partition}:kms:{region}:{account}:key/{id}"))
+        }
+        "AWS::SNS::Topic" => {
+            let arn = format!("arn:{partition}:sns:{region}:{account}:{name}");
+            (arn.clone(), arn)
+        }
+        other => {
+            let service = other.split("::").nth(1).unwrap_or("unknown").to_lowercase();
+            (
+                name.clone(),
+                format!("arn:{partition}:{service}:{region}:{account}:local-placeholder/{logical_id}"),
+            )
+        }
+    };
+    Substitute {
+        reference,
+        arn,
+        exists: false,
+    }
+}
+
+/// Creates a stand-in for a key, a bucket or a role in the emulator, so handlers that read them
+/// (DescribeKey, HeadBucket) find them; None for other types.
+fn stand_in(
+    emulator: &Emulator,
+    account: &Account,
+    region: &str,
+    stack: &str,
+    logical_id: &str,
+    resource_type: &str,
+) -> Option<Substitute> {
+    let partition = partition_for_region(region);
+    match resource_type {
+        "AWS::KMS::Key" => {
+            let created = emulator.json_call(
+                account,
+                region,
+                "kms",
+                "TrentService.CreateKey",
+                json!({"Description": format!("tapguard local stand-in for {stack}/{logical_id}")}),
+            );
+            Some(Substitute {
+                reference: created["KeyMetadata"]["KeyId"].as_str()?.to_string(),
+                arn: created["KeyMetadata"]["Arn"].as_str()?.to_string(),
+                exists: true,
+            })
+        }
+        // Outside us-east-1 a bucket needs a location constraint body the harness does not send.
+        "AWS::S3::Bucket" if region == "us-east-1" => {
+            let name = format!("{}-{}-{}", stack, logical_id, account.account_id).to_lowercase();
+            emulator.rest_call(account, region, "s3", "PUT", &format!("/{name}"), None);
+            Some(Substitute {
+                arn: format!("arn:{partition}:s3:::{name}"),
+                reference: name,
+                exists: true,
+            })
+        }
+        "AWS::IAM::Role" => {
+            let name = format!("{stack}-{logical_id}");
+            let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"config.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+            let answer = emulator.query(
+                account,
+                region,
+                "iam",
+                &[
+                    ("Action", "CreateRole"),
+                    ("RoleName", &name),
+                    ("AssumeRolePolicyDocument", trust),
+                ],
+            );
+            let arn = tapguard_harness::xml_value(&answer, "Arn")
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("arn:{partition}:iam::{}:role/{name}", account.account_id));
+            Some(Substitute {
+                reference: name,
+                arn,
+                exists: true,
+            })
+        }
+        _ => None,
+    }
 }
 
 impl LocalResolver<'_> {
+    fn substitute(&mut self, logical_id: &str) -> Substitute {
+        if let Some(known) = self.substitutes.get(logical_id) {
+            return known.clone();
+        }
+        let resource_type = self.template.resource_type(logical_id).unwrap_or("?").to_string();
+        let made = self
+            .stand_ins
+            .as_ref()
+            .and_then(|(emulator, account, stack)| {
+                stand_in(emulator, account, &self.region, stack, logical_id, &resource_type)
+            })
+            .unwrap_or_else(|| {
+                placeholder_for(
+                    &resource_type,
+                    logical_id,
+                    partition_for_region(&self.region),
+                    &self.region,
+                    &self.account,
+                )
+            });
+        self.substitutes.insert(logical_id.to_string(), made.clone());
+        made
+    }
+
     fn placeholder(&mut self, logical_id: &str, attribute: Option<&str>) -> Value {
         let resource_type = self.template.resource_type(logical_id).unwrap_or("?").to_string();
-        let service = resource_type.split("::").nth(1).unwrap_or("unknown").to_lowercase();
+        let made = self.substitute(logical_id);
         let value = match attribute {
-            Some(a) if a == "Arn" || a.ends_with(".Arn") => format!(
-                "arn:{}:{service}:{}:{}:local-placeholder/{logical_id}",
-                partition_for_region(&self.region),
-                self.region,
-                self.account
-            ),
+            None => made.reference.clone(),
+            Some("Arn") => made.arn.clone(),
             Some(a) => format!("local-placeholder-{logical_id}-{a}"),
-            None => format!("local-placeholder-{logical_id}"),
         };
         let what = match attribute {
             Some(a) => format!("GetAtt {logical_id}.{a}"),
@@ -179,9 +318,13 @@ impl LocalResolver<'_> {
             Some(a) => format!("{logical_id}.{a}=..."),
             None => format!("{logical_id}=..."),
         };
-        self.notes.push(format!(
-            "{what} ({resource_type}) is not played locally: placeholder {value:?} (give a real one with --resource-value {flag})"
-        ));
+        self.notes.push(if made.exists {
+            format!("{what} ({resource_type}) is not played locally: stand-in created in the emulator: {value:?}")
+        } else {
+            format!(
+                "{what} ({resource_type}) is not played locally: placeholder {value:?} (give a real one with --resource-value {flag})"
+            )
+        });
         json!(value)
     }
 }
@@ -364,6 +507,8 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
         resource_values: key_values(&args.resource_values, "--resource-value")?,
         imports: key_values(&args.imports, "--import")?,
         notes: Vec::new(),
+        substitutes: HashMap::new(),
+        stand_ins: None,
     };
     resolver
         .parameters
@@ -446,6 +591,12 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
     let emulator = Emulator::from_env_or_start(&project_root(args))?;
     let account = emulator.account(&args.account);
     let env = emulator.sdk_env(&account, &args.region);
+    if args.stand_ins {
+        // A second handle on the same emulator (no new process) for the resolver to create stand-ins with.
+        std::env::set_var("TAPGUARD_EMULATOR_URL", &emulator.url);
+        let handle = Emulator::from_env_or_start(&project_root(args))?;
+        evaluator.resolver.stand_ins = Some((handle, account.clone(), args.stack_name.clone()));
+    }
     println!("AWS endpoint {} ({} handler binaries)\n", emulator.url, binaries.len());
     let hosts: BTreeMap<&str, LambdaHost> = binaries
         .iter()
@@ -530,9 +681,12 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
             }
             evaluator.resolver.notes.clear();
             match evaluator.evaluate(&output["Value"]) {
-                // Outputs of resources that are not played say nothing worth printing.
-                Ok(_) if !evaluator.resolver.notes.is_empty() => {
+                // A placeholder says nothing worth printing; a stand-in exists, but only in the emulator.
+                Ok(_) if evaluator.resolver.notes.iter().any(|n| n.contains("placeholder")) => {
                     println!("  {name}: (from a resource not played locally)")
+                }
+                Ok(v) if !evaluator.resolver.notes.is_empty() => {
+                    println!("  {name}: {} (a stand-in in the emulator)", scalar_text(&v))
                 }
                 Ok(v) => println!("  {name}: {}", scalar_text(&v)),
                 Err(e) => println!("  {name}: cannot be evaluated: {e}"),
