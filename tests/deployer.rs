@@ -1068,3 +1068,22 @@ fn local_tapstack_teardown_leaves_the_account_as_it_was() {
     );
     assert_eq!(recorders["ConfigurationRecorders"], json!([]), "{recorders}");
 }
+
+#[test]
+fn a_region_that_is_not_enabled_is_explained() {
+    let account = emulator().fresh_account();
+    emulator().add_fault(json!({
+        "service": "cloudformation", "operation": "DescribeStacks", "code": "InvalidClientTokenId",
+        "message": "The security token included in the request is invalid.", "status": 403,
+        "account": account.account_id, "count": 1
+    }));
+    let audit = audit_path("region");
+    let (code, out, _) = deploy(&account, "TapStack", "stack.yml", &audit, &["--regions", "ap-east-1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("[ap-east-1] FAILED: DescribeStacks failed: InvalidClientTokenId: The security token included in the request is invalid. (the region may not be enabled in this account"),
+        "{out}"
+    );
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert_eq!(ops, vec!["DescribeStacks"], "nothing else was tried: {ops:?}");
+}
