@@ -14,6 +14,11 @@ Behaviour follows AWS:
   (`arn:<p>:securityhub:<region>:<account>:subscription/<id>`) starts PENDING and reaches its outcome
   (READY unless a test chose otherwise) after a few GetEnabledStandards reads. BatchDisableStandards
   makes it DELETING; it is gone after the next read. DisableSecurityHub drops every subscription.
+- Each subscription carries a subset of its standard's real controls, ENABLED at first:
+  DescribeStandardsControls and UpdateStandardsControl work on them by standards control ARN
+  (`arn:<p>:securityhub:<region>:<account>:control/<standard id>/<control id>`),
+  BatchGetStandardsControlAssociations and BatchUpdateStandardsControlAssociations by security control id.
+  Disabling needs a reason, as in AWS.
 - A centrally managed account (a configuration policy of a delegated administrator) cannot change its
   own hub or standards: EnableSecurityHub, DisableSecurityHub, UpdateSecurityHubConfiguration,
   BatchEnableStandards and BatchDisableStandards answer AccessDeniedException, and
@@ -111,6 +116,19 @@ CATALOG = [
 ]
 DEFAULT_STANDARDS = [resource for resource, _, _, by_default in CATALOG if by_default]
 
+# A subset of each standard's controls: control id within the standard -> security control id (the
+# consolidated id). Older standards number their controls; newer ones use the security control ids.
+_CONSOLIDATED = {c: c for c in ("IAM.1", "IAM.2", "IAM.3", "IAM.4", "EC2.7", "S3.1", "CloudTrail.1", "Config.1")}
+CONTROLS = {
+    "aws-foundational-security-best-practices/v/1.0.0": _CONSOLIDATED,
+    "cis-aws-foundations-benchmark/v/1.2.0": {
+        "1.1": "CloudWatch.1", "1.2": "IAM.5", "1.4": "IAM.3", "1.12": "IAM.4", "2.1": "CloudTrail.1", "2.5": "Config.1",
+    },
+    "cis-aws-foundations-benchmark/v/1.4.0": {"1.4": "IAM.4", "1.10": "IAM.5", "1.14": "IAM.3", "3.1": "CloudTrail.1", "3.5": "Config.1"},
+    "cis-aws-foundations-benchmark/v/3.0.0": {"1.4": "IAM.4", "1.14": "IAM.3", "3.1": "CloudTrail.1", "3.3": "Config.1"},
+    "pci-dss/v/3.2.1": {"PCI.IAM.1": "IAM.4", "PCI.IAM.2": "IAM.2", "PCI.CloudTrail.1": "CloudTrail.2", "PCI.Config.1": "Config.1"},
+}
+
 
 def standards_arn(region: str, resource: str) -> str:
     partition = get_partition(region)
@@ -140,6 +158,10 @@ def _state(backend) -> dict:
             "policy": False,
         }
     return backend.tapguard
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _error(code: str, message: str, status: int = 400):
@@ -197,6 +219,10 @@ def _subscribe(backend, standards: str) -> dict:
         "reads": outcome.get("reads", READS_UNTIL_SETTLED),
         "final": outcome.get("status", "READY"),
         "reason": outcome.get("reason"),
+        "controls": {
+            control: {"security_control_id": security, "status": "ENABLED", "reason": None, "updated": _now()}
+            for control, security in CONTROLS.get(_standard_id(standards), _CONSOLIDATED).items()
+        },
     }
     state["subscriptions"][arn] = subscription
     return subscription
@@ -412,6 +438,153 @@ def _get_enabled_standards(self):
     return _ok(_paginate(current, params, "StandardsSubscriptions"))
 
 
+def _control_arn(backend, standard_id: str, control: str) -> str:
+    return (
+        f"arn:{get_partition(backend.region_name)}:securityhub:{backend.region_name}:{backend.account_id}:"
+        f"control/{standard_id}/{control}"
+    )
+
+
+def _path_arn(self, marker: str) -> str:
+    """The ARN in a greedy URI label: everything after `marker` in the path, URL-decoded."""
+    from urllib.parse import unquote
+
+    path = unquote(self.path.split("?", 1)[0])
+    return path.split(marker, 1)[1] if marker in path else ""
+
+
+def _describe_standards_controls(self):
+    backend = self.securityhub_backend
+    state = _state(backend)
+    if not backend.enabled:
+        return _not_subscribed(self)
+    arn = _path_arn(self, "/standards/controls/")
+    subscription = state["subscriptions"].get(arn)
+    if not subscription or subscription["status"] == "DELETING":
+        return _error("ResourceNotFoundException", f"Standards subscription {arn} not found", 404)
+    standard_id = _standard_id(subscription["standards_arn"])
+    controls = []
+    for control, entry in subscription["controls"].items():
+        item = {
+            "StandardsControlArn": _control_arn(backend, standard_id, control),
+            "ControlStatus": entry["status"],
+            "ControlStatusUpdatedAt": entry["updated"],
+            "ControlId": control,
+            "Title": f"{control} ({entry['security_control_id']})",
+            "SeverityRating": "MEDIUM",
+            "RelatedRequirements": [],
+        }
+        if entry["reason"]:
+            item["DisabledReason"] = entry["reason"]
+        controls.append(item)
+    params = {k: v[0] for k, v in self.querystring.items()}
+    return _ok(_paginate(controls, params, "Controls"))
+
+
+def _find_control(state: dict, control_arn: str):
+    for subscription in state["subscriptions"].values():
+        standard_id = _standard_id(subscription["standards_arn"])
+        prefix = f":control/{standard_id}/"
+        if prefix in control_arn and subscription["status"] != "DELETING":
+            return subscription["controls"].get(control_arn.split(prefix, 1)[1])
+    return None
+
+
+def _update_standards_control(self):
+    backend = self.securityhub_backend
+    state = _state(backend)
+    if state["policy"]:
+        return _policy_denied(self, state)
+    if not backend.enabled:
+        return _not_subscribed(self)
+    arn = _path_arn(self, "/standards/control/")
+    params = _params(self)
+    control = _find_control(state, arn)
+    if control is None:
+        return _error("ResourceNotFoundException", f"Standards control {arn} not found", 404)
+    status = params.get("ControlStatus")
+    if status not in ("ENABLED", "DISABLED"):
+        return _error("InvalidInputException", f"Invalid ControlStatus {status}")
+    if status == "DISABLED" and not params.get("DisabledReason"):
+        return _error("InvalidInputException", "DisabledReason is required when ControlStatus is DISABLED")
+    control.update(status=status, reason=params.get("DisabledReason") if status == "DISABLED" else None, updated=_now())
+    return _ok({})
+
+
+def _association(state: dict, standards_arn: str, security_control_id: str):
+    """The controls of a subscribed standard that check `security_control_id`."""
+    for subscription in state["subscriptions"].values():
+        if subscription["standards_arn"] == standards_arn and subscription["status"] != "DELETING":
+            return [
+                (control, entry)
+                for control, entry in subscription["controls"].items()
+                if entry["security_control_id"] == security_control_id
+            ]
+    return []
+
+
+def _batch_get_standards_control_associations(self):
+    backend = self.securityhub_backend
+    state = _state(backend)
+    if not backend.enabled:
+        return _not_subscribed(self)
+    details, unprocessed = [], []
+    for wanted in _params(self).get("StandardsControlAssociationIds") or []:
+        standards_arn, security_id = wanted.get("StandardsArn", ""), wanted.get("SecurityControlId", "")
+        found = _association(state, standards_arn, security_id)
+        if not found:
+            unprocessed.append(
+                {
+                    "StandardsControlAssociationId": wanted,
+                    "ErrorCode": "RESOURCE_NOT_FOUND",
+                    "ErrorReason": f"{security_id} is not a control of an enabled standard {standards_arn}",
+                }
+            )
+            continue
+        disabled = [entry for _, entry in found if entry["status"] == "DISABLED"]
+        detail = {
+            "StandardsArn": standards_arn,
+            "SecurityControlId": security_id,
+            "SecurityControlArn": f"arn:{get_partition(backend.region_name)}:securityhub:{backend.region_name}:"
+            f"{backend.account_id}:security-control/{security_id}",
+            "AssociationStatus": "DISABLED" if disabled else "ENABLED",
+            "UpdatedAt": max(entry["updated"] for _, entry in found),
+            "StandardsControlArns": [
+                _control_arn(backend, _standard_id(standards_arn), control) for control, _ in found
+            ],
+        }
+        if disabled and disabled[0]["reason"]:
+            detail["UpdatedReason"] = disabled[0]["reason"]
+        details.append(detail)
+    return _ok({"StandardsControlAssociationDetails": details, "UnprocessedAssociations": unprocessed})
+
+
+def _batch_update_standards_control_associations(self):
+    backend = self.securityhub_backend
+    state = _state(backend)
+    if state["policy"]:
+        return _policy_denied(self, state)
+    if not backend.enabled:
+        return _not_subscribed(self)
+    unprocessed = []
+    for update in _params(self).get("StandardsControlAssociationUpdates") or []:
+        status = update.get("AssociationStatus")
+        found = _association(state, update.get("StandardsArn", ""), update.get("SecurityControlId", ""))
+        problem = None
+        if status not in ("ENABLED", "DISABLED"):
+            problem = ("INVALID_INPUT", f"Invalid AssociationStatus {status}")
+        elif status == "DISABLED" and not update.get("UpdatedReason"):
+            problem = ("INVALID_INPUT", "UpdatedReason is required to disable a control")
+        elif not found:
+            problem = ("RESOURCE_NOT_FOUND", "the control is not part of an enabled standard")
+        if problem:
+            unprocessed.append({"StandardsControlAssociationUpdate": update, "ErrorCode": problem[0], "ErrorReason": problem[1]})
+            continue
+        for _, entry in found:
+            entry.update(status=status, reason=update.get("UpdatedReason") if status == "DISABLED" else None, updated=_now())
+    return _ok({"UnprocessedAssociationUpdates": unprocessed})
+
+
 def _backend(body: dict):
     account = body.get("account")
     if not account:
@@ -455,7 +628,16 @@ def _control_central_configuration(body: dict) -> dict:
 
 
 def install() -> None:
-    for path in ("standards", "standards/register", "standards/deregister", "standards/get"):
+    for path in (
+        "standards",
+        "standards/register",
+        "standards/deregister",
+        "standards/get",
+        "standards/control/(?P<StandardsControlArn>.+)",
+        "standards/controls/(?P<StandardsSubscriptionArn>.+)",
+        "associations",
+        "associations/batchGet",
+    ):
         securityhub_urls.url_paths["{0}/" + path + "$"] = SecurityHubResponse.dispatch
     SecurityHubResponse.enable_security_hub = _enable_security_hub
     SecurityHubResponse.disable_security_hub = _disable_security_hub
@@ -466,5 +648,9 @@ def install() -> None:
     SecurityHubResponse.batch_enable_standards = _batch_enable_standards
     SecurityHubResponse.batch_disable_standards = _batch_disable_standards
     SecurityHubResponse.get_enabled_standards = _get_enabled_standards
+    SecurityHubResponse.describe_standards_controls = _describe_standards_controls
+    SecurityHubResponse.update_standards_control = _update_standards_control
+    SecurityHubResponse.batch_get_standards_control_associations = _batch_get_standards_control_associations
+    SecurityHubResponse.batch_update_standards_control_associations = _batch_update_standards_control_associations
     faults.CONTROLS[("POST", "/tapguard/securityhub/standard-outcome")] = _control_standard_outcome
     faults.CONTROLS[("POST", "/tapguard/securityhub/central-configuration")] = _control_central_configuration

@@ -40,6 +40,10 @@ REST_OPERATIONS = [
     ("POST", re.compile(r"^/standards/deregister$"), "BatchDisableStandards"),
     ("POST", re.compile(r"^/standards/get$"), "GetEnabledStandards"),
     ("GET", re.compile(r"^/administrator$"), "GetAdministratorAccount"),
+    ("GET", re.compile(r"^/standards/controls/.+$"), "DescribeStandardsControls"),
+    ("PATCH", re.compile(r"^/standards/control/.+$"), "UpdateStandardsControl"),
+    ("POST", re.compile(r"^/associations/batchGet$"), "BatchGetStandardsControlAssociations"),
+    ("PATCH", re.compile(r"^/associations$"), "BatchUpdateStandardsControlAssociations"),
 ]
 
 

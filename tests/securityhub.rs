@@ -602,3 +602,135 @@ fn under_a_configuration_policy_standards_already_on_are_adopted_and_others_fail
     assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
     assert_eq!(count(&w.operations("securityhub"), "BatchDisableStandards"), 0);
 }
+
+/// (status, reason) of the controls of `standard` (by subscription), from DescribeStandardsControls.
+fn control_status(w: &World, standard: &str, control: &str) -> (String, Option<String>) {
+    let subscription = format!(
+        "arn:aws:securityhub:{REGION}:{}:subscription/{standard}",
+        w.account.account_id
+    );
+    let answer = w.rest_call(
+        "securityhub",
+        "GET",
+        &format!("/standards/controls/{subscription}"),
+        None,
+    );
+    let wanted = format!(
+        "arn:aws:securityhub:{REGION}:{}:control/{standard}/{control}",
+        w.account.account_id
+    );
+    let found = answer["Controls"]
+        .as_array()
+        .unwrap_or_else(|| panic!("DescribeStandardsControls: {answer}"))
+        .iter()
+        .find(|c| c["StandardsControlArn"] == wanted.as_str())
+        .unwrap_or_else(|| panic!("{wanted} not in {answer}"));
+    (
+        found["ControlStatus"].as_str().unwrap_or_default().to_string(),
+        found["DisabledReason"].as_str().map(str::to_string),
+    )
+}
+
+#[test]
+fn disabled_controls_are_turned_off_read_back_and_turned_on_again_only_where_this_resource_did_it() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    enable_standard_directly(w, &format!("arn:aws:securityhub:{REGION}::standards/{FSBP}"));
+    settled_standards(w);
+    let account = s.account_id();
+    // IAM.2 was off before the stack: adopted, it stays off.
+    let iam2 = format!("arn:aws:securityhub:{REGION}:{account}:control/{FSBP}/IAM.2");
+    let answer = w.rest_call(
+        "securityhub",
+        "PATCH",
+        &format!("/standards/control/{iam2}"),
+        Some(json!({"ControlStatus": "DISABLED", "DisabledReason": "decided before the stack"})),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+
+    let mut r = s.standards_resource();
+    let created = r.create(json!({
+        "Standards": [FSBP, CIS_12],
+        "DisabledControls": [
+            {"ControlId": "IAM.4", "Reason": "root keys are audited by AccessKeyRotation"},
+            {"StandardsControlArn": iam2, "Reason": "break-glass users"},
+            {"StandardsControlArn": format!("arn:aws:securityhub:{REGION}:{account}:control/{CIS_12}/1.1"), "Reason": "no CloudWatch alarms here"}
+        ]
+    }));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(
+        created.data("DisabledControls"),
+        Some(format!("{FSBP}#IAM.2,{FSBP}#IAM.4,{CIS_12}#1.1,{CIS_12}#IAM.4").as_str())
+    );
+    assert!(
+        created
+            .physical_id()
+            .ends_with(&format!(":controls-adopted={FSBP}#IAM.2")),
+        "{}",
+        created.physical_id()
+    );
+    assert_eq!(
+        control_status(w, FSBP, "IAM.4"),
+        (
+            "DISABLED".into(),
+            Some("root keys are audited by AccessKeyRotation".into())
+        )
+    );
+    assert_eq!(
+        control_status(w, CIS_12, "1.12").0,
+        "DISABLED",
+        "IAM.4 is CIS v1.2.0's 1.12"
+    );
+    assert_eq!(control_status(w, CIS_12, "1.1").0, "DISABLED");
+
+    // Update: the CIS 1.1 entry goes; that control is turned back on, the others stay off.
+    let updated = r.update(json!({
+        "Standards": [FSBP, CIS_12],
+        "DisabledControls": [
+            {"ControlId": "IAM.4", "Reason": "root keys are audited by AccessKeyRotation"},
+            {"StandardsControlArn": iam2, "Reason": "break-glass users"}
+        ]
+    }));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(control_status(w, CIS_12, "1.1"), ("ENABLED".into(), None));
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+
+    // Delete: CIS v1.2.0 (enabled here) goes; in the adopted FSBP, IAM.4 comes back on and IAM.2 stays off.
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(control_status(w, FSBP, "IAM.4"), ("ENABLED".into(), None));
+    assert_eq!(
+        control_status(w, FSBP, "IAM.2"),
+        ("DISABLED".into(), Some("decided before the stack".into()))
+    );
+}
+
+#[test]
+fn a_control_in_none_of_the_standards_fails_by_name_and_disables_what_the_create_enabled() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    let mut r = s.standards_resource();
+    let failed = r.create(json!({
+        "Standards": [FSBP],
+        "DisabledControls": [{"ControlId": "Macie.1", "Reason": "no Macie"}]
+    }));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(
+            "invalid property DisabledControls[0]: ControlId Macie.1 is a control of none of the Standards"
+        ),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed
+            .reason()
+            .contains(&format!("disabled again what this request had enabled: {FSBP}")),
+        "{}",
+        failed.reason()
+    );
+    assert!(settled_standards(w).is_empty());
+}

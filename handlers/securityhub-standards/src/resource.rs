@@ -16,6 +16,8 @@ use tapguard_shared::{is_access_denied, is_throttling, CustomResource, HandlerEr
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::controls::{self, Controls, DisabledControl, Target};
+
 const ID_PREFIX: &str = "securityhub-standards:";
 /// The standard AWS publishes as a global ruleset rather than a regional standard.
 const CIS_1_2_0: &str = "cis-aws-foundations-benchmark/v/1.2.0";
@@ -30,9 +32,9 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Properties {
     /// Short ids (`aws-foundational-security-best-practices/v/1.0.0`) or standards ARNs.
     pub standards: Vec<String>,
-    /// Not supported yet: refused when non-empty rather than silently ignored.
+    /// Controls to turn off, each `{StandardsControlArn or ControlId, Reason}`.
     #[serde(default)]
-    pub disabled_controls: Vec<serde_json::Value>,
+    pub disabled_controls: Vec<DisabledControl>,
     /// How long to wait for every standard to be READY; by default as long as the Lambda timeout allows.
     #[serde(default, deserialize_with = "flex::option_u32")]
     pub wait_seconds: Option<u32>,
@@ -101,35 +103,43 @@ fn expand_all(inv: &Invocation, given: &[String]) -> Result<Vec<Standard>, Handl
     Ok(out)
 }
 
-/// The standards that were on before this resource was created; fixed for the resource's life.
+/// The standards that were on, and the requested controls that were off, before this resource was
+/// created; fixed for the resource's life.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ownership {
     pub region: String,
     pub adopted: BTreeSet<String>,
+    /// `<standard id>#<control>` of the controls that were already disabled.
+    pub controls_adopted: BTreeSet<String>,
 }
 
 impl Ownership {
     pub fn physical_id(&self) -> String {
-        let adopted: Vec<&str> = self.adopted.iter().map(String::as_str).collect();
-        format!("{ID_PREFIX}{}:adopted={}", self.region, adopted.join(","))
+        let join = |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+        let mut id = format!("{ID_PREFIX}{}:adopted={}", self.region, join(&self.adopted));
+        if !self.controls_adopted.is_empty() {
+            id.push_str(&format!(":controls-adopted={}", join(&self.controls_adopted)));
+        }
+        id
     }
 
     pub fn parse(physical_id: &str) -> Result<Self, HandlerError> {
         let malformed = || {
             HandlerError::Failed(format!(
                 "physical id {physical_id:?} is not one this handler issues (expected \
-                 {ID_PREFIX}<region>:adopted=<standard ids, comma-separated>)"
+                 {ID_PREFIX}<region>:adopted=<standard ids, comma-separated>[:controls-adopted=<controls>])"
             ))
         };
         let rest = physical_id.strip_prefix(ID_PREFIX).ok_or_else(malformed)?;
-        let (region, adopted) = rest.split_once(":adopted=").ok_or_else(malformed)?;
+        let (region, rest) = rest.split_once(":adopted=").ok_or_else(malformed)?;
+        let (adopted, controls_adopted) = rest.split_once(":controls-adopted=").unwrap_or((rest, ""));
+        let set = |list: &str| -> BTreeSet<String> {
+            list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+        };
         Ok(Ownership {
             region: region.to_string(),
-            adopted: adopted
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            adopted: set(adopted),
+            controls_adopted: set(controls_adopted),
         })
     }
 }
@@ -261,14 +271,6 @@ impl SecurityHubStandards {
 
     /// The requested standards, each checked against what DescribeStandards offers here.
     async fn resolve(&self, inv: &Invocation, props: &Properties) -> Result<Vec<Standard>, HandlerError> {
-        if !props.disabled_controls.is_empty() {
-            return Err(HandlerError::InvalidProperty {
-                property: "DisabledControls".into(),
-                problem: "not supported by this version of the handler: remove it and disable controls \
-                          with AWS::SecurityHub::SecurityControl or the console"
-                    .into(),
-            });
-        }
         if props.standards.is_empty() {
             return Err(HandlerError::InvalidProperty {
                 property: "Standards".into(),
@@ -276,6 +278,7 @@ impl SecurityHubStandards {
             });
         }
         let standards = expand_all(inv, &props.standards)?;
+        controls::check(&props.disabled_controls, &standards)?;
         let catalog = self.catalog(inv).await?;
         for (index, standard) in standards.iter().enumerate() {
             if !catalog.contains(&standard.arn) {
@@ -544,7 +547,101 @@ impl SecurityHubStandards {
         }
     }
 
-    fn outcome(ownership: &Ownership, standards: &[Standard], ready: &BTreeMap<String, Subscription>) -> Outcome {
+    /// Turns off the requested controls that are on, then reads them all back off. Returns the keys of
+    /// every requested control (verified off), and of those that were off already.
+    async fn apply_controls(
+        &self,
+        inv: &Invocation,
+        standards: &[Standard],
+        ready: &BTreeMap<String, Subscription>,
+        props: &Properties,
+    ) -> Result<(BTreeSet<String>, BTreeSet<String>), HandlerError> {
+        if props.disabled_controls.is_empty() {
+            return Ok(Default::default());
+        }
+        let controls = Controls {
+            securityhub: &self.securityhub,
+        };
+        inv.step("reading the controls to disable");
+        let found = controls
+            .read(inv, &props.disabled_controls, standards, ready, true)
+            .await?;
+        let already = controls::keys(found.iter().filter(|(_, _, s)| s.disabled).map(|(t, _, _)| t));
+        let to_disable: Vec<(&Target, &str)> = found
+            .iter()
+            .filter(|(_, _, s)| !s.disabled)
+            .map(|(t, reason, _)| (t, reason.as_str()))
+            .collect();
+        if let Err(err) = controls.set(inv, &to_disable, true).await {
+            // Part of them may be off already: this request turns back on what it turned off.
+            if let Err(undo) = controls.set(inv, &to_disable, false).await {
+                warn!(reason = %undo, "could not turn back on the controls this request disabled");
+            }
+            return Err(err);
+        }
+        inv.step("verifying the disabled controls");
+        let after = controls
+            .read(inv, &props.disabled_controls, standards, ready, true)
+            .await?;
+        if let Some((target, _, _)) = after.iter().find(|(_, _, s)| !s.disabled) {
+            return Err(HandlerError::NotVerified(format!(
+                "control {} still reads enabled in {}/{} after it was disabled: check for another automation or a \
+                 configuration policy that enables it",
+                target.key(),
+                inv.account_id,
+                inv.region
+            )));
+        }
+        Ok((controls::keys(after.iter().map(|(t, _, _)| t)), already))
+    }
+
+    /// Turns back on the controls of `props` that this resource turned off, in the standards that stay on,
+    /// except those in `still_wanted`. A control someone has since disabled with another reason is theirs.
+    async fn restore_controls(
+        &self,
+        inv: &Invocation,
+        props: &Properties,
+        staying: &[Standard],
+        subscriptions: &BTreeMap<String, Subscription>,
+        ownership: &Ownership,
+        still_wanted: &BTreeSet<String>,
+    ) -> Result<(), HandlerError> {
+        let entries: Vec<DisabledControl> = props
+            .disabled_controls
+            .iter()
+            .filter(|c| match &c.standards_control_arn {
+                Some(arn) => controls::parse_control_arn(arn)
+                    .is_some_and(|(standard_id, _)| staying.iter().any(|s| s.id == standard_id)),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        if entries.is_empty() || staying.is_empty() {
+            return Ok(());
+        }
+        let controls = Controls {
+            securityhub: &self.securityhub,
+        };
+        let found = controls.read(inv, &entries, staying, subscriptions, false).await?;
+        let to_enable: Vec<(&Target, &str)> = found
+            .iter()
+            .filter(|(t, reason, s)| {
+                s.disabled
+                    && s.reason.as_deref().is_none_or(|r| r == reason)
+                    && !ownership.controls_adopted.contains(&t.key())
+                    && !still_wanted.contains(&t.key())
+            })
+            .map(|(t, reason, _)| (t, reason.as_str()))
+            .collect();
+        controls.set(inv, &to_enable, false).await
+    }
+
+    fn outcome(
+        ownership: &Ownership,
+        standards: &[Standard],
+        ready: &BTreeMap<String, Subscription>,
+        disabled_controls: &BTreeSet<String>,
+    ) -> Outcome {
         let join =
             |f: &dyn Fn(&Standard) -> Option<String>| standards.iter().filter_map(f).collect::<Vec<_>>().join(",");
         Outcome::new(ownership.physical_id())
@@ -557,6 +654,14 @@ impl SecurityHubStandards {
             .with(
                 "Statuses",
                 join(&|s| ready.get(&s.id).map(|r| format!("{}={}", s.id, r.status))),
+            )
+            .with(
+                "DisabledControls",
+                disabled_controls
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
             )
     }
 }
@@ -602,16 +707,22 @@ impl CustomResource for SecurityHubStandards {
         self.require_hub(inv).await?;
         let standards = self.resolve(inv, &props).await?;
         let existing = self.subscriptions(inv, None).await?;
+        let adopted = standards
+            .iter()
+            .filter(|s| existing.get(&s.id).is_some_and(Subscription::is_on))
+            .map(|s| s.id.clone())
+            .collect();
+        let (ready, enabled_here) = self.converge(inv, &standards, &existing, &props).await?;
+        let (disabled, controls_adopted) = match self.apply_controls(inv, &standards, &ready, &props).await {
+            Ok(controls) => controls,
+            Err(err) => return Err(self.roll_back(inv, &enabled_here, err).await),
+        };
         let ownership = Ownership {
             region: inv.region.clone(),
-            adopted: standards
-                .iter()
-                .filter(|s| existing.get(&s.id).is_some_and(Subscription::is_on))
-                .map(|s| s.id.clone())
-                .collect(),
+            adopted,
+            controls_adopted,
         };
-        let (ready, _) = self.converge(inv, &standards, &existing, &props).await?;
-        Ok(Self::outcome(&ownership, &standards, &ready))
+        Ok(Self::outcome(&ownership, &standards, &ready, &disabled))
     }
 
     async fn update(
@@ -636,23 +747,42 @@ impl CustomResource for SecurityHubStandards {
                 );
             }
         }
-        let (ready, _) = self.converge(inv, &standards, &existing, &props).await?;
+        let (ready, enabled_here) = self.converge(inv, &standards, &existing, &props).await?;
+        let (disabled, _) = match self.apply_controls(inv, &standards, &ready, &props).await {
+            Ok(controls) => controls,
+            Err(err) => return Err(self.roll_back(inv, &enabled_here, err).await),
+        };
 
         // Removed standards go only after the new set is READY, so a failed Update leaves the old set on.
         let previous = match &old {
             Some(old) => expand_all(inv, &old.standards)?,
             None => {
-                warn!("the previous properties do not parse: no standard is disabled by this update");
+                warn!("the previous properties do not parse: no standard or control is restored by this update");
                 Vec::new()
             }
         };
+        if let Some(old) = &old {
+            // Controls no longer listed go back on in the standards that stay on: the requested ones, and
+            // adopted ones that are no longer requested (they stay on too).
+            let mut staying: Vec<Standard> = standards.clone();
+            staying.extend(
+                previous
+                    .iter()
+                    .filter(|p| ownership.adopted.contains(&p.id) && !standards.iter().any(|s| s.id == p.id))
+                    .cloned(),
+            );
+            let mut subscriptions = existing.clone();
+            subscriptions.extend(ready.clone());
+            self.restore_controls(inv, old, &staying, &subscriptions, &ownership, &disabled)
+                .await?;
+        }
         let removed: Vec<&Subscription> = previous
             .iter()
             .filter(|p| !standards.iter().any(|s| s.id == p.id) && !ownership.adopted.contains(&p.id))
             .filter_map(|p| existing.get(&p.id).filter(|s| s.is_on()))
             .collect();
         self.disable(inv, &removed).await?;
-        Ok(Self::outcome(&ownership, &standards, &ready))
+        Ok(Self::outcome(&ownership, &standards, &ready, &disabled))
     }
 
     async fn delete(&self, inv: &Invocation, physical_id: &str, props: Option<Properties>) -> Result<(), HandlerError> {
@@ -661,11 +791,10 @@ impl CustomResource for SecurityHubStandards {
             warn!("the properties do not parse: which standards this resource enabled is unknown, all are left on");
             return Ok(());
         };
-        let ours: Vec<Standard> = expand_all(inv, &props.standards)?
+        let (staying, ours): (Vec<Standard>, Vec<Standard>) = expand_all(inv, &props.standards)?
             .into_iter()
-            .filter(|s| !ownership.adopted.contains(&s.id))
-            .collect();
-        if ours.is_empty() {
+            .partition(|s| ownership.adopted.contains(&s.id));
+        if ours.is_empty() && (staying.is_empty() || props.disabled_controls.is_empty()) {
             return Ok(());
         }
         if !self.hub_is_on(inv).await? {
@@ -673,6 +802,9 @@ impl CustomResource for SecurityHubStandards {
             return Ok(());
         }
         let existing = self.subscriptions(inv, None).await?;
+        // Adopted standards stay on: the controls this resource turned off in them go back on.
+        self.restore_controls(inv, &props, &staying, &existing, &ownership, &BTreeSet::new())
+            .await?;
         let to_disable: Vec<&Subscription> = ours
             .iter()
             .filter_map(|s| existing.get(&s.id).filter(|e| e.is_on()))
@@ -713,9 +845,15 @@ mod tests {
     use aws_sdk_securityhub::operation::batch_enable_standards::{
         BatchEnableStandardsError, BatchEnableStandardsOutput,
     };
+    use aws_sdk_securityhub::operation::batch_get_standards_control_associations::BatchGetStandardsControlAssociationsOutput;
+    use aws_sdk_securityhub::operation::batch_update_standards_control_associations::BatchUpdateStandardsControlAssociationsOutput;
     use aws_sdk_securityhub::operation::describe_hub::{DescribeHubError, DescribeHubOutput};
     use aws_sdk_securityhub::operation::describe_standards::DescribeStandardsOutput;
     use aws_sdk_securityhub::operation::get_enabled_standards::{GetEnabledStandardsError, GetEnabledStandardsOutput};
+    use aws_sdk_securityhub::types::{
+        AssociationStatus, StandardsControlAssociationDetail, StandardsControlAssociationUpdate, UnprocessedErrorCode,
+        UnprocessedStandardsControlAssociationUpdate,
+    };
     use aws_sdk_securityhub::types::{Standard as SdkStandard, StandardsStatusReason, StatusReasonCode};
     use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use aws_smithy_types::error::ErrorMetadata;
@@ -1046,6 +1184,7 @@ mod tests {
         let ownership = Ownership {
             region: "eu-west-1".into(),
             adopted: [FSBP.to_string()].into(),
+            controls_adopted: Default::default(),
         };
         let (hub, cat, enable, disable) = (hub_on(), catalog(), enable_ok(), disable_ok());
         let enabled = reads(vec![
@@ -1072,6 +1211,7 @@ mod tests {
         let ownership = Ownership {
             region: "eu-west-1".into(),
             adopted: Default::default(),
+            controls_adopted: Default::default(),
         };
         let (hub, cat, enable, disable) = (hub_on(), catalog(), enable_ok(), disable_ok());
         let enabled = reads(vec![vec![(FSBP, Ready, None)]]);
@@ -1087,6 +1227,7 @@ mod tests {
         let ownership = Ownership {
             region: "eu-west-1".into(),
             adopted: [FSBP.to_string()].into(),
+            controls_adopted: Default::default(),
         };
         let (hub, disable) = (hub_on(), disable_ok());
         let enabled = reads(vec![
@@ -1112,15 +1253,108 @@ mod tests {
         );
     }
 
+    fn association_reads(statuses: Vec<AssociationStatus>) -> Rule {
+        let mut seq = mock!(SecurityHub::batch_get_standards_control_associations).sequence();
+        for status in statuses {
+            seq = seq.output(move || {
+                BatchGetStandardsControlAssociationsOutput::builder()
+                    .standards_control_association_details(
+                        StandardsControlAssociationDetail::builder()
+                            .standards_arn(arn(FSBP))
+                            .security_control_id("IAM.1")
+                            .security_control_arn("arn:aws:securityhub:eu-west-1:111122223333:security-control/IAM.1")
+                            .association_status(status.clone())
+                            .build(),
+                    )
+                    .build()
+            });
+        }
+        seq.build()
+    }
+
+    fn with_control(standards: &[&str]) -> Properties {
+        let mut p = props(standards);
+        p.disabled_controls = vec![DisabledControl {
+            standards_control_arn: None,
+            control_id: Some("IAM.1".into()),
+            reason: "break-glass user".into(),
+        }];
+        p
+    }
+
     #[tokio::test]
-    async fn disabled_controls_are_refused_not_ignored() {
-        let mut p = props(&[FSBP]);
-        p.disabled_controls = vec![serde_json::json!({"ControlId": "IAM.1", "Reason": "break-glass user"})];
-        let err = handler(&[]).resolve(&inv(), &p).await.unwrap_err().to_string();
+    async fn a_disabled_control_is_set_and_read_back() {
+        let (hub, cat, enable) = (hub_on(), catalog(), enable_ok());
+        let enabled = reads(vec![vec![], vec![(FSBP, Ready, None)]]);
+        let associations = association_reads(vec![AssociationStatus::Enabled, AssociationStatus::Disabled]);
+        let update = mock!(SecurityHub::batch_update_standards_control_associations)
+            .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
+        let out = handler(&[&hub, &cat, &enabled, &enable, &associations, &update])
+            .create(&inv(), with_control(&[FSBP]))
+            .await
+            .unwrap();
+        assert_eq!(out.data["DisabledControls"], format!("{FSBP}#IAM.1"));
+        assert_eq!(update.num_calls(), 1);
+        assert!(!out.physical_id.contains("controls-adopted"), "{}", out.physical_id);
+    }
+
+    #[tokio::test]
+    async fn a_control_that_reads_enabled_after_disabling_is_failed_and_the_create_rolled_back() {
+        let (hub, cat, enable, disable) = (hub_on(), catalog(), enable_ok(), disable_ok());
+        let enabled = reads(vec![vec![], vec![(FSBP, Ready, None)]]);
+        let associations = association_reads(vec![AssociationStatus::Enabled, AssociationStatus::Enabled]);
+        let update = mock!(SecurityHub::batch_update_standards_control_associations)
+            .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
+        let err = handler(&[&hub, &cat, &enabled, &enable, &disable, &associations, &update])
+            .create(&inv(), with_control(&[FSBP]))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.starts_with("invalid property DisabledControls: not supported"),
+            err.starts_with(&format!("not verified: control {FSBP}#IAM.1 still reads enabled")),
             "{err}"
         );
+        assert!(
+            err.ends_with(&format!("disabled again what this request had enabled: {FSBP}")),
+            "{err}"
+        );
+        assert_eq!(disable.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_control_update_names_the_control_and_the_error() {
+        let (hub, cat, enabled) = (hub_on(), catalog(), reads(vec![vec![(FSBP, Ready, None)]]));
+        let associations = association_reads(vec![AssociationStatus::Enabled]);
+        let update = mock!(SecurityHub::batch_update_standards_control_associations).then_output(|| {
+            BatchUpdateStandardsControlAssociationsOutput::builder()
+                .unprocessed_association_updates(
+                    UnprocessedStandardsControlAssociationUpdate::builder()
+                        .standards_control_association_update(
+                            StandardsControlAssociationUpdate::builder()
+                                .standards_arn(arn(FSBP))
+                                .security_control_id("IAM.1")
+                                .association_status(AssociationStatus::Disabled)
+                                .build(),
+                        )
+                        .error_code(UnprocessedErrorCode::AccessDenied)
+                        .error_reason("managed by a configuration policy")
+                        .build(),
+                )
+                .build()
+        });
+        let err = handler(&[&hub, &cat, &enabled, &associations, &update])
+            .create(&inv(), with_control(&[FSBP]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "BatchUpdateStandardsControlAssociations did not update IAM.1 in {}: ACCESS_DENIED: managed by",
+                arn(FSBP)
+            )),
+            "{err}"
+        );
+        assert_eq!(update.num_calls(), 2, "the refused change is undone: turned back on");
     }
 
     #[test]
@@ -1154,11 +1388,13 @@ mod tests {
         let ownership = Ownership {
             region: "eu-west-1".into(),
             adopted: [FSBP.to_string(), CIS_1_2_0.to_string()].into(),
+            controls_adopted: ["aws-foundational-security-best-practices/v/1.0.0#IAM.1".to_string()].into(),
         };
         assert_eq!(Ownership::parse(&ownership.physical_id()).unwrap(), ownership);
         let none = Ownership {
             region: "eu-west-1".into(),
             adopted: Default::default(),
+            controls_adopted: Default::default(),
         };
         assert_eq!(Ownership::parse(&none.physical_id()).unwrap(), none);
         assert!(Ownership::parse("securityhub-standards:eu-west-1").is_err());
