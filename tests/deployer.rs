@@ -1087,3 +1087,41 @@ fn a_region_that_is_not_enabled_is_explained() {
     let ops = emulator().operations(&account.account_id, "cloudformation");
     assert_eq!(ops, vec!["DescribeStacks"], "nothing else was tried: {ops:?}");
 }
+
+#[test]
+fn local_with_aws_uses_the_current_credentials_and_their_account() {
+    // --aws passes this process's AWS settings to the handlers: pointed at the emulator here, it is
+    // what a user's real credentials would be.
+    let account = emulator().fresh_account();
+    let template = fixture_path("local-ebs.yml");
+    let (code, out, err) = tapguard_as(
+        &account,
+        &[
+            "local",
+            "--aws",
+            "--template",
+            template.to_str().unwrap(),
+            "--region",
+            REGION,
+            "--teardown",
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!("AWS: the real account {} in {REGION}", account.account_id)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("to play in account {} region {REGION}", account.account_id)),
+        "{out}"
+    );
+    let ops = emulator().operations(&account.account_id, "ec2");
+    assert_eq!(
+        mutating(&ops),
+        vec!["EnableEbsEncryptionByDefault", "DisableEbsEncryptionByDefault"],
+        "{ops:?}"
+    );
+    assert!(emulator()
+        .operations(&account.account_id, "sts")
+        .contains(&"GetCallerIdentity".to_string()));
+}

@@ -58,6 +58,10 @@ pub struct LocalArgs {
     /// project's emulator, or use TAPGUARD_EMULATOR_URL.
     #[arg(long)]
     pub endpoint_url: Option<String>,
+    /// Run the handlers against real AWS with the current credentials (environment, profile, SSO)
+    /// instead of the emulator: they change the real account, as the stack would.
+    #[arg(long, conflicts_with_all = ["endpoint_url", "stand_ins"])]
+    pub aws: bool,
     /// The project folder holding emulator/server.py (to start the emulator).
     #[arg(long)]
     pub project_root: Option<PathBuf>,
@@ -498,11 +502,16 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
     let order = template.creation_order()?;
     let parameters = parameter_values(&template, &key_values(&args.parameters, "--parameter")?)?;
     let handlers = key_values(&args.handlers, "--handler")?;
+    let account_id = if args.aws {
+        caller_account(&args.region)?
+    } else {
+        args.account.clone()
+    };
     let mut resolver = LocalResolver {
         template: &template,
         parameters,
         region: args.region.clone(),
-        account: args.account.clone(),
+        account: account_id.clone(),
         created: HashMap::new(),
         resource_values: key_values(&args.resource_values, "--resource-value")?,
         imports: key_values(&args.imports, "--import")?,
@@ -513,7 +522,7 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
     resolver
         .parameters
         .insert("AWS::StackName".into(), json!(args.stack_name));
-    let stack = stack_id(&args.region, &args.account, &args.stack_name);
+    let stack = stack_id(&args.region, &account_id, &args.stack_name);
     resolver.parameters.insert("AWS::StackId".into(), json!(stack));
     let mut evaluator = Evaluator::new(&template, resolver);
 
@@ -558,7 +567,7 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
         args.template.display(),
         template.resources.len(),
         plan.len(),
-        args.account,
+        account_id,
         args.region
     );
     if !not_played.is_empty() {
@@ -585,19 +594,32 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
         }
     }
 
-    if let Some(url) = &args.endpoint_url {
-        std::env::set_var("TAPGUARD_EMULATOR_URL", url);
-    }
-    let emulator = Emulator::from_env_or_start(&project_root(args))?;
-    let account = emulator.account(&args.account);
-    let env = emulator.sdk_env(&account, &args.region);
-    if args.stand_ins {
-        // A second handle on the same emulator (no new process) for the resolver to create stand-ins with.
-        std::env::set_var("TAPGUARD_EMULATOR_URL", &emulator.url);
-        let handle = Emulator::from_env_or_start(&project_root(args))?;
-        evaluator.resolver.stand_ins = Some((handle, account.clone(), args.stack_name.clone()));
-    }
-    println!("AWS endpoint {} ({} handler binaries)\n", emulator.url, binaries.len());
+    // The emulator (kept alive for the run) or real AWS; and the handlers' environment.
+    let mut _emulator: Option<Emulator> = None;
+    let env = if args.aws {
+        println!(
+            "AWS: the real account {account_id} in {} ({} handler binaries)\n",
+            args.region,
+            binaries.len()
+        );
+        real_aws_env(&args.region)
+    } else {
+        if let Some(url) = &args.endpoint_url {
+            std::env::set_var("TAPGUARD_EMULATOR_URL", url);
+        }
+        let emulator = Emulator::from_env_or_start(&project_root(args))?;
+        let account = emulator.account(&account_id);
+        let env = emulator.sdk_env(&account, &args.region);
+        if args.stand_ins {
+            // A second handle on the same emulator (no new process) for the resolver to create stand-ins with.
+            std::env::set_var("TAPGUARD_EMULATOR_URL", &emulator.url);
+            let handle = Emulator::from_env_or_start(&project_root(args))?;
+            evaluator.resolver.stand_ins = Some((handle, account.clone(), args.stack_name.clone()));
+        }
+        println!("AWS endpoint {} ({} handler binaries)\n", emulator.url, binaries.len());
+        _emulator = Some(emulator);
+        env
+    };
     let hosts: BTreeMap<&str, LambdaHost> = binaries
         .iter()
         .map(|b| (*b, LambdaHost::start(&dir.join(b), &env)))
@@ -724,6 +746,40 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
         ),
     }
     Ok(failure.is_none() && deletes_failed == 0)
+}
+
+/// The account of the current credentials, from STS.
+fn caller_account(region: &str) -> Result<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .load()
+            .await;
+        let identity = aws_sdk_sts::Client::new(&config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| crate::cloud::api_error("GetCallerIdentity", &e).to_string())?;
+        identity
+            .account()
+            .map(str::to_string)
+            .ok_or_else(|| "GetCallerIdentity answered without an account".to_string())
+    })
+}
+
+/// The handlers get this process's AWS settings and credentials (and HOME, for profiles and SSO).
+fn real_aws_env(region: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k == "HOME")
+        .filter(|(k, _)| k != "AWS_REGION" && k != "AWS_DEFAULT_REGION")
+        .collect();
+    env.push(("AWS_REGION".into(), region.to_string()));
+    env.push(("AWS_DEFAULT_REGION".into(), region.to_string()));
+    env
 }
 
 fn failure_reason(exchange: &Exchange) -> String {
