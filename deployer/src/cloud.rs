@@ -175,7 +175,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn say(&self, line: impl AsRef<str>) {
-        println!("[{}] {}", self.label, line.as_ref());
+        crate::progress::line(&format!("[{}] {}", self.label, line.as_ref()));
     }
 
     pub fn record(&self, kind: &str, detail: Value) {
@@ -403,7 +403,7 @@ where
                     let label = target.to_string();
                     let outcome = match enter(&base, &target, &args, &run, &audit).await {
                         Err(reason) => {
-                            println!("[{label}] {reason}");
+                            crate::progress::line(&format!("[{label}] {reason}"));
                             Outcome::bad(reason)
                         }
                         Ok(config) => {
@@ -429,10 +429,36 @@ where
             })
             .buffer_unordered(args.concurrency.max(1))
             .collect::<Vec<_>>();
+        let ticker = crate::progress::enabled().then(|| {
+            let (outcomes, last_status, total) = (outcomes.clone(), last_status.clone(), targets.len());
+            tokio::spawn(async move {
+                for tick in 0usize.. {
+                    let spinner = ["|", "/", "-", "\\"][tick % 4];
+                    let done = outcomes.lock().expect("outcomes").clone();
+                    let running: Vec<String> = last_status
+                        .lock()
+                        .expect("status")
+                        .iter()
+                        .filter(|(label, _)| !done.contains_key(*label))
+                        .map(|(label, status)| format!("{label} {status}"))
+                        .collect();
+                    crate::progress::show(&format!(
+                        "{spinner} {}/{total} done  {}",
+                        done.len(),
+                        running.join(", ")
+                    ));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
         let interrupted = tokio::select! {
             _ = jobs => false,
             _ = tokio::signal::ctrl_c() => true,
         };
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
+        crate::progress::clear();
         let outcomes = outcomes.lock().expect("outcomes").clone();
         let mut all_good = !interrupted;
         println!();
@@ -637,7 +663,8 @@ async fn confirm(ctx: &Ctx, question: &str) -> bool {
     }
     let _turn = ctx.prompt.lock().await;
     let question = format!("[{}] {question} [y/N] ", ctx.label);
-    tokio::task::spawn_blocking(move || {
+    crate::progress::pause(true);
+    let answer = tokio::task::spawn_blocking(move || {
         print!("{question}");
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
@@ -645,7 +672,9 @@ async fn confirm(ctx: &Ctx, question: &str) -> bool {
         matches!(answer.trim(), "y" | "Y" | "yes")
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false);
+    crate::progress::pause(false);
+    answer
 }
 
 fn key_values(items: &[String], what: &str) -> Result<Vec<(String, String)>, String> {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod cloud;
 mod local;
+mod progress;
 mod stackset;
 mod template;
 
