@@ -1125,3 +1125,69 @@ fn local_with_aws_uses_the_current_credentials_and_their_account() {
         .operations(&account.account_id, "sts")
         .contains(&"GetCallerIdentity".to_string()));
 }
+
+#[test]
+fn delete_asks_first_then_streams_the_resources_deletions_in_reverse_order() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("delete");
+    assert_eq!(deploy(&account, "TapStack", "stack.yml", &audit, &[]).0, 0);
+    let audit_arg = audit.to_str().unwrap();
+
+    // Without a terminal to ask on and without --yes, nothing is deleted.
+    let (code, out, _) = tapguard_as(
+        &account,
+        &["delete", "--stack-name", "TapStack", "--audit-log", audit_arg],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("not confirmed: standard input is not a terminal (use --yes)"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{REGION:<32} not deleted")), "{out}");
+    assert_eq!(
+        stack_status(&account, REGION, "TapStack").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+
+    let (code, out, _) = tapguard_as(
+        &account,
+        &[
+            "delete",
+            "--stack-name",
+            "TapStack",
+            "--yes",
+            "--poll-interval-ms",
+            "100",
+            "--audit-log",
+            audit_arg,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        event_lines(&out, REGION),
+        [
+            ("TapStack", "DELETE_IN_PROGRESS"),
+            ("BaselineMarker", "DELETE_IN_PROGRESS"),
+            ("BaselineMarker", "DELETE_COMPLETE"),
+            ("AlarmTopic", "DELETE_IN_PROGRESS"),
+            ("AlarmTopic", "DELETE_COMPLETE"),
+            ("TapStack", "DELETE_COMPLETE"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string())),
+        "only the deletion's events, dependants first:\n{out}"
+    );
+    assert_eq!(stack_status(&account, REGION, "TapStack"), None);
+    let topics = emulator().query(&account, REGION, "sns", &[("Action", "ListTopics")]);
+    assert!(!topics.contains("tapguard-alarms-dev"), "{topics}");
+
+    // Deleting what is not there is not an error.
+    let (code, out, _) = tapguard_as(
+        &account,
+        &["delete", "--stack-name", "TapStack", "--yes", "--audit-log", audit_arg],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("stack TapStack does not exist: nothing to delete"),
+        "{out}"
+    );
+}
