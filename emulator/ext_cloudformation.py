@@ -16,6 +16,12 @@ test script a resource's fate:
    IN_PROGRESS meanwhile (as CloudFormation does), so a watcher sees events arrive while it polls.
    0 (the default) plays everything at once.
 
+- `POST /tapguard/cloudformation/stack-instance-fate` `{"account": admin, "region": home region,
+   "stack_set": "name", "instance_account": "...", "instance_region": "...", "reason": "..."}`:
+   that StackSet instance fails when CreateStackInstances reaches it: it is listed OUTDATED with
+   DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
+   failure tolerance is not modelled: any failed instance fails the operation).
+
 Also as CloudFormation does: a change set for a stack whose operation is in progress, or for a stack in
 ROLLBACK_COMPLETE, is refused with a ValidationError naming the state.
 
@@ -26,13 +32,15 @@ import threading
 import time
 
 from moto.cloudformation.exceptions import ValidationError
-from moto.cloudformation.models import CloudFormationBackend, Event, cloudformation_backends
+from moto.cloudformation.models import CloudFormationBackend, Event, StackInstance, cloudformation_backends
 
 import faults
 
 _original_execute = CloudFormationBackend.execute_change_set
 _original_create_change_set = CloudFormationBackend.create_change_set
 _original_delete_stack = CloudFormationBackend.delete_stack
+_original_create_stack_instances = CloudFormationBackend.create_stack_instances
+_original_instance_to_dict = StackInstance.to_dict
 
 _lock = threading.Lock()
 
@@ -290,6 +298,32 @@ def _delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
     stack.events.extend(final)
 
 
+def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *args, **kwargs) -> str:
+    operation_id = _original_create_stack_instances(self, stackset_name, *args, **kwargs)
+    stack_set = self.describe_stack_set(stackset_name)
+    failed = 0
+    with _lock:
+        fates = [f for f in getattr(self, "tapguard_instance_fates", []) if f["stack_set"] == stackset_name]
+    for instance in stack_set.instances.stack_instances:
+        for fate in fates:
+            if (instance.account_id, instance.region_name) == (fate["instance_account"], fate["instance_region"]):
+                instance.tapguard_failure = fate["reason"]
+                failed += 1
+    if failed:
+        stack_set.update_operation(operation_id, "FAILED")
+    return operation_id
+
+
+def _instance_to_dict(self: StackInstance) -> dict:
+    summary = _original_instance_to_dict(self)
+    reason = getattr(self, "tapguard_failure", None)
+    if reason:
+        summary["Status"] = "OUTDATED"
+        summary["StatusReason"] = reason
+        summary["StackInstanceStatus"] = {"DetailedStatus": "FAILED"}
+    return summary
+
+
 def _backend(body: dict) -> CloudFormationBackend:
     for field in ("account", "region"):
         if not body.get(field):
@@ -319,6 +353,19 @@ def _control_fate(body: dict) -> dict:
     return {"fate": fate}
 
 
+def _control_stack_instance_fate(body: dict) -> dict:
+    for field in ("stack_set", "instance_account", "instance_region", "reason"):
+        if not body.get(field):
+            raise ValueError(f"a stack instance fate needs '{field}'")
+    backend = _backend(body)
+    fate = {k: body[k] for k in ("stack_set", "instance_account", "instance_region", "reason")}
+    with _lock:
+        if not hasattr(backend, "tapguard_instance_fates"):
+            backend.tapguard_instance_fates = []
+        backend.tapguard_instance_fates.append(fate)
+    return {"fate": fate}
+
+
 def _control_pace(body: dict) -> dict:
     backend = _backend(body)
     backend.tapguard_event_interval_ms = int(body.get("event_interval_ms", 0))
@@ -329,5 +376,8 @@ def install() -> None:
     CloudFormationBackend.execute_change_set = _execute_change_set
     CloudFormationBackend.create_change_set = _create_change_set
     CloudFormationBackend.delete_stack = _delete_stack
+    CloudFormationBackend.create_stack_instances = _create_stack_instances
+    StackInstance.to_dict = _instance_to_dict
+    faults.CONTROLS[("POST", "/tapguard/cloudformation/stack-instance-fate")] = _control_stack_instance_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/fate")] = _control_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/pace")] = _control_pace

@@ -1191,3 +1191,48 @@ fn delete_asks_first_then_streams_the_resources_deletions_in_reverse_order() {
         "{out}"
     );
 }
+
+#[test]
+fn stack_set_mode_reports_a_failed_instance_and_its_reason() {
+    let management = emulator().fresh_account();
+    let (ou, members) = organization(&management);
+    let reason =
+        "ResourceLogicalId:AlarmTopic, ResourceType:AWS::SNS::Topic, ResourceStatusReason:Topic limit exceeded.";
+    emulator().control(
+        "/tapguard/cloudformation/stack-instance-fate",
+        json!({"account": management.account_id, "region": REGION, "stack_set": "TapBaseline",
+               "instance_account": members[1], "instance_region": "us-west-2", "reason": reason}),
+    );
+    let audit = audit_path("stackset-failed");
+    let (code, out, err) = deploy(
+        &management,
+        "TapBaseline",
+        "stack.yml",
+        &audit,
+        &["--stack-set", "--ou", &ou, "--regions", "us-east-1,us-west-2"],
+    );
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(
+            "  instance {}/us-west-2: OUTDATED FAILED {reason}",
+            members[1]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  instance {}/us-west-2: CURRENT", members[0])),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "StackSet TapBaseline: operation FAILED, 4 instance(s), 1 not current; first failure: {}/us-west-2: {reason}",
+            members[1]
+        )),
+        "{out}"
+    );
+    let failed = audit_lines(&audit)
+        .into_iter()
+        .find(|l| l["kind"] == "stack_instance" && l["detail"]["status"] == "OUTDATED")
+        .expect("the failed instance in the audit log");
+    assert_eq!(failed["detail"]["reason"], reason);
+}

@@ -177,6 +177,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         Err(e) => return fail(ctx, e.to_string()),
     };
     let mut bad = 0;
+    let mut first_failure: Option<String> = None;
     for instance in &instances {
         let status = instance.status().map(|s| s.as_str()).unwrap_or("");
         let detailed = instance
@@ -186,6 +187,14 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .unwrap_or("");
         if status != "CURRENT" {
             bad += 1;
+            first_failure.get_or_insert_with(|| {
+                format!(
+                    "{}/{}: {}",
+                    instance.account().unwrap_or(""),
+                    instance.region().unwrap_or(""),
+                    instance.status_reason().unwrap_or("no reason given")
+                )
+            });
         }
         let line = format!(
             "  instance {}/{}: {status} {detailed} {}",
@@ -199,11 +208,14 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             json!({"account": instance.account(), "region": instance.region(), "status": status, "detailed_status": detailed, "reason": instance.status_reason()}),
         );
     }
-    let text = format!(
+    let mut text = format!(
         "StackSet {name}: operation {}, {} instance(s), {bad} not current",
         status.as_str(),
         instances.len()
     );
+    if let Some(cause) = first_failure {
+        text.push_str(&format!("; first failure: {cause}"));
+    }
     if status == StackSetOperationStatus::Succeeded && bad == 0 {
         ctx.say(&text);
         Outcome { good: true, text }
