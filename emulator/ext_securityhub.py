@@ -19,6 +19,7 @@ Behaviour follows AWS:
   (`arn:<p>:securityhub:<region>:<account>:control/<standard id>/<control id>`),
   BatchGetStandardsControlAssociations and BatchUpdateStandardsControlAssociations by security control id.
   Disabling needs a reason, as in AWS.
+- TagResource, UntagResource and ListTagsForResource work on the hub's tags (those EnableSecurityHub took).
 - A centrally managed account (a configuration policy of a delegated administrator) cannot change its
   own hub or standards: EnableSecurityHub, DisableSecurityHub, UpdateSecurityHubConfiguration,
   BatchEnableStandards and BatchDisableStandards answer AccessDeniedException, and
@@ -585,6 +586,54 @@ def _batch_update_standards_control_associations(self):
     return _ok({"UnprocessedAssociationUpdates": unprocessed})
 
 
+_TAG_OPERATIONS = {"POST": "TagResource", "DELETE": "UntagResource", "GET": "ListTagsForResource"}
+_original_get_action = SecurityHubResponse._get_action
+
+
+def _get_action(self) -> str:
+    # The hub ARN in /tags/{ResourceArn} holds a '/' once the path is decoded, which moto's router does not
+    # match to the one-segment label: name the operation from the method instead.
+    if self.path.split("?", 1)[0].startswith("/tags/"):
+        return _TAG_OPERATIONS.get(self.method, "")
+    return _original_get_action(self)
+
+
+def _tagged_hub(self):
+    backend = self.securityhub_backend
+    if not backend.enabled:
+        return None, _not_subscribed(self)
+    arn = _path_arn(self, "/tags/")
+    if arn != _hub_arn(backend):
+        return None, _error("ResourceNotFoundException", f"No resource was found with ARN {arn}", 404)
+    if not isinstance(getattr(backend, "tags", None), dict):
+        backend.tags = {}
+    return backend, None
+
+
+def _tag_resource(self):
+    backend, error = _tagged_hub(self)
+    if error:
+        return error
+    backend.tags.update(_params(self).get("Tags") or {})
+    return _ok({})
+
+
+def _untag_resource(self):
+    backend, error = _tagged_hub(self)
+    if error:
+        return error
+    for key in self.querystring.get("tagKeys", []):
+        backend.tags.pop(key, None)
+    return _ok({})
+
+
+def _list_tags_for_resource(self):
+    backend, error = _tagged_hub(self)
+    if error:
+        return error
+    return _ok({"Tags": dict(backend.tags)})
+
+
 def _backend(body: dict):
     account = body.get("account")
     if not account:
@@ -637,6 +686,7 @@ def install() -> None:
         "standards/controls/(?P<StandardsSubscriptionArn>.+)",
         "associations",
         "associations/batchGet",
+        "tags/(?P<ResourceArn>.+)",
     ):
         securityhub_urls.url_paths["{0}/" + path + "$"] = SecurityHubResponse.dispatch
     SecurityHubResponse.enable_security_hub = _enable_security_hub
@@ -648,6 +698,10 @@ def install() -> None:
     SecurityHubResponse.batch_enable_standards = _batch_enable_standards
     SecurityHubResponse.batch_disable_standards = _batch_disable_standards
     SecurityHubResponse.get_enabled_standards = _get_enabled_standards
+    SecurityHubResponse._get_action = _get_action
+    SecurityHubResponse.tag_resource = _tag_resource
+    SecurityHubResponse.untag_resource = _untag_resource
+    SecurityHubResponse.list_tags_for_resource = _list_tags_for_resource
     SecurityHubResponse.describe_standards_controls = _describe_standards_controls
     SecurityHubResponse.update_standards_control = _update_standards_control
     SecurityHubResponse.batch_get_standards_control_associations = _batch_get_standards_control_associations

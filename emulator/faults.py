@@ -44,6 +44,9 @@ REST_OPERATIONS = [
     ("PATCH", re.compile(r"^/standards/control/.+$"), "UpdateStandardsControl"),
     ("POST", re.compile(r"^/associations/batchGet$"), "BatchGetStandardsControlAssociations"),
     ("PATCH", re.compile(r"^/associations$"), "BatchUpdateStandardsControlAssociations"),
+    ("GET", re.compile(r"^/tags/.+$"), "ListTagsForResource"),
+    ("POST", re.compile(r"^/tags/.+$"), "TagResource"),
+    ("DELETE", re.compile(r"^/tags/.+$"), "UntagResource"),
 ]
 
 

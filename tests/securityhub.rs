@@ -99,6 +99,12 @@ fn ids(pairs: &[(String, String)]) -> Vec<&str> {
     ids
 }
 
+/// The hub's tags, from ListTagsForResource.
+fn hub_tags(w: &World) -> Value {
+    let arn = format!("arn:aws:securityhub:{REGION}:{}:hub/default", w.account.account_id);
+    w.rest_call("securityhub", "GET", &format!("/tags/{arn}"), None)["Tags"].clone()
+}
+
 fn enable_hub_directly(w: &World, generator: &str) {
     let answer = w.rest_call(
         "securityhub",
@@ -162,6 +168,7 @@ fn fresh_enable_reads_back_updates_settings_and_delete_turns_it_off() {
     );
     let described = hub(w).expect("the hub is on");
     assert_eq!(described["HubArn"], hub_arn.as_str());
+    assert_eq!(hub_tags(w), json!({"tapguard:stack": "TapStack"}));
     assert!(
         standards(w).is_empty(),
         "EnableDefaultStandards false: no standard subscribed"
@@ -185,6 +192,7 @@ fn fresh_enable_reads_back_updates_settings_and_delete_turns_it_off() {
     let mut changed_props = r.properties.clone();
     changed_props["AutoEnableControls"] = json!("false");
     changed_props["ControlFindingGenerator"] = json!("STANDARD_CONTROL");
+    changed_props["Tags"] = json!({"owner": "security"});
     let changed = r.update(changed_props);
     assert_eq!(changed.status(), "SUCCESS", "{}", changed.reason());
     assert_eq!(changed.data("AutoEnableControls"), Some("false"));
@@ -192,6 +200,11 @@ fn fresh_enable_reads_back_updates_settings_and_delete_turns_it_off() {
     let described = hub(w).expect("the hub is on");
     assert_eq!(described["AutoEnableControls"], false);
     assert_eq!(described["ControlFindingGenerator"], "STANDARD_CONTROL");
+    assert_eq!(
+        hub_tags(w),
+        json!({"owner": "security"}),
+        "the dropped tag this resource set is removed"
+    );
 
     // Delete: this resource enabled the hub, so it turns it off.
     let deleted = r.delete();
@@ -211,15 +224,20 @@ fn adopting_an_enabled_hub_applies_settings_lists_the_rest_and_delete_leaves_it_
     assert_eq!(created.data("Adopted"), Some("true"));
     assert_eq!(created.data("ManagedBy"), Some("Self"));
     assert_eq!(created.data("ControlFindingGenerator"), Some("SECURITY_CONTROL"));
-    assert_eq!(
-        created.data("SettingsNotApplied"),
-        Some("Tags"),
-        "tags are taken only when the hub is enabled"
-    );
+    assert_eq!(created.data("SettingsNotApplied"), Some(""));
     assert_eq!(hub(w).expect("on")["ControlFindingGenerator"], "SECURITY_CONTROL");
+    assert_eq!(hub_tags(w), json!({"owner": "security"}));
     let ops = w.operations("securityhub");
     assert_eq!(count(&ops, "EnableSecurityHub"), 0, "{ops:?}");
     assert_eq!(count(&ops, "UpdateSecurityHubConfiguration"), 1, "{ops:?}");
+    assert_eq!(count(&ops, "TagResource"), 1, "{ops:?}");
+
+    // EnableDefaultStandards is taken only when the hub is enabled: on an adopted hub it is listed.
+    r.physical_id = Some(created.physical_id().to_string());
+    let listed = r.update(json!({"Tags": {"owner": "security"}, "EnableDefaultStandards": true}));
+    assert_eq!(listed.status(), "SUCCESS", "{}", listed.reason());
+    assert_eq!(listed.data("SettingsNotApplied"), Some("EnableDefaultStandards"));
+    assert!(standards(w).is_empty());
 
     let deleted = r.delete();
     assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());

@@ -3,4 +3,4 @@
 
 mod resource;
 
-pub use resource::{tags_fingerprint, ManagedBy, Ownership, Properties, SecurityHubEnable};
+pub use resource::{ManagedBy, Ownership, Properties, SecurityHubEnable};

@@ -29,7 +29,7 @@ pub struct Properties {
     pub control_finding_generator: Option<String>,
     #[serde(default = "default_true", deserialize_with = "flex::bool")]
     pub auto_enable_controls: bool,
-    /// Tags for the hub; Security Hub takes them when it is enabled.
+    /// Tags for the hub: given to EnableSecurityHub, and set with TagResource on a hub that is on.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -86,18 +86,15 @@ pub struct Ownership {
     pub enabled_hub: bool,
     /// The EnableDefaultStandards value EnableSecurityHub was called with (false when adopted).
     pub default_standards: bool,
-    /// Fingerprint of the tags EnableSecurityHub was called with (of no tags when adopted).
-    pub tags: String,
 }
 
 impl Ownership {
     pub fn physical_id(&self) -> String {
         format!(
-            "{ID_PREFIX}{}:{}:default-standards={}:tags={}",
+            "{ID_PREFIX}{}:{}:default-standards={}",
             self.region,
             if self.enabled_hub { "enabled" } else { "adopted" },
-            self.default_standards,
-            self.tags
+            self.default_standards
         )
     }
 
@@ -105,12 +102,12 @@ impl Ownership {
         let malformed = || {
             HandlerError::Failed(format!(
                 "physical id {physical_id:?} is not one this handler issues (expected \
-                 {ID_PREFIX}<region>:<enabled|adopted>:default-standards=<bool>:tags=<fingerprint>)"
+                 {ID_PREFIX}<region>:<enabled|adopted>:default-standards=<bool>)"
             ))
         };
         let rest = physical_id.strip_prefix(ID_PREFIX).ok_or_else(malformed)?;
         let parts: Vec<&str> = rest.split(':').collect();
-        let [region, how, defaults, tags] = parts[..] else {
+        let [region, how, defaults] = parts[..] else {
             return Err(malformed());
         };
         let enabled_hub = match how {
@@ -122,26 +119,12 @@ impl Ownership {
             .strip_prefix("default-standards=")
             .and_then(|b| b.parse().ok())
             .ok_or_else(malformed)?;
-        let tags = tags.strip_prefix("tags=").ok_or_else(malformed)?;
         Ok(Ownership {
             region: region.to_string(),
             enabled_hub,
             default_standards,
-            tags: tags.to_string(),
         })
     }
-}
-
-/// A stable fingerprint of a tag set (FNV-1a over the sorted pairs), short enough for a physical id.
-pub fn tags_fingerprint(tags: &BTreeMap<String, String>) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (key, value) in tags {
-        for byte in key.bytes().chain([0]).chain(value.bytes()).chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
 }
 
 /// The hub as DescribeHub answers it.
@@ -280,14 +263,88 @@ impl SecurityHubEnable {
 
     /// Brings an enabled hub to the requested settings where the account may, reads it back, and
     /// builds the answer.
-    /// `enabled_with` is what EnableSecurityHub was last called with for this hub: default standards, and
-    /// the fingerprint of the tags.
+    /// Sets the requested tags that differ with TagResource, and removes with UntagResource the keys the
+    /// previous properties set and the new ones drop (when they still hold that value); then reads back.
+    async fn apply_tags(
+        &self,
+        inv: &Invocation,
+        hub_arn: &str,
+        props: &Properties,
+        old: Option<&Properties>,
+    ) -> Result<(), HandlerError> {
+        let dropped: Vec<(&String, &String)> = old
+            .map(|o| o.tags.iter().filter(|(k, _)| !props.tags.contains_key(*k)).collect())
+            .unwrap_or_default();
+        if props.tags.is_empty() && dropped.is_empty() {
+            return Ok(());
+        }
+        let current = self.tags(inv, hub_arn).await?;
+        let missing: Vec<(&String, &String)> = props.tags.iter().filter(|(k, v)| current.get(*k) != Some(*v)).collect();
+        if !missing.is_empty() {
+            let mut request = self.securityhub.tag_resource().resource_arn(hub_arn);
+            for (key, value) in &missing {
+                request = request.tags(*key, *value);
+            }
+            inv.aws("securityhub", "TagResource", request.send()).await?;
+        }
+        let ours: Vec<String> = dropped
+            .iter()
+            .filter(|(k, v)| current.get(*k) == Some(*v))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        if !ours.is_empty() {
+            inv.aws(
+                "securityhub",
+                "UntagResource",
+                self.securityhub
+                    .untag_resource()
+                    .resource_arn(hub_arn)
+                    .set_tag_keys(Some(ours.clone()))
+                    .send(),
+            )
+            .await?;
+        }
+        if missing.is_empty() && ours.is_empty() {
+            return Ok(());
+        }
+        let after = self.tags(inv, hub_arn).await?;
+        if let Some((key, value)) = props.tags.iter().find(|(k, v)| after.get(*k) != Some(*v)) {
+            return Err(HandlerError::NotVerified(format!(
+                "ListTagsForResource answers {key}={:?} on {hub_arn}, not {value:?}: check for another automation \
+                 that sets the hub's tags",
+                after.get(key)
+            )));
+        }
+        if let Some(key) = ours.iter().find(|k| after.contains_key(*k)) {
+            return Err(HandlerError::NotVerified(format!(
+                "ListTagsForResource still answers the tag {key} on {hub_arn} after UntagResource"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn tags(&self, inv: &Invocation, hub_arn: &str) -> Result<BTreeMap<String, String>, HandlerError> {
+        let answer = inv
+            .aws(
+                "securityhub",
+                "ListTagsForResource",
+                self.securityhub.list_tags_for_resource().resource_arn(hub_arn).send(),
+            )
+            .await?;
+        Ok(answer
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    /// `enabled_with_defaults` is the EnableDefaultStandards value the hub was last enabled with.
     async fn converge(
         &self,
         inv: &Invocation,
         ownership: &Ownership,
-        enabled_with: (bool, &str),
+        enabled_with_defaults: bool,
         props: &Properties,
+        old: Option<&Properties>,
     ) -> Result<Outcome, HandlerError> {
         let generator = props.generator()?;
         let hub = self.describe_hub(inv).await?.ok_or_else(|| self.not_on(inv))?;
@@ -298,13 +355,11 @@ impl SecurityHubEnable {
         let mut not_applied = self
             .apply_settings(inv, &hub, generator, props.auto_enable_controls, &mut managed_by)
             .await?;
-        // Both are taken only by EnableSecurityHub: they stand as they were when the hub was turned on.
-        if props.enable_default_standards != enabled_with.0 {
+        // Taken only by EnableSecurityHub: it stands as it was when the hub was turned on.
+        if props.enable_default_standards != enabled_with_defaults {
             not_applied.push("EnableDefaultStandards");
         }
-        if tags_fingerprint(&props.tags) != enabled_with.1 {
-            not_applied.push("Tags");
-        }
+        self.apply_tags(inv, &hub.arn, props, old).await?;
 
         inv.step("verifying the Security Hub configuration");
         let verified = self.describe_hub(inv).await?.ok_or_else(|| self.not_on(inv))?;
@@ -352,14 +407,12 @@ impl CustomResource for SecurityHubEnable {
             Some(_) => false,
             None => self.enable(inv, &props, generator).await?,
         };
-        let no_tags = BTreeMap::new();
         let ownership = Ownership {
             region: inv.region.clone(),
             enabled_hub,
             default_standards: enabled_hub && props.enable_default_standards,
-            tags: tags_fingerprint(if enabled_hub { &props.tags } else { &no_tags }),
         };
-        self.converge(inv, &ownership, (ownership.default_standards, &ownership.tags), &props)
+        self.converge(inv, &ownership, ownership.default_standards, &props, None)
             .await
     }
 
@@ -368,22 +421,22 @@ impl CustomResource for SecurityHubEnable {
         inv: &Invocation,
         physical_id: &str,
         props: Properties,
-        _old: Option<Properties>,
+        old: Option<Properties>,
     ) -> Result<Outcome, HandlerError> {
         // Ownership stays what Create found: a new physical id would make CloudFormation delete the old
         // one, and that Delete would disable the hub this resource still stands for.
         let ownership = Ownership::parse(physical_id)?;
         let generator = props.generator()?;
-        let mut enabled_with = (ownership.default_standards, ownership.tags.clone());
+        let mut enabled_with_defaults = ownership.default_standards;
         if self.describe_hub(inv).await?.is_none() {
             // Turned off outside the stack: the stack still says it is on. An adopted hub stays adopted,
             // so this resource's Delete still leaves it on.
             warn!("Security Hub was turned off outside this stack: enabling it again");
             if self.enable(inv, &props, generator).await? {
-                enabled_with = (props.enable_default_standards, tags_fingerprint(&props.tags));
+                enabled_with_defaults = props.enable_default_standards;
             }
         }
-        self.converge(inv, &ownership, (enabled_with.0, &enabled_with.1), &props)
+        self.converge(inv, &ownership, enabled_with_defaults, &props, old.as_ref())
             .await
     }
 
@@ -444,6 +497,9 @@ mod tests {
     use aws_sdk_securityhub::operation::disable_security_hub::DisableSecurityHubOutput;
     use aws_sdk_securityhub::operation::enable_security_hub::{EnableSecurityHubError, EnableSecurityHubOutput};
     use aws_sdk_securityhub::operation::get_administrator_account::GetAdministratorAccountOutput;
+    use aws_sdk_securityhub::operation::list_tags_for_resource::ListTagsForResourceOutput;
+    use aws_sdk_securityhub::operation::tag_resource::TagResourceOutput;
+    use aws_sdk_securityhub::operation::untag_resource::UntagResourceOutput;
     use aws_sdk_securityhub::operation::update_security_hub_configuration::{
         UpdateSecurityHubConfigurationError, UpdateSecurityHubConfigurationOutput,
     };
@@ -514,6 +570,30 @@ mod tests {
             .then_output(|| UpdateSecurityHubConfigurationOutput::builder().build())
     }
 
+    fn tag_ok() -> Rule {
+        mock!(SecurityHub::tag_resource).then_output(|| TagResourceOutput::builder().build())
+    }
+
+    /// ListTagsForResource answers, in order; the last one repeats.
+    fn tag_reads(answers: Vec<Vec<(&'static str, &'static str)>>) -> Rule {
+        let mut seq = mock!(SecurityHub::list_tags_for_resource).sequence();
+        let count = answers.len();
+        for (i, answer) in answers.into_iter().enumerate() {
+            let make = move || {
+                ListTagsForResourceOutput::builder()
+                    .set_tags(Some(
+                        answer.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    ))
+                    .build()
+            };
+            if i + 1 == count {
+                return seq.output(make).repeatedly().build();
+            }
+            seq = seq.output(make);
+        }
+        panic!("give at least one answer")
+    }
+
     fn disable_ok() -> Rule {
         mock!(SecurityHub::disable_security_hub).then_output(|| DisableSecurityHubOutput::builder().build())
     }
@@ -581,13 +661,24 @@ mod tests {
             no_administrator(),
             update_ok(),
         );
-        let h = handler(&[&reads, &admin, &update]);
+        let (list, tag) = (
+            tag_reads(vec![
+                vec![("team", "platform")],
+                vec![("team", "platform"), ("owner", "security")],
+            ]),
+            tag_ok(),
+        );
+        let h = handler(&[&reads, &admin, &update, &list, &tag]);
         let mut p = props();
         p.tags.insert("owner".into(), "security".into());
+        p.enable_default_standards = true;
         let out = h.create(&inv(), p).await.unwrap();
-        assert_eq!(update.num_calls(), 1);
+        assert_eq!((update.num_calls(), tag.num_calls()), (1, 1));
         assert_eq!(out.data["ControlFindingGenerator"], "SECURITY_CONTROL");
-        assert_eq!(out.data["SettingsNotApplied"], "Tags");
+        assert_eq!(
+            out.data["SettingsNotApplied"], "EnableDefaultStandards",
+            "taken only when the hub is enabled"
+        );
         assert_eq!(out.data["Adopted"], "true");
     }
 
@@ -743,7 +834,6 @@ mod tests {
             region: "eu-west-1".into(),
             enabled_hub: true,
             default_standards: false,
-            tags: tags_fingerprint(&BTreeMap::new()),
         };
         let (reads, admin, disable) = (
             hub_reads(&[Some(("SECURITY_CONTROL", true)), None]),
@@ -789,7 +879,6 @@ mod tests {
             region: "eu-west-1".into(),
             enabled_hub: true,
             default_standards: false,
-            tags: tags_fingerprint(&BTreeMap::new()),
         };
         let (reads, admin, disable) = (
             hub_reads(&[Some(("SECURITY_CONTROL", true)), Some(("SECURITY_CONTROL", true))]),
@@ -809,7 +898,6 @@ mod tests {
             region: "eu-west-1".into(),
             enabled_hub: false,
             default_standards: false,
-            tags: tags_fingerprint(&BTreeMap::new()),
         };
         let (reads, admin, enable) = (
             hub_reads(&[None, Some(("SECURITY_CONTROL", true)), Some(("SECURITY_CONTROL", true))]),
@@ -830,14 +918,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn update_lists_tags_changed_after_the_hub_was_enabled() {
+    async fn update_sets_added_tags_removes_dropped_ones_it_set_and_reads_them_back() {
         let ours = Ownership {
             region: "eu-west-1".into(),
             enabled_hub: true,
             default_standards: false,
-            tags: tags_fingerprint(&BTreeMap::new()),
         };
-        let (reads, admin, update) = (
+        let (reads, admin, update, tag, untag) = (
             hub_reads(&[
                 Some(("SECURITY_CONTROL", true)),
                 Some(("SECURITY_CONTROL", true)),
@@ -845,36 +932,56 @@ mod tests {
             ]),
             no_administrator(),
             update_ok(),
+            tag_ok(),
+            mock!(SecurityHub::untag_resource).then_output(|| UntagResourceOutput::builder().build()),
         );
+        let list = tag_reads(vec![
+            vec![("old", "x"), ("kept", "someone else's")],
+            vec![("owner", "security"), ("kept", "someone else's")],
+        ]);
+        let mut previous = props();
+        previous.tags.insert("old".into(), "x".into());
+        previous.tags.insert("kept".into(), "ours".into());
         let mut p = props();
         p.tags.insert("owner".into(), "security".into());
-        p.enable_default_standards = true;
-        let out = handler(&[&reads, &admin, &update])
-            .update(&inv(), &ours.physical_id(), p, Some(props()))
+        let out = handler(&[&reads, &admin, &update, &tag, &untag, &list])
+            .update(&inv(), &ours.physical_id(), p, Some(previous))
             .await
             .unwrap();
-        assert_eq!(out.data["SettingsNotApplied"], "EnableDefaultStandards,Tags");
-        assert_eq!(
-            update.num_calls(),
-            0,
-            "no-op for the settings UpdateSecurityHubConfiguration takes"
+        assert_eq!(out.data["SettingsNotApplied"], "");
+        assert_eq!((tag.num_calls(), untag.num_calls(), update.num_calls()), (1, 1, 0));
+    }
+
+    #[tokio::test]
+    async fn tags_that_do_not_read_back_are_failed() {
+        let (reads, admin, tag) = (
+            hub_reads(&[Some(("SECURITY_CONTROL", true)), Some(("SECURITY_CONTROL", true))]),
+            no_administrator(),
+            tag_ok(),
+        );
+        let list = tag_reads(vec![vec![]]);
+        let mut p = props();
+        p.tags.insert("owner".into(), "security".into());
+        let err = handler(&[&reads, &admin, &tag, &list])
+            .create(&inv(), p)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("ListTagsForResource answers owner=None"),
+            "{err}"
         );
     }
 
     #[test]
     fn physical_id_round_trips_and_rejects_strangers() {
-        let mut tags = BTreeMap::new();
-        tags.insert("a".to_string(), "b".to_string());
         let ownership = Ownership {
             region: "cn-north-1".into(),
             enabled_hub: true,
             default_standards: true,
-            tags: tags_fingerprint(&tags),
         };
         assert_eq!(Ownership::parse(&ownership.physical_id()).unwrap(), ownership);
         assert!(Ownership::parse("securityhub-enable:eu-west-1:enabled").is_err());
-        assert!(Ownership::parse("securityhub-enable:eu-west-1:mine:default-standards=true:tags=0").is_err());
-        assert_ne!(tags_fingerprint(&tags), tags_fingerprint(&BTreeMap::new()));
+        assert!(Ownership::parse("securityhub-enable:eu-west-1:mine:default-standards=true").is_err());
     }
 
     #[test]
