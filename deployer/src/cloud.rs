@@ -1145,6 +1145,56 @@ mod tests {
     }
 
     #[test]
+    fn parameters_come_from_the_file_in_either_form_and_the_command_line_wins() {
+        let dir = std::env::temp_dir().join(format!("tapguard-params-{}", run_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let object = dir.join("object.json");
+        std::fs::write(&object, r#"{"EnvironmentSuffix": "prod", "MaxAccessKeyAgeDays": 90}"#).unwrap();
+        let list = dir.join("list.json");
+        std::fs::write(
+            &list,
+            r#"[{"ParameterKey": "EnvironmentSuffix", "ParameterValue": "stage"}]"#,
+        )
+        .unwrap();
+        let args = |file: &PathBuf, cli: &[&str]| DeployArgs {
+            stack_name: "TapStack".into(),
+            template: "TapStack.yml".into(),
+            parameters: cli.iter().map(|s| s.to_string()).collect(),
+            parameters_file: Some(file.clone()),
+            tags: vec![],
+            capabilities: vec![],
+            yes: true,
+            targets: TargetArgs {
+                regions: vec![],
+                accounts: vec![],
+                role_name: None,
+                external_id: None,
+                concurrency: 1,
+                audit_log: None,
+                poll_interval_ms: 100,
+            },
+            stack_set: false,
+            ous: vec![],
+            failure_tolerance: 0,
+            max_concurrent: 1,
+        };
+        assert_eq!(
+            parameters(&args(&object, &["EnvironmentSuffix=dev"])).unwrap(),
+            vec![
+                ("EnvironmentSuffix".into(), "dev".into()),
+                ("MaxAccessKeyAgeDays".into(), "90".into())
+            ]
+        );
+        assert_eq!(
+            parameters(&args(&list, &[])).unwrap(),
+            vec![("EnvironmentSuffix".to_string(), "stage".to_string())]
+        );
+        let err = parameters(&args(&list, &["NoEquals"])).unwrap_err();
+        assert!(err.contains("expected KEY=VALUE"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn targets_are_accounts_times_regions() {
         let base = SdkConfig::builder().region(Region::new("eu-west-1")).build();
         let args = TargetArgs {

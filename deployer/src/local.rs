@@ -51,6 +51,9 @@ pub struct LocalArgs {
     /// what they are given, so a placeholder key makes EbsDefaultEncryption fail, as it should.
     #[arg(long)]
     pub stand_ins: bool,
+    /// Print the handlers' own log lines (JSON) as they come, on standard error.
+    #[arg(long)]
+    pub show_logs: bool,
     /// The Lambda timeout given to each invocation, in seconds.
     #[arg(long, default_value_t = 60)]
     pub lambda_timeout: u64,
@@ -620,6 +623,10 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
         _emulator = Some(emulator);
         env
     };
+    if args.show_logs {
+        // The harness echoes what the functions print when this is set in its process.
+        std::env::set_var("TAPGUARD_ECHO_LOGS", "1");
+    }
     let hosts: BTreeMap<&str, LambdaHost> = binaries
         .iter()
         .map(|b| (*b, LambdaHost::start(&dir.join(b), &env)))
