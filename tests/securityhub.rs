@@ -752,3 +752,23 @@ fn a_control_in_none_of_the_standards_fails_by_name_and_disables_what_the_create
     );
     assert!(settled_standards(w).is_empty());
 }
+
+#[test]
+fn throttling_is_retried_by_the_sdk_and_the_standard_still_reaches_ready() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    w.fault(
+        json!({"service": "securityhub", "operation": "BatchEnableStandards", "code": "ThrottlingException",
+        "message": "Rate exceeded", "status": 429, "count": 2}),
+    );
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": [FSBP]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(
+        count(&w.operations("securityhub"), "BatchEnableStandards"),
+        3,
+        "two throttled, then through"
+    );
+    assert_eq!(standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+}

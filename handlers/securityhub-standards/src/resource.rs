@@ -1043,6 +1043,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_adopted_standard_being_disabled_meanwhile_is_failed_and_not_touched() {
+        let (hub, cat, enable, disable) = (hub_on(), catalog(), enable_ok(), disable_ok());
+        let enabled = reads(vec![
+            vec![(FSBP, Ready, None)],
+            vec![(FSBP, StandardsStatus::Deleting, None)],
+        ]);
+        let err = handler(&[&hub, &cat, &enabled, &enable, &disable])
+            .create(&inv(), props(&[FSBP]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("standard {FSBP} is DELETING in {ACCOUNT}/eu-west-1")),
+            "{err}"
+        );
+        assert!(err.contains("being disabled by someone else"), "{err}");
+        assert_eq!(
+            enable.num_calls() + disable.num_calls(),
+            0,
+            "adopted: neither enabled nor disabled"
+        );
+    }
+
+    #[tokio::test]
     async fn still_pending_when_the_wait_is_over_is_failed_naming_the_standard() {
         let (hub, cat, enable, disable) = (hub_on(), catalog(), enable_ok(), disable_ok());
         let enabled = reads(vec![vec![], vec![(CIS_14, Pending, None)]]);
