@@ -539,8 +539,16 @@ async fn describe_stack(ctx: &Ctx, cfn: &CloudFormation, name: &str) -> Result<O
     }
 }
 
-/// All events of a stack, oldest first.
-async fn stack_events(ctx: &Ctx, cfn: &CloudFormation, stack_id: &str) -> Result<Vec<StackEvent>, ApiError> {
+/// The stack's recent events, oldest first. CloudFormation lists the newest first, so paging stops
+/// at the first page holding an event already `seen` (a stack's history can run to thousands of
+/// events, and this runs at every poll); with nothing seen yet, the first page is enough to know
+/// where "new" starts.
+async fn stack_events(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    stack_id: &str,
+    seen: &HashSet<String>,
+) -> Result<Vec<StackEvent>, ApiError> {
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -555,7 +563,12 @@ async fn stack_events(ctx: &Ctx, cfn: &CloudFormation, stack_id: &str) -> Result
             .await?;
         events.extend(out.stack_events().iter().cloned());
         token = out.next_token().map(str::to_string);
-        if token.is_none() {
+        let reached_seen = seen.is_empty()
+            || out
+                .stack_events()
+                .iter()
+                .any(|e| e.event_id().is_some_and(|id| seen.contains(id)));
+        if token.is_none() || reached_seen {
             break;
         }
     }
@@ -640,7 +653,7 @@ async fn watch(
             Err(e) => return Err(e),
         };
         ctx.set_status(&status);
-        for event in stack_events(ctx, cfn, stack_id).await? {
+        for event in stack_events(ctx, cfn, stack_id, seen).await? {
             let id = event.event_id().unwrap_or_default().to_string();
             if seen.insert(id) {
                 ctx.say(event_line(&event));
@@ -879,7 +892,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     }
 
     // Events from before this run are history: only what this execution causes is shown.
-    let mut seen: HashSet<String> = match stack_events(ctx, &cfn, &stack_id).await {
+    let mut seen: HashSet<String> = match stack_events(ctx, &cfn, &stack_id, &HashSet::new()).await {
         Ok(events) => events.iter().filter_map(|e| e.event_id().map(str::to_string)).collect(),
         Err(e) => return fail(ctx, e.to_string()),
     };
@@ -1055,7 +1068,7 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
             if !args.yes && !confirm(&ctx, &format!("delete stack {name} ({status})?")).await {
                 return Outcome::bad("not deleted");
             }
-            let mut seen: HashSet<String> = match stack_events(&ctx, &cfn, &stack_id).await {
+            let mut seen: HashSet<String> = match stack_events(&ctx, &cfn, &stack_id, &HashSet::new()).await {
                 Ok(events) => events.iter().filter_map(|e| e.event_id().map(str::to_string)).collect(),
                 Err(e) => return fail(&ctx, e.to_string()),
             };
