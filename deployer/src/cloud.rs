@@ -248,7 +248,7 @@ fn explain_entry_error(error: &ApiError, role_arn: Option<&str>) -> String {
             "the region may not be enabled in this account (opt-in regions are enabled under Account settings), or the credentials are not valid".to_string()
         }
         "ExpiredToken" | "ExpiredTokenException" => "the credentials have expired: refresh them".to_string(),
-        _ => "check the credentials and the region".to_string(),
+        _ => return error.to_string(),
     };
     format!("{error} ({advice})")
 }
