@@ -106,6 +106,9 @@ fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str,
         if body.is_object() && body.get("account").is_none() {
             body["account"] = Value::String(account.account_id.clone());
         }
+        if body.is_object() && body.get("region").is_none() {
+            body["region"] = Value::String(region.to_string());
+        }
         emulator.control(str_of(c, "path"), body);
     }
     if let Some(note) = step.get("note").and_then(Value::as_str) {
