@@ -40,9 +40,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# Each handler's lifecycle (Create, Updates, Delete) from demo/, then the whole baseline, TapStack.yml,
+# played as CloudFormation would (dependency order, Data passed between resources) and torn down.
 demo: venv
 	$(CARGO) build --workspace --bins
 	./target/debug/tapguard-demo .
+	./target/debug/tapguard local --template TapStack.yml --stand-ins --teardown
 
 # The emulator by hand, for poking at it with the AWS CLI or an SDK: AWS_ENDPOINT_URL=http://127.0.0.1:$(PORT)
 emulator: venv
