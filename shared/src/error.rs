@@ -37,6 +37,71 @@ impl HandlerError {
         }
     }
 
+    /// Replaces the advice of a failed AWS call with one specific to the resource; other errors are unchanged.
+    pub fn with_advice(self, advice: impl Into<String>) -> Self {
+        match self {
+            HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message,
+                ..
+            } => HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message,
+                advice: advice.into(),
+            },
+            other => other,
+        }
+    }
+
+    /// Adds context to the message of a failed AWS call (which standard, which rule); other errors are unchanged.
+    pub fn with_context(self, context: &str) -> Self {
+        match self {
+            HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message,
+                advice,
+            } => HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message: format!("{message} ({context})"),
+                advice,
+            },
+            other => other,
+        }
+    }
+
+    /// Appends a note (what an undo did, for instance) to any error, keeping operation and code first.
+    pub fn with_note(self, note: &str) -> Self {
+        match self {
+            HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message,
+                advice,
+            } => HandlerError::Aws {
+                service,
+                operation,
+                code,
+                message,
+                advice: format!("{advice}; {note}"),
+            },
+            HandlerError::NotVerified(text) => HandlerError::NotVerified(format!("{text}; {note}")),
+            HandlerError::Failed(text) => HandlerError::Failed(format!("{text}; {note}")),
+            HandlerError::InvalidProperty { property, problem } => HandlerError::InvalidProperty {
+                property,
+                problem: format!("{problem}; {note}"),
+            },
+        }
+    }
+
     /// Turns a failed SDK call into an error that names the operation, the code and what to do.
     pub fn from_sdk<E>(service: &str, operation: &str, err: &SdkError<E, HttpResponse>) -> Self
     where
@@ -204,6 +269,24 @@ mod tests {
         let err = failing_call(rule).await;
         assert_eq!(err.code(), Some("InternalError"), "{err:?}");
         assert!(err.to_string().contains("AWS failed on its side"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn advice_context_and_notes_keep_the_operation_and_code_first() {
+        let err = failing_call(modeled("InvalidParameterValue", "bad value")).await;
+        let text = err
+            .with_context("Rules[1]")
+            .with_advice("fix Rules[1]")
+            .with_note("deleted rule keys")
+            .to_string();
+        assert_eq!(
+            text,
+            "EnableEbsEncryptionByDefault failed: InvalidParameterValue: bad value (Rules[1]) (fix Rules[1]; deleted rule keys)"
+        );
+        let other = HandlerError::Failed("no hub".into())
+            .with_advice("ignored")
+            .with_note("undone");
+        assert_eq!(other.to_string(), "no hub; undone");
     }
 
     #[tokio::test]

@@ -317,9 +317,10 @@ impl<R: CustomResource> Runtime<R> {
         let reason = sent.reason.clone().unwrap_or_default();
         let delivered = delivery.is_ok();
         let delivery_error = delivery.err().unwrap_or_default();
-        let line = |level_error: bool| {
-            if level_error {
-                error!(
+        // tracing fixes a line's level where it is written, so the one line is written once per level.
+        macro_rules! event_line {
+            ($level:ident) => {
+                $level!(
                     request_type,
                     resource_type = R::RESOURCE_TYPE,
                     logical_resource_id = logical_id,
@@ -335,25 +336,13 @@ impl<R: CustomResource> Runtime<R> {
                     duration_ms,
                     "custom resource event handled"
                 )
-            } else {
-                info!(
-                    request_type,
-                    resource_type = R::RESOURCE_TYPE,
-                    logical_resource_id = logical_id,
-                    request_id,
-                    stack_id,
-                    physical_resource_id = sent.physical_resource_id,
-                    outcome = sent.status.as_str(),
-                    reason,
-                    data_keys,
-                    replaced,
-                    delivered,
-                    duration_ms,
-                    "custom resource event handled"
-                )
-            }
-        };
-        line(sent.status == Status::Failed || !delivered);
+            };
+        }
+        if sent.status == Status::Failed || !delivered {
+            event_line!(error);
+        } else {
+            event_line!(info);
+        }
         // The invocation itself always succeeds: a Lambda retry would only send a duplicate response.
         json!({ "Status": sent.status.as_str(), "PhysicalResourceId": sent.physical_resource_id, "Delivered": delivered })
     }

@@ -684,7 +684,7 @@ impl CustomResource for ConfigSetup {
             Err(err) => {
                 inv.step("undoing the failed Create");
                 let note = self.undo(inv, journal).await;
-                Err(with_note(err, &note))
+                Err(err.with_note(&note))
             }
         }
     }
@@ -1061,24 +1061,11 @@ fn delivery_advice(code: &str, desired: &Desired) -> String {
 
 /// Replaces the generic advice of a failed Config call with what a person should do about this resource.
 fn advise(err: HandlerError, desired: Option<&Desired>, rule: Option<&DesiredRule>) -> HandlerError {
-    let HandlerError::Aws {
-        service,
-        operation,
-        code,
-        message,
-        advice,
-    } = err
-    else {
+    let Some(code) = err.code().map(str::to_string) else {
         return err;
     };
     if is_access_denied(&code) || is_throttling(&code) {
-        return HandlerError::Aws {
-            service,
-            operation,
-            code,
-            message,
-            advice,
-        };
+        return err;
     }
     let specific = match (code.as_str(), desired) {
         ("InsufficientDeliveryPolicyException" | "NoSuchBucketException", Some(d)) => Some(delivery_advice(&code, d)),
@@ -1123,37 +1110,9 @@ fn advise(err: HandlerError, desired: Option<&Desired>, rule: Option<&DesiredRul
         }),
         _ => None,
     };
-    HandlerError::Aws {
-        service,
-        operation,
-        code,
-        message,
-        advice: specific.unwrap_or(advice),
-    }
-}
-
-/// Adds what a failed Create undid (or could not) to its reason, keeping the operation and the code first.
-fn with_note(err: HandlerError, note: &str) -> HandlerError {
-    match err {
-        HandlerError::Aws {
-            service,
-            operation,
-            code,
-            message,
-            advice,
-        } => HandlerError::Aws {
-            service,
-            operation,
-            code,
-            message,
-            advice: format!("{advice}; {note}"),
-        },
-        HandlerError::NotVerified(text) => HandlerError::NotVerified(format!("{text}; {note}")),
-        HandlerError::Failed(text) => HandlerError::Failed(format!("{text}; {note}")),
-        HandlerError::InvalidProperty { property, problem } => HandlerError::InvalidProperty {
-            property,
-            problem: format!("{problem}; {note}"),
-        },
+    match specific {
+        Some(advice) => err.with_advice(advice),
+        None => err,
     }
 }
 

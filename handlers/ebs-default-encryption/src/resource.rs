@@ -186,30 +186,27 @@ impl EbsDefaultEncryption {
         Ok(DesiredKey::Arn(arn.to_string()))
     }
 
+    async fn set_default_key(&self, inv: &Invocation, key: &DesiredKey) -> Result<(), HandlerError> {
+        match key {
+            DesiredKey::AwsManaged => {
+                let reset = self.ec2.reset_ebs_default_kms_key_id().send();
+                inv.aws("ec2", "ResetEbsDefaultKmsKeyId", reset).await?;
+            }
+            DesiredKey::Arn(arn) => {
+                let modify = self.ec2.modify_ebs_default_kms_key_id().kms_key_id(arn).send();
+                inv.aws("ec2", "ModifyEbsDefaultKmsKeyId", modify).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Brings the region to the desired state, calling only what differs, then reads it back.
     async fn converge(&self, inv: &Invocation, props: &Properties) -> Result<Current, HandlerError> {
         let desired = self.resolve(inv, props).await?;
         let current = self.read(inv).await?;
         // The key first: volumes created the moment encryption turns on already use the right key.
         if !desired.is_met_by(&current.kms_key_id) {
-            match &desired {
-                DesiredKey::AwsManaged => {
-                    inv.aws(
-                        "ec2",
-                        "ResetEbsDefaultKmsKeyId",
-                        self.ec2.reset_ebs_default_kms_key_id().send(),
-                    )
-                    .await?;
-                }
-                DesiredKey::Arn(arn) => {
-                    inv.aws(
-                        "ec2",
-                        "ModifyEbsDefaultKmsKeyId",
-                        self.ec2.modify_ebs_default_kms_key_id().kms_key_id(arn).send(),
-                    )
-                    .await?;
-                }
-            }
+            self.set_default_key(inv, &desired).await?;
         }
         if !current.enabled {
             inv.aws(
@@ -295,24 +292,7 @@ impl CustomResource for EbsDefaultEncryption {
             DesiredKey::Arn(prior.kms_key_id.clone())
         };
         if ours && !prior_key.is_met_by(&current.kms_key_id) {
-            match &prior_key {
-                DesiredKey::AwsManaged => {
-                    inv.aws(
-                        "ec2",
-                        "ResetEbsDefaultKmsKeyId",
-                        self.ec2.reset_ebs_default_kms_key_id().send(),
-                    )
-                    .await?;
-                }
-                DesiredKey::Arn(arn) => {
-                    inv.aws(
-                        "ec2",
-                        "ModifyEbsDefaultKmsKeyId",
-                        self.ec2.modify_ebs_default_kms_key_id().kms_key_id(arn).send(),
-                    )
-                    .await?;
-                }
-            }
+            self.set_default_key(inv, &prior_key).await?;
         } else if !ours {
             info!(
                 current_key = current.kms_key_id,

@@ -343,23 +343,7 @@ impl SecurityHubStandards {
                     .send(),
             )
             .await
-            .map_err(|err| match err {
-                HandlerError::Aws {
-                    service,
-                    operation,
-                    code,
-                    message,
-                    advice,
-                } => HandlerError::Aws {
-                    service,
-                    operation,
-                    code,
-                    message: format!("{message} (enabling {})", standard.id),
-                    advice,
-                },
-                other => other,
-            })
-            .map_err(explain_configuration_policy)?;
+            .map_err(|err| explain_configuration_policy(err.with_context(&format!("enabling {}", standard.id))))?;
         answer
             .standards_subscriptions()
             .iter()
@@ -669,25 +653,15 @@ impl SecurityHubStandards {
 /// A denial by a central configuration policy is not a missing permission: granting the action to the
 /// role would change nothing, so the advice says where the decision is made.
 fn explain_configuration_policy(err: HandlerError) -> HandlerError {
-    match err {
-        HandlerError::Aws {
-            service,
-            operation,
-            code,
-            message,
-            ..
-        } if is_access_denied(&code) && message.to_ascii_lowercase().contains("configuration policy") => {
-            HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message,
-                advice: "this account's standards are set by the delegated administrator's configuration policy: \
-                         change the policy in that account, or leave these standards out of this resource"
-                    .into(),
-            }
-        }
-        other => other,
+    let by_policy = matches!(&err, HandlerError::Aws { code, message, .. }
+        if is_access_denied(code) && message.to_ascii_lowercase().contains("configuration policy"));
+    if by_policy {
+        err.with_advice(
+            "this account's standards are set by the delegated administrator's configuration policy: change the \
+             policy in that account, or leave these standards out of this resource",
+        )
+    } else {
+        err
     }
 }
 
