@@ -375,6 +375,16 @@ fn every_function_has_its_own_role_encrypted_json_logs_and_two_alarms() {
 #[test]
 fn the_scheduled_function_reads_settings_named_like_its_properties() {
     let functions = functions_template();
+    let (_, rotation) = &functions_by_binary(&functions)["access-key-rotation"];
+    let schedules: Vec<&Value> = rotation["Properties"]["Events"]
+        .as_object()
+        .map(|events| events.values().filter(|e| e["Type"] == "Schedule").collect())
+        .unwrap_or_default();
+    assert_eq!(schedules.len(), 1, "the access-key pass runs on one schedule");
+    assert_eq!(
+        schedules[0]["Properties"]["Schedule"],
+        json!({"Ref": "RotationSchedule"})
+    );
     for (binary, (logical_id, function)) in functions_by_binary(&functions) {
         let Some(variables) = function["Properties"]["Environment"].get("Variables") else {
             continue;
