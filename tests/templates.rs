@@ -552,3 +552,84 @@ fn the_readme_data_table_reader_finds_the_documented_keys() {
     assert_eq!(keys, expected);
     assert!(documented_data_keys("no-such-handler").is_none());
 }
+
+/// The `service:Action` names in the Permissions section of a handler's README.
+fn documented_permissions(binary: &str) -> BTreeSet<String> {
+    let path = root().join("handlers").join(binary).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let section = readme
+        .split("\n## Permissions")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}: no Permissions section", path.display()));
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| {
+            name.split_once(':').is_some_and(|(service, action)| {
+                !service.is_empty()
+                    && service
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && action.starts_with(|c: char| c.is_ascii_uppercase())
+                    && action.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every action a role's policies allow: its inline policies and the RolePolicy resources attached to it.
+fn role_actions(functions: &Template, role: &str) -> BTreeSet<String> {
+    let mut documents: Vec<Value> = functions.resource(role)["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|policy| policy["PolicyDocument"].clone())
+        .collect();
+    documents.extend(
+        functions
+            .resources_of_type("AWS::IAM::RolePolicy")
+            .filter(|(_, policy)| policy["Properties"]["RoleName"]["Ref"] == role)
+            .map(|(_, policy)| policy["Properties"]["PolicyDocument"].clone()),
+    );
+    let mut actions = BTreeSet::new();
+    for statement in documents
+        .iter()
+        .flat_map(|d| d["Statement"].as_array().cloned().unwrap_or_default())
+    {
+        assert_eq!(statement["Effect"], "Allow", "{role}: {statement}");
+        match &statement["Action"] {
+            Value::String(action) => {
+                actions.insert(action.clone());
+            }
+            Value::Array(list) => actions.extend(list.iter().filter_map(Value::as_str).map(str::to_string)),
+            other => panic!("{role}: Action {other}"),
+        }
+    }
+    actions
+}
+
+#[test]
+fn each_role_allows_exactly_the_actions_its_handler_documents() {
+    let functions = functions_template();
+    let own_logs = BTreeSet::from(["logs:CreateLogStream".to_string(), "logs:PutLogEvents".to_string()]);
+    let mut problems = Vec::new();
+    for (binary, (logical_id, function)) in functions_by_binary(&functions) {
+        let role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .expect("Role is !GetAtt <role>.Arn");
+        let granted: BTreeSet<String> = role_actions(&functions, role).difference(&own_logs).cloned().collect();
+        let documented = documented_permissions(&binary);
+        let undocumented: Vec<&String> = granted.difference(&documented).collect();
+        let missing: Vec<&String> = documented.difference(&granted).collect();
+        if !undocumented.is_empty() || !missing.is_empty() {
+            problems.push(format!(
+                "{logical_id} ({role}): granted but not in handlers/{binary}/README.md: {undocumented:?}; \
+                 documented but not granted: {missing:?}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
