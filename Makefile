@@ -26,6 +26,7 @@ build:
 # then every test: unit tests with aws-smithy-mocks, integration tests of the real binaries on the emulator.
 test: venv
 	$(CARGO) fmt --all -- --check
+	scripts/check-templates.sh
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 
@@ -52,11 +53,14 @@ emulator: venv
 	$(PY) emulator/server.py --port $(PORT) --verbose
 
 # Measurements, never timed assertions: the access-key scan (credential report vs a per-user scan) on the emulator.
+# Zip sizes come from the last `make package` (the release build takes about 11 minutes).
 bench: venv
 	$(CARGO) run -p access-key-rotation --features bench --bin rotation-bench
+	scripts/package.sh --sizes
 
+# Release zips with cargo-lambda and `sam build` of template.yml (cargo-lambda and zig from PyPI, no Docker).
 package:
-	$(CARGO) lambda build --release --output-format zip
+	scripts/package.sh
 
 clean-venv:
 	rm -rf $(VENV)

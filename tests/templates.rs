@@ -53,10 +53,10 @@ fn parse_with<P: DeserializeOwned>(properties: &Value) -> Result<(), String> {
 fn handlers() -> Vec<Handler> {
     vec![
         typed::<ebs_default_encryption::EbsDefaultEncryption>("ebs-default-encryption"),
-        awaiting_crate("config-setup", "Custom::ConfigSetup"),
-        awaiting_crate("securityhub-enable", "Custom::SecurityHubEnable"),
-        awaiting_crate("securityhub-standards", "Custom::SecurityHubStandards"),
-        awaiting_crate("access-key-rotation", "Custom::AccessKeyRotation"),
+        typed::<config_setup::ConfigSetup>("config-setup"),
+        typed::<securityhub_enable::SecurityHubEnable>("securityhub-enable"),
+        typed::<securityhub_standards::SecurityHubStandards>("securityhub-standards"),
+        typed::<access_key_rotation::AccessKeyRotation>("access-key-rotation"),
     ]
 }
 
