@@ -97,10 +97,23 @@ fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str,
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         emulator.query(account, region, str_of(q, "service"), &params);
     } else if let Some(j) = step.get("json") {
-        emulator.json_call(account, region, str_of(j, "service"), str_of(j, "target"), j["body"].clone());
+        emulator.json_call(
+            account,
+            region,
+            str_of(j, "service"),
+            str_of(j, "target"),
+            j["body"].clone(),
+        );
     } else if let Some(r) = step.get("rest") {
         let body = r.get("body").cloned();
-        emulator.rest_call(account, region, str_of(r, "service"), str_of(r, "method"), str_of(r, "path"), body);
+        emulator.rest_call(
+            account,
+            region,
+            str_of(r, "service"),
+            str_of(r, "method"),
+            str_of(r, "path"),
+            body,
+        );
     } else if let Some(c) = step.get("control") {
         let mut body = c["body"].clone();
         if body.is_object() && body.get("account").is_none() {
