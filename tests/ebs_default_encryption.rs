@@ -200,7 +200,7 @@ fn malformed_properties_fail_by_name_and_the_delete_after_touches_nothing() {
     assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
     assert_eq!(deleted.physical_id(), wrong_type.physical_id());
     assert!(w.operations("ec2").is_empty(), "{:?}", w.operations("ec2"));
-    assert_eq!(ebs_state(&w).0, false);
+    assert!(!ebs_state(&w).0, "encryption by default must still be off");
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn an_unknown_key_fails_before_any_change() {
         failed.reason()
     );
     assert!(mutating(&w.operations("ec2")).is_empty());
-    assert_eq!(ebs_state(&w).0, false);
+    assert!(!ebs_state(&w).0, "encryption by default must still be off");
 }
 
 #[test]
@@ -243,7 +243,7 @@ fn access_denied_is_failed_with_operation_code_action_and_log_stream() {
         reason.ends_with(&format!("(log stream {})", w.host.log_stream)),
         "{reason}"
     );
-    assert_eq!(ebs_state(&w).0, false);
+    assert!(!ebs_state(&w).0, "encryption by default must still be off");
 }
 
 #[test]
