@@ -38,68 +38,30 @@ impl HandlerError {
     }
 
     /// Replaces the advice of a failed AWS call with one specific to the resource; other errors are unchanged.
-    pub fn with_advice(self, advice: impl Into<String>) -> Self {
-        match self {
-            HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message,
-                ..
-            } => HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message,
-                advice: advice.into(),
-            },
-            other => other,
+    pub fn with_advice(mut self, new_advice: impl Into<String>) -> Self {
+        if let HandlerError::Aws { advice, .. } = &mut self {
+            *advice = new_advice.into();
         }
+        self
     }
 
     /// Adds context to the message of a failed AWS call (which standard, which rule); other errors are unchanged.
-    pub fn with_context(self, context: &str) -> Self {
-        match self {
-            HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message,
-                advice,
-            } => HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message: format!("{message} ({context})"),
-                advice,
-            },
-            other => other,
+    pub fn with_context(mut self, context: &str) -> Self {
+        if let HandlerError::Aws { message, .. } = &mut self {
+            message.push_str(&format!(" ({context})"));
         }
+        self
     }
 
     /// Appends a note (what an undo did, for instance) to any error, keeping operation and code first.
-    pub fn with_note(self, note: &str) -> Self {
-        match self {
-            HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message,
-                advice,
-            } => HandlerError::Aws {
-                service,
-                operation,
-                code,
-                message,
-                advice: format!("{advice}; {note}"),
-            },
-            HandlerError::NotVerified(text) => HandlerError::NotVerified(format!("{text}; {note}")),
-            HandlerError::Failed(text) => HandlerError::Failed(format!("{text}; {note}")),
-            HandlerError::InvalidProperty { property, problem } => HandlerError::InvalidProperty {
-                property,
-                problem: format!("{problem}; {note}"),
-            },
-        }
+    pub fn with_note(mut self, note: &str) -> Self {
+        let text = match &mut self {
+            HandlerError::Aws { advice, .. } => advice,
+            HandlerError::NotVerified(text) | HandlerError::Failed(text) => text,
+            HandlerError::InvalidProperty { problem, .. } => problem,
+        };
+        text.push_str(&format!("; {note}"));
+        self
     }
 
     /// Turns a failed SDK call into an error that names the operation, the code and what to do.
