@@ -182,6 +182,15 @@ def _not_subscribed(self):
     )
 
 
+def _refuse_change(self, state: dict):
+    """The answer to a change under a configuration policy, or without a hub; None when it may go on."""
+    if state["policy"]:
+        return _policy_denied(self, state)
+    if not self.securityhub_backend.enabled:
+        return _not_subscribed(self)
+    return None
+
+
 def _policy_denied(self, state: dict):
     return _error(
         "AccessDeniedException",
@@ -292,10 +301,8 @@ def _enable_security_hub(self):
 def _disable_security_hub(self):
     backend = self.securityhub_backend
     state = _state(backend)
-    if state["policy"]:
-        return _policy_denied(self, state)
-    if not backend.enabled:
-        return _not_subscribed(self)
+    if refusal := _refuse_change(self, state):
+        return refusal
     backend.disable_security_hub()
     state["subscriptions"].clear()
     return _ok({})
@@ -323,10 +330,8 @@ def _update_security_hub_configuration(self):
     backend = self.securityhub_backend
     state = _state(backend)
     params = _params(self)
-    if state["policy"]:
-        return _policy_denied(self, state)
-    if not backend.enabled:
-        return _not_subscribed(self)
+    if refusal := _refuse_change(self, state):
+        return refusal
     generator = params.get("ControlFindingGenerator")
     if generator is not None:
         if generator not in ("SECURITY_CONTROL", "STANDARD_CONTROL"):
@@ -379,10 +384,8 @@ def _describe_standards(self):
 def _batch_enable_standards(self):
     backend = self.securityhub_backend
     state = _state(backend)
-    if state["policy"]:
-        return _policy_denied(self, state)
-    if not backend.enabled:
-        return _not_subscribed(self)
+    if refusal := _refuse_change(self, state):
+        return refusal
     requests = _params(self).get("StandardsSubscriptionRequests") or []
     if not requests:
         return _error("InvalidInputException", "StandardsSubscriptionRequests must not be empty")
@@ -404,10 +407,8 @@ def _batch_enable_standards(self):
 def _batch_disable_standards(self):
     backend = self.securityhub_backend
     state = _state(backend)
-    if state["policy"]:
-        return _policy_denied(self, state)
-    if not backend.enabled:
-        return _not_subscribed(self)
+    if refusal := _refuse_change(self, state):
+        return refusal
     arns = _params(self).get("StandardsSubscriptionArns") or []
     if not arns:
         return _error("InvalidInputException", "StandardsSubscriptionArns must not be empty")
@@ -494,10 +495,8 @@ def _find_control(state: dict, control_arn: str):
 def _update_standards_control(self):
     backend = self.securityhub_backend
     state = _state(backend)
-    if state["policy"]:
-        return _policy_denied(self, state)
-    if not backend.enabled:
-        return _not_subscribed(self)
+    if refusal := _refuse_change(self, state):
+        return refusal
     arn = _path_arn(self, "/standards/control/")
     params = _params(self)
     control = _find_control(state, arn)
@@ -563,10 +562,8 @@ def _batch_get_standards_control_associations(self):
 def _batch_update_standards_control_associations(self):
     backend = self.securityhub_backend
     state = _state(backend)
-    if state["policy"]:
-        return _policy_denied(self, state)
-    if not backend.enabled:
-        return _not_subscribed(self)
+    if refusal := _refuse_change(self, state):
+        return refusal
     unprocessed = []
     for update in _params(self).get("StandardsControlAssociationUpdates") or []:
         status = update.get("AssociationStatus")
