@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::operation::list_access_keys::ListAccessKeysOutput;
+use aws_sdk_iam::operation::list_user_tags::ListUserTagsOutput;
 use aws_sdk_iam::types::{AccessKey, AccessKeyMetadata, ReportStateType, StatusType};
 use aws_smithy_types::date_time::Format;
 use futures_util::stream::{self, StreamExt};
@@ -590,68 +592,69 @@ impl Pass<'_> {
         Ok(last_used.is_none_or(|t| self.now - t >= grace * DAY))
     }
 
-    /// The user's keys; `None` when the user no longer exists (deleted since the report).
-    async fn list_keys(&self, user: &str) -> Result<Option<Vec<Key>>, HandlerError> {
-        let mut keys = Vec::new();
+    /// Every page of one of a user's IAM listings; `None` when the user no longer exists (deleted since
+    /// the report). Each page goes through `call`, so a throttled page is retried on its own.
+    async fn user_pages<P, E, F, Fut>(&self, operation: &str, mut fetch: F) -> Result<Option<Vec<P>>, HandlerError>
+    where
+        P: IamPage,
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<P, SdkError<E>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut pages = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = match self
-                .call("iam", "ListAccessKeys", || {
-                    self.handler
-                        .iam
-                        .list_access_keys()
-                        .user_name(user)
-                        .set_marker(marker.clone())
-                        .send()
-                })
-                .await
-            {
+            let page = match self.call("iam", operation, || fetch(marker.clone())).await {
                 Ok(page) => page,
                 Err(err) if err.code() == Some("NoSuchEntity") => return Ok(None),
                 Err(err) => return Err(err),
             };
-            keys.extend(page.access_key_metadata().iter().filter_map(key_of));
-            match page.marker().filter(|_| page.is_truncated()) {
-                Some(next) => marker = Some(next.to_string()),
-                None => return Ok(Some(keys)),
+            marker = page.next_marker();
+            pages.push(page);
+            if marker.is_none() {
+                return Ok(Some(pages));
             }
         }
     }
 
+    /// The user's keys; `None` when the user no longer exists (deleted since the report).
+    async fn list_keys(&self, user: &str) -> Result<Option<Vec<Key>>, HandlerError> {
+        let iam = &self.handler.iam;
+        let pages = self
+            .user_pages("ListAccessKeys", |marker| {
+                iam.list_access_keys().user_name(user).set_marker(marker).send()
+            })
+            .await?;
+        Ok(pages.map(|pages| {
+            pages
+                .iter()
+                .flat_map(|page| page.access_key_metadata().iter().filter_map(key_of))
+                .collect()
+        }))
+    }
+
     /// The user's exemption and deactivation dates; `None` when the user no longer exists.
     async fn user_tags(&self, user: &str) -> Result<Option<UserTags>, HandlerError> {
+        let iam = &self.handler.iam;
+        let Some(pages) = self
+            .user_pages("ListUserTags", |marker| {
+                iam.list_user_tags().user_name(user).set_marker(marker).send()
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
         let mut tags = UserTags::default();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = match self
-                .call("iam", "ListUserTags", || {
-                    self.handler
-                        .iam
-                        .list_user_tags()
-                        .user_name(user)
-                        .set_marker(marker.clone())
-                        .send()
-                })
-                .await
-            {
-                Ok(page) => page,
-                Err(err) if err.code() == Some("NoSuchEntity") => return Ok(None),
-                Err(err) => return Err(err),
-            };
-            for tag in page.tags() {
-                if tag.key() == self.props.exempt_tag_key {
-                    tags.exempt = true;
-                } else if let Some(key_id) = tag.key().strip_prefix(DEACTIVATED_TAG_PREFIX) {
-                    // An unreadable date counts as today: the key is kept rather than deleted early.
-                    let at = report::parse_timestamp(tag.value()).unwrap_or(self.now);
-                    tags.deactivated.insert(key_id.to_string(), at);
-                }
-            }
-            match page.marker().filter(|_| page.is_truncated()) {
-                Some(next) => marker = Some(next.to_string()),
-                None => return Ok(Some(tags)),
+        for tag in pages.iter().flat_map(|page| page.tags()) {
+            if tag.key() == self.props.exempt_tag_key {
+                tags.exempt = true;
+            } else if let Some(key_id) = tag.key().strip_prefix(DEACTIVATED_TAG_PREFIX) {
+                // An unreadable date counts as today: the key is kept rather than deleted early.
+                let at = report::parse_timestamp(tag.value()).unwrap_or(self.now);
+                tags.deactivated.insert(key_id.to_string(), at);
             }
         }
+        Ok(Some(tags))
     }
 
     /// Stores the new key's secret and reads it back: the write counts only once it can be read.
@@ -764,6 +767,23 @@ impl Pass<'_> {
 
     fn over_age(&self, key: &Key) -> bool {
         self.now - key.created > i64::from(self.props.max_key_age_days) * DAY
+    }
+}
+
+/// An IAM listing page: where the next one starts, if there is one.
+trait IamPage {
+    fn next_marker(&self) -> Option<String>;
+}
+
+impl IamPage for ListAccessKeysOutput {
+    fn next_marker(&self) -> Option<String> {
+        self.marker().filter(|_| self.is_truncated()).map(str::to_string)
+    }
+}
+
+impl IamPage for ListUserTagsOutput {
+    fn next_marker(&self) -> Option<String> {
+        self.marker().filter(|_| self.is_truncated()).map(str::to_string)
     }
 }
 
