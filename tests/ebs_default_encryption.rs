@@ -21,6 +21,21 @@ fn ebs_state(w: &World) -> (bool, String) {
     )
 }
 
+/// The names of every parameter the ownership ledger holds in this world's account and region.
+fn ledger_parameters(w: &World) -> Vec<String> {
+    let listed = w.json_call(
+        "ssm",
+        "AmazonSSM.GetParametersByPath",
+        json!({"Path": "/tapguard", "Recursive": true}),
+    );
+    listed["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn managed_key(w: &World) -> String {
     format!("arn:aws:kms:{REGION}:{}:alias/aws/ebs", w.account.account_id)
 }
@@ -73,9 +88,13 @@ fn create_noop_update_key_change_rollback_and_delete_restore_the_region() {
     assert_eq!(created.data("Enabled"), Some("true"));
     assert_eq!(created.data("PreviouslyEnabled"), Some("false"));
     assert_eq!(created.data("KmsKeyId"), Some(managed.as_str()));
-    assert!(created
-        .physical_id()
-        .starts_with("ebs-default-encryption:eu-west-1:was-enabled=false:"));
+    assert!(
+        created
+            .physical_id()
+            .starts_with("ebs-default-encryption:eu-west-1:ledger-"),
+        "{}",
+        created.physical_id()
+    );
     assert_eq!(ebs_state(&w), (true, managed.clone()));
     r.physical_id = Some(created.physical_id().to_string());
     r.properties = json!({});
@@ -145,7 +164,8 @@ fn delete_keeps_encryption_that_was_on_before_create_and_restores_the_prior_key(
 }
 
 #[test]
-fn repeat_create_makes_no_mutating_call() {
+fn a_second_claimant_makes_no_mutating_call_and_the_last_one_restores_the_region() {
+    // A rename or a replacement: CloudFormation creates the new resource before deleting the old one.
     let w = world();
     let mut first = w.resource(TYPE, "First");
     assert_eq!(first.create(json!({})).status(), "SUCCESS");
@@ -154,13 +174,30 @@ fn repeat_create_makes_no_mutating_call() {
     let mut second = w.resource(TYPE, "Second");
     let again = second.create(json!({"KmsKeyId": ""}));
     assert_eq!(again.status(), "SUCCESS", "{}", again.reason());
-    assert_eq!(again.data("PreviouslyEnabled"), Some("true"));
+    assert_eq!(
+        again.data("PreviouslyEnabled"),
+        Some("false"),
+        "the state before the first claimant, not the one it left"
+    );
     let during = w.operations("ec2")[before..].to_vec();
     assert!(mutating(&during).is_empty(), "{during:?}");
+    let held = ledger_parameters(&w);
+    assert_eq!(
+        held.iter()
+            .filter(|n| n.starts_with("/tapguard/claims/ebs/default-encryption/"))
+            .count(),
+        2,
+        "two claims on the region's default: {held:?}"
+    );
 
-    // Deleting the second leaves the first one's encryption on.
-    assert_eq!(second.delete().status(), "SUCCESS");
-    assert!(ebs_state(&w).0);
+    // Deleting the first (the old name) leaves the second one's encryption on.
+    assert_eq!(first.delete().status(), "SUCCESS");
+    assert_eq!(ebs_state(&w), (true, managed_key(&w)));
+    // The last claimant's Delete puts the region back as it was before either.
+    let deleted = second.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(ebs_state(&w), (false, managed_key(&w)));
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
 
 #[test]

@@ -10,12 +10,14 @@
 
 pub mod arn;
 mod error;
+pub mod ledger;
 pub mod props;
 pub mod responder;
 pub mod response;
 mod runtime;
 
 pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
+pub use ledger::{Claim, Claimant, Ledger, Record, Release};
 pub use runtime::{run, CustomResource, Invocation, Outcome, Runtime, FAILED_CREATE_PREFIX};
 
 /// AWS configuration from the environment, loaded once at start-up. `AWS_ENDPOINT_URL` points every

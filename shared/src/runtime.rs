@@ -87,6 +87,20 @@ pub trait CustomResource: Send + Sync + 'static {
         props: Option<Self::Properties>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
+    /// Undoes, from the ownership ledger, what the Create with this RequestId did. The runtime calls it
+    /// when a Create answers an error while time is left, and for the Delete CloudFormation sends for a
+    /// failed Create (physical id `tapguard-failed-create:<RequestId>`), which covers a Create cut off by
+    /// the deadline or a panic. The default, for a resource that changes nothing before it can fail,
+    /// does nothing.
+    fn undo_create(
+        &self,
+        _inv: &Invocation,
+        _request_id: &str,
+        _props: Option<Self::Properties>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async { Ok(()) }
+    }
+
     /// A scheduled (EventBridge) event, for resources that also run on a schedule.
     fn scheduled(&self, _inv: &Invocation, _event: Value) -> impl Future<Output = Result<Value, HandlerError>> + Send {
         async {
@@ -353,7 +367,9 @@ impl<R: CustomResource> Runtime<R> {
         match request {
             Request::Create(create) => {
                 let props = props::parse(&create.resource_properties)?;
-                self.resource.create(inv, props).await
+                let created = self.resource.create(inv, props).await;
+                self.undo_if_failed(inv, &create.request_id, &create.resource_properties, created)
+                    .await
             }
             Request::Update(update) => {
                 let props = props::parse(&update.resource_properties)?;
@@ -369,11 +385,25 @@ impl<R: CustomResource> Runtime<R> {
                         physical_resource_id = update.physical_resource_id,
                         "update of a foreign physical id: creating a replacement"
                     );
-                    self.resource.create(inv, props).await
+                    let created = self.resource.create(inv, props).await;
+                    self.undo_if_failed(inv, &update.request_id, &update.resource_properties, created)
+                        .await
                 }
             }
             Request::Delete(delete) => {
                 let id = delete.physical_resource_id;
+                if let Some(request_id) = id.strip_prefix(FAILED_CREATE_PREFIX) {
+                    // The rollback of a Create that failed: undo whatever it had done before it failed
+                    // (it may have been cut off by the deadline or a panic with nothing undone).
+                    let props = props::parse(&delete.resource_properties).ok();
+                    self.resource.undo_create(inv, request_id, props).await.map_err(|err| {
+                        err.with_note(
+                            "this Delete undoes a Create that failed; retry it, or retain the resource \
+                             (DeletionPolicy: Retain) and undo its changes by hand",
+                        )
+                    })?;
+                    return Ok(Outcome::new(id));
+                }
                 if !self.owns(&id) {
                     info!(
                         physical_resource_id = id,
@@ -387,6 +417,34 @@ impl<R: CustomResource> Runtime<R> {
             }
             _ => Err(HandlerError::Failed("unsupported RequestType".into())),
         }
+    }
+
+    /// A Create that failed is undone at once, while there is time, so it leaves nothing behind.
+    async fn undo_if_failed(
+        &self,
+        inv: &Invocation,
+        request_id: &str,
+        properties: &Value,
+        created: Result<Outcome, HandlerError>,
+    ) -> Result<Outcome, HandlerError> {
+        let err = match created {
+            Ok(outcome) => return Ok(outcome),
+            Err(err) => err,
+        };
+        let failed_step = inv.current_step();
+        inv.step("undoing the failed Create");
+        let props = props::parse(properties).ok();
+        let result = match self.resource.undo_create(inv, request_id, props).await {
+            Ok(()) => Err(err),
+            Err(undo) => {
+                error!(error = %undo, "undoing the failed Create failed: the rollback Delete will try again");
+                Err(err.with_note(&format!(
+                    "undoing it failed too ({undo}): the rollback Delete will try again"
+                )))
+            }
+        };
+        inv.step(failed_step);
+        result
     }
 
     fn owns(&self, physical_id: &str) -> bool {

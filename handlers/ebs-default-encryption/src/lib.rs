@@ -1,6 +1,16 @@
 //! Custom::EbsDefaultEncryption. The binary is `main.rs`; the resource and its properties are here so
 //! tests can check TapStack.yml against the property schema.
 
+mod encryption;
+mod key;
+mod legacy;
+mod properties;
 mod resource;
+#[cfg(test)]
+mod tests;
 
-pub use resource::{EbsDefaultEncryption, PriorState, Properties};
+pub use encryption::DefaultEncryption;
+pub use properties::Properties;
+pub use resource::{setting, EbsDefaultEncryption};
+
+const ID_PREFIX: &str = "ebs-default-encryption:";

@@ -1,0 +1,468 @@
+//! Unit tests of the resource's paths, with EC2, KMS and the ledger's SSM mocked (aws-smithy-mocks).
+
+use aws_sdk_ec2::operation::disable_ebs_encryption_by_default::DisableEbsEncryptionByDefaultOutput;
+use aws_sdk_ec2::operation::enable_ebs_encryption_by_default::{
+    EnableEbsEncryptionByDefaultError, EnableEbsEncryptionByDefaultOutput,
+};
+use aws_sdk_ec2::operation::get_ebs_default_kms_key_id::GetEbsDefaultKmsKeyIdOutput;
+use aws_sdk_ec2::operation::get_ebs_encryption_by_default::GetEbsEncryptionByDefaultOutput;
+use aws_sdk_ec2::operation::modify_ebs_default_kms_key_id::ModifyEbsDefaultKmsKeyIdOutput;
+use aws_sdk_ec2::operation::reset_ebs_default_kms_key_id::ResetEbsDefaultKmsKeyIdOutput;
+use aws_sdk_ec2::Client as Ec2;
+use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
+use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType};
+use aws_sdk_kms::Client as Kms;
+use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
+use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
+use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
+use aws_sdk_ssm::types::Parameter;
+use aws_sdk_ssm::Client as Ssm;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_types::error::ErrorMetadata;
+use serde_json::json;
+use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger};
+
+use crate::{EbsDefaultEncryption, Properties};
+
+const MANAGED: &str = "arn:aws:kms:eu-west-1:111122223333:alias/aws/ebs";
+const KEY_ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn inv() -> Invocation {
+    let mut inv = Invocation::detached("eu-west-1", "111122223333");
+    inv.request_id = "req-1".into();
+    inv.logical_resource_id = "Ebs".into();
+    inv
+}
+
+fn encryption_reads(values: &[bool]) -> Rule {
+    let mut seq = mock!(Ec2::get_ebs_encryption_by_default).sequence();
+    for &v in values {
+        seq = seq.output(move || {
+            GetEbsEncryptionByDefaultOutput::builder()
+                .ebs_encryption_by_default(v)
+                .build()
+        });
+    }
+    seq.build()
+}
+
+fn key_reads(values: &[&'static str]) -> Rule {
+    let mut seq = mock!(Ec2::get_ebs_default_kms_key_id).sequence();
+    for &v in values {
+        seq = seq.output(move || GetEbsDefaultKmsKeyIdOutput::builder().kms_key_id(v).build());
+    }
+    seq.build()
+}
+
+fn enable_ok() -> Rule {
+    mock!(Ec2::enable_ebs_encryption_by_default).then_output(|| {
+        EnableEbsEncryptionByDefaultOutput::builder()
+            .ebs_encryption_by_default(true)
+            .build()
+    })
+}
+
+fn modify_ok() -> Rule {
+    mock!(Ec2::modify_ebs_default_kms_key_id)
+        .then_output(|| ModifyEbsDefaultKmsKeyIdOutput::builder().kms_key_id(KEY_ARN).build())
+}
+
+fn reset_ok() -> Rule {
+    mock!(Ec2::reset_ebs_default_kms_key_id)
+        .then_output(|| ResetEbsDefaultKmsKeyIdOutput::builder().kms_key_id(MANAGED).build())
+}
+
+fn disable_ok() -> Rule {
+    mock!(Ec2::disable_ebs_encryption_by_default).then_output(|| {
+        DisableEbsEncryptionByDefaultOutput::builder()
+            .ebs_encryption_by_default(false)
+            .build()
+    })
+}
+
+fn describe_key(state: KeyState) -> Rule {
+    mock!(Kms::describe_key).then_output(move || {
+        DescribeKeyOutput::builder()
+            .key_metadata(
+                KeyMetadata::builder()
+                    .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
+                    .arn(KEY_ARN)
+                    .key_state(state.clone())
+                    .key_spec(KeySpec::SymmetricDefault)
+                    .key_usage(KeyUsageType::EncryptDecrypt)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    })
+}
+
+/// The ledger's SSM: no record yet, the given claims on the setting, writes accepted.
+struct LedgerMocks {
+    get: Rule,
+    list: Rule,
+    put: Rule,
+    delete: Rule,
+}
+
+impl LedgerMocks {
+    fn with_claims(claims: Vec<serde_json::Value>) -> Self {
+        LedgerMocks {
+            get: mock!(Ssm::get_parameter)
+                .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
+            list: mock!(Ssm::get_parameters_by_path).then_output(move || {
+                let parameters = claims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        Parameter::builder()
+                            .name(format!("claim-{i}"))
+                            .value(c.to_string())
+                            .build()
+                    })
+                    .collect();
+                GetParametersByPathOutput::builder()
+                    .set_parameters(Some(parameters))
+                    .build()
+            }),
+            put: mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build()),
+            delete: mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()),
+        }
+    }
+
+    fn empty() -> Self {
+        Self::with_claims(vec![])
+    }
+
+    fn ledger(&self) -> Ledger {
+        let ssm = mock_client!(
+            aws_sdk_ssm,
+            RuleMode::MatchAny,
+            [&self.get, &self.list, &self.put, &self.delete]
+        );
+        Ledger::from_client(ssm, "ebs-default-encryption")
+    }
+}
+
+fn claim(key: &str, logical_id: &str, wants_key: &str, prior: serde_json::Value) -> serde_json::Value {
+    json!({"v": 1, "claimant": {"key": key, "handler": "ebs-default-encryption",
+        "stack_id": "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/1", "logical_id": logical_id},
+        "wants": {"enabled": true, "kms_key_id": wants_key}, "prior": prior, "since": 100})
+}
+
+fn handler(ec2_rules: &[&Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> EbsDefaultEncryption {
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules);
+    let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules);
+    EbsDefaultEncryption::from_clients(ec2, kms, ledger.ledger())
+}
+
+fn props(key: Option<&str>) -> Properties {
+    Properties {
+        kms_key_id: key.map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn create_on_a_fresh_region_claims_then_enables_and_verifies() {
+    let (reads, keys, enable) = (
+        encryption_reads(&[false, false, true]),
+        key_reads(&[MANAGED, MANAGED, MANAGED]),
+        enable_ok(),
+    );
+    let (modify, reset, ledger) = (modify_ok(), reset_ok(), LedgerMocks::empty());
+    let h = handler(&[&reads, &keys, &enable, &modify, &reset], &[], &ledger);
+    let out = h.create(&inv(), props(None)).await.unwrap();
+    assert_eq!(out.physical_id, "ebs-default-encryption:eu-west-1:ledger-req-1");
+    assert_eq!(out.data["Enabled"], "true");
+    assert_eq!(out.data["KmsKeyId"], MANAGED);
+    assert_eq!(out.data["PreviouslyEnabled"], "false");
+    assert_eq!(enable.num_calls(), 1);
+    assert_eq!(ledger.put.num_calls(), 2, "the record and the claim, before the change");
+    assert_eq!(
+        modify.num_calls() + reset.num_calls(),
+        0,
+        "the managed key was already the default"
+    );
+}
+
+#[tokio::test]
+async fn create_with_a_customer_key_sets_it_before_enabling() {
+    let (reads, keys) = (
+        encryption_reads(&[false, false, true]),
+        key_reads(&[MANAGED, MANAGED, KEY_ARN]),
+    );
+    let (enable, modify, describe, ledger) = (
+        enable_ok(),
+        modify_ok(),
+        describe_key(KeyState::Enabled),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe], &ledger);
+    let out = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap();
+    assert_eq!(out.data["KmsKeyId"], KEY_ARN);
+    assert_eq!(
+        (modify.num_calls(), enable.num_calls(), describe.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_second_claimant_inherits_the_first_ones_prior_state() {
+    // The region is on because the first claimant turned it on; Data still reports what was before it.
+    let (reads, keys) = (
+        encryption_reads(&[true, true, true]),
+        key_reads(&[MANAGED, MANAGED, MANAGED]),
+    );
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-0",
+        "OldName",
+        "alias/aws/ebs",
+        json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (enable, reset) = (enable_ok(), reset_ok());
+    let h = handler(&[&reads, &keys, &enable, &reset], &[], &ledger);
+    let out = h.create(&inv(), props(None)).await.unwrap();
+    assert_eq!(out.data["PreviouslyEnabled"], "false");
+    assert_eq!(enable.num_calls() + reset.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_claimant_asking_for_another_key_is_refused_before_any_change() {
+    let (reads, keys) = (encryption_reads(&[true, true]), key_reads(&[MANAGED, MANAGED]));
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-0",
+        "EbsDefault",
+        "alias/aws/ebs",
+        json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (modify, describe) = (modify_ok(), describe_key(KeyState::Enabled));
+    let h = handler(&[&reads, &keys, &modify], &[&describe], &ledger);
+    let err = h.create(&inv(), props(Some(KEY_ARN))).await.unwrap_err().to_string();
+    assert!(err.contains("already claimed by EbsDefault in stack TapStack"), "{err}");
+    assert_eq!(modify.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn access_denied_names_the_operation_the_code_and_the_action() {
+    let (reads, keys) = (encryption_reads(&[false, false]), key_reads(&[MANAGED, MANAGED]));
+    let enable = mock!(Ec2::enable_ebs_encryption_by_default).then_error(|| {
+        EnableEbsEncryptionByDefaultError::generic(
+            ErrorMetadata::builder()
+                .code("UnauthorizedOperation")
+                .message("You are not authorized")
+                .build(),
+        )
+    });
+    let ledger = LedgerMocks::empty();
+    let h = handler(&[&reads, &keys, &enable], &[], &ledger);
+    let err = h.create(&inv(), props(None)).await.unwrap_err();
+    assert_eq!(err.code(), Some("UnauthorizedOperation"));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized"),
+        "{text}"
+    );
+    assert!(text.contains("ec2:EnableEbsEncryptionByDefault was denied"), "{text}");
+}
+
+#[tokio::test]
+async fn a_read_back_that_disagrees_is_failed_not_success() {
+    let (reads, keys, enable, ledger) = (
+        encryption_reads(&[false, false, false]),
+        key_reads(&[MANAGED, MANAGED, MANAGED]),
+        enable_ok(),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys, &enable], &[], &ledger);
+    let err = h.create(&inv(), props(None)).await.unwrap_err();
+    assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("GetEbsEncryptionByDefault still answers false"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_refused_before_any_change_or_ledger_write() {
+    let (reads, keys, enable, modify, ledger) = (
+        encryption_reads(&[false]),
+        key_reads(&[MANAGED]),
+        enable_ok(),
+        modify_ok(),
+        LedgerMocks::empty(),
+    );
+    let describe = mock!(Kms::describe_key).then_error(|| {
+        DescribeKeyError::generic(
+            ErrorMetadata::builder()
+                .code("NotFoundException")
+                .message("Alias not found")
+                .build(),
+        )
+    });
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe], &ledger);
+    let err = h
+        .create(&inv(), props(Some("alias/missing")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid property KmsKeyId: alias/missing: DescribeKey failed: NotFoundException"),
+        "{err}"
+    );
+    assert_eq!(enable.num_calls() + modify.num_calls() + ledger.put.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn the_last_claimant_restores_what_the_first_one_found() {
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        KEY_ARN,
+        json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (reads, keys) = (encryption_reads(&[true, false]), key_reads(&[KEY_ARN, MANAGED]));
+    let (reset, disable) = (reset_ok(), disable_ok());
+    let h = handler(&[&reads, &keys, &reset, &disable], &[], &ledger);
+    h.delete(
+        &inv(),
+        "ebs-default-encryption:eu-west-1:ledger-req-1",
+        Some(props(Some(KEY_ARN))),
+    )
+    .await
+    .unwrap();
+    assert_eq!((reset.num_calls(), disable.num_calls()), (1, 1));
+    assert_eq!(ledger.delete.num_calls(), 2, "the claim and the record are removed");
+}
+
+#[tokio::test]
+async fn delete_while_another_resource_claims_the_setting_changes_nothing() {
+    let ledger = LedgerMocks::with_claims(vec![
+        claim(
+            "req-0",
+            "NewName",
+            KEY_ARN,
+            json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+        ),
+        claim(
+            "req-1",
+            "Ebs",
+            KEY_ARN,
+            json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+        ),
+    ]);
+    let (reads, keys, reset, disable) = (encryption_reads(&[]), key_reads(&[]), reset_ok(), disable_ok());
+    let h = handler(&[&reads, &keys, &reset, &disable], &[], &ledger);
+    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap();
+    assert_eq!(reset.num_calls() + disable.num_calls() + reads.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn delete_never_disables_encryption_that_was_on_before() {
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        "alias/aws/ebs",
+        json!({"enabled": true, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (reads, keys, disable, reset) = (
+        encryption_reads(&[true]),
+        key_reads(&[MANAGED]),
+        disable_ok(),
+        reset_ok(),
+    );
+    let h = handler(&[&reads, &keys, &disable, &reset], &[], &ledger);
+    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap();
+    assert_eq!(disable.num_calls() + reset.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn delete_leaves_a_key_someone_else_set_since() {
+    const OTHER: &str = "arn:aws:kms:eu-west-1:111122223333:key/other";
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        KEY_ARN,
+        json!({"enabled": true, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (reads, keys, reset, modify) = (encryption_reads(&[true]), key_reads(&[OTHER]), reset_ok(), modify_ok());
+    let h = handler(&[&reads, &keys, &reset, &modify], &[], &ledger);
+    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap();
+    assert_eq!(reset.num_calls() + modify.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_prior_key_that_is_no_longer_usable_is_not_put_back() {
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        "alias/aws/ebs",
+        json!({"enabled": true, "kms_key_id": KEY_ARN}),
+    )]);
+    let (reads, keys, modify) = (encryption_reads(&[true]), key_reads(&[MANAGED]), modify_ok());
+    let describe = describe_key(KeyState::PendingDeletion);
+    let h = handler(&[&reads, &keys, &modify], &[&describe], &ledger);
+    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        modify.num_calls(),
+        0,
+        "a key pending deletion would break every encrypted launch"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_ledger_turns_nothing_off() {
+    let ledger = LedgerMocks::empty();
+    let (reads, keys, disable, reset) = (
+        encryption_reads(&[true]),
+        key_reads(&[KEY_ARN]),
+        disable_ok(),
+        reset_ok(),
+    );
+    let h = handler(&[&reads, &keys, &disable, &reset], &[], &ledger);
+    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap();
+    assert_eq!(disable.num_calls() + reset.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_old_format_id_is_still_restored_on_delete() {
+    let ledger = LedgerMocks::empty();
+    let (reads, keys) = (encryption_reads(&[true, false]), key_reads(&[KEY_ARN, MANAGED]));
+    let (reset, disable, describe) = (reset_ok(), disable_ok(), describe_key(KeyState::Enabled));
+    let h = handler(&[&reads, &keys, &reset, &disable], &[&describe], &ledger);
+    let old = format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}");
+    h.delete(&inv(), &old, Some(props(Some(KEY_ARN)))).await.unwrap();
+    assert_eq!((reset.num_calls(), disable.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn an_old_format_id_moves_into_the_ledger_on_update() {
+    let ledger = LedgerMocks::empty();
+    let (reads, keys) = (encryption_reads(&[true, true]), key_reads(&[MANAGED, MANAGED]));
+    let h = handler(&[&reads, &keys], &[], &ledger);
+    let old = format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}");
+    let out = h.update(&inv(), &old, props(None), None).await.unwrap();
+    assert_eq!(out.physical_id, old, "the id stays: a new one would be a replacement");
+    assert_eq!(
+        out.data["PreviouslyEnabled"], "false",
+        "the prior state came from the old id"
+    );
+    assert_eq!(ledger.put.num_calls(), 2, "record and claim written");
+}
+
+#[test]
+fn empty_key_means_the_managed_key() {
+    assert_eq!(props(Some("  ")).requested_key(), None);
+    assert_eq!(props(Some("alias/x")).requested_key(), Some("alias/x"));
+}
