@@ -345,3 +345,180 @@ fn a_slow_call_past_the_deadline_answers_failed_in_time() {
         "{reason}"
     );
 }
+
+/// The ledger's parameters whose name starts with `prefix`.
+fn ledger_entries(w: &World, prefix: &str) -> Vec<String> {
+    ledger_parameters(w)
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_second_claimant_asking_for_another_key_is_refused_and_its_rollback_changes_nothing() {
+    let w = world();
+    let mut first = w.resource(TYPE, "EbsDefault");
+    assert_eq!(first.create(json!({})).status(), "SUCCESS");
+    let other_key = customer_key(&w, "alias/other");
+
+    let mut second = w.resource(TYPE, "EbsElsewhere");
+    let refused = second.create(json!({"KmsKeyId": "alias/other"}));
+    assert_eq!(refused.status(), "FAILED");
+    let reason = refused.reason();
+    assert!(
+        reason.contains("already claimed by EbsDefault in stack tap-test"),
+        "the other claimant is named: {reason}"
+    );
+    assert!(reason.contains(&other_key), "{reason}");
+    assert_eq!(ebs_state(&w), (true, managed_key(&w)), "nothing was changed");
+
+    // CloudFormation's rollback Delete of the failed Create leaves the first claimant's setting alone.
+    let rolled_back = second.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert_eq!(ebs_state(&w), (true, managed_key(&w)));
+    assert_eq!(
+        ledger_entries(&w, "/tapguard/claims/").len(),
+        1,
+        "{:?}",
+        ledger_parameters(&w)
+    );
+}
+
+#[test]
+fn a_create_failing_at_each_mutating_step_leaves_the_region_as_it_was() {
+    // The ledger writes, the key change and the switch-on: wherever the Create fails, it is undone
+    // before the answer, and the rollback Delete after it finds nothing left to do.
+    let steps = [
+        ("ssm", "PutParameter", "AccessDeniedException", 400),
+        ("ec2", "ModifyEbsDefaultKmsKeyId", "InvalidParameterValue", 400),
+        ("ec2", "EnableEbsEncryptionByDefault", "UnauthorizedOperation", 403),
+    ];
+    for (service, operation, code, status) in steps {
+        let w = world();
+        let managed = managed_key(&w);
+        customer_key(&w, "alias/tap-ebs");
+        w.fault(json!({"service": service, "operation": operation, "code": code, "status": status, "count": 1}));
+        let mut r = w.resource(TYPE, "Ebs");
+        let failed = r.create(json!({"KmsKeyId": "alias/tap-ebs"}));
+        assert_eq!(failed.status(), "FAILED", "{operation}");
+        assert!(
+            failed.reason().starts_with(&format!("{operation} failed: {code}")),
+            "{operation}: {}",
+            failed.reason()
+        );
+        assert_eq!(ebs_state(&w), (false, managed.clone()), "after {operation} failed");
+        assert!(
+            ledger_parameters(&w).is_empty(),
+            "{operation}: {:?}",
+            ledger_parameters(&w)
+        );
+
+        let rolled_back = r.delete();
+        assert_eq!(rolled_back.status(), "SUCCESS", "{operation}: {}", rolled_back.reason());
+        assert_eq!(ebs_state(&w), (false, managed), "after the rollback of {operation}");
+    }
+}
+
+#[test]
+fn a_create_cut_by_the_deadline_is_undone_by_its_rollback_delete() {
+    let w = world();
+    let managed = managed_key(&w);
+    let key_arn = customer_key(&w, "alias/tap-ebs");
+    // The key is set, then the switch-on hangs past the deadline (and fails, so it never lands later).
+    w.fault(
+        json!({"service": "ec2", "operation": "EnableEbsEncryptionByDefault", "delay_ms": 20000,
+        "code": "InternalError", "status": 500, "count": 1}),
+    );
+    let mut r = w.resource(TYPE, "Ebs");
+    r.timeout = std::time::Duration::from_secs(8);
+    let cut = r.create(json!({"KmsKeyId": "alias/tap-ebs"}));
+    assert_eq!(cut.status(), "FAILED");
+    assert!(cut.reason().starts_with("timed out after"), "{}", cut.reason());
+    assert!(cut.physical_id().starts_with("tapguard-failed-create:"));
+    assert_eq!(ebs_state(&w), (false, key_arn), "cut off after the key was changed");
+
+    r.timeout = std::time::Duration::from_secs(60);
+    let rolled_back = r.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert_eq!(ebs_state(&w), (false, managed), "the rollback Delete put the key back");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn an_update_failing_part_way_is_put_right_by_the_rollback_update() {
+    let w = world();
+    let managed = managed_key(&w);
+    customer_key(&w, "alias/tap-ebs");
+    let mut r = w.resource(TYPE, "Ebs");
+    assert_eq!(r.create(json!({})).status(), "SUCCESS");
+
+    w.fault(
+        json!({"service": "ec2", "operation": "ModifyEbsDefaultKmsKeyId", "code": "InvalidParameterValue", "count": 1}),
+    );
+    let failed = r.update(json!({"KmsKeyId": "alias/tap-ebs"}));
+    assert_eq!(failed.status(), "FAILED");
+    // CloudFormation now sends the old properties back as an Update.
+    let rollback = r.update(json!({}));
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert_eq!(ebs_state(&w), (true, managed.clone()));
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        ebs_state(&w),
+        (false, managed),
+        "the claim went back to what the rollback asked"
+    );
+}
+
+#[test]
+fn a_deleted_ledger_turns_nothing_off() {
+    let w = world();
+    let mut r = w.resource(TYPE, "Ebs");
+    assert_eq!(r.create(json!({})).status(), "SUCCESS");
+    let names = ledger_parameters(&w);
+    assert_eq!(names.len(), 2, "a record and a claim: {names:?}");
+    w.json_call("ssm", "AmazonSSM.DeleteParameters", json!({"Names": names}));
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        ebs_state(&w),
+        (true, managed_key(&w)),
+        "with the prior state unknown, encryption stays on"
+    );
+    assert!(!w
+        .operations("ec2")
+        .contains(&"DisableEbsEncryptionByDefault".to_string()));
+}
+
+#[test]
+fn an_old_format_id_moves_into_the_ledger_and_is_still_restored() {
+    // A resource made by the previous version: encryption turned on, the prior state in its id.
+    let w = world();
+    let managed = managed_key(&w);
+    w.query("ec2", &[("Action", "EnableEbsEncryptionByDefault")]);
+    let old_id = format!("ebs-default-encryption:{REGION}:was-enabled=false:was-key={managed}");
+    let mut old = w.resource(TYPE, "Ebs");
+    old.physical_id = Some(old_id.clone());
+    old.properties = json!({});
+
+    let updated = old.update(json!({}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(
+        updated.physical_id(),
+        old_id,
+        "the id stays: a new one would be a replacement"
+    );
+    assert_eq!(updated.data("PreviouslyEnabled"), Some("false"));
+    assert_eq!(ledger_entries(&w, "/tapguard/claims/ebs/default-encryption/").len(), 1);
+
+    // A replacement claims it too; the old one's Delete leaves it on, the last one's turns it off.
+    let mut new = w.resource(TYPE, "EbsRenamed");
+    assert_eq!(new.create(json!({})).status(), "SUCCESS");
+    assert_eq!(old.delete().status(), "SUCCESS");
+    assert_eq!(ebs_state(&w), (true, managed.clone()));
+    assert_eq!(new.delete().status(), "SUCCESS");
+    assert_eq!(ebs_state(&w), (false, managed));
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
