@@ -4,6 +4,7 @@
 //! Scenarios run in file-name order (so a hub comes before its standards); their Deletes run at the
 //! end in reverse order, as CloudFormation deletes dependants first.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,34 +44,31 @@ fn main() -> ExitCode {
         .iter()
         .map(|s| LambdaHost::start(&binary_path(str_of(s, "binary")), &env))
         .collect();
-    let mut drivers: Vec<CustomResourceDriver> = scenarios
-        .iter()
-        .zip(&hosts)
-        .map(|(s, host)| {
-            CustomResourceDriver::new(
-                host,
-                &responses,
-                str_of(s, "resource_type"),
-                str_of(s, "logical_id"),
-                &stack_id,
-            )
-        })
-        .collect();
+    // One driver per logical id of a scenario: a step may name another resource of the same type
+    // (`"resource": "NewName"`), as a rename or a replacement does.
+    let mut drivers: Vec<BTreeMap<String, CustomResourceDriver>> = scenarios.iter().map(|_| BTreeMap::new()).collect();
 
     let mut unexpected = 0;
-    for (scenario, driver) in scenarios.iter().zip(drivers.iter_mut()) {
+    for ((scenario, host), resources) in scenarios.iter().zip(&hosts).zip(drivers.iter_mut()) {
         println!("== {}", str_of(scenario, "title"));
         for step in scenario["setup"].as_array().into_iter().flatten() {
             setup(&emulator, &account, &region, step);
         }
-        for step in steps(scenario).filter(|s| str_of(s, "request") != "Delete") {
+        // Deletes run at teardown, unless a step asks for one `now` (the old name of a rename).
+        for step in steps(scenario).filter(|s| str_of(s, "request") != "Delete" || s["now"] == true) {
+            if let Some(show) = step.get("show") {
+                print_state(&emulator, &account, &region, show, step);
+                continue;
+            }
+            let driver = driver_for(resources, scenario, step, host, &responses, &stack_id);
             unexpected += run_step(driver, step);
         }
         println!();
     }
-    for (scenario, driver) in scenarios.iter().zip(drivers.iter_mut()).rev() {
-        for step in steps(scenario).filter(|s| str_of(s, "request") == "Delete") {
+    for ((scenario, host), resources) in scenarios.iter().zip(&hosts).zip(drivers.iter_mut()).rev() {
+        for step in steps(scenario).filter(|s| str_of(s, "request") == "Delete" && s["now"] != true) {
             println!("== {} (teardown)", str_of(scenario, "title"));
+            let driver = driver_for(resources, scenario, step, host, &responses, &stack_id);
             unexpected += run_step(driver, step);
         }
     }
@@ -127,6 +125,59 @@ fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str,
     if let Some(note) = step.get("note").and_then(Value::as_str) {
         println!("  setup: {note}");
     }
+}
+
+fn driver_for<'a, 'h>(
+    resources: &'a mut BTreeMap<String, CustomResourceDriver<'h>>,
+    scenario: &Value,
+    step: &Value,
+    host: &'h LambdaHost,
+    responses: &'h ResponseServer,
+    stack_id: &str,
+) -> &'a mut CustomResourceDriver<'h> {
+    let logical_id = step
+        .get("resource")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| str_of(scenario, "logical_id"))
+        .to_string();
+    resources.entry(logical_id.clone()).or_insert_with(|| {
+        CustomResourceDriver::new(host, responses, str_of(scenario, "resource_type"), &logical_id, stack_id)
+    })
+}
+
+/// Prints a piece of the account's state, read with the emulator's own API:
+/// `{"show": {"query": {"service", "params"}, "pick": "<xml element>"}, "note": "..."}` or
+/// `{"show": {"json": {"service", "target", "body"}, "pick": "/json/pointer", "count": true}, "note": "..."}`.
+fn print_state(emulator: &Emulator, account: &tapguard_harness::Account, region: &str, show: &Value, step: &Value) {
+    let pick = str_of(show, "pick");
+    let value = if let Some(q) = show.get("query") {
+        let params: Vec<(String, String)> = q["params"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let xml = emulator.query(account, region, str_of(q, "service"), &params);
+        tapguard_harness::xml_value(&xml, pick).unwrap_or("(absent)").to_string()
+    } else if let Some(j) = show.get("json") {
+        let answer = emulator.json_call(
+            account,
+            region,
+            str_of(j, "service"),
+            str_of(j, "target"),
+            j["body"].clone(),
+        );
+        match answer.pointer(pick) {
+            // `"count": true` shows how many items an array holds instead of the items.
+            Some(Value::Array(items)) if show["count"] == true => items.len().to_string(),
+            Some(value) => value.to_string(),
+            None => "(absent)".to_string(),
+        }
+    } else {
+        "(nothing to show)".to_string()
+    };
+    println!("  state: {}: {value}", step.get("note").and_then(Value::as_str).unwrap_or(pick));
 }
 
 /// Runs one step and prints it; returns 1 when its status is not the expected one (SUCCESS by default).
