@@ -141,7 +141,13 @@ fn driver_for<'a, 'h>(
         .unwrap_or_else(|| str_of(scenario, "logical_id"))
         .to_string();
     resources.entry(logical_id.clone()).or_insert_with(|| {
-        CustomResourceDriver::new(host, responses, str_of(scenario, "resource_type"), &logical_id, stack_id)
+        CustomResourceDriver::new(
+            host,
+            responses,
+            str_of(scenario, "resource_type"),
+            &logical_id,
+            stack_id,
+        )
     })
 }
 
@@ -159,7 +165,9 @@ fn print_state(emulator: &Emulator, account: &tapguard_harness::Account, region:
             .collect();
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let xml = emulator.query(account, region, str_of(q, "service"), &params);
-        tapguard_harness::xml_value(&xml, pick).unwrap_or("(absent)").to_string()
+        tapguard_harness::xml_value(&xml, pick)
+            .unwrap_or("(absent)")
+            .to_string()
     } else if let Some(j) = show.get("json") {
         let answer = emulator.json_call(
             account,
@@ -177,7 +185,10 @@ fn print_state(emulator: &Emulator, account: &tapguard_harness::Account, region:
     } else {
         "(nothing to show)".to_string()
     };
-    println!("  state: {}: {value}", step.get("note").and_then(Value::as_str).unwrap_or(pick));
+    println!(
+        "  state: {}: {value}",
+        step.get("note").and_then(Value::as_str).unwrap_or(pick)
+    );
 }
 
 /// Runs one step and prints it; returns 1 when its status is not the expected one (SUCCESS by default).

@@ -115,6 +115,18 @@ impl Ledger {
         Self::from_client(Ssm::new(config), handler)
     }
 
+    /// The ledger of a global setting (IAM's password policy, a Shield subscription): kept in one region
+    /// per partition ([`global_region`]), so that resources in stacks of every region of the account see
+    /// each other's claims. The function's role must allow SSM in that region.
+    pub fn global(config: &aws_config::SdkConfig, handler: &'static str) -> Self {
+        let region = config.region().map(|r| r.as_ref().to_string()).unwrap_or_default();
+        let home = global_region(crate::arn::partition_for_region(&region));
+        let ssm_config = aws_sdk_ssm::config::Builder::from(config)
+            .region(aws_config::Region::new(home))
+            .build();
+        Self::from_client(Ssm::from_conf(ssm_config), handler)
+    }
+
     pub fn from_client(ssm: Ssm, handler: &'static str) -> Self {
         Ledger { ssm, handler }
     }
@@ -373,6 +385,21 @@ pub fn key_of(id_prefix: &str, physical_id: &str) -> Option<String> {
     let rest = physical_id.strip_prefix(id_prefix)?;
     let (_region, key) = rest.rsplit_once(':')?;
     key.strip_prefix(KEY_MARK).filter(|k| !k.is_empty()).map(str::to_string)
+}
+
+/// The region that holds the ledger of a partition's global settings: the region where the partition's
+/// global services (IAM) keep their control plane.
+pub fn global_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "cn-north-1",
+        "aws-us-gov" => "us-gov-west-1",
+        "aws-iso" => "us-iso-east-1",
+        "aws-iso-b" => "us-isob-east-1",
+        "aws-iso-e" => "eu-isoe-west-1",
+        "aws-iso-f" => "us-isof-south-1",
+        "aws-eusc" => "eusc-de-east-1",
+        _ => "us-east-1",
+    }
 }
 
 /// The ledger key of a resource made by an earlier version, which kept its state in the physical id:
