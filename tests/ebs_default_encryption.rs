@@ -522,3 +522,109 @@ fn an_old_format_id_moves_into_the_ledger_and_is_still_restored() {
     assert_eq!(ebs_state(&w), (false, managed));
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
+
+/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(w: &World) -> Value {
+    match w
+        .host
+        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
+    {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
+    }
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control, from the embedded-metric-format lines the
+/// function wrote to its log (what CloudWatch turns into metrics on Lambda).
+fn drift_metric(w: &World, control: &str) -> Vec<f64> {
+    w.host
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
+                && line["Control"] == control
+                && line["Stack"] == "tap-test"
+                && line["Resource"] == "Ebs"
+        })
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// (compliance status, record state) of the drift findings tapguard imported into Security Hub.
+fn drift_findings(w: &World) -> Vec<(String, String)> {
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/findings",
+        Some(
+            json!({"Filters": {"GeneratorId": [{"Value": "tapguard/ebs-default-encryption", "Comparison": "EQUALS"}]}}),
+        ),
+    );
+    answer["Findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                f["RecordState"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_verify_pass_finds_drift_publishes_it_and_reads_only() {
+    let w = world();
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let mut r = w.resource(TYPE, "Ebs");
+    assert_eq!(r.create(json!({})).status(), "SUCCESS");
+
+    // A held baseline: no drift, and the pass only reads the account's settings.
+    let before = w.operations("ec2").len();
+    let held = verify_pass(&w);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    let during = w.operations("ec2")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+    assert_eq!(drift_metric(&w, "EBS.EncryptionByDefault"), vec![0.0]);
+    assert!(drift_findings(&w).is_empty(), "{:?}", drift_findings(&w));
+
+    // Someone turns encryption by default off behind the stack's back.
+    w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    let drifted = verify_pass(&w);
+    assert_eq!(drifted["drifted"].as_u64(), Some(1), "{drifted}");
+    let checks = &drifted["reports"][0]["checks"];
+    let encryption = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["control"] == "EBS.EncryptionByDefault")
+        .expect("the encryption control is checked");
+    assert_eq!(
+        (encryption["verdict"].as_str(), encryption["observed"].as_str()),
+        (Some("drifted"), Some("false"))
+    );
+    assert_eq!(drift_metric(&w, "EBS.EncryptionByDefault"), vec![0.0, 1.0]);
+    assert_eq!(drift_findings(&w), vec![("FAILED".to_string(), "ACTIVE".to_string())]);
+    assert!(!ebs_state(&w).0, "verify does not repair");
+
+    // Put back by hand: the next pass archives the finding.
+    w.query("ec2", &[("Action", "EnableEbsEncryptionByDefault")]);
+    let again = verify_pass(&w);
+    assert_eq!(
+        (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+        (Some(0), Some(1)),
+        "{again}"
+    );
+    assert_eq!(drift_findings(&w), vec![("PASSED".to_string(), "ARCHIVED".to_string())]);
+}

@@ -15,6 +15,7 @@ pub mod props;
 pub mod responder;
 pub mod response;
 mod runtime;
+pub mod verify;
 
 pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
 pub use ledger::{Claim, Claimant, Ledger, Record, Release};

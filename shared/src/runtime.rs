@@ -101,6 +101,13 @@ pub trait CustomResource: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// The verify pass (`{"tapguard": "verify"}` on a schedule): re-reads, read-only, what each of this
+    /// handler's resources claims in the ledger. Handlers on the ledger implement it with
+    /// [`crate::verify::pass`].
+    fn verify(&self, _inv: &Invocation) -> impl Future<Output = Result<Vec<crate::verify::ResourceReport>, HandlerError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// A scheduled (EventBridge) event, for resources that also run on a schedule.
     fn scheduled(&self, _inv: &Invocation, _event: Value) -> impl Future<Output = Result<Value, HandlerError>> + Send {
         async {
@@ -123,7 +130,7 @@ pub struct Invocation {
     pub account_id: String,
     pub region: String,
     step: Mutex<String>,
-    deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl Invocation {
@@ -202,6 +209,10 @@ impl<R: CustomResource> Runtime<R> {
             return Ok(self
                 .custom_resource_event(payload, &context.env_config.log_stream, hard_deadline)
                 .await);
+        }
+        if crate::verify::is_verify_event(&payload) {
+            // Boxed, as the handler's own future below: inline it overflows rustc's layout depth in `main`.
+            return Box::pin(crate::verify::serve(&self.resource, &context, hard_deadline)).await;
         }
         if payload.get("detail-type").is_some() || payload.get("source").is_some() {
             return self.scheduled_event(payload, hard_deadline).await;

@@ -11,6 +11,6 @@ mod tests;
 
 pub use encryption::DefaultEncryption;
 pub use properties::Properties;
-pub use resource::{setting, EbsDefaultEncryption};
+pub use resource::{setting, EbsDefaultEncryption, ENCRYPTION_CONTROL, KEY_CONTROL};
 
 const ID_PREFIX: &str = "ebs-default-encryption:";

@@ -9,6 +9,7 @@ use aws_sdk_ec2::Client as Ec2;
 use aws_sdk_kms::Client as Kms;
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::verify::{self, ControlCheck, ResourceReport, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
@@ -229,6 +230,42 @@ impl EbsDefaultEncryption {
     }
 }
 
+impl Verifier for EbsDefaultEncryption {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    async fn check(&self, inv: &Invocation, _setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        let Ok(wants) = serde_json::from_value::<DefaultEncryption>(wants.clone()) else {
+            return vec![ControlCheck::unknown(
+                ENCRYPTION_CONTROL,
+                "true",
+                "the claim in the ledger is damaged",
+            )];
+        };
+        let wanted_key = DesiredKey::from_recorded(&wants.kms_key_id);
+        match encryption::read(&self.ec2, inv).await {
+            Ok(current) => vec![
+                ControlCheck::compare(ENCRYPTION_CONTROL, current.enabled, true, current.enabled),
+                ControlCheck::compare(
+                    KEY_CONTROL,
+                    wanted_key.is_met_by(&current.kms_key_id),
+                    wanted_key.describe(),
+                    &current.kms_key_id,
+                ),
+            ],
+            Err(err) => vec![
+                ControlCheck::unknown(ENCRYPTION_CONTROL, true, &err),
+                ControlCheck::unknown(KEY_CONTROL, wanted_key.describe(), &err),
+            ],
+        }
+    }
+}
+
+/// The controls a verify pass reports for this resource.
+pub const ENCRYPTION_CONTROL: &str = "EBS.EncryptionByDefault";
+pub const KEY_CONTROL: &str = "EBS.DefaultKmsKey";
+
 fn to_value(state: &DefaultEncryption) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
 }
@@ -261,6 +298,10 @@ impl CustomResource for EbsDefaultEncryption {
     async fn delete(&self, inv: &Invocation, physical_id: &str, props: Option<Properties>) -> Result<(), HandlerError> {
         let entry = Self::entry(physical_id)?;
         self.release(inv, &entry, props.as_ref(), false).await
+    }
+
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 
     async fn undo_create(

@@ -169,6 +169,32 @@ impl Ledger {
         }
     }
 
+    /// Every record of this handler in the ledger, with its key: what a verify pass checks.
+    pub async fn records(&self, inv: &Invocation) -> Result<Vec<(String, Record<Value>)>, HandlerError> {
+        let path = format!("{ROOT}/ledger/{}", self.handler);
+        inv.step(format!("listing the ledger's records ({path})"));
+        let mut pages = self
+            .ssm
+            .get_parameters_by_path()
+            .path(&path)
+            .recursive(false)
+            .into_paginator()
+            .send();
+        let mut records = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| ledger_error("GetParametersByPath", &path, &err))?;
+            for parameter in page.parameters() {
+                let name = parameter.name().unwrap_or_default();
+                let key = name.rsplit('/').next().and_then(decode_segment);
+                match (key, serde_json::from_str::<Record<Value>>(parameter.value().unwrap_or_default())) {
+                    (Some(key), Ok(record)) => records.push((key, record)),
+                    _ => warn!(parameter = name, "damaged record in the ledger: skipped"),
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// Writes (or rewrites) a resource's record.
     pub async fn save<T: Serialize>(
         &self,
@@ -436,6 +462,24 @@ pub fn encode_segment(text: &str) -> String {
     out
 }
 
+/// The text [`encode_segment`] made; `None` for text it cannot have made.
+pub fn decode_segment(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String, HandlerError> {
     serde_json::to_string(value).map_err(|err| HandlerError::Failed(format!("ledger entry cannot be written: {err}")))
 }
@@ -470,7 +514,7 @@ fn now() -> u64 {
 }
 
 /// `TapStack` out of `arn:aws:cloudformation:region:account:stack/TapStack/guid`.
-fn stack_name(stack_id: &str) -> &str {
+pub fn stack_name(stack_id: &str) -> &str {
     stack_id
         .split_once(":stack/")
         .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))

@@ -1,0 +1,151 @@
+//! The verify pass: read-only, it re-reads every setting a resource claims in the ownership ledger and
+//! reports each control as held, drifted or unknown (with the reason), so that a baseline proves every
+//! day that it still holds — what CloudFormation's drift detection cannot see for account settings.
+//!
+//! A handler implements [`Verifier`] (its ledger, and how to observe one claimed setting); the runtime
+//! runs [`pass`] for a `{"tapguard": "verify"}` event and [`publish`] sends the outcome to CloudWatch and
+//! Security Hub; `tapguard verify` runs the same [`pass`] with the deployer's credentials.
+
+mod event;
+mod publish;
+
+use std::future::Future;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub(crate) use event::serve;
+pub use event::is_verify_event;
+pub use publish::{Published, Publisher};
+
+use crate::{HandlerError, Invocation, Ledger};
+
+/// The event that asks a function for a verify pass (an EventBridge rule's `Input`).
+pub const VERIFY_EVENT_KEY: &str = "tapguard";
+pub const VERIFY_EVENT_VALUE: &str = "verify";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Held,
+    Drifted,
+    /// The state could not be read (denied, unreachable, claim missing): never reported as held.
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Held => "held",
+            Verdict::Drifted => "drifted",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// One control of one resource, as observed now against what the resource claims.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlCheck {
+    /// A stable name, e.g. `EBS.EncryptionByDefault`.
+    pub control: String,
+    pub verdict: Verdict,
+    pub expected: String,
+    pub observed: String,
+}
+
+impl ControlCheck {
+    /// `held` when `observed` satisfies the claim, else `drifted`.
+    pub fn compare(control: &str, held: bool, expected: impl ToString, observed: impl ToString) -> Self {
+        ControlCheck {
+            control: control.to_string(),
+            verdict: if held { Verdict::Held } else { Verdict::Drifted },
+            expected: expected.to_string(),
+            observed: observed.to_string(),
+        }
+    }
+
+    /// A control whose state could not be read; `why` says what stopped it.
+    pub fn unknown(control: &str, expected: impl ToString, why: impl ToString) -> Self {
+        ControlCheck {
+            control: control.to_string(),
+            verdict: Verdict::Unknown,
+            expected: expected.to_string(),
+            observed: why.to_string(),
+        }
+    }
+}
+
+/// Every control of one resource instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceReport {
+    pub handler: String,
+    pub stack_id: String,
+    pub logical_id: String,
+    pub key: String,
+    pub region: String,
+    pub checks: Vec<ControlCheck>,
+}
+
+impl ResourceReport {
+    pub fn drifted(&self) -> usize {
+        self.checks.iter().filter(|c| c.verdict == Verdict::Drifted).count()
+    }
+}
+
+/// What a handler provides to be verified.
+pub trait Verifier: Send + Sync {
+    fn ledger(&self) -> &Ledger;
+
+    /// Observes one setting this resource claims, asking for `wants` (the claim's value), read-only.
+    /// A read that fails is a [`Verdict::Unknown`] check, not an error.
+    fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> impl Future<Output = Vec<ControlCheck>> + Send;
+}
+
+/// Verifies every resource this handler has in the ledger of `inv`'s account and region.
+pub async fn pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
+    let ledger = verifier.ledger();
+    let mut reports = Vec::new();
+    for (key, record) in ledger.records(inv).await? {
+        let mut checks = Vec::new();
+        for setting in &record.settings {
+            let claims = ledger.claims(inv, setting).await?;
+            match claims.iter().find(|c| c.claimant.key == key) {
+                Some(claim) => checks.extend(verifier.check(inv, setting, &claim.wants).await),
+                None => checks.push(ControlCheck::unknown(
+                    setting,
+                    "a claim in the ownership ledger",
+                    "the claim is missing from the ledger (deleted by someone?)",
+                )),
+            }
+        }
+        reports.push(ResourceReport {
+            handler: record.handler,
+            stack_id: record.stack_id,
+            logical_id: record.logical_id,
+            key,
+            region: record.region,
+            checks,
+        });
+    }
+    Ok(reports)
+}
+
+/// The pass's outcome as the function returns it and logs it.
+pub fn summary(reports: &[ResourceReport]) -> Value {
+    let drifted: usize = reports.iter().map(ResourceReport::drifted).sum();
+    let unknown: usize = reports
+        .iter()
+        .flat_map(|r| &r.checks)
+        .filter(|c| c.verdict == Verdict::Unknown)
+        .count();
+    serde_json::json!({
+        "resources": reports.len(),
+        "controls": reports.iter().map(|r| r.checks.len()).sum::<usize>(),
+        "drifted": drifted,
+        "unknown": unknown,
+        "reports": reports,
+    })
+}
+
+#[cfg(test)]
+mod tests;
