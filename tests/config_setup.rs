@@ -156,6 +156,81 @@ fn seed_foreign_config(w: &World, with_channel: bool) {
     }
 }
 
+/// The names of every parameter the ownership ledger holds in this world's account and region.
+fn ledger_parameters(w: &World) -> Vec<String> {
+    let listed = w.json_call(
+        "ssm",
+        "AmazonSSM.GetParametersByPath",
+        json!({"Path": "/tapguard", "Recursive": true}),
+    );
+    let mut names: Vec<String> = listed["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Config in the region, reduced to what a stack operation may change: compared before and after.
+fn snapshot(w: &World) -> Value {
+    let state = ConfigState::read(w);
+    let rules: Vec<Value> = state
+        .rules
+        .iter()
+        .map(|r| {
+            json!({"name": r["ConfigRuleName"], "source": r["Source"], "params": r["InputParameters"],
+                   "frequency": r["MaximumExecutionFrequency"], "scope": r["Scope"]})
+        })
+        .collect();
+    let statuses: Vec<Value> = state
+        .statuses
+        .iter()
+        .map(|s| json!({"name": s["name"], "recording": s["recording"]}))
+        .collect();
+    json!({"recorders": state.recorders, "statuses": statuses, "channels": state.channels, "rules": rules})
+}
+
+fn org_role(w: &World) -> String {
+    format!("arn:aws:iam::{}:role/org-config", w.account.account_id)
+}
+
+/// An organization's Config, set up before any stack: a recorder with another role that records only
+/// EC2 instances, a channel with another bucket, prefix and frequency, recording, and a rule of the same
+/// name as one the stack asks for, with other parameters.
+fn seed_org_config(w: &World) {
+    config(
+        w,
+        "PutConfigurationRecorder",
+        json!({"ConfigurationRecorder": {"name": "org-recorder", "roleARN": org_role(w),
+            "recordingGroup": {"allSupported": false, "includeGlobalResourceTypes": false,
+                               "resourceTypes": ["AWS::EC2::Instance"]}}}),
+    );
+    config(
+        w,
+        "PutDeliveryChannel",
+        json!({"DeliveryChannel": {"name": "org-channel", "s3BucketName": "org-config-bucket",
+            "s3KeyPrefix": "org", "configSnapshotDeliveryProperties": {"deliveryFrequency": "One_Hour"}}}),
+    );
+    config(
+        w,
+        "StartConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "org-recorder"}),
+    );
+    config(
+        w,
+        "PutConfigRule",
+        json!({"ConfigRule": {"ConfigRuleName": "tap-access-keys-rotated",
+            "Source": {"Owner": "AWS", "SourceIdentifier": "ACCESS_KEYS_ROTATED"},
+            "InputParameters": "{\"maxAccessKeyAge\":\"30\"}"}}),
+    );
+}
+
+fn params_of(rule: &Value) -> Value {
+    serde_json::from_str(rule["InputParameters"].as_str().unwrap_or("{}")).unwrap()
+}
+
 #[test]
 fn fresh_account_from_the_fixture_creates_in_order_verifies_and_delete_removes_it_all() {
     let w = world();
@@ -166,10 +241,25 @@ fn fresh_account_from_the_fixture_creates_in_order_verifies_and_delete_removes_i
     event["StackId"] = json!(w.stack_id());
     let created = r.send(event.clone());
     assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
-    assert_eq!(
-        created.physical_id(),
-        "config-setup:eu-west-1:created=recorder,channel:started-recording=true:default"
+    assert!(
+        created.physical_id().starts_with("config-setup:eu-west-1:ledger-"),
+        "{}",
+        created.physical_id()
     );
+    let held = ledger_parameters(&w);
+    assert!(
+        held.iter().any(|p| p.starts_with("/tapguard/ledger/config-setup/")),
+        "the record: {held:?}"
+    );
+    for setting in ["recorder", "channel", "rule/tap-encrypted-volumes"] {
+        assert_eq!(
+            held.iter()
+                .filter(|p| p.starts_with(&format!("/tapguard/claims/config/{setting}/")))
+                .count(),
+            1,
+            "one claim on {setting}: {held:?}"
+        );
+    }
     assert_eq!(created.data("RecorderName"), Some("default"));
     assert_eq!(created.data("DeliveryChannelName"), Some("default"));
     assert_eq!(created.data("Recording"), Some("true"));
@@ -231,6 +321,7 @@ fn fresh_account_from_the_fixture_creates_in_order_verifies_and_delete_removes_i
     let deleted = r.send(delete);
     assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
     assert!(ConfigState::read(&w).is_empty(), "Delete removes all it created");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
     let during = w.operations("config")[before..].to_vec();
     assert_in_order(
         &during,
@@ -304,10 +395,6 @@ fn an_existing_recorder_of_another_name_is_adopted_and_left_on_delete() {
     assert_eq!(created.data("RecorderName"), Some("org-recorder"));
     assert_eq!(created.data("RecorderAdopted"), Some("true"));
     assert_eq!(created.data("ChannelAdopted"), Some("false"));
-    assert_eq!(
-        created.physical_id(),
-        "config-setup:eu-west-1:created=channel:started-recording=true:org-recorder"
-    );
     let state = ConfigState::read(&w);
     assert_eq!(state.recorder_names(), ["org-recorder"], "never a second recorder");
     assert_eq!(
@@ -315,6 +402,7 @@ fn an_existing_recorder_of_another_name_is_adopted_and_left_on_delete() {
         role(&w),
         "the requested settings are applied"
     );
+    assert_eq!(created.data("RecorderAdopted"), Some("true"));
     assert!(state.recording("org-recorder"));
     assert_eq!(state.channel_names(), ["default"]);
 
@@ -322,6 +410,11 @@ fn an_existing_recorder_of_another_name_is_adopted_and_left_on_delete() {
     assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
     let state = ConfigState::read(&w);
     assert_eq!(state.recorder_names(), ["org-recorder"], "the adopted recorder stays");
+    assert_eq!(
+        state.recorders[0]["roleARN"],
+        format!("arn:aws:iam::{}:role/org-config", w.account.account_id),
+        "with its own role again"
+    );
     assert!(
         !state.recording("org-recorder"),
         "it was stopped before, as Delete leaves it"
@@ -331,80 +424,6 @@ fn an_existing_recorder_of_another_name_is_adopted_and_left_on_delete() {
     assert!(!w
         .operations("config")
         .contains(&"DeleteConfigurationRecorder".to_string()));
-}
-
-#[test]
-fn an_existing_channel_and_rule_are_adopted_and_delete_leaves_them_intact() {
-    let w = world();
-    seed_foreign_config(&w, true);
-    config(
-        &w,
-        "PutConfigRule",
-        json!({"ConfigRule": {"ConfigRuleName": "tap-encrypted-volumes",
-            "Source": {"Owner": "AWS", "SourceIdentifier": "ENCRYPTED_VOLUMES"}}}),
-    );
-    let mut r = w.resource(TYPE, "ConfigSetup");
-    let created = r.create(props(&w, vec![volumes_rule(), keys_rule()]));
-    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
-    assert_eq!(created.data("DeliveryChannelName"), Some("org-channel"));
-    assert_eq!(created.data("ChannelAdopted"), Some("true"));
-    assert_eq!(created.data("RecorderAdopted"), Some("true"));
-    assert_eq!(created.data("RulesCreated"), Some("tap-access-keys-rotated"));
-    assert_eq!(
-        created.physical_id(),
-        "config-setup:eu-west-1:created=none:started-recording=false:org-recorder"
-    );
-    let calls = w.operations("config");
-    assert!(
-        !calls.contains(&"StartConfigurationRecorder".to_string()),
-        "already recording: {calls:?}"
-    );
-    let state = ConfigState::read(&w);
-    assert_eq!(state.channel_names(), ["org-channel"], "never a second channel");
-    assert_eq!(rule_owner_tag(&w, &state, "tap-encrypted-volumes"), None);
-    assert!(rule_owner_tag(&w, &state, "tap-access-keys-rotated").is_some());
-
-    let deleted = r.delete();
-    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
-    let state = ConfigState::read(&w);
-    assert_eq!(state.recorder_names(), ["org-recorder"]);
-    assert!(state.recording("org-recorder"), "it was recording before: it still is");
-    assert_eq!(state.channel_names(), ["org-channel"]);
-    assert_eq!(
-        state.rule_names(),
-        ["tap-encrypted-volumes"],
-        "only the rule this resource created is gone"
-    );
-}
-
-#[test]
-fn repeat_create_adopts_everything_without_a_mutating_call() {
-    let w = world();
-    let mut first = w.resource(TYPE, "First");
-    let created = first.create(props(&w, vec![keys_rule()]));
-    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
-
-    let before = w.operations("config").len();
-    let mut second = w.resource(TYPE, "Second");
-    let again = second.create(props(&w, vec![keys_rule()]));
-    assert_eq!(again.status(), "SUCCESS", "{}", again.reason());
-    let during = w.operations("config")[before..].to_vec();
-    assert!(mutating(&during).is_empty(), "{during:?}");
-    assert_eq!(again.data("RecorderAdopted"), Some("true"));
-    assert_eq!(again.data("ChannelAdopted"), Some("true"));
-    assert_eq!(again.data("RulesCreated"), Some(""));
-    assert_eq!(again.data("RuleNames"), Some("tap-access-keys-rotated"));
-
-    // Deleting the second leaves the first one's setup as it was.
-    assert_eq!(second.delete().status(), "SUCCESS");
-    let state = ConfigState::read(&w);
-    assert_eq!(state.recorder_names(), ["default"]);
-    assert!(state.recording("default"));
-    assert_eq!(state.channel_names(), ["default"]);
-    assert_eq!(state.rule_names(), ["tap-access-keys-rotated"]);
-
-    assert_eq!(first.delete().status(), "SUCCESS");
-    assert!(ConfigState::read(&w).is_empty());
 }
 
 #[test]
@@ -428,71 +447,6 @@ fn renaming_an_adopted_recorder_is_refused_with_a_reason() {
     let during = w.operations("config")[before..].to_vec();
     assert!(mutating(&during).is_empty(), "{during:?}");
     assert_eq!(ConfigState::read(&w).recorder_names(), ["org-recorder"]);
-}
-
-#[test]
-fn access_denied_on_start_is_failed_naming_the_action_and_the_create_is_undone() {
-    let w = world();
-    w.fault(
-        json!({"service": "config", "operation": "StartConfigurationRecorder", "code": "AccessDeniedException",
-        "message": "User is not authorized to perform: config:StartConfigurationRecorder", "status": 400}),
-    );
-    let mut r = w.resource(TYPE, "ConfigSetup");
-    let failed = r.create(props(&w, vec![keys_rule()]));
-    assert_eq!(failed.status(), "FAILED");
-    let reason = failed.reason();
-    assert!(
-        reason.starts_with("StartConfigurationRecorder failed: AccessDeniedException: User is not authorized"),
-        "{reason}"
-    );
-    assert!(
-        reason.contains("the action config:StartConfigurationRecorder was denied"),
-        "{reason}"
-    );
-    assert!(
-        reason.contains("this Create undid its changes (deleted delivery channel default, deleted recorder default)"),
-        "{reason}"
-    );
-    assert!(ConfigState::read(&w).is_empty(), "nothing is left behind");
-    assert!(
-        !w.operations("config").contains(&"PutConfigRule".to_string()),
-        "rules come after recording starts"
-    );
-
-    // CloudFormation's Delete after the failed Create finds nothing to do and calls nothing.
-    let before = w.operations("config").len();
-    let deleted = r.delete();
-    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
-    assert_eq!(deleted.physical_id(), failed.physical_id());
-    assert_eq!(w.operations("config").len(), before);
-}
-
-#[test]
-fn a_rule_config_rejects_fails_the_create_which_is_undone_and_the_delete_after_is_a_no_op() {
-    let w = world();
-    let mut r = w.resource(TYPE, "ConfigSetup");
-    let bad = json!({"Name": "tap-not-a-rule", "SourceIdentifier": "NOT_A_MANAGED_RULE"});
-    let failed = r.create(props(&w, vec![keys_rule(), bad]));
-    assert_eq!(failed.status(), "FAILED");
-    let reason = failed.reason();
-    assert!(
-        reason.starts_with("PutConfigRule failed: InvalidParameterValueException"),
-        "{reason}"
-    );
-    assert!(reason.contains("Rules[1] (tap-not-a-rule)"), "{reason}");
-    assert!(
-        reason.contains("deleted rule tap-access-keys-rotated, stopped recorder default, deleted delivery channel default, deleted recorder default"),
-        "{reason}"
-    );
-    assert!(ConfigState::read(&w).is_empty());
-
-    let before = w.operations("config").len();
-    assert_eq!(r.delete().status(), "SUCCESS");
-    assert_eq!(
-        w.operations("config").len(),
-        before,
-        "the Delete after a failed Create calls nothing"
-    );
 }
 
 #[test]
@@ -556,56 +510,6 @@ fn invalid_properties_fail_by_name_before_any_call() {
 }
 
 #[test]
-fn renaming_a_created_recorder_replaces_it_and_the_delete_of_the_old_id_leaves_the_new_one() {
-    let w = world();
-    let mut r = w.resource(TYPE, "ConfigSetup");
-    let old_props = props(&w, vec![keys_rule()]);
-    let created = r.create(old_props.clone());
-    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
-
-    let mut renamed = props(&w, vec![keys_rule()]);
-    renamed["RecorderName"] = json!("tap-recorder");
-    let updated = r.update(renamed);
-    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
-    assert_eq!(
-        updated.physical_id(),
-        "config-setup:eu-west-1:created=recorder,channel:started-recording=true:tap-recorder",
-        "a new recorder is a new identity"
-    );
-    let state = ConfigState::read(&w);
-    assert_eq!(state.recorder_names(), ["tap-recorder"]);
-    assert!(state.recording("tap-recorder"));
-    assert_eq!(state.channel_names(), ["default"]);
-    assert_eq!(state.rule_names(), ["tap-access-keys-rotated"]);
-
-    // CloudFormation then deletes the old physical id, with the old properties.
-    let before = w.operations("config").len();
-    let old_delete = r.send(event(
-        "Delete",
-        TYPE,
-        "ConfigSetup",
-        &w.stack_id(),
-        "",
-        &old_props,
-        Some(created.physical_id()),
-        None,
-    ));
-    assert_eq!(old_delete.status(), "SUCCESS", "{}", old_delete.reason());
-    let during = w.operations("config")[before..].to_vec();
-    assert!(
-        mutating(&during).is_empty(),
-        "the old id's Delete changed something: {during:?}"
-    );
-    let state = ConfigState::read(&w);
-    assert_eq!(state.recorder_names(), ["tap-recorder"]);
-    assert!(state.recording("tap-recorder"));
-    assert_eq!(state.rule_names(), ["tap-access-keys-rotated"]);
-
-    assert_eq!(r.delete().status(), "SUCCESS");
-    assert!(ConfigState::read(&w).is_empty());
-}
-
-#[test]
 fn the_update_fixture_adds_a_rule_to_the_stack_created_from_its_old_properties() {
     let w = world();
     let r = w.resource(TYPE, "ConfigSetup");
@@ -638,4 +542,428 @@ fn the_update_fixture_adds_a_rule_to_the_stack_created_from_its_old_properties()
             "tap-s3-bucket-public-read-prohibited"
         ]
     );
+}
+#[test]
+fn a_replacement_shares_the_adopted_setup_and_the_last_claimant_puts_every_setting_back() {
+    let w = world();
+    seed_org_config(&w);
+    let before = snapshot(&w);
+    let wanted = props(&w, vec![keys_rule(), volumes_rule()]);
+
+    let mut first = w.resource(TYPE, "ConfigSetup");
+    let created = first.create(wanted.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("RecorderName"), Some("org-recorder"));
+    assert_eq!(created.data("DeliveryChannelName"), Some("org-channel"));
+    assert_eq!(created.data("RecorderAdopted"), Some("true"));
+    assert_eq!(created.data("ChannelAdopted"), Some("true"));
+    assert_eq!(created.data("RulesCreated"), Some("tap-encrypted-volumes"));
+    let state = ConfigState::read(&w);
+    assert_eq!(state.recorder_names(), ["org-recorder"], "never a second recorder");
+    assert_eq!(state.recorders[0]["roleARN"], role(&w));
+    assert_eq!(state.recorders[0]["recordingGroup"]["allSupported"], true);
+    assert_eq!(state.channel_names(), ["org-channel"], "never a second channel");
+    assert_eq!(state.channels[0]["s3BucketName"], bucket(&w));
+    assert_eq!(
+        state.channels[0]["configSnapshotDeliveryProperties"]["deliveryFrequency"],
+        "TwentyFour_Hours"
+    );
+    assert_eq!(
+        params_of(state.rule("tap-access-keys-rotated")),
+        json!({"maxAccessKeyAge": "90"})
+    );
+    assert!(state.recording("org-recorder"));
+    let set_up = snapshot(&w);
+
+    // The replacement (a renamed logical id, a moved resource): created before the old one is deleted.
+    let ops = w.operations("config").len();
+    let mut second = w.resource(TYPE, "Renamed");
+    let again = second.create(wanted.clone());
+    assert_eq!(again.status(), "SUCCESS", "{}", again.reason());
+    let during = w.operations("config")[ops..].to_vec();
+    assert!(mutating(&during).is_empty(), "{during:?}");
+    assert_eq!(
+        again.data("RecorderAdopted"),
+        Some("true"),
+        "the state before the first claimant"
+    );
+    assert_eq!(again.data("RulesCreated"), Some("tap-encrypted-volumes"));
+    let held = ledger_parameters(&w);
+    for setting in [
+        "recorder",
+        "channel",
+        "rule/tap-access-keys-rotated",
+        "rule/tap-encrypted-volumes",
+    ] {
+        let claims = held
+            .iter()
+            .filter(|p| p.starts_with(&format!("/tapguard/claims/config/{setting}/")))
+            .count();
+        assert_eq!(claims, 2, "two claims on {setting}: {held:?}");
+    }
+
+    // The old resource's Delete gives up its claims: the setup stays for the new one.
+    let ops = w.operations("config").len();
+    let deleted = first.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    let during = w.operations("config")[ops..].to_vec();
+    assert!(mutating(&during).is_empty(), "{during:?}");
+    assert_eq!(snapshot(&w), set_up);
+
+    // The last claimant's Delete puts back every adopted setting and removes the rule it created.
+    let deleted = second.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    let state = ConfigState::read(&w);
+    assert_eq!(state.recorders[0]["roleARN"], org_role(&w));
+    assert_eq!(
+        state.recorders[0]["recordingGroup"]["resourceTypes"],
+        json!(["AWS::EC2::Instance"])
+    );
+    assert_eq!(state.channels[0]["s3BucketName"], "org-config-bucket");
+    assert_eq!(state.channels[0]["s3KeyPrefix"], "org");
+    assert_eq!(
+        params_of(state.rule("tap-access-keys-rotated")),
+        json!({"maxAccessKeyAge": "30"})
+    );
+    assert!(state.recording("org-recorder"), "it was recording before: it still is");
+    assert_eq!(snapshot(&w), before, "the account is as it was before either resource");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+    let calls = w.operations("config");
+    for op in [
+        "DeleteConfigurationRecorder",
+        "DeleteDeliveryChannel",
+        "StopConfigurationRecorder",
+    ] {
+        assert!(!calls.contains(&op.to_string()), "{op} on an adopted setup: {calls:?}");
+    }
+}
+
+#[test]
+fn claimants_asking_for_another_role_bucket_or_rule_are_refused_naming_the_first() {
+    let w = world();
+    let mut first = w.resource(TYPE, "ConfigSetup");
+    let created = first.create(props(&w, vec![keys_rule()]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let (set_up, claims) = (snapshot(&w), ledger_parameters(&w));
+
+    let mut other_role = props(&w, vec![keys_rule()]);
+    other_role["RoleArn"] = json!(org_role(&w));
+    let mut other_bucket = props(&w, vec![keys_rule()]);
+    other_bucket["DeliveryBucketName"] = json!("another-config-bucket");
+    let mut other_rule = keys_rule();
+    other_rule["InputParameters"]["maxAccessKeyAge"] = json!("30");
+    let cases = [
+        ("OtherRole", other_role, "config/recorder"),
+        ("OtherBucket", other_bucket, "config/channel"),
+        (
+            "OtherRule",
+            props(&w, vec![other_rule]),
+            "config/rule/tap-access-keys-rotated",
+        ),
+    ];
+    for (logical_id, asked, setting) in cases {
+        let ops = w.operations("config").len();
+        let mut other = w.resource(TYPE, logical_id);
+        let failed = other.create(asked);
+        assert_eq!(failed.status(), "FAILED", "{logical_id}");
+        assert!(
+            failed.reason().starts_with(&format!(
+                "{setting} is already claimed by ConfigSetup in stack tap-test (config-setup) with"
+            )),
+            "{}",
+            failed.reason()
+        );
+        let during = w.operations("config")[ops..].to_vec();
+        assert!(mutating(&during).is_empty(), "{logical_id}: {during:?}");
+        assert_eq!(snapshot(&w), set_up, "{logical_id}");
+        assert_eq!(ledger_parameters(&w), claims, "{logical_id}: its own record is undone");
+        // Its rollback Delete changes nothing either.
+        let deleted = other.delete();
+        assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+        assert_eq!(snapshot(&w), set_up, "{logical_id}");
+    }
+
+    assert_eq!(first.delete().status(), "SUCCESS");
+    assert!(ConfigState::read(&w).is_empty());
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn a_create_failing_at_each_mutating_step_puts_the_adopted_setup_back() {
+    let w = world();
+    seed_org_config(&w);
+    let before = snapshot(&w);
+    let bad = json!({"Name": "tap-not-a-rule", "SourceIdentifier": "NOT_A_MANAGED_RULE"});
+    let cases = [
+        (Some("ssm"), "PutParameter"),
+        (Some("config"), "PutConfigurationRecorder"),
+        (Some("config"), "PutDeliveryChannel"),
+        (Some("config"), "PutConfigRule"),
+        // Config itself refuses the last rule, after the first was created and the second changed.
+        (None, "PutConfigRule"),
+    ];
+    for (service, operation) in cases {
+        let rules = match service {
+            Some(service) => {
+                w.fault(
+                    json!({"service": service, "operation": operation, "code": "AccessDeniedException",
+                    "message": format!("User is not authorized to perform: {service}:{operation}"), "count": 1}),
+                );
+                vec![volumes_rule(), keys_rule()]
+            }
+            None => vec![volumes_rule(), keys_rule(), bad.clone()],
+        };
+        let mut r = w.resource(TYPE, "ConfigSetup");
+        let failed = r.create(props(&w, rules));
+        assert_eq!(failed.status(), "FAILED", "{operation}");
+        assert!(
+            failed.reason().starts_with(&format!("{operation} failed: ")),
+            "{operation}: {}",
+            failed.reason()
+        );
+        assert_eq!(
+            snapshot(&w),
+            before,
+            "after a Create that failed at {operation} ({service:?})"
+        );
+        assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+
+        let ops = w.operations("config").len();
+        let deleted = r.delete();
+        assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+        let during = w.operations("config")[ops..].to_vec();
+        assert!(mutating(&during).is_empty(), "{operation}: {during:?}");
+        assert_eq!(snapshot(&w), before);
+    }
+}
+
+#[test]
+fn a_create_denied_recording_or_cut_by_the_deadline_is_undone_and_leaves_the_account_empty() {
+    let w = world();
+    w.fault(
+        json!({"service": "config", "operation": "StartConfigurationRecorder", "code": "AccessDeniedException",
+        "message": "User is not authorized to perform: config:StartConfigurationRecorder", "status": 400, "count": 1}),
+    );
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let failed = r.create(props(&w, vec![keys_rule()]));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("StartConfigurationRecorder failed: AccessDeniedException: User is not authorized"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("the action config:StartConfigurationRecorder was denied"),
+        "{reason}"
+    );
+    assert!(ConfigState::read(&w).is_empty(), "nothing is left behind");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+    assert!(
+        !w.operations("config").contains(&"PutConfigRule".to_string()),
+        "rules come after recording starts"
+    );
+    assert_eq!(r.delete().status(), "SUCCESS");
+
+    // A Create cut off by the deadline answers in time, with nothing undone yet...
+    w.fault(
+        json!({"service": "config", "operation": "PutConfigRule", "delay_ms": 20000,
+        "code": "InternalFailure", "count": 1}),
+    );
+    r.timeout = std::time::Duration::from_secs(8);
+    let cut = r.create(props(&w, vec![keys_rule()]));
+    assert_eq!(cut.status(), "FAILED");
+    assert!(cut.reason().starts_with("timed out after"), "{}", cut.reason());
+    assert!(cut.reason().contains("config:PutConfigRule"), "{}", cut.reason());
+    assert!(
+        cut.physical_id().starts_with("tapguard-failed-create:"),
+        "{}",
+        cut.physical_id()
+    );
+    let state = ConfigState::read(&w);
+    assert!(state.recording("default"), "the Create got as far as recording");
+    assert!(!ledger_parameters(&w).is_empty());
+
+    // ...and the rollback Delete CloudFormation sends for it undoes it from the ledger.
+    r.timeout = std::time::Duration::from_secs(60);
+    let rolled_back = r.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert!(ConfigState::read(&w).is_empty(), "the account is as it was");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn an_update_failing_part_way_is_put_back_by_the_rollback_update() {
+    let w = world();
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let old_props = props(&w, vec![keys_rule()]);
+    let created = r.create(old_props.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let (set_up, claims) = (snapshot(&w), ledger_parameters(&w));
+
+    let mut keys = keys_rule();
+    keys["InputParameters"]["maxAccessKeyAge"] = json!("45");
+    let bad = json!({"Name": "tap-not-a-rule", "SourceIdentifier": "NOT_A_MANAGED_RULE"});
+    let mut failing = props(&w, vec![keys, volumes_rule(), bad]);
+    failing["DeliveryBucketName"] = json!("tap-config-new-bucket");
+    let failed = r.update(failing.clone());
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("PutConfigRule failed: InvalidParameterValueException"),
+        "{}",
+        failed.reason()
+    );
+    let state = ConfigState::read(&w);
+    assert_eq!(state.channels[0]["s3BucketName"], "tap-config-new-bucket", "part-way");
+    assert_eq!(state.rule_names(), ["tap-access-keys-rotated", "tap-encrypted-volumes"]);
+
+    // CloudFormation's rollback: an Update back to the old properties, the failed ones as old.
+    let rollback = r.send(event(
+        "Update",
+        TYPE,
+        "ConfigSetup",
+        &w.stack_id(),
+        "",
+        &old_props,
+        Some(created.physical_id()),
+        Some(&failing),
+    ));
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert_eq!(rollback.physical_id(), created.physical_id());
+    assert_eq!(
+        snapshot(&w),
+        set_up,
+        "the account is back to the state before the Update"
+    );
+    assert_eq!(
+        ledger_parameters(&w),
+        claims,
+        "the claims of the failed Update are released"
+    );
+
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(ConfigState::read(&w).is_empty());
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn after_the_ledger_is_deleted_update_and_delete_turn_nothing_of_unknown_prior_off() {
+    let w = world();
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let created = r.create(props(&w, vec![keys_rule()]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let names = ledger_parameters(&w);
+    assert_eq!(names.len(), 4, "the record and three claims: {names:?}");
+    w.json_call("ssm", "AmazonSSM.DeleteParameters", json!({ "Names": names }));
+
+    // The Update still applies what is asked; what was claimed before is of unknown prior state now.
+    let updated = r.update(props(&w, vec![keys_rule(), volumes_rule()]));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.data("RecorderAdopted"), Some("unknown"));
+    assert_eq!(updated.data("RulesCreated"), Some("tap-encrypted-volumes"));
+    assert!(r.host.logs().contains("the ledger holds no record of this resource"));
+
+    let ops = w.operations("config").len();
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    let state = ConfigState::read(&w);
+    assert!(
+        state.recording("default"),
+        "never turned off: its prior state is unknown"
+    );
+    assert_eq!(state.channel_names(), ["default"]);
+    assert_eq!(
+        state.rule_names(),
+        ["tap-access-keys-rotated"],
+        "only the rule whose prior is known (created by the Update) is gone"
+    );
+    let during = w.operations("config")[ops..].to_vec();
+    assert_eq!(mutating(&during), ["DeleteConfigRule"], "{during:?}");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn an_old_format_id_keeps_working_on_update_and_delete_and_moves_to_the_ledger() {
+    let w = world();
+    // What the version before the ledger made: a recorder, channel and tagged rule it created.
+    config(
+        &w,
+        "PutConfigurationRecorder",
+        json!({"ConfigurationRecorder": {"name": "default", "roleARN": role(&w),
+            "recordingGroup": {"allSupported": true, "includeGlobalResourceTypes": true}}}),
+    );
+    config(
+        &w,
+        "PutDeliveryChannel",
+        json!({"DeliveryChannel": {"name": "default", "s3BucketName": bucket(&w)}}),
+    );
+    config(
+        &w,
+        "StartConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    config(
+        &w,
+        "PutConfigRule",
+        json!({"ConfigRule": {"ConfigRuleName": "tap-access-keys-rotated",
+            "Source": {"Owner": "AWS", "SourceIdentifier": "ACCESS_KEYS_ROTATED"},
+            "InputParameters": "{\"maxAccessKeyAge\":\"90\"}"},
+            "Tags": [{"Key": OWNER_TAG, "Value": "stack/tap-test/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f/ConfigSetup"}]}),
+    );
+    let old_id = "config-setup:eu-west-1:created=recorder,channel:started-recording=true:default";
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    r.physical_id = Some(old_id.to_string());
+    r.properties = props(&w, vec![keys_rule()]);
+
+    let updated = r.update(props(&w, vec![keys_rule(), volumes_rule()]));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(
+        updated.physical_id(),
+        old_id,
+        "an old id is kept: a new one would be a replacement"
+    );
+    assert_eq!(updated.data("RecorderAdopted"), Some("false"));
+    assert_eq!(
+        updated.data("RulesCreated"),
+        Some("tap-access-keys-rotated,tap-encrypted-volumes")
+    );
+    let held = ledger_parameters(&w);
+    assert!(
+        held.iter()
+            .any(|p| p.starts_with("/tapguard/ledger/config-setup/legacy-")),
+        "{held:?}"
+    );
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(
+        ConfigState::read(&w).is_empty(),
+        "everything the old resource created is gone"
+    );
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn renaming_a_created_recorder_replaces_it_under_the_same_id() {
+    let w = world();
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let created = r.create(props(&w, vec![keys_rule()]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+
+    let mut renamed = props(&w, vec![keys_rule()]);
+    renamed["RecorderName"] = json!("tap-recorder");
+    let updated = r.update(renamed);
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.physical_id(), created.physical_id(), "no replacement");
+    assert_eq!(updated.data("RecorderName"), Some("tap-recorder"));
+    let state = ConfigState::read(&w);
+    assert_eq!(state.recorder_names(), ["tap-recorder"]);
+    assert!(state.recording("tap-recorder"));
+    assert_eq!(state.channel_names(), ["default"]);
+    assert_eq!(state.rule_names(), ["tap-access-keys-rotated"]);
+
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(ConfigState::read(&w).is_empty());
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }

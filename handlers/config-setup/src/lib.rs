@@ -1,8 +1,20 @@
 //! Custom::ConfigSetup. The binary is `main.rs`; the resource and its properties are here so tests can
 //! check TapStack.yml against the property schema.
 
+mod advice;
+mod channel;
+mod legacy;
 mod properties;
+mod recorder;
 mod resource;
+mod rules;
+#[cfg(test)]
+mod tests;
 
+pub use legacy::Ownership;
 pub use properties::{Properties, RuleProperties};
-pub use resource::{ConfigSetup, Ownership, OWNER_TAG};
+pub use resource::{channel_setting, recorder_setting, rule_setting, ConfigSetup, RecordState};
+pub use rules::OWNER_TAG;
+
+const ID_PREFIX: &str = "config-setup:";
+const SERVICE: &str = "config";

@@ -1,0 +1,129 @@
+//! Create's error paths: refused claims, a denied ledger, denied or failed Config calls.
+
+use aws_sdk_config::operation::put_config_rule::PutConfigRuleError;
+use aws_sdk_config::operation::start_configuration_recorder::StartConfigurationRecorderError;
+use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+use tapguard_shared::{CustomResource, HandlerError};
+
+use super::*;
+
+#[tokio::test]
+async fn a_claimant_asking_another_role_is_refused_by_name_before_any_change() {
+    let ledger = LedgerMocks::new(
+        None,
+        vec![(
+            "config/recorder",
+            claim(
+                "other-key",
+                "OrgConfig",
+                json!({"role_arn": ORG_ROLE, "all_supported": true,
+                "include_global_resource_types": true, "resource_types": []}),
+                json!({"exists": false}),
+            ),
+        )],
+        LedgerMocks::put_ok(),
+    );
+    let writes = Writes::ok();
+    let snapshot = Snapshot {
+        recorder: Some(recorder("default", ORG_ROLE)),
+        status: Some(status("default", true, "SUCCESS")),
+        channel: Some(channel("default")),
+    };
+    let h = handler(&[], snapshot, &writes, &ledger);
+    let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("config/recorder is already claimed by OrgConfig in stack TapStack (config-setup)"),
+        "{text}"
+    );
+    assert!(text.contains(ROLE), "names what this resource asked for: {text}");
+    assert_eq!(writes.total(), 0, "no Config change");
+    assert_eq!(ledger.puts(), 1, "only this resource's record, which undo_create drops");
+}
+
+#[tokio::test]
+async fn a_ledger_the_function_may_not_write_fails_before_any_change() {
+    let put = mock!(Ssm::put_parameter).then_error(|| {
+        PutParameterError::generic(error(
+            "AccessDeniedException",
+            "not authorized to perform: ssm:PutParameter",
+        ))
+    });
+    let ledger = LedgerMocks::new(None, vec![], put);
+    let writes = Writes::ok();
+    let h = handler(&[], Snapshot::default(), &writes, &ledger);
+    let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("PutParameter failed: AccessDeniedException"), "{text}");
+    assert!(
+        text.contains("ssm:PutParameter on the ledger's parameters under /tapguard/"),
+        "{text}"
+    );
+    assert_eq!(writes.total(), 0);
+}
+
+#[tokio::test]
+async fn denied_recording_names_the_action() {
+    let start = mock!(Client::start_configuration_recorder).then_error(|| {
+        StartConfigurationRecorderError::generic(error(
+            "AccessDeniedException",
+            "User is not authorized to perform: config:StartConfigurationRecorder",
+        ))
+    });
+    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let writes = Writes::ok();
+    let h = handler(&[&start], Snapshot::default(), &writes, &ledger);
+    let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    assert!(
+        err.to_string()
+            .contains("the action config:StartConfigurationRecorder was denied"),
+        "{err}"
+    );
+    assert_eq!(ledger.puts(), 3, "the record and two claims, before the first change");
+    assert_eq!(start.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_last_delivery_is_not_verified_with_the_bucket_policy_advice() {
+    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let writes = Writes::ok();
+    let snapshot = Snapshot {
+        recorder: Some(recorder("default", ROLE)),
+        status: Some(status("default", true, "Failure")),
+        channel: Some(channel("default")),
+    };
+    let h = handler(&[], snapshot, &writes, &ledger);
+    let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
+    assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("InsufficientDeliveryPolicyException"), "{text}");
+    assert!(text.contains(&format!("the bucket policy of {BUCKET}")), "{text}");
+    assert_eq!(writes.total(), 0, "everything already matched");
+}
+
+#[tokio::test]
+async fn a_rule_still_being_deleted_says_to_wait_naming_the_rule() {
+    let put_rule = mock!(Client::put_config_rule).then_error(|| {
+        PutConfigRuleError::generic(error(
+            "ResourceInUseException",
+            "The rule keys is currently being deleted.  Please retry after some time",
+        ))
+    });
+    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let writes = Writes::ok();
+    let snapshot = Snapshot {
+        recorder: Some(recorder("default", ROLE)),
+        status: Some(status("default", true, "SUCCESS")),
+        channel: Some(channel("default")),
+    };
+    let h = handler(&[&put_rule], snapshot, &writes, &ledger);
+    let rules = json!([{"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED"}]);
+    let err = h.create(&inv(), props(rules)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("PutConfigRule failed: ResourceInUseException"),
+        "{text}"
+    );
+    assert!(text.contains("Rules[0] (keys): Config is still deleting"), "{text}");
+}

@@ -1,0 +1,122 @@
+//! Delete's error paths: a restore that is impossible, a channel Config will not delete.
+
+use aws_sdk_config::operation::delete_delivery_channel::DeleteDeliveryChannelError;
+use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecorderError;
+use tapguard_shared::CustomResource;
+
+use super::*;
+
+const ID: &str = "config-setup:eu-west-1:ledger-req-1";
+
+fn record(settings: &[&str]) -> Value {
+    json!({"v": 1, "handler": "config-setup", "stack_id": STACK, "logical_id": "ConfigSetup", "region": "eu-west-1",
+        "settings": settings, "state": {"recorder_name": "org", "rules": []}})
+}
+
+#[tokio::test]
+async fn a_prior_role_that_cannot_be_put_back_fails_with_advice_and_keeps_the_claim() {
+    let prior = json!({"exists": true, "name": "org", "recording": true, "settings": {"role_arn": ORG_ROLE,
+        "all_supported": true, "include_global_resource_types": true}});
+    let ledger = LedgerMocks::new(
+        Some(record(&["config/recorder", "config/channel"])),
+        vec![(
+            "config/recorder",
+            claim("req-1", "ConfigSetup", our_recorder_wants(), prior),
+        )],
+        LedgerMocks::put_ok(),
+    );
+    let put = mock!(Client::put_configuration_recorder).then_error(|| {
+        PutConfigurationRecorderError::generic(error(
+            "InsufficientPermissionsException",
+            "The role is not assumable by config.amazonaws.com",
+        ))
+    });
+    let writes = Writes::ok();
+    let snapshot = Snapshot {
+        recorder: Some(recorder("org", ROLE)),
+        status: Some(status("org", true, "SUCCESS")),
+        channel: Some(channel("default")),
+    };
+    let h = handler(&[&put], snapshot, &writes, &ledger);
+    let err = h.delete(&inv(), ID, None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("PutConfigurationRecorder failed: InsufficientPermissionsException"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("role {ORG_ROLE}) cannot be put back")), "{text}");
+    assert!(text.contains(&format!("keeps the role {ROLE}")), "{text}");
+    assert!(text.contains("DeletionPolicy: Retain"), "{text}");
+    assert_eq!(put.num_calls(), 1);
+    assert_eq!(
+        writes.total(),
+        0,
+        "recording was on before: not stopped; nothing deleted"
+    );
+    assert_eq!(ledger.deletes(), 1, "the claim was released, the record kept");
+    assert_eq!(ledger.puts(), 1, "and the claim put back for the retried Delete");
+}
+
+#[tokio::test]
+async fn a_channel_config_will_not_delete_says_what_to_do_and_keeps_the_claims() {
+    let absent = json!({"exists": false});
+    let channel_wants = json!({"bucket": BUCKET, "key_prefix": null, "sns_topic_arn": null,
+        "frequency": "TwentyFour_Hours"});
+    let ledger = LedgerMocks::new(
+        Some(record(&["config/recorder", "config/channel"])),
+        vec![
+            (
+                "config/recorder",
+                claim("req-1", "ConfigSetup", our_recorder_wants(), absent.clone()),
+            ),
+            ("config/channel", claim("req-1", "ConfigSetup", channel_wants, absent)),
+        ],
+        LedgerMocks::put_ok(),
+    );
+    let delete_channel = mock!(Client::delete_delivery_channel).then_error(|| {
+        DeleteDeliveryChannelError::generic(error(
+            "LastDeliveryChannelDeleteFailedException",
+            "Failed to delete last specified delivery channel with name 'default', because there, because there is \
+             a running configuration recorder.",
+        ))
+    });
+    let writes = Writes::ok();
+    let snapshot = Snapshot {
+        recorder: Some(recorder("org", ROLE)),
+        status: Some(status("org", true, "SUCCESS")),
+        channel: Some(channel("default")),
+    };
+    let h = handler(&[&delete_channel], snapshot, &writes, &ledger);
+    let err = h.delete(&inv(), ID, None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("DeleteDeliveryChannel failed: LastDeliveryChannelDeleteFailedException"),
+        "{text}"
+    );
+    assert!(text.contains("stop the recorder, then retry the delete"), "{text}");
+    assert_eq!(writes.0[3].num_calls(), 1, "recording was stopped first");
+    assert_eq!(
+        writes.0[7].num_calls(),
+        0,
+        "the recorder is not deleted before its channel"
+    );
+    assert_eq!(ledger.puts(), 2, "both claims put back for the retried Delete");
+}
+
+#[tokio::test]
+async fn an_id_this_handler_never_issued_is_refused() {
+    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let writes = Writes::ok();
+    let h = handler(&[], Snapshot::default(), &writes, &ledger);
+    let err = h
+        .delete(&inv(), "config-setup:eu-west-1:something", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not one this handler issues"), "{err}");
+    let err = h
+        .delete(&inv(), "config-setup:us-east-1:ledger-req-1", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("set up AWS Config in us-east-1"), "{err}");
+    assert_eq!(writes.total() + ledger.puts() + ledger.deletes(), 0);
+}

@@ -1,0 +1,231 @@
+//! Unit tests of the resource's error paths, with Config and the ledger's SSM mocked (aws-smithy-mocks).
+
+use aws_sdk_config::operation::delete_config_rule::DeleteConfigRuleOutput;
+use aws_sdk_config::operation::delete_configuration_recorder::DeleteConfigurationRecorderOutput;
+use aws_sdk_config::operation::delete_delivery_channel::DeleteDeliveryChannelOutput;
+use aws_sdk_config::operation::describe_config_rules::DescribeConfigRulesOutput;
+use aws_sdk_config::operation::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput;
+use aws_sdk_config::operation::describe_configuration_recorders::DescribeConfigurationRecordersOutput;
+use aws_sdk_config::operation::describe_delivery_channels::DescribeDeliveryChannelsOutput;
+use aws_sdk_config::operation::put_config_rule::PutConfigRuleOutput;
+use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecorderOutput;
+use aws_sdk_config::operation::put_delivery_channel::PutDeliveryChannelOutput;
+use aws_sdk_config::operation::start_configuration_recorder::StartConfigurationRecorderOutput;
+use aws_sdk_config::operation::stop_configuration_recorder::StopConfigurationRecorderOutput;
+use aws_sdk_config::types::{
+    ConfigSnapshotDeliveryProperties, ConfigurationRecorder, ConfigurationRecorderStatus, DeliveryChannel,
+    MaximumExecutionFrequency, RecorderStatus, RecordingGroup,
+};
+use aws_sdk_config::Client;
+use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
+use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
+use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
+use aws_sdk_ssm::types::Parameter;
+use aws_sdk_ssm::Client as Ssm;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_types::error::ErrorMetadata;
+use serde_json::{json, Value};
+use tapguard_shared::{Invocation, Ledger};
+
+use crate::{ConfigSetup, Properties};
+
+mod create;
+mod delete;
+
+const ROLE: &str = "arn:aws:iam::111122223333:role/tap-config";
+const ORG_ROLE: &str = "arn:aws:iam::111122223333:role/org-config";
+const BUCKET: &str = "tap-config-111122223333";
+const STACK: &str = "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/0b4b8f70-5a3e-11ef-8a3c-0a1b2c3d4e5f";
+
+fn inv() -> Invocation {
+    let mut inv = Invocation::detached("eu-west-1", "111122223333");
+    inv.request_id = "req-1".into();
+    inv.stack_id = STACK.into();
+    inv.logical_resource_id = "ConfigSetup".into();
+    inv
+}
+
+fn props(rules: Value) -> Properties {
+    tapguard_shared::props::parse(&json!({"RoleArn": ROLE, "DeliveryBucketName": BUCKET, "Rules": rules})).unwrap()
+}
+
+fn error(code: &str, message: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message(message).build()
+}
+
+fn recorder(name: &str, role: &str) -> ConfigurationRecorder {
+    ConfigurationRecorder::builder()
+        .name(name)
+        .role_arn(role)
+        .recording_group(
+            RecordingGroup::builder()
+                .all_supported(true)
+                .include_global_resource_types(true)
+                .build(),
+        )
+        .build()
+}
+
+fn status(name: &str, recording: bool, last: &str) -> ConfigurationRecorderStatus {
+    ConfigurationRecorderStatus::builder()
+        .name(name)
+        .recording(recording)
+        .last_status(RecorderStatus::from(last))
+        .last_error_code("InsufficientDeliveryPolicyException")
+        .last_error_message("Insufficient delivery policy to s3 bucket")
+        .build()
+}
+
+fn channel(name: &str) -> DeliveryChannel {
+    DeliveryChannel::builder()
+        .name(name)
+        .s3_bucket_name(BUCKET)
+        .config_snapshot_delivery_properties(
+            ConfigSnapshotDeliveryProperties::builder()
+                .delivery_frequency(MaximumExecutionFrequency::TwentyFourHours)
+                .build(),
+        )
+        .build()
+}
+
+/// Config as every Describe call shows it (the same answer each time).
+#[derive(Clone, Default)]
+struct Snapshot {
+    recorder: Option<ConfigurationRecorder>,
+    status: Option<ConfigurationRecorderStatus>,
+    channel: Option<DeliveryChannel>,
+}
+
+fn reads(s: Snapshot) -> Vec<Rule> {
+    let (r, st, c) = (s.recorder, s.status, s.channel);
+    vec![
+        mock!(Client::describe_configuration_recorders).then_output(move || {
+            DescribeConfigurationRecordersOutput::builder()
+                .set_configuration_recorders(Some(r.clone().into_iter().collect()))
+                .build()
+        }),
+        mock!(Client::describe_configuration_recorder_status).then_output(move || {
+            DescribeConfigurationRecorderStatusOutput::builder()
+                .set_configuration_recorders_status(Some(st.clone().into_iter().collect()))
+                .build()
+        }),
+        mock!(Client::describe_delivery_channels).then_output(move || {
+            DescribeDeliveryChannelsOutput::builder()
+                .set_delivery_channels(Some(c.clone().into_iter().collect()))
+                .build()
+        }),
+        mock!(Client::describe_config_rules).then_output(|| DescribeConfigRulesOutput::builder().build()),
+    ]
+}
+
+/// Every mutating Config operation, answering success; `num_calls` says what was called.
+struct Writes(Vec<Rule>);
+
+impl Writes {
+    fn ok() -> Writes {
+        Writes(vec![
+            mock!(Client::put_configuration_recorder).then_output(|| PutConfigurationRecorderOutput::builder().build()),
+            mock!(Client::put_delivery_channel).then_output(|| PutDeliveryChannelOutput::builder().build()),
+            mock!(Client::start_configuration_recorder)
+                .then_output(|| StartConfigurationRecorderOutput::builder().build()),
+            mock!(Client::stop_configuration_recorder)
+                .then_output(|| StopConfigurationRecorderOutput::builder().build()),
+            mock!(Client::put_config_rule).then_output(|| PutConfigRuleOutput::builder().build()),
+            mock!(Client::delete_config_rule).then_output(|| DeleteConfigRuleOutput::builder().build()),
+            mock!(Client::delete_delivery_channel).then_output(|| DeleteDeliveryChannelOutput::builder().build()),
+            mock!(Client::delete_configuration_recorder)
+                .then_output(|| DeleteConfigurationRecorderOutput::builder().build()),
+        ])
+    }
+
+    fn total(&self) -> usize {
+        self.0.iter().map(Rule::num_calls).sum()
+    }
+}
+
+/// The ledger's SSM: an optional record, the claims on each setting (read once, as the release that
+/// deletes them reads them; read again, they are gone), and writes answering `put`.
+struct LedgerMocks {
+    rules: Vec<Rule>,
+}
+
+impl LedgerMocks {
+    fn new(record: Option<Value>, claims: Vec<(&'static str, Value)>, put: Rule) -> Self {
+        let mut rules: Vec<Rule> = claims
+            .into_iter()
+            .map(|(setting, claim)| {
+                let path = format!("/tapguard/claims/{setting}");
+                mock!(Ssm::get_parameters_by_path)
+                    .match_requests(move |req| req.path() == Some(path.as_str()))
+                    .sequence()
+                    .output(move || {
+                        GetParametersByPathOutput::builder()
+                            .parameters(Parameter::builder().name("claim").value(claim.to_string()).build())
+                            .build()
+                    })
+                    .build()
+            })
+            .collect();
+        rules.push(mock!(Ssm::get_parameters_by_path).then_output(|| GetParametersByPathOutput::builder().build()));
+        rules.push(match record {
+            Some(record) => mock!(Ssm::get_parameter).then_output(move || {
+                GetParameterOutput::builder()
+                    .parameter(Parameter::builder().value(record.to_string()).build())
+                    .build()
+            }),
+            None => mock!(Ssm::get_parameter)
+                .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
+        });
+        rules.push(put);
+        rules.push(mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()));
+        LedgerMocks { rules }
+    }
+
+    fn put_ok() -> Rule {
+        mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build())
+    }
+
+    fn calls(&self, index_from_end: usize) -> usize {
+        self.rules[self.rules.len() - 1 - index_from_end].num_calls()
+    }
+
+    /// PutParameter calls (the record, claims, claims put back).
+    fn puts(&self) -> usize {
+        self.calls(1)
+    }
+
+    /// DeleteParameter calls (claims released, the record forgotten).
+    fn deletes(&self) -> usize {
+        self.calls(0)
+    }
+
+    fn ledger(&self) -> Ledger {
+        let rules: Vec<&Rule> = self.rules.iter().collect();
+        Ledger::from_client(mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &rules), "config-setup")
+    }
+}
+
+/// A claim of another resource (or of this one, with key `req-1`) on a setting.
+fn claim(key: &str, logical_id: &str, wants: Value, prior: Value) -> Value {
+    json!({"v": 1, "claimant": {"key": key, "handler": "config-setup", "stack_id": STACK, "logical_id": logical_id},
+        "wants": wants, "prior": prior, "since": 100})
+}
+
+fn our_recorder_wants() -> Value {
+    json!({"role_arn": ROLE, "all_supported": true, "include_global_resource_types": true, "resource_types": []})
+}
+
+fn handler(first: &[&Rule], snapshot: Snapshot, writes: &Writes, ledger: &LedgerMocks) -> ConfigSetup {
+    let reads = reads(snapshot);
+    let mut rules: Vec<&Rule> = first.to_vec();
+    rules.extend(reads.iter());
+    rules.extend(writes.0.iter());
+    let client = mock_client!(aws_sdk_config, RuleMode::MatchAny, &rules, |c| c.retry_config(
+        aws_sdk_config::config::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(std::time::Duration::from_millis(1))
+            .with_max_backoff(std::time::Duration::from_millis(5))
+    ));
+    ConfigSetup::from_clients(client, ledger.ledger())
+}
