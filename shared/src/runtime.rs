@@ -104,7 +104,10 @@ pub trait CustomResource: Send + Sync + 'static {
     /// The verify pass (`{"tapguard": "verify"}` on a schedule): re-reads, read-only, what each of this
     /// handler's resources claims in the ledger. Handlers on the ledger implement it with
     /// [`crate::verify::pass`].
-    fn verify(&self, _inv: &Invocation) -> impl Future<Output = Result<Vec<crate::verify::ResourceReport>, HandlerError>> + Send {
+    fn verify(
+        &self,
+        _inv: &Invocation,
+    ) -> impl Future<Output = Result<Vec<crate::verify::ResourceReport>, HandlerError>> + Send {
         async { Ok(Vec::new()) }
     }
 

@@ -186,7 +186,10 @@ impl Ledger {
             for parameter in page.parameters() {
                 let name = parameter.name().unwrap_or_default();
                 let key = name.rsplit('/').next().and_then(decode_segment);
-                match (key, serde_json::from_str::<Record<Value>>(parameter.value().unwrap_or_default())) {
+                match (
+                    key,
+                    serde_json::from_str::<Record<Value>>(parameter.value().unwrap_or_default()),
+                ) {
                     (Some(key), Ok(record)) => records.push((key, record)),
                     _ => warn!(parameter = name, "damaged record in the ledger: skipped"),
                 }

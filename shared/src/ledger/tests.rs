@@ -268,7 +268,13 @@ fn segments_are_encoded_injectively_into_ssm_names() {
     assert_eq!(encode_segment("abc-1.2"), "abc-1.2");
     assert_eq!(encode_segment("ops,bob"), "ops_2Cbob");
     assert_ne!(encode_segment("ops_bob"), encode_segment("ops,bob"));
-    for text in ["ops,bob", "ops_bob", "arn:aws:securityhub:::ruleset/cis", "ünïcode", "plain-1.2"] {
+    for text in [
+        "ops,bob",
+        "ops_bob",
+        "arn:aws:securityhub:::ruleset/cis",
+        "ünïcode",
+        "plain-1.2",
+    ] {
         assert_eq!(decode_segment(&encode_segment(text)).as_deref(), Some(text));
     }
     assert_eq!(decode_segment("bad_Z1"), None);

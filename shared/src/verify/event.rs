@@ -50,7 +50,14 @@ pub(crate) async fn serve<R: CustomResource>(
         }
         Err(_) => {
             let reason = format!("verify pass timed out while {}", inv.current_step());
-            error!(event_kind = "verify", resource_type = R::RESOURCE_TYPE, outcome = "FAILED", duration_ms, reason, "verify pass failed");
+            error!(
+                event_kind = "verify",
+                resource_type = R::RESOURCE_TYPE,
+                outcome = "FAILED",
+                duration_ms,
+                reason,
+                "verify pass failed"
+            );
             Err(reason.into())
         }
     }

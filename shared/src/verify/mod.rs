@@ -14,8 +14,8 @@ use std::future::Future;
 use serde::Serialize;
 use serde_json::Value;
 
-pub(crate) use event::serve;
 pub use event::is_verify_event;
+pub(crate) use event::serve;
 pub use publish::{Published, Publisher};
 
 use crate::{HandlerError, Invocation, Ledger};

@@ -7,7 +7,6 @@
 //! PutMetricData call, no permission for it, and the drift stays searchable next to the pass's log line.
 //! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>)
 
-use std::io::Write;
 use aws_sdk_securityhub::types::{
     AwsSecurityFinding, AwsSecurityFindingFilters, Compliance, ComplianceStatus, RecordState, Resource, Severity,
     SeverityLabel, StringFilter, StringFilterComparison,
@@ -15,6 +14,7 @@ use aws_sdk_securityhub::types::{
 use aws_sdk_securityhub::Client as SecurityHub;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
+use std::io::Write;
 use tracing::{info, warn};
 
 use super::{ResourceReport, Verdict};
@@ -140,12 +140,7 @@ impl Publisher {
             .record_state(equals("ACTIVE"))
             .compliance_status(equals("FAILED"))
             .build();
-        let mut pages = self
-            .securityhub
-            .get_findings()
-            .filters(filters)
-            .into_paginator()
-            .send();
+        let mut pages = self.securityhub.get_findings().filters(filters).into_paginator().send();
         let mut ids = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| HandlerError::from_sdk("securityhub", "GetFindings", &err))?;
@@ -197,8 +192,16 @@ pub fn metric_lines(handler: &str, reports: &[ResourceReport], timestamp_ms: u64
         .flat_map(|r| &r.checks)
         .filter(|c| c.verdict == Verdict::Unknown)
         .count();
-    lines.push(emf(&["Handler"], "ControlsDrifted", serde_json::json!({"Handler": handler, "ControlsDrifted": drifted})));
-    lines.push(emf(&["Handler"], "ControlsUnknown", serde_json::json!({"Handler": handler, "ControlsUnknown": unknown})));
+    lines.push(emf(
+        &["Handler"],
+        "ControlsDrifted",
+        serde_json::json!({"Handler": handler, "ControlsDrifted": drifted}),
+    ));
+    lines.push(emf(
+        &["Handler"],
+        "ControlsUnknown",
+        serde_json::json!({"Handler": handler, "ControlsUnknown": unknown}),
+    ));
     lines
 }
 
@@ -220,7 +223,11 @@ fn finding(
 ) -> AwsSecurityFinding {
     // The account the resource lives in, from its stack (the function's own, on AWS).
     let (_, _, stack_account) = crate::arn::stack_location(&report.stack_id);
-    let account = if stack_account.is_empty() { inv.account_id.clone() } else { stack_account };
+    let account = if stack_account.is_empty() {
+        inv.account_id.clone()
+    } else {
+        stack_account
+    };
     let product = format!(
         "arn:{}:securityhub:{}:{account}:product/{account}/default",
         inv.partition, inv.region
@@ -228,7 +235,11 @@ fn finding(
     let (status, state, label) = if drifted {
         (ComplianceStatus::Failed, RecordState::Active, SeverityLabel::High)
     } else {
-        (ComplianceStatus::Passed, RecordState::Archived, SeverityLabel::Informational)
+        (
+            ComplianceStatus::Passed,
+            RecordState::Archived,
+            SeverityLabel::Informational,
+        )
     };
     AwsSecurityFinding::builder()
         .schema_version("2018-10-08")

@@ -1,0 +1,133 @@
+//! The verify pass over a mocked ledger, and what it publishes.
+
+use super::*;
+use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
+use aws_sdk_ssm::types::Parameter;
+use aws_sdk_ssm::Client as Ssm;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use serde_json::json;
+
+const STACK: &str = "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/1";
+
+/// A verifier that reports the claimed value as observed, held when it is `"on"`.
+struct Fake {
+    ledger: Ledger,
+}
+
+impl Verifier for Fake {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    async fn check(&self, _inv: &Invocation, setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        vec![ControlCheck::compare(setting, wants == "on", "on", wants)]
+    }
+}
+
+fn parameter(name: &str, value: Value) -> Parameter {
+    Parameter::builder().name(name).value(value.to_string()).build()
+}
+
+fn ledger_with(records: Vec<Parameter>, claims: Vec<Parameter>) -> Ledger {
+    // Records are listed under /tapguard/ledger/<handler>, claims under /tapguard/claims/<setting>.
+    let list_records = mock!(Ssm::get_parameters_by_path)
+        .match_requests(|r| r.path().is_some_and(|p| p.starts_with("/tapguard/ledger/")))
+        .then_output(move || {
+            GetParametersByPathOutput::builder()
+                .set_parameters(Some(records.clone()))
+                .build()
+        });
+    let list_claims = mock!(Ssm::get_parameters_by_path)
+        .match_requests(|r| r.path().is_some_and(|p| p.starts_with("/tapguard/claims/")))
+        .then_output(move || {
+            GetParametersByPathOutput::builder()
+                .set_parameters(Some(claims.clone()))
+                .build()
+        });
+    Ledger::from_client(
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&list_records, &list_claims]),
+        "fake",
+    )
+}
+
+fn record(settings: &[&str]) -> Value {
+    json!({"v": 1, "handler": "fake", "stack_id": STACK, "logical_id": "Thing", "region": "eu-west-1",
+        "settings": settings, "state": null})
+}
+
+fn claim(key: &str, wants: &str) -> Value {
+    json!({"v": 1, "claimant": {"key": key, "handler": "fake", "stack_id": STACK, "logical_id": "Thing"},
+        "wants": wants, "prior": null, "since": 1})
+}
+
+#[tokio::test]
+async fn each_claimed_setting_is_checked_against_this_resources_own_claim() {
+    let ledger = ledger_with(
+        vec![parameter("/tapguard/ledger/fake/k1", record(&["x/a"]))],
+        vec![
+            parameter("/tapguard/claims/x/a/k0", claim("k0", "on")),
+            parameter("/tapguard/claims/x/a/k1", claim("k1", "off")),
+        ],
+    );
+    let reports = pass(&Fake { ledger }, &Invocation::detached("eu-west-1", "111122223333"))
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].key, "k1");
+    assert_eq!(reports[0].logical_id, "Thing");
+    assert_eq!(
+        reports[0].checks,
+        vec![ControlCheck::compare("x/a", false, "on", "\"off\"")],
+        "k1's own claim (off) is what is checked, not k0's"
+    );
+    assert_eq!(summary(&reports)["drifted"], 1);
+}
+
+#[tokio::test]
+async fn a_claim_missing_from_the_ledger_is_unknown_never_held() {
+    let ledger = ledger_with(vec![parameter("/tapguard/ledger/fake/k1", record(&["x/a"]))], vec![]);
+    let reports = pass(&Fake { ledger }, &Invocation::detached("eu-west-1", "111122223333"))
+        .await
+        .unwrap();
+    assert_eq!(reports[0].checks[0].verdict, Verdict::Unknown);
+    assert_eq!(summary(&reports)["unknown"], 1);
+}
+
+#[test]
+fn metrics_are_emf_lines_one_per_known_control_and_the_handler_totals() {
+    let report = ResourceReport {
+        handler: "fake".into(),
+        stack_id: STACK.into(),
+        logical_id: "Thing".into(),
+        key: "k1".into(),
+        region: "eu-west-1".into(),
+        checks: vec![
+            ControlCheck::compare("A", false, "on", "off"),
+            ControlCheck::compare("B", true, "on", "on"),
+            ControlCheck::unknown("C", "on", "AccessDenied"),
+        ],
+    };
+    let lines: Vec<Value> = publish::metric_lines("fake", &[report], 1_700_000_000_000)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "A, B, and the two totals; C is unknown: {lines:?}");
+    assert_eq!(lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "tapguard");
+    assert_eq!(
+        lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Control", "Stack", "Resource"]])
+    );
+    assert_eq!(
+        (&lines[0]["Control"], &lines[0]["ControlDrifted"]),
+        (&json!("A"), &json!(1))
+    );
+    assert_eq!(
+        (&lines[1]["Stack"], &lines[1]["ControlDrifted"]),
+        (&json!("TapStack"), &json!(0))
+    );
+    assert_eq!(
+        (&lines[2]["Handler"], &lines[2]["ControlsDrifted"]),
+        (&json!("fake"), &json!(1))
+    );
+    assert_eq!(lines[3]["ControlsUnknown"], 1);
+}
