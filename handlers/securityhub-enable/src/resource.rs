@@ -153,7 +153,7 @@ impl SecurityHubEnable {
                 Some(to_value(&observed)),
             )
             .await?;
-        let prior = from_value(claim.prior.clone());
+        let mut prior = from_value(claim.prior.clone());
 
         let current = match found {
             Some(h) => h,
@@ -166,7 +166,21 @@ impl SecurityHubEnable {
                     record.state.default_standards = props.enable_default_standards;
                     self.ledger.save(inv, &entry.key, &record).await?;
                 }
-                hub::describe(sh, inv).await?.ok_or_else(|| not_on(inv))?
+                let now = hub::describe(sh, inv).await?.ok_or_else(|| not_on(inv))?;
+                if !enabled && prior.as_ref().is_some_and(|p| !p.enabled) {
+                    // Someone else turned it on meanwhile: it is theirs. The claim is made again with the
+                    // hub as it is now, so the last claimant's Delete leaves it on.
+                    if let Release::Last { .. } = self.ledger.release(inv, &entry.key, &setting()).await? {
+                        let observed = HubState::of(&now, tags::list(sh, inv, &now.arn).await?);
+                        let wants = to_value(&Self::wants(props, generator));
+                        let claim = self
+                            .ledger
+                            .claim(inv, &entry.key, &setting(), wants, Some(to_value(&observed)))
+                            .await?;
+                        prior = from_value(claim.prior);
+                    }
+                }
+                now
             }
         };
         let mut managed_by = match hub::administrator(sh, inv).await? {

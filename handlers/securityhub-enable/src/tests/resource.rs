@@ -63,19 +63,42 @@ async fn the_ledger_refusing_the_record_is_failed_before_any_change() {
 
 #[tokio::test]
 async fn resource_conflict_on_enable_means_adopted_by_the_chain() {
-    // The hub came on between DescribeHub and EnableSecurityHub: the claim's prior still says off, the
-    // state before this claimant looked; the hub is not this resource's to keep though, so Data says so.
+    // The hub came on between DescribeHub and EnableSecurityHub: someone else's, so the claim is made
+    // again with the hub as it is, and the last claimant's Delete will leave it on.
     let reads = hub_reads(&[None, Some(("SECURITY_CONTROL", true)), Some(("SECURITY_CONTROL", true))]);
     let enable = mock!(SecurityHub::enable_security_hub).then_error(|| {
         EnableSecurityHubError::generic(meta("ResourceConflictException", "Account is already subscribed"))
     });
-    let (admin, ledger) = (no_administrator(), LedgerMocks::empty());
-    let out = handler(&[&reads, &enable, &admin], &ledger)
+    let (admin, list) = (no_administrator(), tag_reads(vec![vec![]]));
+    // The claims on the hub as the ledger holds them: none, then this one's (prior off), then none.
+    let mut ledger = LedgerMocks::empty();
+    let listing = |claims: Vec<serde_json::Value>| {
+        move || {
+            aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput::builder()
+                .set_parameters(Some(
+                    claims
+                        .iter()
+                        .map(|c| aws_sdk_ssm::types::Parameter::builder().name("c").value(c.to_string()).build())
+                        .collect(),
+                ))
+                .build()
+        }
+    };
+    let mine = claim("req-1", "SecurityHub", wants("SECURITY_CONTROL", true), json!({"enabled": false}));
+    ledger.list = mock!(Ssm::get_parameters_by_path)
+        .sequence()
+        .output(listing(vec![]))
+        .output(listing(vec![mine]))
+        .output(listing(vec![]))
+        .build();
+    let out = handler(&[&reads, &enable, &admin, &list], &ledger)
         .create(&inv(), props())
         .await
         .unwrap();
+    assert_eq!(out.data["Adopted"], "true");
     assert_eq!(out.data["SettingsNotApplied"], "");
     assert_eq!(enable.num_calls(), 1);
+    assert_eq!(ledger.delete.num_calls(), 1, "the claim with the stale prior is dropped");
 }
 
 #[tokio::test]
