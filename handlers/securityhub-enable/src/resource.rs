@@ -195,12 +195,23 @@ impl SecurityHubEnable {
             not_applied.push("EnableDefaultStandards");
         }
         let dropped: Vec<&String> = previous_tags.keys().filter(|k| !props.tags.contains_key(*k)).collect();
-        self.apply_tags(inv, &current.arn, &entry.key, props, &previous_tags, &dropped, prior.as_ref())
-            .await?;
+        self.apply_tags(
+            inv,
+            &current.arn,
+            &entry.key,
+            props,
+            &previous_tags,
+            &dropped,
+            prior.as_ref(),
+        )
+        .await?;
 
         inv.step("verifying the Security Hub configuration");
         let verified = hub::describe(sh, inv).await?.ok_or_else(|| not_on(inv))?;
-        for wanted in [Setting::Generator(generator), Setting::AutoEnableControls(props.auto_enable_controls)] {
+        for wanted in [
+            Setting::Generator(generator),
+            Setting::AutoEnableControls(props.auto_enable_controls),
+        ] {
             if !not_applied.contains(&wanted.name()) && !wanted.is_met_by(&verified) {
                 return Err(HandlerError::NotVerified(format!(
                     "DescribeHub answers {} {} in {}/{}, not {}: check for another automation or an administrator \
@@ -244,7 +255,10 @@ impl SecurityHubEnable {
         managed_by: &mut ManagedBy,
     ) -> Result<Vec<&'static str>, HandlerError> {
         let mut not_applied = Vec::new();
-        for wanted in [Setting::Generator(generator), Setting::AutoEnableControls(auto_enable_controls)] {
+        for wanted in [
+            Setting::Generator(generator),
+            Setting::AutoEnableControls(auto_enable_controls),
+        ] {
             if wanted.is_met_by(current) {
                 continue;
             }
@@ -260,7 +274,8 @@ impl SecurityHubEnable {
                     not_applied.push(wanted.name());
                 }
                 Err(err)
-                    if err.code().is_some_and(is_access_denied) && matches!(managed_by, ManagedBy::Administrator(_)) =>
+                    if err.code().is_some_and(is_access_denied)
+                        && matches!(managed_by, ManagedBy::Administrator(_)) =>
                 {
                     info!(setting = wanted.name(), reason = %err, "the administrator account governs this setting: left as it is");
                     not_applied.push(wanted.name());
@@ -411,7 +426,10 @@ impl SecurityHubEnable {
         let (put, remove) = tags::restoring(&current, own, prior_tags, keys);
         let skipped = keys.len() - put.len() - remove.len();
         if skipped > 0 {
-            info!(skipped, "some tags were changed by someone else since, or already hold their prior value: left as they are");
+            info!(
+                skipped,
+                "some tags were changed by someone else since, or already hold their prior value: left as they are"
+            );
         }
         tags::tag(&self.securityhub, inv, hub_arn, &put).await?;
         tags::untag(&self.securityhub, inv, hub_arn, &remove).await
@@ -443,11 +461,16 @@ impl SecurityHubEnable {
             if before.is_met_by(&current) {
                 continue;
             }
-            let ours = wants
-                .as_ref()
-                .is_none_or(|w| settings_of(w).iter().any(|s| s.name() == before.name() && s.is_met_by(&current)));
+            let ours = wants.as_ref().is_none_or(|w| {
+                settings_of(w)
+                    .iter()
+                    .any(|s| s.name() == before.name() && s.is_met_by(&current))
+            });
             if !ours {
-                info!(setting = before.name(), "changed by someone else since this resource set it: left as it is");
+                info!(
+                    setting = before.name(),
+                    "changed by someone else since this resource set it: left as it is"
+                );
                 continue;
             }
             match hub::configure(sh, inv, before).await {
@@ -466,7 +489,10 @@ impl SecurityHubEnable {
         match prior_tags(&prior) {
             Some(prior_tags) => {
                 let keys: Vec<&String> = own_tags.keys().collect();
-                if let Err(err) = self.put_tags_back(inv, &current.arn, own_tags, &prior_tags, &keys).await {
+                if let Err(err) = self
+                    .put_tags_back(inv, &current.arn, own_tags, &prior_tags, &keys)
+                    .await
+                {
                     warn!(error = %err, "the hub's tags could not be put back: left as they are");
                 }
             }
@@ -495,7 +521,10 @@ impl SecurityHubEnable {
     async fn turn_off(&self, inv: &Invocation) -> Result<(), HandlerError> {
         let sh = &self.securityhub;
         if let Some(administrator) = hub::administrator(sh, inv).await? {
-            info!(administrator, "the hub is now governed by an administrator account: left on");
+            info!(
+                administrator,
+                "the hub is now governed by an administrator account: left on"
+            );
             return Ok(());
         }
         match hub::disable(sh, inv).await {
@@ -554,7 +583,12 @@ impl CustomResource for SecurityHubEnable {
         self.converge(inv, &entry, &props, physical_id.to_string()).await
     }
 
-    async fn delete(&self, inv: &Invocation, physical_id: &str, _props: Option<Properties>) -> Result<(), HandlerError> {
+    async fn delete(
+        &self,
+        inv: &Invocation,
+        physical_id: &str,
+        _props: Option<Properties>,
+    ) -> Result<(), HandlerError> {
         let entry = Self::entry(physical_id)?;
         self.release(inv, &entry, false).await
     }

@@ -33,7 +33,12 @@ pub(crate) async fn tag(sh: &SecurityHub, inv: &Invocation, hub_arn: &str, tags:
     Ok(())
 }
 
-pub(crate) async fn untag(sh: &SecurityHub, inv: &Invocation, hub_arn: &str, keys: &[String]) -> Result<(), HandlerError> {
+pub(crate) async fn untag(
+    sh: &SecurityHub,
+    inv: &Invocation,
+    hub_arn: &str,
+    keys: &[String],
+) -> Result<(), HandlerError> {
     if keys.is_empty() {
         return Ok(());
     }

@@ -13,7 +13,8 @@ use aws_sdk_securityhub::Client as SecurityHub;
 use serde::Deserialize;
 use tapguard_shared::{HandlerError, Invocation};
 
-use crate::resource::{Standard, Subscription};
+use crate::properties::Standard;
+use crate::standards::Subscription;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -43,6 +44,30 @@ pub enum Target {
 }
 
 impl Target {
+    pub fn standard_id(&self) -> &str {
+        match self {
+            Target::Arn { standard_id, .. } | Target::Association { standard_id, .. } => standard_id,
+        }
+    }
+
+    /// The entry of DisabledControls that names this target alone (for reading it back).
+    pub fn entry(&self) -> DisabledControl {
+        match self {
+            Target::Arn { arn, .. } => DisabledControl {
+                standards_control_arn: Some(arn.clone()),
+                control_id: None,
+                reason: String::new(),
+            },
+            Target::Association {
+                security_control_id, ..
+            } => DisabledControl {
+                standards_control_arn: None,
+                control_id: Some(security_control_id.clone()),
+                reason: String::new(),
+            },
+        }
+    }
+
     /// `<standard id>#<control>`: how ownership and Data name it.
     pub fn key(&self) -> String {
         match self {
@@ -348,53 +373,4 @@ impl Controls<'_> {
 /// The keys of targets, for the physical id and Data.
 pub fn keys<'a>(targets: impl Iterator<Item = &'a Target>) -> BTreeSet<String> {
     targets.map(Target::key).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_arns_name_their_standard_and_control() {
-        assert_eq!(
-            parse_control_arn(
-                "arn:aws:securityhub:eu-west-1:111122223333:control/cis-aws-foundations-benchmark/v/1.2.0/1.1"
-            ),
-            Some(("cis-aws-foundations-benchmark/v/1.2.0".into(), "1.1".into()))
-        );
-        assert_eq!(parse_control_arn("arn:aws:securityhub:eu-west-1:1:hub/default"), None);
-    }
-
-    #[test]
-    fn entries_need_one_name_and_a_reason() {
-        let standards = [Standard {
-            id: "aws-foundational-security-best-practices/v/1.0.0".into(),
-            arn: "arn:aws:securityhub:eu-west-1::standards/aws-foundational-security-best-practices/v/1.0.0".into(),
-        }];
-        let entry = |arn: Option<&str>, id: Option<&str>, reason: &str| DisabledControl {
-            standards_control_arn: arn.map(str::to_string),
-            control_id: id.map(str::to_string),
-            reason: reason.into(),
-        };
-        assert!(check(&[entry(None, Some("IAM.1"), "break-glass user")], &standards).is_ok());
-        let err = check(&[entry(None, Some("IAM.1"), " ")], &standards)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("invalid property DisabledControls[0]: Reason is required"),
-            "{err}"
-        );
-        let err = check(&[entry(Some("a"), Some("IAM.1"), "r")], &standards)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("exactly one of StandardsControlArn and ControlId"),
-            "{err}"
-        );
-        let other = "arn:aws:securityhub:eu-west-1:1:control/pci-dss/v/3.2.1/PCI.IAM.1";
-        let err = check(&[entry(Some(other), None, "r")], &standards)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("pci-dss/v/3.2.1, which is not in Standards"), "{err}");
-    }
 }

@@ -32,19 +32,25 @@ async fn create_on_a_fresh_account_claims_then_enables_and_reads_back() {
     assert_eq!(out.data["ManagedBy"], "Self");
     assert_eq!(out.data["SettingsNotApplied"], "");
     assert_eq!((enable.num_calls(), update.num_calls()), (1, 0));
-    assert_eq!(ledger.put.num_calls(), 2, "the record and the claim, before EnableSecurityHub");
+    assert_eq!(
+        ledger.put.num_calls(),
+        2,
+        "the record and the claim, before EnableSecurityHub"
+    );
 }
 
 #[tokio::test]
 async fn the_ledger_refusing_the_record_is_failed_before_any_change() {
     for (code, expect) in [
-        ("AccessDeniedException", "the function's role must be allowed ssm:PutParameter"),
+        (
+            "AccessDeniedException",
+            "the function's role must be allowed ssm:PutParameter",
+        ),
         ("ThrottlingException", "PutParameter failed: ThrottlingException"),
     ] {
         let (reads, enable) = (hub_reads(&[None]), enable_ok());
         let mut ledger = LedgerMocks::empty();
-        ledger.put = mock!(Ssm::put_parameter)
-            .then_error(move || PutParameterError::generic(meta(code, "no")));
+        ledger.put = mock!(Ssm::put_parameter).then_error(move || PutParameterError::generic(meta(code, "no")));
         let ssm = mock_client!(
             aws_sdk_ssm,
             RuleMode::MatchAny,
@@ -78,13 +84,23 @@ async fn resource_conflict_on_enable_means_adopted_by_the_chain() {
                 .set_parameters(Some(
                     claims
                         .iter()
-                        .map(|c| aws_sdk_ssm::types::Parameter::builder().name("c").value(c.to_string()).build())
+                        .map(|c| {
+                            aws_sdk_ssm::types::Parameter::builder()
+                                .name("c")
+                                .value(c.to_string())
+                                .build()
+                        })
                         .collect(),
                 ))
                 .build()
         }
     };
-    let mine = claim("req-1", "SecurityHub", wants("SECURITY_CONTROL", true), json!({"enabled": false}));
+    let mine = claim(
+        "req-1",
+        "SecurityHub",
+        wants("SECURITY_CONTROL", true),
+        json!({"enabled": false}),
+    );
     ledger.list = mock!(Ssm::get_parameters_by_path)
         .sequence()
         .output(listing(vec![]))
@@ -98,7 +114,11 @@ async fn resource_conflict_on_enable_means_adopted_by_the_chain() {
     assert_eq!(out.data["Adopted"], "true");
     assert_eq!(out.data["SettingsNotApplied"], "");
     assert_eq!(enable.num_calls(), 1);
-    assert_eq!(ledger.delete.num_calls(), 1, "the claim with the stale prior is dropped");
+    assert_eq!(
+        ledger.delete.num_calls(),
+        1,
+        "the claim with the stale prior is dropped"
+    );
 }
 
 #[tokio::test]
@@ -134,7 +154,12 @@ async fn a_claimant_asking_for_another_generator_is_refused_before_any_change() 
     let list = tag_reads(vec![vec![]]);
     let ledger = LedgerMocks::new(
         None,
-        vec![claim("req-0", "OldHub", wants("STANDARD_CONTROL", true), json!({"enabled": false}))],
+        vec![claim(
+            "req-0",
+            "OldHub",
+            wants("STANDARD_CONTROL", true),
+            json!({"enabled": false}),
+        )],
     );
     let err = handler(&[&reads, &update, &list], &ledger)
         .create(&inv(), props())
@@ -161,9 +186,19 @@ async fn configuration_policy_denial_is_reported_in_data_not_hidden() {
         .await
         .unwrap();
     assert_eq!(out.data["ManagedBy"], "ConfigurationPolicy");
-    assert_eq!(out.data["SettingsNotApplied"], "ControlFindingGenerator,AutoEnableControls");
-    assert_eq!(out.data["ControlFindingGenerator"], "STANDARD_CONTROL", "the truth, not the request");
-    assert_eq!(update.num_calls(), 1, "once the policy is known, the second setting is not tried");
+    assert_eq!(
+        out.data["SettingsNotApplied"],
+        "ControlFindingGenerator,AutoEnableControls"
+    );
+    assert_eq!(
+        out.data["ControlFindingGenerator"], "STANDARD_CONTROL",
+        "the truth, not the request"
+    );
+    assert_eq!(
+        update.num_calls(),
+        1,
+        "once the policy is known, the second setting is not tried"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +233,8 @@ async fn a_plain_access_denied_on_update_is_failed_without_an_administrator() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("securityhub:UpdateSecurityHubConfiguration was denied"),
+        err.to_string()
+            .contains("securityhub:UpdateSecurityHubConfiguration was denied"),
         "{err}"
     );
 }
@@ -228,7 +264,12 @@ async fn the_last_claimant_disables_a_hub_its_chain_enabled_unless_an_administra
     let ours = || {
         LedgerMocks::new(
             None,
-            vec![claim("req-1", "SecurityHub", wants("SECURITY_CONTROL", true), json!({"enabled": false}))],
+            vec![claim(
+                "req-1",
+                "SecurityHub",
+                wants("SECURITY_CONTROL", true),
+                json!({"enabled": false}),
+            )],
         )
     };
     let (reads, admin, disable, ledger) = (
@@ -274,11 +315,25 @@ async fn delete_while_another_resource_claims_the_hub_changes_nothing() {
     let ledger = LedgerMocks::new(
         None,
         vec![
-            claim("req-0", "Old", wants("SECURITY_CONTROL", true), json!({"enabled": false})),
-            claim("req-1", "SecurityHub", wants("SECURITY_CONTROL", true), json!({"enabled": false})),
+            claim(
+                "req-0",
+                "Old",
+                wants("SECURITY_CONTROL", true),
+                json!({"enabled": false}),
+            ),
+            claim(
+                "req-1",
+                "SecurityHub",
+                wants("SECURITY_CONTROL", true),
+                json!({"enabled": false}),
+            ),
         ],
     );
-    let (reads, disable, update) = (hub_reads(&[Some(("SECURITY_CONTROL", true))]), disable_ok(), update_ok());
+    let (reads, disable, update) = (
+        hub_reads(&[Some(("SECURITY_CONTROL", true))]),
+        disable_ok(),
+        update_ok(),
+    );
     handler(&[&reads, &disable, &update], &ledger)
         .delete(&inv(), OURS, None)
         .await
@@ -309,12 +364,20 @@ async fn the_last_claimant_of_an_adopted_hub_puts_its_settings_and_tags_back() {
         .await
         .unwrap();
     assert_eq!(update.num_calls(), 1, "the generator only");
-    assert_eq!((tag.num_calls(), untag.num_calls()), (1, 1), "team back to platform, owner removed");
+    assert_eq!(
+        (tag.num_calls(), untag.num_calls()),
+        (1, 1),
+        "team back to platform, owner removed"
+    );
 }
 
 #[tokio::test]
 async fn a_lost_ledger_turns_nothing_off_and_an_old_format_id_still_does() {
-    let (reads, disable, ledger) = (hub_reads(&[Some(("SECURITY_CONTROL", true))]), disable_ok(), LedgerMocks::empty());
+    let (reads, disable, ledger) = (
+        hub_reads(&[Some(("SECURITY_CONTROL", true))]),
+        disable_ok(),
+        LedgerMocks::empty(),
+    );
     handler(&[&reads, &disable], &ledger)
         .delete(&inv(), OURS, None)
         .await
@@ -328,14 +391,26 @@ async fn a_lost_ledger_turns_nothing_off_and_an_old_format_id_still_does() {
         LedgerMocks::empty(),
     );
     handler(&[&reads, &admin, &disable], &ledger)
-        .delete(&inv(), "securityhub-enable:eu-west-1:enabled:default-standards=false", None)
+        .delete(
+            &inv(),
+            "securityhub-enable:eu-west-1:enabled:default-standards=false",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(disable.num_calls(), 1, "the old id says this resource enabled the hub");
 
-    let (reads, disable, ledger) = (hub_reads(&[Some(("SECURITY_CONTROL", true))]), disable_ok(), LedgerMocks::empty());
+    let (reads, disable, ledger) = (
+        hub_reads(&[Some(("SECURITY_CONTROL", true))]),
+        disable_ok(),
+        LedgerMocks::empty(),
+    );
     handler(&[&reads, &disable], &ledger)
-        .delete(&inv(), "securityhub-enable:eu-west-1:adopted:default-standards=false", None)
+        .delete(
+            &inv(),
+            "securityhub-enable:eu-west-1:adopted:default-standards=false",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(disable.num_calls(), 0, "an adopted hub stays on");
@@ -370,4 +445,3 @@ fn properties_parse_cloudformation_strings_and_check_the_generator() {
     assert!(matches!(err, HandlerError::InvalidProperty { .. }), "{err}");
     assert!(err.to_string().contains("ControlFindingGenerator"));
 }
-
