@@ -1035,3 +1035,239 @@ fn an_old_format_id_moves_into_the_ledger_and_a_deleted_ledger_turns_nothing_off
     assert!(hub(w).is_some(), "never turned off without a known prior state");
     assert_eq!(count(&w.operations("securityhub"), "DisableSecurityHub"), 1);
 }
+
+fn standards_arn(id: &str) -> String {
+    if id == CIS_12 {
+        format!("arn:aws:securityhub:::ruleset/{id}")
+    } else {
+        format!("arn:aws:securityhub:{REGION}::standards/{id}")
+    }
+}
+
+/// Turns controls off by security control id in the given standards, as someone did before the stack.
+fn disable_directly(w: &World, standards: &[&str], control_ids: &[&str], reason: &str) {
+    let updates: Vec<Value> = standards
+        .iter()
+        .flat_map(|s| {
+            control_ids.iter().map(move |c| {
+                json!({"StandardsArn": standards_arn(s), "SecurityControlId": c, "AssociationStatus": "DISABLED",
+                    "UpdatedReason": reason})
+            })
+        })
+        .collect();
+    let answer = w.rest_call(
+        "securityhub",
+        "PATCH",
+        "/associations",
+        Some(json!({ "StandardsControlAssociationUpdates": updates })),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+}
+
+#[test]
+fn two_standards_claimants_a_standard_on_before_create_added_by_update_and_the_last_one_restoring() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    enable_standard_directly(w, &standards_arn(FSBP));
+    settled_standards(w);
+    disable_directly(w, &[FSBP], &["IAM.2"], "decided before the stack");
+    let iam4 = json!([{"ControlId": "IAM.4", "Reason": "root keys are audited by AccessKeyRotation"}]);
+
+    let mut first = s.named_standards("SecurityHubStandards");
+    let created = first.create(json!({"Standards": [CIS_12], "DisabledControls": iam4}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some(""));
+    assert_eq!(
+        control_status(w, CIS_12, "1.12").0,
+        "DISABLED",
+        "IAM.4 is CIS v1.2.0's 1.12"
+    );
+    assert_eq!(
+        control_status(w, FSBP, "IAM.4").0,
+        "ENABLED",
+        "FSBP is not this resource's yet"
+    );
+
+    // An Update adds FSBP, which was on before the Create: adopted, never this resource's to disable.
+    let updated = first.update(json!({"Standards": [CIS_12, FSBP], "DisabledControls": iam4}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.data("Adopted"), Some(standards_arn(FSBP).as_str()));
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+
+    // A rename: the new resource comes first and changes nothing, ...
+    let mut second = s.named_standards("RenamedStandards");
+    let before = w.operations("securityhub").len();
+    let renamed = second.create(json!({"Standards": [CIS_12, FSBP], "DisabledControls": iam4}));
+    assert_eq!(renamed.status(), "SUCCESS", "{}", renamed.reason());
+    assert_eq!(
+        renamed.data("Adopted"),
+        Some(standards_arn(FSBP).as_str()),
+        "CIS v1.2.0 was off before the first claimant"
+    );
+    let during = w.operations("securityhub")[before..].to_vec();
+    for op in [
+        "BatchEnableStandards",
+        "BatchDisableStandards",
+        "BatchUpdateStandardsControlAssociations",
+    ] {
+        assert_eq!(count(&during, op), 0, "{op}: {during:?}");
+    }
+
+    // ... the old one's Delete leaves everything the new one stands for, ...
+    let deleted = first.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(ids(&settled_standards(w)), vec![FSBP, CIS_12]);
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+    assert_eq!(control_status(w, CIS_12, "1.12").0, "DISABLED");
+
+    // ... and the last one's Delete puts the account back: CIS v1.2.0 off, FSBP on with IAM.4 on, IAM.2 as it was.
+    let deleted = second.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(control_status(w, FSBP, "IAM.4"), ("ENABLED".into(), None));
+    assert_eq!(
+        control_status(w, FSBP, "IAM.2"),
+        ("DISABLED".into(), Some("decided before the stack".into()))
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn a_standards_create_failing_at_each_step_or_cut_by_the_deadline_and_an_update_failing_part_way_leave_the_account_as_it_was(
+) {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    let props =
+        json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]});
+    let mut r = s.standards_resource();
+    for (service, operation) in [
+        ("ssm", "PutParameter"),
+        ("securityhub", "BatchUpdateStandardsControlAssociations"),
+    ] {
+        w.fault(json!({"service": service, "operation": operation, "code": "InvalidInputException", "message": "injected", "count": 1}));
+        let failed = r.create(props.clone());
+        assert_eq!(failed.status(), "FAILED", "{operation}");
+        assert!(
+            failed
+                .reason()
+                .starts_with(&format!("{operation} failed: InvalidInputException")),
+            "{}",
+            failed.reason()
+        );
+        assert!(
+            settled_standards(w).is_empty(),
+            "a Create failing at {operation} left a standard on"
+        );
+        assert!(
+            ledger_parameters(w).is_empty(),
+            "{operation}: {:?}",
+            ledger_parameters(w)
+        );
+        assert_eq!(r.delete().status(), "SUCCESS");
+    }
+
+    // Cut by the deadline once FSBP is READY: the rollback Delete of the failed Create disables it.
+    w.fault(json!({"service": "securityhub", "operation": "BatchGetStandardsControlAssociations", "delay_ms": 30000, "count": 1}));
+    r.timeout = std::time::Duration::from_secs(20);
+    let cut = r.create(props.clone());
+    assert_eq!(cut.status(), "FAILED");
+    assert!(cut.reason().starts_with("timed out after"), "{}", cut.reason());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    r.timeout = std::time::Duration::from_secs(60);
+    let rollback = r.delete();
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert!(settled_standards(w).is_empty(), "{:?}", standards(w));
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+
+    // An Update adding PCI DSS fails at the controls: PCI DSS goes again; the rollback Update succeeds.
+    let created = r.create(json!({"Standards": [FSBP]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    w.fault(json!({"service": "securityhub", "operation": "BatchUpdateStandardsControlAssociations", "code": "InvalidInputException", "message": "injected", "count": 1}));
+    let failed = r.update(
+        json!({"Standards": [FSBP, PCI], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]}),
+    );
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .contains(&format!("disabled again what this request had enabled: {PCI}")),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "ENABLED");
+    let rollback = r.update(json!({"Standards": [FSBP]}));
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert_eq!(rollback.physical_id(), created.physical_id());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(settled_standards(w).is_empty());
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn state_that_would_not_fit_a_physical_id_lives_in_the_ledger_and_an_old_format_id_moves_there() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    const CIS_3: &str = "cis-aws-foundations-benchmark/v/3.0.0";
+    let all = [FSBP, CIS_12, CIS_14, CIS_3, PCI];
+    for standard in all {
+        enable_standard_directly(w, &standards_arn(standard));
+    }
+    settled_standards(w);
+    let control_ids = ["IAM.2", "IAM.3", "IAM.4", "CloudTrail.1", "CloudTrail.2", "Config.1"];
+    disable_directly(w, &all, &control_ids, "before the stack");
+    let controls: Vec<Value> = control_ids
+        .iter()
+        .map(|c| json!({"ControlId": c, "Reason": "ours"}))
+        .collect();
+
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": all, "DisabledControls": controls}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let disabled = created.data("DisabledControls").unwrap_or_default().to_string();
+    assert_eq!(disabled.split(',').count(), 21, "{disabled}");
+    let old_format = format!(
+        "securityhub-standards:{REGION}:adopted={}:controls-adopted={disabled}",
+        all.join(",")
+    );
+    assert!(
+        old_format.len() > 1024,
+        "the old id would be {} bytes",
+        old_format.len()
+    );
+    assert!(created.physical_id().len() < 100, "{}", created.physical_id());
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(settled_standards(w).len(), 5, "every standard was on before: all stay");
+    assert_eq!(
+        control_status(w, CIS_12, "1.12"),
+        ("DISABLED".into(), Some("before the stack".into()))
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+
+    // A resource of the previous version, which enabled CIS v1.4.0 and found FSBP and its IAM.2 off.
+    let old_id = format!("securityhub-standards:{REGION}:adopted={FSBP}:controls-adopted={FSBP}#IAM.2");
+    let mut old = s.named_standards("OldStandards");
+    old.physical_id = Some(old_id.clone());
+    old.properties = json!({"Standards": [FSBP, CIS_14], "DisabledControls": [{"ControlId": "IAM.2", "Reason": "r"}]});
+    let updated =
+        old.update(json!({"Standards": [FSBP, CIS_14], "DisabledControls": [{"ControlId": "IAM.2", "Reason": "r"}]}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.physical_id(), old_id, "kept: a new id would be a replacement");
+    assert_eq!(updated.data("Adopted"), Some(standards_arn(FSBP).as_str()));
+    let deleted = old.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    let settled = settled_standards(w);
+    let left = ids(&settled);
+    assert!(!left.contains(&CIS_14) && left.contains(&FSBP), "{left:?}");
+    assert_eq!(
+        control_status(w, FSBP, "IAM.2").0,
+        "DISABLED",
+        "off before the old resource"
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
