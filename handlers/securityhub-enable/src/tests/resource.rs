@@ -6,7 +6,7 @@ use aws_sdk_securityhub::operation::update_security_hub_configuration::UpdateSec
 use aws_sdk_securityhub::Client as SecurityHub;
 use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use aws_sdk_ssm::Client as Ssm;
-use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use serde_json::json;
 use tapguard_shared::{CustomResource, HandlerError, Ledger};
 
