@@ -33,7 +33,10 @@ Test controls (JSON bodies; `region` defaults to us-east-1):
 - `POST /tapguard/securityhub/central-configuration` `{"account", "region", "administrator": "111122223333",
   "policy": true, "enable": true}`: the account becomes a member of `administrator` (GetAdministratorAccount),
   governed by a configuration policy when `policy` (default true); `enable` (default true) turns the hub
-  on as the policy would. `{"administrator": null}` ends it.
+  on as the policy would. `{"administrator": null}` ends it. `"member_status"` (default `Enabled`) is the
+  MemberStatus GetAdministratorAccount answers; the administrator governs ControlFindingGenerator only while
+  it is `Enabled` (Security Hub CSPM API Reference, Member.MemberStatus: Created and Invited are not yet
+  associated; Removed, Resigned, Deleted and AccountSuspended no longer are).
 """
 
 import datetime
@@ -156,6 +159,7 @@ def _state(backend) -> dict:
             "subscriptions": {},  # subscription ARN -> subscription
             "outcomes": {},  # standards ARN -> {"status", "reason", "reads"}
             "administrator": None,
+            "member_status": "Enabled",
             "policy": False,
         }
     return backend.tapguard
@@ -336,7 +340,7 @@ def _update_security_hub_configuration(self):
     if generator is not None:
         if generator not in ("SECURITY_CONTROL", "STANDARD_CONTROL"):
             return _error("InvalidInputException", f"Invalid ControlFindingGenerator {generator}")
-        if state["administrator"] and generator != state["control_finding_generator"]:
+        if _governed(state) and generator != state["control_finding_generator"]:
             return _error(
                 "AccessDeniedException",
                 "ControlFindingGenerator can only be updated in the administrator account "
@@ -349,6 +353,11 @@ def _update_security_hub_configuration(self):
     return _ok({})
 
 
+def _governed(state: dict) -> bool:
+    """An administrator governs the account only while the membership is Enabled (AWS Member.MemberStatus)."""
+    return bool(state["administrator"]) and state["member_status"] == "Enabled"
+
+
 def _get_administrator_account(self):
     state = _state(self.securityhub_backend)
     if state["administrator"]:
@@ -358,7 +367,7 @@ def _get_administrator_account(self):
                     "AccountId": state["administrator"],
                     "InvitationId": f"tapguard-{state['administrator']}",
                     "InvitedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    "MemberStatus": "Enabled",
+                    "MemberStatus": state["member_status"],
                 }
             }
         )
@@ -667,6 +676,7 @@ def _control_central_configuration(body: dict) -> dict:
     state = _state(backend)
     administrator = body.get("administrator")
     state["administrator"] = administrator
+    state["member_status"] = body.get("member_status") or "Enabled"
     state["policy"] = bool(administrator) and bool(body.get("policy", True))
     if administrator and body.get("enable", True) and not backend.enabled:
         backend.enable_security_hub(enable_default_standards=False, tags={})

@@ -363,6 +363,19 @@ fn an_administrator_account_is_named_and_settings_it_governs_are_listed() {
         "the member may set this one"
     );
     assert_eq!(hub(w).expect("on")["AutoEnableControls"], false);
+
+    // The member resigned: GetAdministratorAccount still names the administrator, but it governs nothing.
+    emulator().control(
+        "/tapguard/securityhub/central-configuration",
+        json!({"account": s.account_id(), "region": REGION, "administrator": "999988887777", "policy": false,
+            "member_status": "Resigned"}),
+    );
+    r.physical_id = Some(created.physical_id().to_string());
+    let updated = r.update(json!({"ControlFindingGenerator": "STANDARD_CONTROL", "AutoEnableControls": false}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.data("ManagedBy"), Some("Self"));
+    assert_eq!(updated.data("SettingsNotApplied"), Some(""));
+    assert_eq!(hub(w).expect("on")["ControlFindingGenerator"], "STANDARD_CONTROL");
 }
 
 #[test]

@@ -93,7 +93,7 @@ pub(crate) async fn describe(sh: &SecurityHub, inv: &Invocation) -> Result<Optio
     }
 }
 
-/// The administrator account this account is a member of, if any.
+/// The administrator account that governs this account: one it is an Enabled member of.
 pub(crate) async fn administrator(sh: &SecurityHub, inv: &Invocation) -> Result<Option<String>, HandlerError> {
     let answer = inv
         .aws(
@@ -102,11 +102,21 @@ pub(crate) async fn administrator(sh: &SecurityHub, inv: &Invocation) -> Result<
             sh.get_administrator_account().send(),
         )
         .await?;
-    Ok(answer
-        .administrator()
-        .and_then(|a| a.account_id())
-        .filter(|a| !a.is_empty())
-        .map(str::to_string))
+    let Some(invitation) = answer.administrator() else {
+        return Ok(None);
+    };
+    let account = invitation.account_id().filter(|a| !a.is_empty());
+    // Only an Enabled membership is an association (Member.MemberStatus): Created and Invited are not
+    // yet one, Removed, Resigned, Deleted and AccountSuspended no longer are.
+    match (account, invitation.member_status()) {
+        (Some(account), Some(status)) if status.eq_ignore_ascii_case("enabled") => Ok(Some(account.to_string())),
+        (Some(account), status) => {
+            tracing::info!(administrator = account, member_status = status.unwrap_or("none"),
+                "GetAdministratorAccount names an administrator, but the membership is not Enabled: the account governs its hub");
+            Ok(None)
+        }
+        (None, _) => Ok(None),
+    }
 }
 
 /// Turns the hub on. Returns false when it turned out to be on already (enabled meanwhile).

@@ -445,3 +445,31 @@ fn properties_parse_cloudformation_strings_and_check_the_generator() {
     assert!(matches!(err, HandlerError::InvalidProperty { .. }), "{err}");
     assert!(err.to_string().contains("ControlFindingGenerator"));
 }
+
+#[tokio::test]
+async fn an_administrator_whose_membership_is_not_enabled_does_not_govern_the_hub() {
+    for status in ["Invited", "Resigned", "Removed"] {
+        let (reads, update, ledger) = (
+            hub_reads(&[Some(("STANDARD_CONTROL", true)), Some(("SECURITY_CONTROL", true))]),
+            update_ok(),
+            LedgerMocks::empty(),
+        );
+        let list = tag_reads(vec![vec![]]);
+        let admin = mock!(SecurityHub::get_administrator_account).then_output(move || {
+            aws_sdk_securityhub::operation::get_administrator_account::GetAdministratorAccountOutput::builder()
+                .administrator(
+                    aws_sdk_securityhub::types::Invitation::builder()
+                        .account_id("999988887777")
+                        .member_status(status)
+                        .build(),
+                )
+                .build()
+        });
+        let out = handler(&[&reads, &admin, &update, &list], &ledger)
+            .create(&inv(), props())
+            .await
+            .unwrap();
+        assert_eq!(out.data["ManagedBy"], "Self", "{status}");
+        assert_eq!(update.num_calls(), 1, "{status}: the account sets its own generator");
+    }
+}
