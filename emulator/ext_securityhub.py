@@ -30,6 +30,9 @@ Test controls (JSON bodies; `region` defaults to us-east-1):
   "status": "READY|INCOMPLETE|FAILED|PENDING|REJECTED", "reason": "NO_AVAILABLE_CONFIGURATION_RECORDER",
   "reads": 2}`: how that standard's subscriptions end. PENDING never leaves PENDING; REJECTED makes
   BatchEnableStandards refuse it with InvalidInputException. Applies to a PENDING subscription already there.
+  `"disable": "FAILED"` makes a later BatchDisableStandards of that standard end FAILED (with `reason`)
+  instead of gone: in AWS's model FAILED is "the standard could not be disabled" (Security Hub CSPM API
+  Reference, StandardsSubscription.StandardsStatus; INCOMPLETE is the enable that did not complete).
 - `POST /tapguard/securityhub/central-configuration` `{"account", "region", "administrator": "111122223333",
   "policy": true, "enable": true}`: the account becomes a member of `administrator` (GetAdministratorAccount),
   governed by a configuration policy when `policy` (default true); `enable` (default true) turns the hub
@@ -251,7 +254,9 @@ def _advance(state: dict, subscription: dict) -> None:
     if subscription["reads"] > 0:
         subscription["reads"] -= 1
         return
-    if subscription["status"] == "DELETING":
+    if subscription["status"] == "DELETING" and subscription.get("disable") == "FAILED":
+        subscription["status"] = "FAILED"
+    elif subscription["status"] == "DELETING":
         state["subscriptions"].pop(subscription["arn"], None)
     else:
         subscription["status"] = subscription["final"]
@@ -428,7 +433,10 @@ def _batch_disable_standards(self):
     for arn in arns:
         subscription = state["subscriptions"][arn]
         if subscription["status"] != "DELETING":
-            subscription.update(status="DELETING", reads=1)
+            outcome = state["outcomes"].get(subscription["standards_arn"], {})
+            subscription.update(status="DELETING", reads=1, disable=outcome.get("disable"))
+            if outcome.get("disable") == "FAILED":
+                subscription["reason"] = outcome.get("reason")
         disabled.append(_render(subscription))
     return _ok({"StandardsSubscriptions": disabled})
 
@@ -662,7 +670,8 @@ def _control_standard_outcome(body: dict) -> dict:
     if status not in ("READY", "INCOMPLETE", "FAILED", "PENDING", "REJECTED"):
         raise ValueError(f"status must be READY, INCOMPLETE, FAILED, PENDING or REJECTED, not {status}")
     arn = _resolve_standard(backend.region_name, body.get("standard") or "")
-    outcome = {"status": status, "reason": body.get("reason"), "reads": int(body.get("reads", READS_UNTIL_SETTLED))}
+    outcome = {"status": status, "reason": body.get("reason"), "reads": int(body.get("reads", READS_UNTIL_SETTLED)),
+               "disable": body.get("disable")}
     state = _state(backend)
     state["outcomes"][arn] = outcome
     for subscription in state["subscriptions"].values():

@@ -1284,3 +1284,45 @@ fn state_that_would_not_fit_a_physical_id_lives_in_the_ledger_and_an_old_format_
     );
     assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
 }
+
+#[test]
+fn a_standard_that_security_hub_could_not_disable_fails_the_delete_which_a_retry_finishes() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    emulator().control(
+        "/tapguard/securityhub/standard-outcome",
+        json!({"account": s.account_id(), "region": REGION, "standard": CIS_14, "status": "READY",
+            "disable": "FAILED", "reason": "INTERNAL_ERROR"}),
+    );
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": [CIS_14]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let failed = r.delete();
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(&format!(
+            "Security Hub CSPM could not disable {CIS_14} in {}/{REGION}: GetEnabledStandards answers FAILED \
+             (StandardsStatusReason INTERNAL_ERROR): Security Hub failed on its side",
+            s.account_id()
+        )),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        ledger_parameters(w)
+            .iter()
+            .any(|n| n.starts_with("/tapguard/claims/securityhub-standards/standard/")),
+        "the claim stays for the retry: {:?}",
+        ledger_parameters(w)
+    );
+    // Security Hub recovers: the retried Delete disables it and gives up the claim.
+    emulator().control(
+        "/tapguard/securityhub/standard-outcome",
+        json!({"account": s.account_id(), "region": REGION, "standard": CIS_14, "status": "READY"}),
+    );
+    let retried = r.delete();
+    assert_eq!(retried.status(), "SUCCESS", "{}", retried.reason());
+    assert!(settled_standards(w).is_empty(), "{:?}", standards(w));
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}

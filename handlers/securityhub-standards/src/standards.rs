@@ -295,10 +295,16 @@ impl Standards<'_> {
                                 inv.account_id,
                                 inv.region,
                                 reason.unwrap_or("none given"),
-                                if status == "DELETING" {
-                                    "it is being disabled by someone else: find out who, then retry"
-                                } else {
-                                    advice_for_reason(reason)
+                                match status {
+                                    "DELETING" =>
+                                        "it is being disabled by someone else: find out who, then retry".to_string(),
+                                    // AWS: FAILED is a standard that could not be disabled.
+                                    "FAILED" => format!(
+                                        "FAILED means Security Hub CSPM could not disable it (an earlier \
+                                         BatchDisableStandards failed): {}",
+                                        advice_for_reason(reason)
+                                    ),
+                                    _ => advice_for_reason(reason).to_string(),
                                 }
                             )));
                         }
@@ -345,6 +351,17 @@ impl Standards<'_> {
         let mut delay = self.first_poll;
         loop {
             let after = self.subscriptions(inv, Some(&arns)).await?;
+            if let Some(failed) = after.values().find(|s| s.status == StandardsStatus::Failed.as_str()) {
+                return Err(HandlerError::Failed(format!(
+                    "Security Hub CSPM could not disable {} in {}/{}: GetEnabledStandards answers FAILED \
+                     (StandardsStatusReason {}): {}",
+                    failed.standard_id,
+                    inv.account_id,
+                    inv.region,
+                    failed.reason.as_deref().unwrap_or("none given"),
+                    advice_for_reason(failed.reason.as_deref())
+                )));
+            }
             if let Some(still_on) = after.values().find(|s| s.is_on()) {
                 return Err(HandlerError::NotVerified(format!(
                     "GetEnabledStandards answers {} {} in {}/{} after BatchDisableStandards: check for another \
