@@ -25,6 +25,14 @@ Behaviour follows AWS:
   BatchEnableStandards and BatchDisableStandards answer AccessDeniedException, and
   GetAdministratorAccount names the administrator.
 
+- Controls not ready (switched on per account): a subscription that reaches READY keeps
+  `StandardsControlsUpdatable: NOT_READY_FOR_UPDATES` for a few more GetEnabledStandards reads, and
+  meanwhile BatchGetStandardsControlAssociations answers its controls in `UnprocessedAssociations`
+  (RESOURCE_NOT_FOUND) and BatchUpdateStandardsControlAssociations in `UnprocessedAssociationUpdates`, as
+  AWS does while a subscription's controls are being set up (Security Hub CSPM API Reference,
+  StandardsSubscription.StandardsControlsUpdatable: "NOT_READY_FOR_UPDATES - Controls are not ready to
+  be updated", and BatchGetStandardsControlAssociations.UnprocessedAssociations).
+
 Test controls (JSON bodies; `region` defaults to us-east-1):
 - `POST /tapguard/securityhub/standard-outcome` `{"account", "region", "standard": short id or ARN,
   "status": "READY|INCOMPLETE|FAILED|PENDING|REJECTED", "reason": "NO_AVAILABLE_CONFIGURATION_RECORDER",
@@ -33,6 +41,8 @@ Test controls (JSON bodies; `region` defaults to us-east-1):
   `"disable": "FAILED"` makes a later BatchDisableStandards of that standard end FAILED (with `reason`)
   instead of gone: in AWS's model FAILED is "the standard could not be disabled" (Security Hub CSPM API
   Reference, StandardsSubscription.StandardsStatus; INCOMPLETE is the enable that did not complete).
+- `POST /tapguard/securityhub/controls-not-ready` `{"account", "region", "reads": 3}`: subscriptions that
+  reach READY from now on stay NOT_READY_FOR_UPDATES for that many reads (0, the default, turns it off).
 - `POST /tapguard/securityhub/central-configuration` `{"account", "region", "administrator": "111122223333",
   "policy": true, "enable": true}`: the account becomes a member of `administrator` (GetAdministratorAccount),
   governed by a configuration policy when `policy` (default true); `enable` (default true) turns the hub
@@ -163,6 +173,7 @@ def _state(backend) -> dict:
             "outcomes": {},  # standards ARN -> {"status", "reason", "reads"}
             "administrator": None,
             "member_status": "Enabled",
+            "controls_not_ready_reads": 0,
             "policy": False,
         }
     return backend.tapguard
@@ -247,6 +258,9 @@ def _subscribe(backend, standards: str) -> dict:
 
 def _advance(state: dict, subscription: dict) -> None:
     """One read brings a PENDING or DELETING subscription closer to where it ends."""
+    if subscription["status"] == "READY" and subscription.get("not_updatable", 0) > 0:
+        subscription["not_updatable"] -= 1
+        return
     if subscription["status"] not in ("PENDING", "DELETING"):
         return
     if subscription["status"] == "PENDING" and subscription["final"] == "PENDING":
@@ -260,6 +274,8 @@ def _advance(state: dict, subscription: dict) -> None:
         state["subscriptions"].pop(subscription["arn"], None)
     else:
         subscription["status"] = subscription["final"]
+        if subscription["status"] == "READY":
+            subscription["not_updatable"] = state.get("controls_not_ready_reads", 0)
 
 
 def _render(subscription: dict) -> dict:
@@ -269,7 +285,7 @@ def _render(subscription: dict) -> dict:
         "StandardsInput": {},
         "StandardsStatus": subscription["status"],
         "StandardsControlsUpdatable": "READY_FOR_UPDATES"
-        if subscription["status"] == "READY"
+        if subscription["status"] == "READY" and not subscription.get("not_updatable")
         else "NOT_READY_FOR_UPDATES",
     }
     if subscription["status"] in ("INCOMPLETE", "FAILED") and subscription.get("reason"):
@@ -531,6 +547,8 @@ def _update_standards_control(self):
 def _association(state: dict, standards_arn: str, security_control_id: str):
     """The controls of a subscribed standard that check `security_control_id`."""
     for subscription in state["subscriptions"].values():
+        if subscription["standards_arn"] == standards_arn and subscription.get("not_updatable"):
+            return []  # controls NOT_READY_FOR_UPDATES: not found yet, as AWS answers meanwhile
         if subscription["standards_arn"] == standards_arn and subscription["status"] != "DELETING":
             return [
                 (control, entry)
@@ -692,6 +710,12 @@ def _control_central_configuration(body: dict) -> dict:
     return {"administrator": administrator, "policy": state["policy"], "enabled": backend.enabled}
 
 
+def _control_controls_not_ready(body: dict) -> dict:
+    state = _state(_backend(body))
+    state["controls_not_ready_reads"] = int(body.get("reads", 0))
+    return {"reads": state["controls_not_ready_reads"]}
+
+
 def install() -> None:
     for path in (
         "standards",
@@ -724,3 +748,4 @@ def install() -> None:
     SecurityHubResponse.batch_update_standards_control_associations = _batch_update_standards_control_associations
     faults.CONTROLS[("POST", "/tapguard/securityhub/standard-outcome")] = _control_standard_outcome
     faults.CONTROLS[("POST", "/tapguard/securityhub/central-configuration")] = _control_central_configuration
+    faults.CONTROLS[("POST", "/tapguard/securityhub/controls-not-ready")] = _control_controls_not_ready

@@ -1326,3 +1326,39 @@ fn a_standard_that_security_hub_could_not_disable_fails_the_delete_which_a_retry
     assert!(settled_standards(w).is_empty(), "{:?}", standards(w));
     assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
 }
+
+#[test]
+fn controls_are_changed_only_once_the_standard_says_they_are_ready_for_updates() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    emulator().control(
+        "/tapguard/securityhub/controls-not-ready",
+        json!({"account": s.account_id(), "region": REGION, "reads": 3}),
+    );
+    let mut r = s.standards_resource();
+    let created = r.create(
+        json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]}),
+    );
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("DisabledControls"), Some(format!("{FSBP}#IAM.4").as_str()));
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+
+    // Not ready for longer than the wait: FAILED saying so, not blaming the property; nothing left on.
+    emulator().control(
+        "/tapguard/securityhub/controls-not-ready",
+        json!({"account": s.account_id(), "region": REGION, "reads": 1000}),
+    );
+    let mut other = s.named_standards("MoreStandards");
+    let failed = other.create(json!({"Standards": [PCI], "WaitSeconds": "2",
+        "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(&format!(
+            "{PCI} READY, but StandardsControlsUpdatable still NOT_READY_FOR_UPDATES"
+        )),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(ids(&settled_standards(w)), vec![FSBP], "PCI DSS disabled again");
+}

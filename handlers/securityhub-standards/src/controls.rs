@@ -201,6 +201,8 @@ impl Controls<'_> {
             return Ok(out);
         }
         let mut found: BTreeMap<(String, String), ControlState> = BTreeMap::new();
+        // (standards ARN, control id) -> "ERROR_CODE: reason", as UnprocessedAssociations answers them.
+        let mut unprocessed: BTreeMap<(String, String), String> = BTreeMap::new();
         for chunk in wanted.chunks(50) {
             let ids = chunk
                 .iter()
@@ -221,6 +223,20 @@ impl Controls<'_> {
                         .send(),
                 )
                 .await?;
+            for refused in answer.unprocessed_associations() {
+                let id = refused.standards_control_association_id();
+                unprocessed.insert(
+                    (
+                        id.and_then(|i| i.standards_arn()).unwrap_or_default().to_string(),
+                        id.and_then(|i| i.security_control_id()).unwrap_or_default().to_string(),
+                    ),
+                    format!(
+                        "{}: {}",
+                        refused.error_code().map(|c| c.as_str()).unwrap_or("unknown"),
+                        refused.error_reason().unwrap_or_default()
+                    ),
+                );
+            }
             for detail in answer.standards_control_association_details() {
                 let (Some(standards_arn), Some(id)) = (detail.standards_arn(), detail.security_control_id()) else {
                     continue;
@@ -253,9 +269,38 @@ impl Controls<'_> {
                 }
             }
             if !any && strict {
+                let answers: Vec<String> = standards
+                    .iter()
+                    .filter_map(|s| {
+                        unprocessed
+                            .get(&(s.arn.clone(), id.to_string()))
+                            .map(|u| format!("{}: {u}", s.id))
+                    })
+                    .collect();
+                // Not found while a standard's controls are not updatable yet is not the property's fault.
+                let not_ready: Vec<&str> = standards
+                    .iter()
+                    .filter(|s| subscriptions.get(&s.id).is_some_and(|sub| !sub.controls_ready()))
+                    .map(|s| s.id.as_str())
+                    .collect();
+                if !not_ready.is_empty() {
+                    return Err(HandlerError::Failed(format!(
+                        "BatchGetStandardsControlAssociations does not find {id} while the controls of {} are \
+                         NOT_READY_FOR_UPDATES ({}): retry the stack operation later",
+                        not_ready.join(", "),
+                        answers.join("; ")
+                    )));
+                }
                 return Err(invalid(
                     index,
-                    format!("ControlId {id} is a control of none of the Standards"),
+                    format!(
+                        "ControlId {id} is a control of none of the Standards{}",
+                        if answers.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (UnprocessedAssociations: {})", answers.join("; "))
+                        }
+                    ),
                 ));
             }
         }

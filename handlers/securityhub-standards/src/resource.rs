@@ -325,7 +325,14 @@ impl SecurityHubStandards {
             .collect();
         let (wait, note) = st.wait_budget(inv, props.wait_seconds);
         let ready = st
-            .wait_ready(inv, standards, &subscription_arns, wait, note.as_deref())
+            .wait_ready(
+                inv,
+                standards,
+                &subscription_arns,
+                wait,
+                note.as_deref(),
+                !props.disabled_controls.is_empty(),
+            )
             .await?;
         let mut settings: Vec<String> = standards.iter().map(claims::standard).collect();
         let disabled = self

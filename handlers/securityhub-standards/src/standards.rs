@@ -25,6 +25,9 @@ pub struct Subscription {
     pub standard_id: String,
     pub status: String,
     pub reason: Option<String>,
+    /// StandardsControlsUpdatable: `NOT_READY_FOR_UPDATES` while the standard's controls cannot be read
+    /// or changed yet (AWS: also for a while after READY).
+    pub controls_updatable: Option<String>,
 }
 
 impl Subscription {
@@ -46,7 +49,13 @@ impl Subscription {
                 .standards_status_reason()
                 .and_then(|r| r.status_reason_code())
                 .map(|c| c.as_str().to_string()),
+            controls_updatable: s.standards_controls_updatable().map(|u| u.as_str().to_string()),
         })
+    }
+
+    /// Whether its controls may be read and changed now.
+    pub(crate) fn controls_ready(&self) -> bool {
+        self.controls_updatable.as_deref() != Some("NOT_READY_FOR_UPDATES")
     }
 
     pub(crate) fn is_on(&self) -> bool {
@@ -260,6 +269,7 @@ impl Standards<'_> {
         subscription_arns: &[String],
         wait: Duration,
         wait_note: Option<&str>,
+        controls: bool,
     ) -> Result<BTreeMap<String, Subscription>, HandlerError> {
         let started = Instant::now();
         let deadline = started + wait;
@@ -276,6 +286,7 @@ impl Standards<'_> {
             };
             if let Some(current) = current {
                 let mut pending = Vec::new();
+                let mut not_updatable = Vec::new();
                 for standard in standards {
                     let Some(subscription) = current.get(&standard.id) else {
                         return Err(HandlerError::NotVerified(format!(
@@ -285,6 +296,10 @@ impl Standards<'_> {
                         )));
                     };
                     match subscription.status.as_str() {
+                        // Controls to change wait until the standard's controls are updatable.
+                        "READY" if controls && !subscription.controls_ready() => {
+                            not_updatable.push(standard.id.as_str())
+                        }
                         "READY" => {}
                         "PENDING" => pending.push(standard.id.as_str()),
                         status => {
@@ -310,10 +325,22 @@ impl Standards<'_> {
                         }
                     }
                 }
-                if pending.is_empty() {
+                if pending.is_empty() && not_updatable.is_empty() {
                     return Ok(current);
                 }
                 let now = Instant::now();
+                if now >= deadline && pending.is_empty() {
+                    return Err(HandlerError::Failed(format!(
+                        "{} READY, but StandardsControlsUpdatable still NOT_READY_FOR_UPDATES after waiting {} s in \
+                         {}/{}{}: its controls cannot be changed yet; raise WaitSeconds (and the function's timeout), \
+                         or retry later",
+                        not_updatable.join(", "),
+                        started.elapsed().as_secs(),
+                        inv.account_id,
+                        inv.region,
+                        wait_note.map(|n| format!(" ({n})")).unwrap_or_default()
+                    )));
+                }
                 if now >= deadline {
                     return Err(HandlerError::Failed(format!(
                         "{} still PENDING after waiting {} s for READY in {}/{}{}: raise WaitSeconds (and the \
