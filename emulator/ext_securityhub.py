@@ -25,15 +25,31 @@ Behaviour follows AWS:
   BatchEnableStandards and BatchDisableStandards answer AccessDeniedException, and
   GetAdministratorAccount names the administrator.
 
+- Controls not ready (switched on per account): a subscription that reaches READY keeps
+  `StandardsControlsUpdatable: NOT_READY_FOR_UPDATES` for a few more GetEnabledStandards reads, and
+  meanwhile BatchGetStandardsControlAssociations answers its controls in `UnprocessedAssociations`
+  (RESOURCE_NOT_FOUND) and BatchUpdateStandardsControlAssociations in `UnprocessedAssociationUpdates`, as
+  AWS does while a subscription's controls are being set up (Security Hub CSPM API Reference,
+  StandardsSubscription.StandardsControlsUpdatable: "NOT_READY_FOR_UPDATES - Controls are not ready to
+  be updated", and BatchGetStandardsControlAssociations.UnprocessedAssociations).
+
 Test controls (JSON bodies; `region` defaults to us-east-1):
 - `POST /tapguard/securityhub/standard-outcome` `{"account", "region", "standard": short id or ARN,
   "status": "READY|INCOMPLETE|FAILED|PENDING|REJECTED", "reason": "NO_AVAILABLE_CONFIGURATION_RECORDER",
   "reads": 2}`: how that standard's subscriptions end. PENDING never leaves PENDING; REJECTED makes
   BatchEnableStandards refuse it with InvalidInputException. Applies to a PENDING subscription already there.
+  `"disable": "FAILED"` makes a later BatchDisableStandards of that standard end FAILED (with `reason`)
+  instead of gone: in AWS's model FAILED is "the standard could not be disabled" (Security Hub CSPM API
+  Reference, StandardsSubscription.StandardsStatus; INCOMPLETE is the enable that did not complete).
+- `POST /tapguard/securityhub/controls-not-ready` `{"account", "region", "reads": 3}`: subscriptions that
+  reach READY from now on stay NOT_READY_FOR_UPDATES for that many reads (0, the default, turns it off).
 - `POST /tapguard/securityhub/central-configuration` `{"account", "region", "administrator": "111122223333",
   "policy": true, "enable": true}`: the account becomes a member of `administrator` (GetAdministratorAccount),
   governed by a configuration policy when `policy` (default true); `enable` (default true) turns the hub
-  on as the policy would. `{"administrator": null}` ends it.
+  on as the policy would. `{"administrator": null}` ends it. `"member_status"` (default `Enabled`) is the
+  MemberStatus GetAdministratorAccount answers; the administrator governs ControlFindingGenerator only while
+  it is `Enabled` (Security Hub CSPM API Reference, Member.MemberStatus: Created and Invited are not yet
+  associated; Removed, Resigned, Deleted and AccountSuspended no longer are).
 """
 
 import datetime
@@ -156,6 +172,8 @@ def _state(backend) -> dict:
             "subscriptions": {},  # subscription ARN -> subscription
             "outcomes": {},  # standards ARN -> {"status", "reason", "reads"}
             "administrator": None,
+            "member_status": "Enabled",
+            "controls_not_ready_reads": 0,
             "policy": False,
         }
     return backend.tapguard
@@ -240,6 +258,9 @@ def _subscribe(backend, standards: str) -> dict:
 
 def _advance(state: dict, subscription: dict) -> None:
     """One read brings a PENDING or DELETING subscription closer to where it ends."""
+    if subscription["status"] == "READY" and subscription.get("not_updatable", 0) > 0:
+        subscription["not_updatable"] -= 1
+        return
     if subscription["status"] not in ("PENDING", "DELETING"):
         return
     if subscription["status"] == "PENDING" and subscription["final"] == "PENDING":
@@ -247,10 +268,14 @@ def _advance(state: dict, subscription: dict) -> None:
     if subscription["reads"] > 0:
         subscription["reads"] -= 1
         return
-    if subscription["status"] == "DELETING":
+    if subscription["status"] == "DELETING" and subscription.get("disable") == "FAILED":
+        subscription["status"] = "FAILED"
+    elif subscription["status"] == "DELETING":
         state["subscriptions"].pop(subscription["arn"], None)
     else:
         subscription["status"] = subscription["final"]
+        if subscription["status"] == "READY":
+            subscription["not_updatable"] = state.get("controls_not_ready_reads", 0)
 
 
 def _render(subscription: dict) -> dict:
@@ -260,7 +285,7 @@ def _render(subscription: dict) -> dict:
         "StandardsInput": {},
         "StandardsStatus": subscription["status"],
         "StandardsControlsUpdatable": "READY_FOR_UPDATES"
-        if subscription["status"] == "READY"
+        if subscription["status"] == "READY" and not subscription.get("not_updatable")
         else "NOT_READY_FOR_UPDATES",
     }
     if subscription["status"] in ("INCOMPLETE", "FAILED") and subscription.get("reason"):
@@ -336,7 +361,7 @@ def _update_security_hub_configuration(self):
     if generator is not None:
         if generator not in ("SECURITY_CONTROL", "STANDARD_CONTROL"):
             return _error("InvalidInputException", f"Invalid ControlFindingGenerator {generator}")
-        if state["administrator"] and generator != state["control_finding_generator"]:
+        if _governed(state) and generator != state["control_finding_generator"]:
             return _error(
                 "AccessDeniedException",
                 "ControlFindingGenerator can only be updated in the administrator account "
@@ -349,6 +374,11 @@ def _update_security_hub_configuration(self):
     return _ok({})
 
 
+def _governed(state: dict) -> bool:
+    """An administrator governs the account only while the membership is Enabled (AWS Member.MemberStatus)."""
+    return bool(state["administrator"]) and state["member_status"] == "Enabled"
+
+
 def _get_administrator_account(self):
     state = _state(self.securityhub_backend)
     if state["administrator"]:
@@ -358,7 +388,7 @@ def _get_administrator_account(self):
                     "AccountId": state["administrator"],
                     "InvitationId": f"tapguard-{state['administrator']}",
                     "InvitedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    "MemberStatus": "Enabled",
+                    "MemberStatus": state["member_status"],
                 }
             }
         )
@@ -419,7 +449,10 @@ def _batch_disable_standards(self):
     for arn in arns:
         subscription = state["subscriptions"][arn]
         if subscription["status"] != "DELETING":
-            subscription.update(status="DELETING", reads=1)
+            outcome = state["outcomes"].get(subscription["standards_arn"], {})
+            subscription.update(status="DELETING", reads=1, disable=outcome.get("disable"))
+            if outcome.get("disable") == "FAILED":
+                subscription["reason"] = outcome.get("reason")
         disabled.append(_render(subscription))
     return _ok({"StandardsSubscriptions": disabled})
 
@@ -514,6 +547,8 @@ def _update_standards_control(self):
 def _association(state: dict, standards_arn: str, security_control_id: str):
     """The controls of a subscribed standard that check `security_control_id`."""
     for subscription in state["subscriptions"].values():
+        if subscription["standards_arn"] == standards_arn and subscription.get("not_updatable"):
+            return []  # controls NOT_READY_FOR_UPDATES: not found yet, as AWS answers meanwhile
         if subscription["standards_arn"] == standards_arn and subscription["status"] != "DELETING":
             return [
                 (control, entry)
@@ -653,7 +688,8 @@ def _control_standard_outcome(body: dict) -> dict:
     if status not in ("READY", "INCOMPLETE", "FAILED", "PENDING", "REJECTED"):
         raise ValueError(f"status must be READY, INCOMPLETE, FAILED, PENDING or REJECTED, not {status}")
     arn = _resolve_standard(backend.region_name, body.get("standard") or "")
-    outcome = {"status": status, "reason": body.get("reason"), "reads": int(body.get("reads", READS_UNTIL_SETTLED))}
+    outcome = {"status": status, "reason": body.get("reason"), "reads": int(body.get("reads", READS_UNTIL_SETTLED)),
+               "disable": body.get("disable")}
     state = _state(backend)
     state["outcomes"][arn] = outcome
     for subscription in state["subscriptions"].values():
@@ -667,10 +703,17 @@ def _control_central_configuration(body: dict) -> dict:
     state = _state(backend)
     administrator = body.get("administrator")
     state["administrator"] = administrator
+    state["member_status"] = body.get("member_status") or "Enabled"
     state["policy"] = bool(administrator) and bool(body.get("policy", True))
     if administrator and body.get("enable", True) and not backend.enabled:
         backend.enable_security_hub(enable_default_standards=False, tags={})
     return {"administrator": administrator, "policy": state["policy"], "enabled": backend.enabled}
+
+
+def _control_controls_not_ready(body: dict) -> dict:
+    state = _state(_backend(body))
+    state["controls_not_ready_reads"] = int(body.get("reads", 0))
+    return {"reads": state["controls_not_ready_reads"]}
 
 
 def install() -> None:
@@ -705,3 +748,4 @@ def install() -> None:
     SecurityHubResponse.batch_update_standards_control_associations = _batch_update_standards_control_associations
     faults.CONTROLS[("POST", "/tapguard/securityhub/standard-outcome")] = _control_standard_outcome
     faults.CONTROLS[("POST", "/tapguard/securityhub/central-configuration")] = _control_central_configuration
+    faults.CONTROLS[("POST", "/tapguard/securityhub/controls-not-ready")] = _control_controls_not_ready

@@ -45,6 +45,20 @@ impl Stack {
         )
     }
 
+    fn named_hub(&self, logical_id: &str) -> CustomResourceDriver<'_> {
+        self.world.resource(ENABLE_TYPE, logical_id)
+    }
+
+    fn named_standards(&self, logical_id: &str) -> CustomResourceDriver<'_> {
+        CustomResourceDriver::new(
+            &self.standards_host,
+            &self.world.responses,
+            STANDARDS_TYPE,
+            logical_id,
+            &self.world.stack_id(),
+        )
+    }
+
     fn account_id(&self) -> &str {
         &self.world.account.account_id
     }
@@ -136,6 +150,55 @@ fn count(operations: &[String], name: &str) -> usize {
     operations.iter().filter(|op| *op == name).count()
 }
 
+/// The names of every parameter the ownership ledger holds in this world's account and region.
+fn ledger_parameters(w: &World) -> Vec<String> {
+    let listed = w.json_call(
+        "ssm",
+        "AmazonSSM.GetParametersByPath",
+        json!({"Path": "/tapguard", "Recursive": true}),
+    );
+    let mut names: Vec<String> = listed["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Someone deletes the whole ledger.
+fn delete_ledger(w: &World) {
+    let names = ledger_parameters(w);
+    if !names.is_empty() {
+        w.json_call("ssm", "AmazonSSM.DeleteParameters", json!({ "Names": names }));
+    }
+    assert!(ledger_parameters(w).is_empty());
+}
+
+/// (ControlFindingGenerator, AutoEnableControls) of the hub now.
+fn hub_settings(w: &World) -> (String, bool) {
+    let described = hub(w).expect("the hub is on");
+    (
+        described["ControlFindingGenerator"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        described["AutoEnableControls"].as_bool().unwrap_or_default(),
+    )
+}
+
+fn set_hub_tags(w: &World, tags: Value) {
+    let arn = format!("arn:aws:securityhub:{REGION}:{}:hub/default", w.account.account_id);
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        &format!("/tags/{arn}"),
+        Some(json!({ "Tags": tags })),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+}
+
 fn from_fixture(name: &str, w: &World) -> Value {
     let mut event = fixture(name);
     event["StackId"] = json!(w.stack_id());
@@ -162,7 +225,7 @@ fn fresh_enable_reads_back_updates_settings_and_delete_turns_it_off() {
     assert!(
         created
             .physical_id()
-            .starts_with("securityhub-enable:eu-west-1:enabled:"),
+            .starts_with("securityhub-enable:eu-west-1:ledger-"),
         "{}",
         created.physical_id()
     );
@@ -300,6 +363,19 @@ fn an_administrator_account_is_named_and_settings_it_governs_are_listed() {
         "the member may set this one"
     );
     assert_eq!(hub(w).expect("on")["AutoEnableControls"], false);
+
+    // The member resigned: GetAdministratorAccount still names the administrator, but it governs nothing.
+    emulator().control(
+        "/tapguard/securityhub/central-configuration",
+        json!({"account": s.account_id(), "region": REGION, "administrator": "999988887777", "policy": false,
+            "member_status": "Resigned"}),
+    );
+    r.physical_id = Some(created.physical_id().to_string());
+    let updated = r.update(json!({"ControlFindingGenerator": "STANDARD_CONTROL", "AutoEnableControls": false}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.data("ManagedBy"), Some("Self"));
+    assert_eq!(updated.data("SettingsNotApplied"), Some(""));
+    assert_eq!(hub(w).expect("on")["ControlFindingGenerator"], "STANDARD_CONTROL");
 }
 
 #[test]
@@ -448,9 +524,12 @@ fn delete_leaves_adopted_standards_and_the_adopted_hub_on() {
         created.data("Adopted"),
         Some(format!("arn:aws:securityhub:{REGION}::standards/{FSBP}").as_str())
     );
-    assert_eq!(
-        created.physical_id(),
-        format!("securityhub-standards:{REGION}:adopted={FSBP}")
+    assert!(
+        created
+            .physical_id()
+            .starts_with(&format!("securityhub-standards:{REGION}:ledger-")),
+        "{}",
+        created.physical_id()
     );
     assert_eq!(count(&w.operations("securityhub"), "BatchEnableStandards"), 1);
 
@@ -681,12 +760,11 @@ fn disabled_controls_are_turned_off_read_back_and_turned_on_again_only_where_thi
         created.data("DisabledControls"),
         Some(format!("{FSBP}#IAM.2,{FSBP}#IAM.4,{CIS_12}#1.1,{CIS_12}#IAM.4").as_str())
     );
+    let held = ledger_parameters(w);
     assert!(
-        created
-            .physical_id()
-            .ends_with(&format!(":controls-adopted={FSBP}#IAM.2")),
-        "{}",
-        created.physical_id()
+        held.iter()
+            .any(|n| n.starts_with("/tapguard/claims/securityhub-standards/control/") && n.contains("IAM.2")),
+        "the control that was off before is claimed too, with that prior: {held:?}"
     );
     assert_eq!(
         control_status(w, FSBP, "IAM.4"),
@@ -771,4 +849,516 @@ fn throttling_is_retried_by_the_sdk_and_the_standard_still_reaches_ready() {
         "two throttled, then through"
     );
     assert_eq!(standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+}
+
+#[test]
+fn two_claimants_of_an_adopted_hub_a_conflicting_one_refused_and_the_last_one_puts_everything_back() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "STANDARD_CONTROL");
+    set_hub_tags(w, json!({"team": "platform"}));
+    let before = (hub_settings(w), hub_tags(w));
+    assert_eq!(
+        before,
+        (("STANDARD_CONTROL".to_string(), true), json!({"team": "platform"}))
+    );
+    let props = json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": false,
+        "Tags": {"owner": "security", "team": "security"}});
+
+    let mut first = s.named_hub("SecurityHub");
+    let created = first.create(props.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some("true"));
+    assert_eq!(hub_settings(w), ("SECURITY_CONTROL".to_string(), false));
+    assert_eq!(hub_tags(w), json!({"owner": "security", "team": "security"}));
+
+    // Another resource asking for the other generator is refused, naming the claimant, and changes nothing.
+    let mut other = s.named_hub("OtherHub");
+    let refused = other.create(json!({"ControlFindingGenerator": "STANDARD_CONTROL", "AutoEnableControls": false}));
+    assert_eq!(refused.status(), "FAILED");
+    assert!(
+        refused
+            .reason()
+            .contains("is already claimed by SecurityHub in stack tap-test (securityhub-enable)"),
+        "{}",
+        refused.reason()
+    );
+    assert_eq!(hub_settings(w), ("SECURITY_CONTROL".to_string(), false));
+    assert_eq!(other.delete().status(), "SUCCESS");
+    assert_eq!(hub_settings(w), ("SECURITY_CONTROL".to_string(), false));
+
+    // A rename: the new resource is created first (tags may differ: they are no conflict), ...
+    let mut second = s.named_hub("RenamedHub");
+    let before_ops = w.operations("securityhub").len();
+    let renamed = second.create(
+        json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": false,
+        "Tags": {"owner": "security", "env": "prod"}}),
+    );
+    assert_eq!(renamed.status(), "SUCCESS", "{}", renamed.reason());
+    assert_eq!(
+        renamed.data("Adopted"),
+        Some("true"),
+        "the state before the first claimant"
+    );
+    let during = w.operations("securityhub")[before_ops..].to_vec();
+    assert_eq!(mutating(&during), vec!["TagResource".to_string()], "{during:?}");
+    assert_eq!(
+        ledger_parameters(w)
+            .iter()
+            .filter(|n| n.starts_with("/tapguard/claims/securityhub-hub/hub/"))
+            .count(),
+        2
+    );
+
+    // ... then the old one is deleted: the settings stay; of its tags only the one nobody else asks for goes back.
+    let deleted = first.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(hub_settings(w), ("SECURITY_CONTROL".to_string(), false));
+    assert_eq!(
+        hub_tags(w),
+        json!({"owner": "security", "team": "platform", "env": "prod"})
+    );
+
+    // The last claimant puts the hub back as it was before either: generator, AutoEnableControls, tags; still on.
+    let deleted = second.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!((hub_settings(w), hub_tags(w)), before);
+    assert_eq!(count(&w.operations("securityhub"), "DisableSecurityHub"), 0);
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn a_create_failing_at_each_step_or_cut_by_the_deadline_and_an_update_failing_part_way_leave_the_hub_as_it_was() {
+    let s = Stack::new();
+    let w = &s.world;
+    let props = json!({"AutoEnableControls": false, "Tags": {"owner": "security"}});
+    let mut r = s.hub_resource();
+    for (service, operation, code) in [
+        ("ssm", "PutParameter", "AccessDeniedException"),
+        ("securityhub", "EnableSecurityHub", "InvalidInputException"),
+        ("securityhub", "UpdateSecurityHubConfiguration", "InvalidInputException"),
+        ("securityhub", "GetAdministratorAccount", "InvalidInputException"),
+    ] {
+        w.fault(json!({"service": service, "operation": operation, "code": code, "message": "injected", "count": 1}));
+        let failed = r.create(props.clone());
+        assert_eq!(failed.status(), "FAILED", "{operation}");
+        assert!(
+            failed.reason().starts_with(&format!("{operation} failed: {code}")),
+            "{}",
+            failed.reason()
+        );
+        assert!(hub(w).is_none(), "a Create failing at {operation} left the hub on");
+        assert!(
+            ledger_parameters(w).is_empty(),
+            "{operation}: {:?}",
+            ledger_parameters(w)
+        );
+        assert_eq!(r.delete().status(), "SUCCESS");
+    }
+    assert_eq!(
+        count(&w.operations("securityhub"), "DisableSecurityHub"),
+        2,
+        "undone after enabling"
+    );
+
+    // Cut by the deadline after EnableSecurityHub: nothing undone in time, the rollback Delete does it.
+    w.fault(json!({"service": "securityhub", "operation": "GetAdministratorAccount", "delay_ms": 30000, "count": 1}));
+    r.timeout = std::time::Duration::from_secs(8);
+    let cut = r.create(props.clone());
+    assert_eq!(cut.status(), "FAILED");
+    assert!(cut.reason().starts_with("timed out after"), "{}", cut.reason());
+    assert!(
+        cut.physical_id().starts_with("tapguard-failed-create:"),
+        "{}",
+        cut.physical_id()
+    );
+    assert!(hub(w).is_some(), "enabled before the deadline");
+    r.timeout = std::time::Duration::from_secs(60);
+    let rollback = r.delete();
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert!(
+        hub(w).is_none(),
+        "the rollback Delete of the failed Create turned it off"
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+
+    // An Update failing part-way (the generator changed, the tags refused), then the rollback Update.
+    let created = r.create(props.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    w.fault(json!({"service": "securityhub", "operation": "TagResource", "code": "InvalidInputException", "message": "injected", "count": 1}));
+    let failed = r.update(
+        json!({"ControlFindingGenerator": "STANDARD_CONTROL", "AutoEnableControls": false,
+        "Tags": {"owner": "platform"}}),
+    );
+    assert_eq!(failed.status(), "FAILED");
+    assert_eq!(
+        hub_settings(w),
+        ("STANDARD_CONTROL".to_string(), false),
+        "changed before the failure"
+    );
+    let rollback = r.update(props.clone());
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert_eq!(rollback.physical_id(), created.physical_id());
+    assert_eq!(hub_settings(w), ("SECURITY_CONTROL".to_string(), false));
+    assert_eq!(hub_tags(w), json!({"owner": "security"}));
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(hub(w).is_none());
+}
+
+#[test]
+fn an_old_format_id_moves_into_the_ledger_and_a_deleted_ledger_turns_nothing_off() {
+    let s = Stack::new();
+    let w = &s.world;
+    // A resource of the previous version enabled the hub: its state is in its physical id.
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    let old_id = format!("securityhub-enable:{REGION}:enabled:default-standards=false");
+    let mut r = s.hub_resource();
+    r.physical_id = Some(old_id.clone());
+    r.properties = json!({});
+    let updated = r.update(json!({"AutoEnableControls": false}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(
+        updated.physical_id(),
+        old_id,
+        "an old id is kept: a new one would be a replacement"
+    );
+    assert_eq!(
+        updated.data("Adopted"),
+        Some("false"),
+        "the old id says this resource enabled the hub"
+    );
+    assert!(
+        ledger_parameters(w)
+            .iter()
+            .any(|n| n.starts_with("/tapguard/ledger/securityhub-enable/legacy-")),
+        "{:?}",
+        ledger_parameters(w)
+    );
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(hub(w).is_none(), "the hub the old resource enabled is turned off");
+    assert!(ledger_parameters(w).is_empty());
+
+    // Someone deletes the ledger: the hub's prior state is unknown, so the Delete leaves it on.
+    let created = r.create(json!({}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    delete_ledger(w);
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert!(hub(w).is_some(), "never turned off without a known prior state");
+    assert_eq!(count(&w.operations("securityhub"), "DisableSecurityHub"), 1);
+}
+
+fn standards_arn(id: &str) -> String {
+    if id == CIS_12 {
+        format!("arn:aws:securityhub:::ruleset/{id}")
+    } else {
+        format!("arn:aws:securityhub:{REGION}::standards/{id}")
+    }
+}
+
+/// Turns controls off by security control id in the given standards, as someone did before the stack.
+fn disable_directly(w: &World, standards: &[&str], control_ids: &[&str], reason: &str) {
+    let updates: Vec<Value> = standards
+        .iter()
+        .flat_map(|s| {
+            control_ids.iter().map(move |c| {
+                json!({"StandardsArn": standards_arn(s), "SecurityControlId": c, "AssociationStatus": "DISABLED",
+                    "UpdatedReason": reason})
+            })
+        })
+        .collect();
+    let answer = w.rest_call(
+        "securityhub",
+        "PATCH",
+        "/associations",
+        Some(json!({ "StandardsControlAssociationUpdates": updates })),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+}
+
+#[test]
+fn two_standards_claimants_a_standard_on_before_create_added_by_update_and_the_last_one_restoring() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    enable_standard_directly(w, &standards_arn(FSBP));
+    settled_standards(w);
+    disable_directly(w, &[FSBP], &["IAM.2"], "decided before the stack");
+    let iam4 = json!([{"ControlId": "IAM.4", "Reason": "root keys are audited by AccessKeyRotation"}]);
+
+    let mut first = s.named_standards("SecurityHubStandards");
+    let created = first.create(json!({"Standards": [CIS_12], "DisabledControls": iam4}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some(""));
+    assert_eq!(
+        control_status(w, CIS_12, "1.12").0,
+        "DISABLED",
+        "IAM.4 is CIS v1.2.0's 1.12"
+    );
+    assert_eq!(
+        control_status(w, FSBP, "IAM.4").0,
+        "ENABLED",
+        "FSBP is not this resource's yet"
+    );
+
+    // An Update adds FSBP, which was on before the Create: adopted, never this resource's to disable.
+    let updated = first.update(json!({"Standards": [CIS_12, FSBP], "DisabledControls": iam4}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.data("Adopted"), Some(standards_arn(FSBP).as_str()));
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+
+    // A rename: the new resource comes first and changes nothing, ...
+    let mut second = s.named_standards("RenamedStandards");
+    let before = w.operations("securityhub").len();
+    let renamed = second.create(json!({"Standards": [CIS_12, FSBP], "DisabledControls": iam4}));
+    assert_eq!(renamed.status(), "SUCCESS", "{}", renamed.reason());
+    assert_eq!(
+        renamed.data("Adopted"),
+        Some(standards_arn(FSBP).as_str()),
+        "CIS v1.2.0 was off before the first claimant"
+    );
+    let during = w.operations("securityhub")[before..].to_vec();
+    for op in [
+        "BatchEnableStandards",
+        "BatchDisableStandards",
+        "BatchUpdateStandardsControlAssociations",
+    ] {
+        assert_eq!(count(&during, op), 0, "{op}: {during:?}");
+    }
+
+    // ... the old one's Delete leaves everything the new one stands for, ...
+    let deleted = first.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(ids(&settled_standards(w)), vec![FSBP, CIS_12]);
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+    assert_eq!(control_status(w, CIS_12, "1.12").0, "DISABLED");
+
+    // ... and the last one's Delete puts the account back: CIS v1.2.0 off, FSBP on with IAM.4 on, IAM.2 as it was.
+    let deleted = second.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(control_status(w, FSBP, "IAM.4"), ("ENABLED".into(), None));
+    assert_eq!(
+        control_status(w, FSBP, "IAM.2"),
+        ("DISABLED".into(), Some("decided before the stack".into()))
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn a_standards_create_failing_at_each_step_or_cut_by_the_deadline_and_an_update_failing_part_way_leave_the_account_as_it_was(
+) {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    let props =
+        json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]});
+    let mut r = s.standards_resource();
+    for (service, operation) in [
+        ("ssm", "PutParameter"),
+        ("securityhub", "BatchUpdateStandardsControlAssociations"),
+    ] {
+        w.fault(json!({"service": service, "operation": operation, "code": "InvalidInputException", "message": "injected", "count": 1}));
+        let failed = r.create(props.clone());
+        assert_eq!(failed.status(), "FAILED", "{operation}");
+        assert!(
+            failed
+                .reason()
+                .starts_with(&format!("{operation} failed: InvalidInputException")),
+            "{}",
+            failed.reason()
+        );
+        assert!(
+            settled_standards(w).is_empty(),
+            "a Create failing at {operation} left a standard on"
+        );
+        assert!(
+            ledger_parameters(w).is_empty(),
+            "{operation}: {:?}",
+            ledger_parameters(w)
+        );
+        assert_eq!(r.delete().status(), "SUCCESS");
+    }
+
+    // Cut by the deadline once FSBP is READY: the rollback Delete of the failed Create disables it.
+    w.fault(json!({"service": "securityhub", "operation": "BatchGetStandardsControlAssociations", "delay_ms": 30000, "count": 1}));
+    r.timeout = std::time::Duration::from_secs(20);
+    let cut = r.create(props.clone());
+    assert_eq!(cut.status(), "FAILED");
+    assert!(cut.reason().starts_with("timed out after"), "{}", cut.reason());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    r.timeout = std::time::Duration::from_secs(60);
+    let rollback = r.delete();
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert!(settled_standards(w).is_empty(), "{:?}", standards(w));
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+
+    // An Update adding PCI DSS fails at the controls: PCI DSS goes again; the rollback Update succeeds.
+    let created = r.create(json!({"Standards": [FSBP]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    w.fault(json!({"service": "securityhub", "operation": "BatchUpdateStandardsControlAssociations", "code": "InvalidInputException", "message": "injected", "count": 1}));
+    let failed = r.update(
+        json!({"Standards": [FSBP, PCI], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]}),
+    );
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .contains(&format!("disabled again what this request had enabled: {PCI}")),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "ENABLED");
+    let rollback = r.update(json!({"Standards": [FSBP]}));
+    assert_eq!(rollback.status(), "SUCCESS", "{}", rollback.reason());
+    assert_eq!(rollback.physical_id(), created.physical_id());
+    assert_eq!(settled_standards(w), vec![(FSBP.to_string(), "READY".to_string())]);
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(settled_standards(w).is_empty());
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn state_that_would_not_fit_a_physical_id_lives_in_the_ledger_and_an_old_format_id_moves_there() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    const CIS_3: &str = "cis-aws-foundations-benchmark/v/3.0.0";
+    let all = [FSBP, CIS_12, CIS_14, CIS_3, PCI];
+    for standard in all {
+        enable_standard_directly(w, &standards_arn(standard));
+    }
+    settled_standards(w);
+    let control_ids = ["IAM.2", "IAM.3", "IAM.4", "CloudTrail.1", "CloudTrail.2", "Config.1"];
+    disable_directly(w, &all, &control_ids, "before the stack");
+    let controls: Vec<Value> = control_ids
+        .iter()
+        .map(|c| json!({"ControlId": c, "Reason": "ours"}))
+        .collect();
+
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": all, "DisabledControls": controls}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let disabled = created.data("DisabledControls").unwrap_or_default().to_string();
+    assert_eq!(disabled.split(',').count(), 21, "{disabled}");
+    let old_format = format!(
+        "securityhub-standards:{REGION}:adopted={}:controls-adopted={disabled}",
+        all.join(",")
+    );
+    assert!(
+        old_format.len() > 1024,
+        "the old id would be {} bytes",
+        old_format.len()
+    );
+    assert!(created.physical_id().len() < 100, "{}", created.physical_id());
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(settled_standards(w).len(), 5, "every standard was on before: all stay");
+    assert_eq!(
+        control_status(w, CIS_12, "1.12"),
+        ("DISABLED".into(), Some("before the stack".into()))
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+
+    // A resource of the previous version, which enabled CIS v1.4.0 and found FSBP and its IAM.2 off.
+    let old_id = format!("securityhub-standards:{REGION}:adopted={FSBP}:controls-adopted={FSBP}#IAM.2");
+    let mut old = s.named_standards("OldStandards");
+    old.physical_id = Some(old_id.clone());
+    old.properties = json!({"Standards": [FSBP, CIS_14], "DisabledControls": [{"ControlId": "IAM.2", "Reason": "r"}]});
+    let updated =
+        old.update(json!({"Standards": [FSBP, CIS_14], "DisabledControls": [{"ControlId": "IAM.2", "Reason": "r"}]}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.physical_id(), old_id, "kept: a new id would be a replacement");
+    assert_eq!(updated.data("Adopted"), Some(standards_arn(FSBP).as_str()));
+    let deleted = old.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    let settled = settled_standards(w);
+    let left = ids(&settled);
+    assert!(!left.contains(&CIS_14) && left.contains(&FSBP), "{left:?}");
+    assert_eq!(
+        control_status(w, FSBP, "IAM.2").0,
+        "DISABLED",
+        "off before the old resource"
+    );
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn a_standard_that_security_hub_could_not_disable_fails_the_delete_which_a_retry_finishes() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    emulator().control(
+        "/tapguard/securityhub/standard-outcome",
+        json!({"account": s.account_id(), "region": REGION, "standard": CIS_14, "status": "READY",
+            "disable": "FAILED", "reason": "INTERNAL_ERROR"}),
+    );
+    let mut r = s.standards_resource();
+    let created = r.create(json!({"Standards": [CIS_14]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let failed = r.delete();
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(&format!(
+            "Security Hub CSPM could not disable {CIS_14} in {}/{REGION}: GetEnabledStandards answers FAILED \
+             (StandardsStatusReason INTERNAL_ERROR): Security Hub failed on its side",
+            s.account_id()
+        )),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        ledger_parameters(w)
+            .iter()
+            .any(|n| n.starts_with("/tapguard/claims/securityhub-standards/standard/")),
+        "the claim stays for the retry: {:?}",
+        ledger_parameters(w)
+    );
+    // Security Hub recovers: the retried Delete disables it and gives up the claim.
+    emulator().control(
+        "/tapguard/securityhub/standard-outcome",
+        json!({"account": s.account_id(), "region": REGION, "standard": CIS_14, "status": "READY"}),
+    );
+    let retried = r.delete();
+    assert_eq!(retried.status(), "SUCCESS", "{}", retried.reason());
+    assert!(settled_standards(w).is_empty(), "{:?}", standards(w));
+    assert!(ledger_parameters(w).is_empty(), "{:?}", ledger_parameters(w));
+}
+
+#[test]
+fn controls_are_changed_only_once_the_standard_says_they_are_ready_for_updates() {
+    let s = Stack::new();
+    let w = &s.world;
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    emulator().control(
+        "/tapguard/securityhub/controls-not-ready",
+        json!({"account": s.account_id(), "region": REGION, "reads": 3}),
+    );
+    let mut r = s.standards_resource();
+    let created = r.create(
+        json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]}),
+    );
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("DisabledControls"), Some(format!("{FSBP}#IAM.4").as_str()));
+    assert_eq!(control_status(w, FSBP, "IAM.4").0, "DISABLED");
+
+    // Not ready for longer than the wait: FAILED saying so, not blaming the property; nothing left on.
+    emulator().control(
+        "/tapguard/securityhub/controls-not-ready",
+        json!({"account": s.account_id(), "region": REGION, "reads": 1000}),
+    );
+    let mut other = s.named_standards("MoreStandards");
+    let failed = other.create(json!({"Standards": [PCI], "WaitSeconds": "2",
+        "DisabledControls": [{"ControlId": "IAM.4", "Reason": "audited elsewhere"}]}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(&format!(
+            "{PCI} READY, but StandardsControlsUpdatable still NOT_READY_FOR_UPDATES"
+        )),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(ids(&settled_standards(w)), vec![FSBP], "PCI DSS disabled again");
 }

@@ -1,6 +1,16 @@
 //! Custom::SecurityHubEnable. The binary is `main.rs`; the resource and its properties are here so
 //! tests can check TapStack.yml against the property schema.
 
+mod hub;
+mod legacy;
+mod properties;
 mod resource;
+mod tags;
+#[cfg(test)]
+mod tests;
 
-pub use resource::{ManagedBy, Ownership, Properties, SecurityHubEnable};
+pub use hub::{HubState, ManagedBy};
+pub use properties::Properties;
+pub use resource::{setting, SecurityHubEnable, State};
+
+const ID_PREFIX: &str = "securityhub-enable:";

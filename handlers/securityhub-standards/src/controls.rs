@@ -13,7 +13,8 @@ use aws_sdk_securityhub::Client as SecurityHub;
 use serde::Deserialize;
 use tapguard_shared::{HandlerError, Invocation};
 
-use crate::resource::{Standard, Subscription};
+use crate::properties::Standard;
+use crate::standards::Subscription;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -43,6 +44,30 @@ pub enum Target {
 }
 
 impl Target {
+    pub fn standard_id(&self) -> &str {
+        match self {
+            Target::Arn { standard_id, .. } | Target::Association { standard_id, .. } => standard_id,
+        }
+    }
+
+    /// The entry of DisabledControls that names this target alone (for reading it back).
+    pub fn entry(&self) -> DisabledControl {
+        match self {
+            Target::Arn { arn, .. } => DisabledControl {
+                standards_control_arn: Some(arn.clone()),
+                control_id: None,
+                reason: String::new(),
+            },
+            Target::Association {
+                security_control_id, ..
+            } => DisabledControl {
+                standards_control_arn: None,
+                control_id: Some(security_control_id.clone()),
+                reason: String::new(),
+            },
+        }
+    }
+
     /// `<standard id>#<control>`: how ownership and Data name it.
     pub fn key(&self) -> String {
         match self {
@@ -176,6 +201,8 @@ impl Controls<'_> {
             return Ok(out);
         }
         let mut found: BTreeMap<(String, String), ControlState> = BTreeMap::new();
+        // (standards ARN, control id) -> "ERROR_CODE: reason", as UnprocessedAssociations answers them.
+        let mut unprocessed: BTreeMap<(String, String), String> = BTreeMap::new();
         for chunk in wanted.chunks(50) {
             let ids = chunk
                 .iter()
@@ -196,6 +223,20 @@ impl Controls<'_> {
                         .send(),
                 )
                 .await?;
+            for refused in answer.unprocessed_associations() {
+                let id = refused.standards_control_association_id();
+                unprocessed.insert(
+                    (
+                        id.and_then(|i| i.standards_arn()).unwrap_or_default().to_string(),
+                        id.and_then(|i| i.security_control_id()).unwrap_or_default().to_string(),
+                    ),
+                    format!(
+                        "{}: {}",
+                        refused.error_code().map(|c| c.as_str()).unwrap_or("unknown"),
+                        refused.error_reason().unwrap_or_default()
+                    ),
+                );
+            }
             for detail in answer.standards_control_association_details() {
                 let (Some(standards_arn), Some(id)) = (detail.standards_arn(), detail.security_control_id()) else {
                     continue;
@@ -228,9 +269,38 @@ impl Controls<'_> {
                 }
             }
             if !any && strict {
+                let answers: Vec<String> = standards
+                    .iter()
+                    .filter_map(|s| {
+                        unprocessed
+                            .get(&(s.arn.clone(), id.to_string()))
+                            .map(|u| format!("{}: {u}", s.id))
+                    })
+                    .collect();
+                // Not found while a standard's controls are not updatable yet is not the property's fault.
+                let not_ready: Vec<&str> = standards
+                    .iter()
+                    .filter(|s| subscriptions.get(&s.id).is_some_and(|sub| !sub.controls_ready()))
+                    .map(|s| s.id.as_str())
+                    .collect();
+                if !not_ready.is_empty() {
+                    return Err(HandlerError::Failed(format!(
+                        "BatchGetStandardsControlAssociations does not find {id} while the controls of {} are \
+                         NOT_READY_FOR_UPDATES ({}): retry the stack operation later",
+                        not_ready.join(", "),
+                        answers.join("; ")
+                    )));
+                }
                 return Err(invalid(
                     index,
-                    format!("ControlId {id} is a control of none of the Standards"),
+                    format!(
+                        "ControlId {id} is a control of none of the Standards{}",
+                        if answers.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (UnprocessedAssociations: {})", answers.join("; "))
+                        }
+                    ),
                 ));
             }
         }
@@ -348,53 +418,4 @@ impl Controls<'_> {
 /// The keys of targets, for the physical id and Data.
 pub fn keys<'a>(targets: impl Iterator<Item = &'a Target>) -> BTreeSet<String> {
     targets.map(Target::key).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_arns_name_their_standard_and_control() {
-        assert_eq!(
-            parse_control_arn(
-                "arn:aws:securityhub:eu-west-1:111122223333:control/cis-aws-foundations-benchmark/v/1.2.0/1.1"
-            ),
-            Some(("cis-aws-foundations-benchmark/v/1.2.0".into(), "1.1".into()))
-        );
-        assert_eq!(parse_control_arn("arn:aws:securityhub:eu-west-1:1:hub/default"), None);
-    }
-
-    #[test]
-    fn entries_need_one_name_and_a_reason() {
-        let standards = [Standard {
-            id: "aws-foundational-security-best-practices/v/1.0.0".into(),
-            arn: "arn:aws:securityhub:eu-west-1::standards/aws-foundational-security-best-practices/v/1.0.0".into(),
-        }];
-        let entry = |arn: Option<&str>, id: Option<&str>, reason: &str| DisabledControl {
-            standards_control_arn: arn.map(str::to_string),
-            control_id: id.map(str::to_string),
-            reason: reason.into(),
-        };
-        assert!(check(&[entry(None, Some("IAM.1"), "break-glass user")], &standards).is_ok());
-        let err = check(&[entry(None, Some("IAM.1"), " ")], &standards)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("invalid property DisabledControls[0]: Reason is required"),
-            "{err}"
-        );
-        let err = check(&[entry(Some("a"), Some("IAM.1"), "r")], &standards)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("exactly one of StandardsControlArn and ControlId"),
-            "{err}"
-        );
-        let other = "arn:aws:securityhub:eu-west-1:1:control/pci-dss/v/3.2.1/PCI.IAM.1";
-        let err = check(&[entry(Some(other), None, "r")], &standards)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("pci-dss/v/3.2.1, which is not in Standards"), "{err}");
-    }
 }

@@ -1,8 +1,19 @@
 //! Custom::SecurityHubStandards. The binary is `main.rs`; the resource and its properties are here so
 //! tests can check TapStack.yml against the property schema.
 
+mod claims;
 mod controls;
+mod legacy;
+mod properties;
 mod resource;
+mod standards;
+#[cfg(test)]
+mod tests;
 
 pub use controls::DisabledControl;
-pub use resource::{standard_id, standards_arn, Ownership, Properties, SecurityHubStandards, Standard, Subscription};
+pub use legacy::Ownership;
+pub use properties::{standard_id, standards_arn, Properties, Standard};
+pub use resource::{SecurityHubStandards, State};
+pub use standards::Subscription;
+
+const ID_PREFIX: &str = "securityhub-standards:";
