@@ -80,6 +80,7 @@ const HANDLERS: &[(&str, &str)] = &[
     ("Custom::SecurityHubEnable", "securityhub-enable"),
     ("Custom::SecurityHubStandards", "securityhub-standards"),
     ("Custom::AccessKeyRotation", "access-key-rotation"),
+    ("Custom::IamPasswordPolicy", "iam-password-policy"),
 ];
 
 fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {
