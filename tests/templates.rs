@@ -58,6 +58,7 @@ fn handlers() -> Vec<Handler> {
         typed::<securityhub_standards::SecurityHubStandards>("securityhub-standards"),
         typed::<access_key_rotation::AccessKeyRotation>("access-key-rotation"),
         typed::<iam_password_policy::IamPasswordPolicy>("iam-password-policy"),
+        typed::<shield_advanced::ShieldAdvanced>("shield-advanced"),
     ]
 }
 
