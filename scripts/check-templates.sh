@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks the two CloudFormation templates: template.yml (the SAM functions) and TapStack.yml (the baseline).
+# Checks the CloudFormation templates: template.yml (the SAM functions), TapStack.yml (the baseline) and
+# OrgStack.yml (the organization stack).
 #   - cfn-lint on both (errors and warnings fail)
 #   - sam validate --lint on template.yml
 #   - checkov on both, and on template.yml as SAM expands it (the function, invoke config, schedule rule and
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 TOOLS=.venv-tools
-TEMPLATES=(template.yml TapStack.yml)
+TEMPLATES=(template.yml TapStack.yml OrgStack.yml)
 
 if [[ ! -x .venv/bin/cfn-lint ]]; then
     echo "check-templates: .venv/bin/cfn-lint is missing: run 'make venv' first" >&2
@@ -63,7 +64,7 @@ PY
 
 status=0
 "$TOOLS/bin/checkov" --config-file .checkov.yaml --output json \
-    -f template.yml -f TapStack.yml -f "$expanded" >"$work/checkov.json" 2>"$work/checkov.err" || status=$?
+    -f template.yml -f TapStack.yml -f OrgStack.yml -f "$expanded" >"$work/checkov.json" 2>"$work/checkov.err" || status=$?
 # checkov exits 1 when a check fails; anything else means it did not run properly.
 if [[ $status -ne 0 && $status -ne 1 ]] || [[ ! -s $work/checkov.json ]]; then
     cat "$work/checkov.err" >&2
@@ -100,4 +101,4 @@ for problem in problems:
 print(f"checkov: {passed} checks passed, {suppressed} suppressed with a reason, {len(problems)} problems")
 sys.exit(1 if problems else 0)
 PY
-echo "check-templates: both templates are clean"
+echo "check-templates: the templates are clean"

@@ -57,6 +57,8 @@ fn handlers() -> Vec<Handler> {
         typed::<securityhub_enable::SecurityHubEnable>("securityhub-enable"),
         typed::<securityhub_standards::SecurityHubStandards>("securityhub-standards"),
         typed::<access_key_rotation::AccessKeyRotation>("access-key-rotation"),
+        typed::<iam_password_policy::IamPasswordPolicy>("iam-password-policy"),
+        typed::<shield_advanced::ShieldAdvanced>("shield-advanced"),
     ]
 }
 
@@ -632,4 +634,97 @@ fn each_role_allows_exactly_the_actions_its_handler_documents() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn orgstack_reads_as_a_template_and_its_custom_resources_parse_with_their_handlers() {
+    let org = Template::load(&root(), "OrgStack.yml");
+    let mut failures = Vec::new();
+    for (logical_id, resource) in org.custom_resources() {
+        let handler = handler_for(resource["Type"].as_str().expect("Type"));
+        assert!(
+            !resource["Properties"]["ServiceTimeout"].is_null(),
+            "{logical_id}: no ServiceTimeout"
+        );
+        let Some(parse) = handler.parse else { continue };
+        for properties in property_variants(&org, logical_id) {
+            if let Err(problem) = parse(&properties) {
+                failures.push(format!("{logical_id}: {problem}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "OrgStack.yml drifted: {}", failures.join("\n"));
+    // Native types where CloudFormation has them: the Security Hub administrator and central configuration.
+    assert_eq!(org.resources_of_type("AWS::SecurityHub::DelegatedAdmin").count(), 1);
+    let (_, central) = org
+        .resources_of_type("AWS::SecurityHub::OrganizationConfiguration")
+        .next()
+        .expect("central configuration");
+    assert_eq!(central["Properties"]["ConfigurationType"], "CENTRAL");
+    let (_, aggregator) = org
+        .resources_of_type("AWS::Config::ConfigurationAggregator")
+        .next()
+        .expect("an organization aggregator");
+    assert!(aggregator["Properties"]["OrganizationAggregationSource"].is_object());
+    let (_, trail) = org
+        .resources_of_type("AWS::CloudTrail::Trail")
+        .next()
+        .expect("the organization trail option");
+    assert_eq!(trail["Properties"]["IsOrganizationTrail"], true);
+    assert_eq!(trail["Condition"], "CreateTrail");
+}
+
+#[test]
+fn the_mfa_group_denies_all_but_mfa_self_service_without_mfa_and_adds_no_users() {
+    let stack = tap_stack();
+    let policy = stack.resource("RequireMfaPolicy");
+    assert_eq!(
+        policy["Condition"], "IsHomeRegion",
+        "IAM is global: one policy per account"
+    );
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements");
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("a Deny statement");
+    assert_eq!(deny["Resource"], "*");
+    assert_eq!(
+        deny["Condition"]["BoolIfExists"]["aws:MultiFactorAuthPresent"], "false",
+        "BoolIfExists: long-term keys (no MFA context at all) are denied too"
+    );
+    let allowed_without_mfa: BTreeSet<&str> = deny["NotAction"]
+        .as_array()
+        .expect("NotAction")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for needed in [
+        "iam:CreateVirtualMFADevice",
+        "iam:EnableMFADevice",
+        "sts:GetSessionToken",
+    ] {
+        assert!(
+            allowed_without_mfa.contains(needed),
+            "{needed} must stay possible without MFA"
+        );
+    }
+    let group = stack.resource("RequireMfaGroup");
+    assert_eq!(
+        group["Properties"]["ManagedPolicyArns"],
+        json!([{"Ref": "RequireMfaPolicy"}])
+    );
+    assert!(
+        stack
+            .resources_of_type("AWS::IAM::UserToGroupAddition")
+            .next()
+            .is_none(),
+        "the stack must not put existing users in the group (it would lock out those without MFA)"
+    );
+    assert_eq!(stack.parameter("EnableShieldAdvanced")["Default"], "false");
+    assert!(stack.parameter("EnableShieldAdvanced")["Description"]
+        .as_str()
+        .is_some_and(|d| d.contains("ONE-YEAR COMMITMENT")));
+    assert_eq!(stack.resource("PasswordPolicy")["Condition"], "IsHomeRegion");
 }

@@ -80,6 +80,8 @@ const HANDLERS: &[(&str, &str)] = &[
     ("Custom::SecurityHubEnable", "securityhub-enable"),
     ("Custom::SecurityHubStandards", "securityhub-standards"),
     ("Custom::AccessKeyRotation", "access-key-rotation"),
+    ("Custom::IamPasswordPolicy", "iam-password-policy"),
+    ("Custom::ShieldAdvanced", "shield-advanced"),
 ];
 
 fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {

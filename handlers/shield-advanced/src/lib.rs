@@ -1,0 +1,15 @@
+//! Custom::ShieldAdvanced. The binary is `main.rs`; the resource and its properties are here so tests
+//! can check TapStack.yml against the property schema.
+
+mod endpoint;
+mod properties;
+mod resource;
+mod srt;
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+pub use properties::Properties;
+pub use resource::{settings, ShieldAdvanced};
+
+const ID_PREFIX: &str = "shield-advanced:";

@@ -1,0 +1,274 @@
+//! Custom::ShieldAdvanced: an opt-in Shield Advanced subscription (adopted, or created only when asked),
+//! and optionally the Shield Response Team's role, answered SUCCESS only after reading both back.
+//!
+//! A subscription is a one-year commitment that no API call can end: Delete turns auto-renew off for a
+//! subscription this resource's claimants created, and says so. The subscription is global, so the
+//! claims live in the ledger of the partition's global region (`Ledger::global`).
+
+use aws_sdk_shield::types::AutoRenew;
+use aws_sdk_shield::Client as Shield;
+use serde_json::{json, Value};
+use tapguard_shared::arn::partition_for_region;
+use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
+use tracing::{info, warn};
+
+use crate::endpoint::{self, SHIELD_REGION};
+use crate::properties::Properties;
+use crate::subscription::{self, SubscriptionState};
+use crate::{srt, ID_PREFIX};
+
+const HANDLER: &str = "shield-advanced";
+
+/// The settings this resource may claim: the subscription, and the SRT role.
+pub fn settings() -> (String, String) {
+    (
+        ledger::setting(&["shield-advanced", "subscription"]),
+        ledger::setting(&["shield-advanced", "srt-role"]),
+    )
+}
+
+pub struct ShieldAdvanced {
+    shield: Shield,
+    ledger: Ledger,
+}
+
+impl ShieldAdvanced {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        // Shield's API is in us-east-1 whichever region the function runs in.
+        let shield_config = aws_sdk_shield::config::Builder::from(config)
+            .region(aws_config::Region::new(SHIELD_REGION))
+            .build();
+        Self::from_clients(Shield::from_conf(shield_config), Ledger::global(config, HANDLER))
+    }
+
+    pub fn from_clients(shield: Shield, ledger: Ledger) -> Self {
+        ShieldAdvanced { shield, ledger }
+    }
+
+    fn key(physical_id: &str) -> Result<String, HandlerError> {
+        ledger::key_of(ID_PREFIX, physical_id).ok_or_else(|| {
+            HandlerError::Failed(format!(
+                "physical id {physical_id:?} is not one this handler issues: what it did cannot be found"
+            ))
+        })
+    }
+
+    async fn converge(&self, inv: &Invocation, key: &str, props: &Properties) -> Result<Outcome, HandlerError> {
+        endpoint::available(partition_for_region(&inv.region), &inv.region)?;
+        let (subscription_setting, srt_setting) = settings();
+        let current = subscription::read(&self.shield, inv).await?;
+        if !current.exists && !props.creates() {
+            return Err(HandlerError::Failed(
+                "the account has no Shield Advanced subscription (DescribeSubscription: ResourceNotFoundException) \
+                 and CreateSubscription is not true: nothing was changed. Subscribing costs a monthly fee with a \
+                 one-year commitment; set CreateSubscription to true (TapStack: EnableShieldAdvanced=true) to subscribe"
+                    .into(),
+            ));
+        }
+        let role = props.srt_role();
+        let mut claimed = vec![subscription_setting.clone()];
+        if role.is_some() {
+            claimed.push(srt_setting.clone());
+        }
+        self.ledger.begin(inv, key, &claimed, ()).await?;
+        let claim = self
+            .ledger
+            .claim(
+                inv,
+                key,
+                &subscription_setting,
+                json!({"subscribed": true}),
+                Some(to_value(&current)),
+            )
+            .await?;
+        if !current.exists {
+            warn!("creating a Shield Advanced subscription: a monthly fee and a one-year commitment start now");
+            subscription::create(&self.shield, inv).await?;
+        }
+        let current_role = srt::read(&self.shield, inv).await?;
+        match role {
+            Some(role) => {
+                self.ledger
+                    .claim(
+                        inv,
+                        key,
+                        &srt_setting,
+                        json!({"role_arn": role}),
+                        Some(json!({"role_arn": current_role})),
+                    )
+                    .await?;
+                if current_role.as_deref() != Some(role) {
+                    srt::associate(&self.shield, inv, role).await?;
+                }
+            }
+            // An Update that no longer asks for a role gives up its claim on it.
+            None => self.release_srt(inv, key).await?,
+        }
+
+        inv.step("verifying the Shield Advanced subscription");
+        let after = subscription::read(&self.shield, inv).await?;
+        if !after.exists {
+            return Err(HandlerError::NotVerified(
+                "DescribeSubscription answers ResourceNotFoundException after CreateSubscription".into(),
+            ));
+        }
+        let after_role = srt::read(&self.shield, inv).await?;
+        if let Some(role) = role {
+            if after_role.as_deref() != Some(role) {
+                return Err(HandlerError::NotVerified(format!(
+                    "DescribeDRTAccess answers role {after_role:?}, not {role}, after AssociateDRTRole"
+                )));
+            }
+        }
+        let prior: Option<SubscriptionState> = claim.prior.and_then(|p| serde_json::from_value(p).ok());
+        let physical_id = ledger::physical_id(ID_PREFIX, &inv.region, key);
+        Ok(Outcome::new(physical_id)
+            .with("Subscribed", after.exists)
+            .with("SubscriptionArn", after.arn.unwrap_or_default())
+            .with("AutoRenew", after.auto_renew.unwrap_or_default())
+            .with("CommitmentEndTime", after.end_time.unwrap_or_default())
+            .with("Adopted", prior.map_or("unknown".to_string(), |p| p.exists.to_string()))
+            .with("SrtRoleArn", after_role.unwrap_or_default()))
+    }
+
+    /// Gives up the claim on the SRT role; the last claimant puts back the role found before (or none),
+    /// while the role is still the one the claimants set.
+    async fn release_srt(&self, inv: &Invocation, key: &str) -> Result<(), HandlerError> {
+        let (_, srt_setting) = settings();
+        let Release::Last { prior, wants } = self.ledger.release(inv, key, &srt_setting).await? else {
+            return Ok(());
+        };
+        let Some(prior) = prior else {
+            warn!("the SRT role found before is unknown: left as it is");
+            return Ok(());
+        };
+        let prior_role = prior["role_arn"].as_str().map(str::to_string);
+        let current = srt::read(&self.shield, inv).await?;
+        if current.as_deref() != wants["role_arn"].as_str() {
+            info!(current_role = ?current, "the SRT role was changed by someone since: left as it is");
+            return Ok(());
+        }
+        match &prior_role {
+            Some(role) => srt::associate(&self.shield, inv, role).await?,
+            None => srt::disassociate(&self.shield, inv).await?,
+        }
+        inv.step("verifying the restored SRT access");
+        let after = srt::read(&self.shield, inv).await?;
+        if after != prior_role {
+            return Err(HandlerError::NotVerified(format!(
+                "DescribeDRTAccess answers role {after:?}, not the role found before ({prior_role:?})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gives up the claim on the subscription. The last claimant of a subscription its claimants created
+    /// turns auto-renew off: no API call ends a commitment.
+    async fn release_subscription(
+        &self,
+        inv: &Invocation,
+        key: &str,
+        undoing_create: bool,
+    ) -> Result<(), HandlerError> {
+        let (subscription_setting, _) = settings();
+        let prior = match self.ledger.release(inv, key, &subscription_setting).await? {
+            Release::StillClaimed(_) => return Ok(()),
+            Release::Unclaimed if undoing_create => {
+                info!("the failed Create had claimed nothing: nothing to undo");
+                return Ok(());
+            }
+            Release::Unclaimed => {
+                warn!(
+                    parameter = self.ledger.record_name(key),
+                    "the ledger holds no claim of this resource (deleted by someone?): whether it created the \
+                     subscription is unknown, so auto-renew is left as it is"
+                );
+                return Ok(());
+            }
+            Release::Last { prior, .. } => prior.and_then(|p| serde_json::from_value::<SubscriptionState>(p).ok()),
+        };
+        match prior {
+            None => warn!("the subscription's prior state is unknown: auto-renew is left as it is"),
+            Some(p) if p.exists => info!("the subscription was adopted: it is left as it is"),
+            Some(_) => {
+                let current = subscription::read(&self.shield, inv).await?;
+                warn!(
+                    commitment_end = current.end_time.as_deref().unwrap_or("unknown"),
+                    "a Shield Advanced subscription cannot be cancelled by any API call: the one this resource \
+                     created runs (and is billed) until the end of its commitment; turning auto-renew off so it \
+                     ends then"
+                );
+                if current.exists && current.auto_renew.as_deref() != Some("DISABLED") {
+                    subscription::set_auto_renew(&self.shield, inv, AutoRenew::Disabled).await?;
+                    inv.step("verifying auto-renew is off");
+                    let after = subscription::read(&self.shield, inv).await?;
+                    if after.auto_renew.as_deref() != Some("DISABLED") {
+                        return Err(HandlerError::NotVerified(format!(
+                            "DescribeSubscription answers AutoRenew {:?} after UpdateSubscription AutoRenew=DISABLED",
+                            after.auto_renew
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, inv: &Invocation, key: &str, undoing_create: bool) -> Result<(), HandlerError> {
+        if endpoint::available(partition_for_region(&inv.region), &inv.region).is_err() {
+            info!("Shield Advanced does not exist in this partition: nothing was done, nothing to undo");
+            return Ok(());
+        }
+        self.release_srt(inv, key).await?;
+        self.release_subscription(inv, key, undoing_create).await?;
+        self.ledger.forget(inv, key).await
+    }
+}
+
+fn to_value(state: &SubscriptionState) -> Value {
+    serde_json::to_value(state).unwrap_or(Value::Null)
+}
+
+impl CustomResource for ShieldAdvanced {
+    type Properties = Properties;
+    const RESOURCE_TYPE: &'static str = "Custom::ShieldAdvanced";
+    const ID_PREFIX: &'static str = ID_PREFIX;
+
+    async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
+        let key = inv.request_id.clone();
+        self.converge(inv, &key, &props).await
+    }
+
+    async fn update(
+        &self,
+        inv: &Invocation,
+        physical_id: &str,
+        props: Properties,
+        _old: Option<Properties>,
+    ) -> Result<Outcome, HandlerError> {
+        let key = Self::key(physical_id)?;
+        let mut outcome = self.converge(inv, &key, &props).await?;
+        outcome.physical_id = physical_id.to_string();
+        Ok(outcome)
+    }
+
+    async fn delete(
+        &self,
+        inv: &Invocation,
+        physical_id: &str,
+        _props: Option<Properties>,
+    ) -> Result<(), HandlerError> {
+        let key = Self::key(physical_id)?;
+        self.release(inv, &key, false).await
+    }
+
+    async fn undo_create(
+        &self,
+        inv: &Invocation,
+        request_id: &str,
+        _props: Option<Properties>,
+    ) -> Result<(), HandlerError> {
+        self.release(inv, request_id, true).await
+    }
+}

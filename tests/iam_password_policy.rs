@@ -1,0 +1,294 @@
+//! Custom::IamPasswordPolicy: the real binary under the Lambda Runtime API, against the emulator.
+//! IAM is global, so the ledger is too: its claims live in us-east-1 whichever region a function runs in.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use tapguard_tests::*;
+
+const BINARY: &str = "iam-password-policy";
+const TYPE: &str = "Custom::IamPasswordPolicy";
+const REGION: &str = "eu-west-1";
+const OTHER_REGION: &str = "ap-southeast-2";
+/// Where the ledger of the aws partition's global settings lives.
+const LEDGER_REGION: &str = "us-east-1";
+const FIELDS: [&str; 9] = [
+    "MinimumPasswordLength",
+    "RequireSymbols",
+    "RequireNumbers",
+    "RequireUppercaseCharacters",
+    "RequireLowercaseCharacters",
+    "AllowUsersToChangePassword",
+    "MaxPasswordAge",
+    "PasswordReusePrevention",
+    "HardExpiry",
+];
+
+fn strict() -> Value {
+    json!({"MinimumPasswordLength": "14", "RequireSymbols": "true", "RequireNumbers": "true",
+        "RequireUppercaseCharacters": "true", "RequireLowercaseCharacters": "true",
+        "AllowUsersToChangePassword": "true", "MaxPasswordAge": "90", "PasswordReusePrevention": "24"})
+}
+
+/// The account's password policy as IAM answers it (absent fields left out); `None` without one.
+fn policy(w: &World) -> Option<BTreeMap<String, String>> {
+    let xml = w.query("iam", &[("Action", "GetAccountPasswordPolicy")]);
+    if xml.contains("NoSuchEntity") {
+        return None;
+    }
+    assert!(xml.contains("<PasswordPolicy>"), "{xml}");
+    Some(
+        FIELDS
+            .iter()
+            .filter_map(|f| xml_value(&xml, f).map(|v| (f.to_string(), v.to_string())))
+            .collect(),
+    )
+}
+
+fn expect(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn strict_policy() -> Option<BTreeMap<String, String>> {
+    expect(&[
+        ("MinimumPasswordLength", "14"),
+        ("RequireSymbols", "true"),
+        ("RequireNumbers", "true"),
+        ("RequireUppercaseCharacters", "true"),
+        ("RequireLowercaseCharacters", "true"),
+        ("AllowUsersToChangePassword", "true"),
+        ("MaxPasswordAge", "90"),
+        ("PasswordReusePrevention", "24"),
+        ("HardExpiry", "false"),
+    ])
+}
+
+/// The names of the ledger's parameters in `region` of this world's account.
+fn ledger_parameters(w: &World, region: &str) -> Vec<String> {
+    let listed = emulator().json_call(
+        &w.account,
+        region,
+        "ssm",
+        "AmazonSSM.GetParametersByPath",
+        json!({"Path": "/tapguard", "Recursive": true}),
+    );
+    listed["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn claims(w: &World) -> usize {
+    ledger_parameters(w, LEDGER_REGION)
+        .iter()
+        .filter(|n| n.starts_with("/tapguard/claims/iam-password-policy/account/"))
+        .count()
+}
+
+fn iam_mutations(w: &World) -> Vec<String> {
+    mutating(&w.operations("iam"))
+}
+
+#[test]
+fn fresh_account_create_update_and_claimants_in_two_regions_then_the_last_delete_removes_the_policy() {
+    let w = World::new(BINARY, REGION);
+    assert_eq!(policy(&w), None, "a fresh account has no password policy");
+
+    let mut first = w.resource(TYPE, "PasswordPolicy");
+    let created = first.create(strict());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert!(
+        created
+            .physical_id()
+            .starts_with("iam-password-policy:eu-west-1:ledger-"),
+        "{}",
+        created.physical_id()
+    );
+    assert_eq!(created.data("PreviousPolicy"), Some("none"));
+    assert_eq!(created.data("MinimumPasswordLength"), Some("14"));
+    assert_eq!(created.data("KeptFromPreviousPolicy"), Some(""));
+    assert_eq!(policy(&w), strict_policy());
+    // The ledger is in the partition's global region, not in the function's.
+    assert_eq!(claims(&w), 1, "{:?}", ledger_parameters(&w, LEDGER_REGION));
+    assert!(ledger_parameters(&w, REGION).is_empty());
+    let ssm_regions: Vec<String> = emulator()
+        .calls(&w.account.account_id, Some("ssm"))
+        .iter()
+        .filter_map(|c| c["region"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !ssm_regions.is_empty() && ssm_regions.iter().all(|r| r == LEDGER_REGION),
+        "{ssm_regions:?}"
+    );
+
+    // A no-op Update only reads; a longer minimum is set and read back.
+    let before = iam_mutations(&w).len();
+    let noop = first.update(strict());
+    assert_eq!(noop.status(), "SUCCESS", "{}", noop.reason());
+    assert_eq!(iam_mutations(&w).len(), before, "a no-op Update changed something");
+    let mut longer = strict();
+    longer["MinimumPasswordLength"] = json!("16");
+    let updated = first.update(longer.clone());
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(updated.physical_id(), created.physical_id(), "not a replacement");
+    assert_eq!(
+        updated.data("PreviousPolicy"),
+        Some("none"),
+        "the prior stays the one before Create"
+    );
+    assert_eq!(policy(&w).unwrap()["MinimumPasswordLength"], "16");
+
+    // A stack in another region: its function's ledger is the same one, so it sees the first claim.
+    let host = LambdaHost::start(&binary_path(BINARY), &emulator().sdk_env(&w.account, OTHER_REGION));
+    let stack = format!(
+        "arn:aws:cloudformation:{OTHER_REGION}:{}:stack/tap-apse2/7c1d2e3f-5a3e-11ef-8a3c-0a1b2c3d4e5f",
+        w.account.account_id
+    );
+    let mut second = CustomResourceDriver::new(&host, &w.responses, TYPE, "PasswordPolicy", &stack);
+    let refused = second.create(strict());
+    assert_eq!(refused.status(), "FAILED");
+    assert!(
+        refused
+            .reason()
+            .contains("already claimed by PasswordPolicy in stack tap-test"),
+        "the claimant in the other region is named: {}",
+        refused.reason()
+    );
+    assert_eq!(
+        policy(&w).unwrap()["MinimumPasswordLength"],
+        "16",
+        "nothing was changed"
+    );
+    let rolled_back = second.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert_eq!(claims(&w), 1);
+
+    let before = iam_mutations(&w).len();
+    let agreeing = second.create(longer);
+    assert_eq!(agreeing.status(), "SUCCESS", "{}", agreeing.reason());
+    assert!(agreeing
+        .physical_id()
+        .starts_with("iam-password-policy:ap-southeast-2:ledger-"));
+    assert_eq!(
+        agreeing.data("PreviousPolicy"),
+        Some("none"),
+        "the first claimant's prior"
+    );
+    assert_eq!(iam_mutations(&w).len(), before, "{:?}", iam_mutations(&w));
+    assert_eq!(claims(&w), 2);
+
+    // The first Delete leaves the other region's claim in force; the last one removes the policy.
+    assert_eq!(first.delete().status(), "SUCCESS");
+    assert_eq!(policy(&w).unwrap()["MinimumPasswordLength"], "16");
+    let last = second.delete();
+    assert_eq!(last.status(), "SUCCESS", "{}", last.reason());
+    assert_eq!(policy(&w), None, "the account is back to no policy");
+    assert!(ledger_parameters(&w, LEDGER_REGION).is_empty());
+}
+
+#[test]
+fn a_weaker_existing_policy_is_raised_keeping_its_stronger_fields_and_restored_on_delete() {
+    let w = World::new(BINARY, REGION);
+    w.query(
+        "iam",
+        &[
+            ("Action", "UpdateAccountPasswordPolicy"),
+            ("MinimumPasswordLength", "8"),
+            ("MaxPasswordAge", "30"),
+            ("HardExpiry", "true"),
+            ("RequireNumbers", "true"),
+        ],
+    );
+    let prior = policy(&w);
+    assert_eq!(prior.as_ref().unwrap()["MaxPasswordAge"], "30");
+
+    let mut r = w.resource(TYPE, "PasswordPolicy");
+    let created = r.create(strict());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("PreviousPolicy"), Some("adopted"));
+    assert_eq!(
+        created.data("KeptFromPreviousPolicy"),
+        Some("MaxPasswordAge,HardExpiry")
+    );
+    let mut merged = strict_policy().unwrap();
+    merged.insert("MaxPasswordAge".into(), "30".into());
+    merged.insert("HardExpiry".into(), "true".into());
+    assert_eq!(policy(&w), Some(merged.clone()), "raised, never below the prior policy");
+
+    // An Update asking for less than the prior policy still keeps the prior's stronger fields.
+    let mut lower = strict();
+    lower["RequireNumbers"] = json!("false");
+    let updated = r.update(lower);
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(
+        policy(&w),
+        Some(merged),
+        "RequireNumbers stays: the prior policy had it"
+    );
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        policy(&w),
+        prior,
+        "the weaker policy found before is back, field for field"
+    );
+    assert!(ledger_parameters(&w, LEDGER_REGION).is_empty());
+}
+
+#[test]
+fn failed_creates_leave_nothing_and_their_rollback_deletes_change_nothing() {
+    let w = World::new(BINARY, REGION);
+
+    // Refused before any call: IAM's own range.
+    let mut typo = w.resource(TYPE, "PasswordPolicy");
+    let mut bad = strict();
+    bad["PasswordReusePrevention"] = json!("25");
+    let failed = typo.create(bad);
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("invalid property PasswordReusePrevention: 25 is outside what IAM accepts (1 to 24)"),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(typo.delete().status(), "SUCCESS");
+    assert!(w.operations("iam").is_empty(), "{:?}", w.operations("iam"));
+
+    // Denied after the claim was written: undone before the answer, and the rollback Delete after it.
+    w.fault(
+        json!({"service": "iam", "operation": "UpdateAccountPasswordPolicy", "code": "AccessDenied",
+        "message": "User is not authorized to perform: iam:UpdateAccountPasswordPolicy", "status": 403, "count": 1}),
+    );
+    let mut denied = w.resource(TYPE, "PasswordPolicy");
+    let failed = denied.create(strict());
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("UpdateAccountPasswordPolicy failed: AccessDenied"),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed.reason().contains("iam:UpdateAccountPasswordPolicy was denied"),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed
+            .reason()
+            .ends_with(&format!("(log stream {})", w.host.log_stream)),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(policy(&w), None);
+    assert!(ledger_parameters(&w, LEDGER_REGION).is_empty());
+    let rolled_back = denied.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert_eq!(policy(&w), None);
+    assert!(iam_mutations(&w).iter().all(|op| op == "UpdateAccountPasswordPolicy"));
+}

@@ -1,0 +1,198 @@
+//! Custom::ShieldAdvanced: the real binary under the Lambda Runtime API, against the emulator.
+
+use serde_json::{json, Value};
+use tapguard_tests::*;
+
+const BINARY: &str = "shield-advanced";
+const TYPE: &str = "Custom::ShieldAdvanced";
+const REGION: &str = "eu-west-1";
+const TARGET: &str = "AWSShield_20160616";
+
+fn shield(w: &World, operation: &str, body: Value) -> Value {
+    w.json_call("shield", &format!("{TARGET}.{operation}"), body)
+}
+
+fn subscription(w: &World) -> Value {
+    shield(w, "DescribeSubscription", json!({}))
+}
+
+fn srt_role(w: &World) -> Option<String> {
+    shield(w, "DescribeDRTAccess", json!({}))["RoleArn"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn role_arn(w: &World, name: &str) -> String {
+    format!("arn:aws:iam::{}:role/{name}", w.account.account_id)
+}
+
+fn ledger_parameters(w: &World) -> Vec<String> {
+    let listed = emulator().json_call(
+        &w.account,
+        "us-east-1",
+        "ssm",
+        "AmazonSSM.GetParametersByPath",
+        json!({"Path": "/tapguard", "Recursive": true}),
+    );
+    listed["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Regions of the Shield calls this world's account made.
+fn shield_regions(w: &World) -> Vec<String> {
+    emulator()
+        .calls(&w.account.account_id, Some("shield"))
+        .iter()
+        .filter_map(|c| c["region"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn subscribes_only_when_asked_then_update_and_delete_turn_auto_renew_off_for_what_it_created() {
+    let w = World::new(BINARY, REGION);
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+
+    // Not asked to subscribe: FAILED, nothing created.
+    let refused = r.create(json!({}));
+    assert_eq!(refused.status(), "FAILED");
+    assert!(
+        refused
+            .reason()
+            .contains("the account has no Shield Advanced subscription")
+            && refused.reason().contains("set CreateSubscription to true"),
+        "{}",
+        refused.reason()
+    );
+    assert!(
+        mutating(&w.operations("shield")).is_empty(),
+        "{:?}",
+        w.operations("shield")
+    );
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert_eq!(subscription(&w)["__type"], "ResourceNotFoundException");
+
+    let srt = role_arn(&w, "tap-shield-srt");
+    let created = r.create(json!({"CreateSubscription": "true", "SrtRoleArn": srt}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert!(created.physical_id().starts_with("shield-advanced:eu-west-1:ledger-"));
+    assert_eq!(created.data("Subscribed"), Some("true"));
+    assert_eq!(created.data("Adopted"), Some("false"));
+    assert_eq!(created.data("AutoRenew"), Some("ENABLED"));
+    assert_eq!(created.data("SrtRoleArn"), Some(srt.as_str()));
+    assert!(!created.data("CommitmentEndTime").unwrap_or_default().is_empty());
+    assert!(created
+        .data("SubscriptionArn")
+        .unwrap_or_default()
+        .starts_with("arn:aws:shield::"));
+    assert_eq!(srt_role(&w), Some(srt.clone()));
+    // The function runs in eu-west-1; Shield's API is called in us-east-1.
+    let regions = shield_regions(&w);
+    assert!(
+        !regions.is_empty() && regions.iter().all(|r| r == "us-east-1"),
+        "{regions:?}"
+    );
+    assert_eq!(
+        w.operations("shield")
+            .iter()
+            .filter(|o| *o == "CreateSubscription")
+            .count(),
+        1
+    );
+
+    // A no-op Update only reads; dropping the role gives the SRT access back as it was (none).
+    let before = mutating(&w.operations("shield")).len();
+    let noop = r.update(json!({"CreateSubscription": "true", "SrtRoleArn": srt}));
+    assert_eq!(noop.status(), "SUCCESS", "{}", noop.reason());
+    assert_eq!(mutating(&w.operations("shield")).len(), before);
+    let dropped = r.update(json!({"CreateSubscription": "true"}));
+    assert_eq!(dropped.status(), "SUCCESS", "{}", dropped.reason());
+    assert_eq!(dropped.physical_id(), created.physical_id());
+    assert_eq!(srt_role(&w), None);
+
+    // Delete cannot end the commitment: auto-renew goes off, the subscription stays until its end.
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    let after = subscription(&w);
+    assert_eq!(after["Subscription"]["AutoRenew"], "DISABLED", "{after}");
+    assert!(w.host.logs().contains("cannot be cancelled by any API call"));
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn an_existing_subscription_and_srt_role_are_adopted_and_put_back() {
+    let w = World::new(BINARY, REGION);
+    let old_role = role_arn(&w, "their-srt-role");
+    shield(&w, "CreateSubscription", json!({}));
+    shield(&w, "AssociateDRTRole", json!({"RoleArn": old_role}));
+
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let srt = role_arn(&w, "tap-shield-srt");
+    let created = r.create(json!({"SrtRoleArn": srt}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some("true"));
+    assert_eq!(srt_role(&w), Some(srt));
+    assert!(!w.operations("shield").contains(&"CreateSubscription".to_string()));
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(srt_role(&w), Some(old_role), "the role found before is back");
+    assert_eq!(
+        subscription(&w)["Subscription"]["AutoRenew"],
+        "ENABLED",
+        "an adopted subscription is left alone"
+    );
+    assert!(!w.operations("shield").contains(&"UpdateSubscription".to_string()));
+}
+
+#[test]
+fn a_failed_create_after_subscribing_turns_auto_renew_off_and_partitions_without_shield_fail_cleanly() {
+    let w = World::new(BINARY, REGION);
+    w.fault(
+        json!({"service": "shield", "operation": "AssociateDRTRole", "code": "AccessDeniedForDependencyException",
+        "message": "Cannot get role", "count": 1}),
+    );
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let failed = r.create(json!({"CreateSubscription": "true", "SrtRoleArn": role_arn(&w, "no-such-role")}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("AssociateDRTRole failed: AccessDeniedForDependencyException: Cannot get role"),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed.reason().contains("drt.shield.amazonaws.com"),
+        "{}",
+        failed.reason()
+    );
+    // The subscription could not be undone; its auto-renew was turned off before the answer.
+    assert_eq!(subscription(&w)["Subscription"]["AutoRenew"], "DISABLED");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+    let rolled_back = r.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+
+    for (region, partition) in [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")] {
+        let w = World::new(BINARY, region);
+        let mut r = w.resource(TYPE, "ShieldAdvanced");
+        let failed = r.create(json!({"CreateSubscription": "true"}));
+        assert_eq!(failed.status(), "FAILED");
+        assert!(
+            failed.reason().starts_with(&format!(
+                "Shield Advanced is not offered in the {partition} partition (region {region})"
+            )),
+            "{}",
+            failed.reason()
+        );
+        let deleted = r.delete();
+        assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+        assert!(
+            emulator().calls(&w.account.account_id, None).is_empty(),
+            "no call at all in {region}"
+        );
+    }
+}
