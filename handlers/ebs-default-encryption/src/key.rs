@@ -4,7 +4,7 @@ use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType};
 use aws_sdk_kms::Client as Kms;
 use tapguard_shared::{HandlerError, Invocation};
 
-use crate::encryption::DesiredKey;
+use crate::encryption::{is_aws_managed, DesiredKey};
 use crate::properties::Properties;
 
 /// Checks the requested key exists and can encrypt volumes, and returns its ARN. EC2 itself accepts
@@ -13,6 +13,12 @@ pub(crate) async fn resolve(kms: &Kms, inv: &Invocation, props: &Properties) -> 
     let Some(key) = props.requested_key() else {
         return Ok(DesiredKey::AwsManaged);
     };
+    // `alias/aws/ebs` or its alias ARN (what GetEbsDefaultKmsKeyId reads back, and so what a GetAtt of
+    // this resource's KmsKeyId gives) is the AWS managed key: the same setting as no key at all, so two
+    // resources naming it either way agree.
+    if is_aws_managed(key) {
+        return Ok(DesiredKey::AwsManaged);
+    }
     let described = inv
         .aws("kms", "DescribeKey", kms.describe_key().key_id(key).send())
         .await

@@ -130,7 +130,9 @@ impl EbsDefaultEncryption {
         props: Option<&Properties>,
         undoing_create: bool,
     ) -> Result<(), HandlerError> {
-        let release = self.ledger.release(inv, &entry.key, &setting()).await?;
+        // The claim goes only after the restore is done and read back: a Delete that fails or is cut
+        // off on the way keeps it, so its retry still knows the prior state.
+        let release = self.ledger.pending_release(inv, &entry.key, &setting()).await?;
         let restore = match release {
             Release::StillClaimed(_) => None,
             Release::Last { prior, wants } => Some((
@@ -156,6 +158,7 @@ impl EbsDefaultEncryption {
         if let Some((prior, wants)) = restore {
             self.restore(inv, prior, wants).await?;
         }
+        self.ledger.drop_claim(inv, &entry.key, &setting()).await?;
         self.ledger.forget(inv, &entry.key).await
     }
 

@@ -466,3 +466,49 @@ fn empty_key_means_the_managed_key() {
     assert_eq!(props(Some("  ")).requested_key(), None);
     assert_eq!(props(Some("alias/x")).requested_key(), Some("alias/x"));
 }
+
+#[tokio::test]
+async fn the_managed_keys_alias_arn_is_the_managed_key_not_a_customer_key() {
+    let (reads, keys) = (
+        encryption_reads(&[true, true, true]),
+        key_reads(&[MANAGED, MANAGED, MANAGED]),
+    );
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-0",
+        "EbsEncryption",
+        "alias/aws/ebs",
+        json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (modify, reset, describe) = (modify_ok(), reset_ok(), describe_key(KeyState::Enabled));
+    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
+    let out = h.create(&inv(), props(Some(MANAGED))).await.unwrap();
+    assert_eq!(out.data["KmsKeyId"], MANAGED);
+    assert_eq!(
+        modify.num_calls() + reset.num_calls() + describe.num_calls(),
+        0,
+        "the same setting as the first claimant's: nothing to look up or change"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_keeps_the_claim_so_the_retried_delete_still_restores() {
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        "alias/aws/ebs",
+        json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+    )]);
+    let (reads, keys) = (encryption_reads(&[true]), key_reads(&[MANAGED]));
+    let disable = mock!(Ec2::disable_ebs_encryption_by_default).then_error(|| {
+        aws_sdk_ec2::operation::disable_ebs_encryption_by_default::DisableEbsEncryptionByDefaultError::generic(
+            ErrorMetadata::builder().code("RequestLimitExceeded").build(),
+        )
+    });
+    let h = handler(&[&reads, &keys, &disable], &[], &ledger);
+    let err = h
+        .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("RequestLimitExceeded"));
+    assert_eq!(ledger.delete.num_calls(), 0, "the claim and the record stay for the retry");
+}

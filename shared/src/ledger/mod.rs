@@ -338,29 +338,26 @@ impl Ledger {
     }
 
     /// Gives up the claim of `key` on `setting` and says what is left to do.
+    ///
+    /// A handler whose restore can fail should rather call [`Ledger::pending_release`], restore, and
+    /// only then [`Ledger::drop_claim`]: a retried Delete then still finds the prior state.
     pub async fn release(&self, inv: &Invocation, key: &str, setting: &str) -> Result<Release, HandlerError> {
         let existing = self.claims(inv, setting).await?;
-        let mine = existing.iter().find(|c| c.claimant.key == key).cloned();
-        let others: Vec<Claimant> = existing
-            .iter()
-            .filter(|c| c.claimant.key != key)
-            .map(|c| c.claimant.clone())
-            .collect();
-        if mine.is_some() {
-            self.delete(inv, &Self::claim_name(setting, key)).await?;
+        if existing.iter().any(|c| c.claimant.key == key) {
+            self.drop_claim(inv, key, setting).await?;
         }
-        Ok(match (mine, others.is_empty()) {
-            (_, false) => {
-                info!(setting, still_claimed_by = %others.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-                    "claim released; other resources still claim the setting: left as it is");
-                Release::StillClaimed(others)
-            }
-            (Some(claim), true) => Release::Last {
-                prior: claim.prior,
-                wants: claim.wants,
-            },
-            (None, true) => Release::Unclaimed,
-        })
+        Ok(plan_release(existing, key, setting))
+    }
+
+    /// Removes the claim of `key` on `setting` (already gone is fine).
+    pub async fn drop_claim(&self, inv: &Invocation, key: &str, setting: &str) -> Result<(), HandlerError> {
+        self.delete(inv, &Self::claim_name(setting, key)).await
+    }
+
+    /// What giving up the claim of `key` on `setting` would leave to do, without giving it up yet.
+    pub async fn pending_release(&self, inv: &Invocation, key: &str, setting: &str) -> Result<Release, HandlerError> {
+        let existing = self.claims(inv, setting).await?;
+        Ok(plan_release(existing, key, setting))
     }
 
     async fn get(&self, inv: &Invocation, name: &str) -> Result<Option<String>, HandlerError> {
@@ -402,6 +399,28 @@ impl Ledger {
             Err(err) if err.code() == Some("ParameterNotFound") => Ok(()),
             Err(err) => Err(ledger_error("DeleteParameter", name, &err)),
         }
+    }
+}
+
+/// What is left to do once `key` gives up its claim, given every claim on `setting`.
+fn plan_release(existing: Vec<Claim>, key: &str, setting: &str) -> Release {
+    let mine = existing.iter().find(|c| c.claimant.key == key).cloned();
+    let others: Vec<Claimant> = existing
+        .iter()
+        .filter(|c| c.claimant.key != key)
+        .map(|c| c.claimant.clone())
+        .collect();
+    match (mine, others.is_empty()) {
+        (_, false) => {
+            info!(setting, still_claimed_by = %others.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    "other resources still claim the setting: left as it is");
+            Release::StillClaimed(others)
+        }
+        (Some(claim), true) => Release::Last {
+            prior: claim.prior,
+            wants: claim.wants,
+        },
+        (None, true) => Release::Unclaimed,
     }
 }
 
