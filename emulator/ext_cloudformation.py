@@ -22,6 +22,13 @@ test script a resource's fate:
    DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
    failure tolerance is not modelled: any failed instance fails the operation).
 
+- `POST /tapguard/cloudformation/sent` `{"account": "...", "region": "..."}`: what clients sent in each
+   CreateChangeSet there, as sent: `{"stack", "change_set", "type", "parameters": [{"ParameterKey",
+   "ParameterValue" | "UsePreviousValue"}], "capabilities", "template_url", "template_bytes",
+   "role_arn", "notification_arns", "disable_rollback"}`. moto itself keeps a parameter's previous
+   value when an update omits it (AWS uses the template default), so a test of carry-over must look
+   at what was sent, not at the stack afterwards.
+
 Also as CloudFormation does: a change set for a stack whose operation is in progress, or for a stack in
 ROLLBACK_COMPLETE, is refused with a ValidationError naming the state.
 
@@ -33,6 +40,7 @@ import time
 
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend, Event, StackInstance, cloudformation_backends
+from moto.cloudformation.responses import CloudFormationResponse
 
 import faults
 
@@ -41,6 +49,7 @@ _original_create_change_set = CloudFormationBackend.create_change_set
 _original_delete_stack = CloudFormationBackend.delete_stack
 _original_create_stack_instances = CloudFormationBackend.create_stack_instances
 _original_instance_to_dict = StackInstance.to_dict
+_original_create_change_set_response = CloudFormationResponse.create_change_set
 
 _lock = threading.Lock()
 
@@ -324,6 +333,35 @@ def _instance_to_dict(self: StackInstance) -> dict:
     return summary
 
 
+def _create_change_set_response(self: CloudFormationResponse):
+    """Records the request as the client sent it, before moto interprets it."""
+    body = self._get_param("TemplateBody")
+    sent = {
+        "stack": self._get_param("StackName"),
+        "change_set": self._get_param("ChangeSetName"),
+        "type": self._get_param("ChangeSetType", "CREATE"),
+        "parameters": self._get_param("Parameters", []),
+        "capabilities": self._get_param("Capabilities", []),
+        "template_url": self._get_param("TemplateURL"),
+        "template_bytes": len(body.encode()) if body else None,
+        "role_arn": self._get_param("RoleARN"),
+        "notification_arns": self._get_param("NotificationARNs", []),
+        "disable_rollback": self._get_param("OnStackFailure"),
+    }
+    backend = self.cloudformation_backend
+    with _lock:
+        if not hasattr(backend, "tapguard_sent"):
+            backend.tapguard_sent = []
+        backend.tapguard_sent.append(sent)
+    return _original_create_change_set_response(self)
+
+
+def _control_sent(body: dict) -> list:
+    backend = _backend(body)
+    with _lock:
+        return list(getattr(backend, "tapguard_sent", []))
+
+
 def _backend(body: dict) -> CloudFormationBackend:
     for field in ("account", "region"):
         if not body.get(field):
@@ -378,6 +416,8 @@ def install() -> None:
     CloudFormationBackend.delete_stack = _delete_stack
     CloudFormationBackend.create_stack_instances = _create_stack_instances
     StackInstance.to_dict = _instance_to_dict
+    CloudFormationResponse.create_change_set = _create_change_set_response
+    faults.CONTROLS[("POST", "/tapguard/cloudformation/sent")] = _control_sent
     faults.CONTROLS[("POST", "/tapguard/cloudformation/stack-instance-fate")] = _control_stack_instance_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/fate")] = _control_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/pace")] = _control_pace

@@ -1236,3 +1236,142 @@ fn stack_set_mode_reports_a_failed_instance_and_its_reason() {
         .expect("the failed instance in the audit log");
     assert_eq!(failed["detail"]["reason"], reason);
 }
+
+/// What the deployer sent in each CreateChangeSet in `account`/`region`, as the emulator received it.
+fn sent_change_sets(account: &Account, region: &str) -> Vec<serde_json::Value> {
+    let sent = emulator().control(
+        "/tapguard/cloudformation/sent",
+        json!({"account": account.account_id, "region": region}),
+    );
+    sent.as_array().expect("a list").clone()
+}
+
+#[test]
+fn an_update_that_repeats_no_parameter_keeps_every_previous_value() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("previous");
+    let (code, out, err) = deploy(
+        &account,
+        "TapStack",
+        "stack.yml",
+        &audit,
+        &["--parameter", "Environment=prod"],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("Environment                      prod                     given (new)"),
+        "{out}"
+    );
+
+    // v2 adds a resource and a parameter (Owner, with a default); nothing is repeated on the command line.
+    let (code, out, err) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let sent = sent_change_sets(&account, REGION);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[0]["type"], "CREATE");
+    assert_eq!(
+        sent[0]["parameters"],
+        json!([{"ParameterKey": "Environment", "ParameterValue": "prod"}])
+    );
+    assert_eq!(sent[1]["type"], "UPDATE");
+    // Environment is kept with UsePreviousValue (no value sent); Owner, new to the template, is not
+    // sent at all, so CloudFormation applies its default.
+    let params = sent[1]["parameters"].as_array().unwrap();
+    assert_eq!(params.len(), 1, "{params:?}");
+    assert_eq!(params[0]["ParameterKey"], "Environment");
+    assert!(params[0].get("ParameterValue").is_none(), "{params:?}");
+    assert_eq!(params[0]["UsePreviousValue"], json!(true), "{params:?}");
+    // The review says where each value comes from.
+    let shown = line_index(&out, &format!("[{REGION}] parameters:"));
+    let executing = line_index(&out, "executing tapguard-");
+    assert!(shown < executing, "{out}");
+    assert!(
+        out.contains(&format!(
+            "[{REGION}]   Environment                      prod                     kept (previous value)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "[{REGION}]   Owner                            security                 template default (new parameter)"
+        )),
+        "{out}"
+    );
+    // The resources really are the prod ones still (moto resolves the kept value).
+    let param = emulator().json_call(
+        &account,
+        REGION,
+        "ssm",
+        "AmazonSSM.GetParameter",
+        json!({"Name": "/tapguard/prod/audit"}),
+    );
+    assert_eq!(param["Parameter"]["Value"], "audited", "{param}");
+    let change_set = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "change_set")
+        .nth(1)
+        .expect("the update's change set");
+    assert_eq!(change_set["detail"]["parameters_kept"], json!(["Environment"]));
+    assert_eq!(change_set["detail"]["parameters_given"], json!([]));
+    assert!(
+        !change_set.to_string().contains("prod"),
+        "no parameter values in the audit log: {change_set}"
+    );
+
+    // Again, still nothing repeated: CloudFormation refuses with "No updates are to be performed." —
+    // a no-change success, and nothing executed.
+    let (code, out, _) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("no changes: stack TapStack is already up to date"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{REGION:<32} no changes (UPDATE_COMPLETE)")),
+        "{out}"
+    );
+
+    // A value given that differs is shown as changed, the others still kept.
+    let (code, out, _) = deploy(
+        &account,
+        "TapStack",
+        "stack-v2.yml",
+        &audit,
+        &["--parameter", "Environment=stage"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Environment                      stage                    CHANGED from prod"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Owner                            security                 kept (previous value)"),
+        "{out}"
+    );
+    let last = sent_change_sets(&account, REGION).pop().unwrap();
+    assert_eq!(
+        last["parameters"],
+        json!([{"ParameterKey": "Environment", "ParameterValue": "stage"}, {"ParameterKey": "Owner", "UsePreviousValue": true}])
+    );
+
+    // A template without parameters: the empty change set is created and ends FAILED with
+    // "didn't contain changes" (AWS's other wording): also a no-change success, and it is removed.
+    assert_eq!(deploy(&account, "Plain", "no-parameters.yml", &audit, &[]).0, 0);
+    let (code, out, _) = deploy(&account, "Plain", "no-parameters.yml", &audit, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no changes: stack Plain is already up to date"), "{out}");
+    let empty: Vec<serde_json::Value> = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "change_set_empty")
+        .collect();
+    assert!(empty[0]["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("No updates are to be performed"));
+    assert!(empty[1]["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("didn't contain changes"));
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert!(ops.contains(&"DeleteChangeSet".to_string()), "{ops:?}");
+}

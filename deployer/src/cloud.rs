@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, StackEvent, Tag};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Stack, StackEvent, Tag};
 use aws_sdk_cloudformation::Client as CloudFormation;
 use aws_smithy_types::date_time::Format;
 use futures_util::StreamExt;
@@ -690,48 +690,17 @@ async fn confirm(ctx: &Ctx, question: &str) -> bool {
     answer
 }
 
-fn key_values(items: &[String], what: &str) -> Result<Vec<(String, String)>, String> {
-    items
-        .iter()
-        .map(|item| {
-            item.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .ok_or_else(|| format!("{what} {item:?}: expected KEY=VALUE"))
-        })
-        .collect()
-}
-
 /// Parameters from the file (if any), then the command line (which wins).
 pub fn parameters(args: &DeployArgs) -> Result<Vec<(String, String)>, String> {
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(path) = &args.parameters_file {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        match json {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    values.insert(k, crate::template::scalar_text(&v));
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    let key = item["ParameterKey"]
-                        .as_str()
-                        .ok_or("a parameters file entry lacks ParameterKey")?;
-                    values.insert(key.to_string(), crate::template::scalar_text(&item["ParameterValue"]));
-                }
-            }
-            _ => return Err(format!("{}: expected an object or a list", path.display())),
-        }
-    }
-    values.extend(key_values(&args.parameters, "--parameter")?);
-    Ok(values.into_iter().collect())
+    crate::parameters::given(args.parameters_file.as_deref(), &args.parameters)
 }
 
 pub struct DeployPlan {
     pub args: DeployArgs,
     pub template_body: String,
     pub parameters: Vec<(String, String)>,
+    /// The parameters the template declares.
+    pub declared: Vec<crate::parameters::Declared>,
     pub tags: Vec<(String, String)>,
     pub run: String,
 }
@@ -748,9 +717,15 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
                 template_body.len()
             ));
         }
+        let template = crate::template::Template::parse(&template_body)
+            .map_err(|e| format!("{}: {e}", args.template.display()))?;
+        let declared = crate::parameters::declared(&template);
+        let parameters = parameters(&args)?;
+        crate::parameters::check_known(&declared, &parameters)?;
         Ok(DeployPlan {
-            parameters: parameters(&args)?,
-            tags: key_values(&args.tags, "--tag")?,
+            parameters,
+            declared,
+            tags: crate::parameters::key_values(&args.tags, "--tag")?,
             template_body,
             run: run_id(),
             args: args.clone(),
@@ -794,16 +769,31 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         }
     };
     let change_set_name = format!("tapguard-{}", plan.run);
+    // On an update, every parameter not given keeps its value (UsePreviousValue).
+    let previous: Option<Vec<(String, String)>> = existing
+        .as_ref()
+        .filter(|_| change_set_type == ChangeSetType::Update)
+        .map(|stack| {
+            stack
+                .parameters()
+                .iter()
+                .map(|p| {
+                    (
+                        p.parameter_key().unwrap_or_default().to_string(),
+                        p.parameter_value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        });
+    let (sent, resolved) = crate::parameters::resolve(&plan.declared, &plan.parameters, previous.as_deref());
     let mut request = cfn
         .create_change_set()
         .stack_name(name)
         .change_set_name(&change_set_name)
         .change_set_type(change_set_type.clone())
         .template_body(&plan.template_body)
+        .set_parameters(Some(sent))
         .description(format!("tapguard deploy, run {}", plan.run));
-    for (k, v) in &plan.parameters {
-        request = request.parameters(Parameter::builder().parameter_key(k).parameter_value(v).build());
-    }
     for (k, v) in &plan.tags {
         request = request.tags(Tag::builder().key(k).value(v).build());
     }
@@ -812,13 +802,31 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     }
     let created = match ctx.call("CreateChangeSet", request.send()).await {
         Ok(c) => c,
+        // CloudFormation answers an update that changes nothing either way: this refusal here, or a
+        // change set that ends FAILED with "didn't contain changes" (below).
+        Err(e) if is_no_changes(&e.message) => {
+            ctx.say(format!("no changes: stack {name} is already up to date"));
+            ctx.record(
+                "change_set_empty",
+                json!({"name": change_set_name, "reason": e.message}),
+            );
+            let status = existing.as_ref().map(stack_status).unwrap_or_default();
+            return Outcome::good(format!("no changes ({status})"));
+        }
         Err(e) => return fail(ctx, explain_change_set_error(&e)),
     };
     let change_set_id = created.id().unwrap_or(&change_set_name).to_string();
     let stack_id = created.stack_id().unwrap_or(name).to_string();
     ctx.record(
         "change_set",
-        json!({"name": change_set_name, "type": change_set_type.as_str(), "stack_id": stack_id, "parameter_keys": plan.parameters.iter().map(|(k, _)| k).collect::<Vec<_>>()}),
+        json!({
+            "name": change_set_name,
+            "type": change_set_type.as_str(),
+            "stack_id": stack_id,
+            "parameters_given": resolved.iter().filter(|r| r.source == crate::parameters::Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
+            "parameters_kept": resolved.iter().filter(|r| r.source == crate::parameters::Source::Previous).map(|r| &r.key).collect::<Vec<_>>(),
+            "parameters_changed": resolved.iter().filter(|r| r.changed == Some(true) && r.source == crate::parameters::Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
+        }),
     );
 
     // Wait for the change set to be computed.
@@ -843,7 +851,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     };
     if described.status() == Some(&ChangeSetStatus::Failed) {
         let reason = described.status_reason().unwrap_or("no reason given").to_string();
-        let no_changes = reason.contains("didn't contain changes") || reason.contains("No updates are to be performed");
+        let no_changes = is_no_changes(&reason);
         // A change set that cannot be executed is only clutter in the console.
         let _ = ctx
             .call(
@@ -867,6 +875,12 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         "change set {change_set_name} ({}) for stack {name}:",
         change_set_type.as_str()
     ));
+    if !resolved.is_empty() {
+        ctx.say("parameters:");
+        for r in &resolved {
+            ctx.say(r.line());
+        }
+    }
     let mut changes = Vec::new();
     for change in described.changes() {
         if let Some(rc) = change.resource_change() {
@@ -939,6 +953,11 @@ async fn settle(ctx: &Ctx, cfn: &CloudFormation, stack_id: &str, seen: &mut Hash
         text.push_str(&format!(" ({why})"));
     }
     fail(ctx, text)
+}
+
+/// The two wordings CloudFormation uses for an update that changes nothing.
+fn is_no_changes(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
 
 fn explain_change_set_error(e: &ApiError) -> String {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod cloud;
 mod local;
+mod parameters;
 mod progress;
 mod stackset;
 mod template;
