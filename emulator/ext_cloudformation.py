@@ -22,10 +22,11 @@ test script a resource's fate:
    DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
    failure tolerance is not modelled: any failed instance fails the operation).
 
-- `POST /tapguard/cloudformation/sent` `{"account": "...", "region": "..."}`: what clients sent in each
-   CreateChangeSet there, as sent: `{"stack", "change_set", "type", "parameters": [{"ParameterKey",
-   "ParameterValue" | "UsePreviousValue"}], "capabilities", "template_url", "template_bytes",
-   "role_arn", "notification_arns", "disable_rollback"}`. moto itself keeps a parameter's previous
+- `POST /tapguard/cloudformation/sent` `{"account": "...", "region": "..."}`: what clients sent there,
+   as sent: `{"change_sets": [...], "executions": [...]}`, each CreateChangeSet as `{"stack",
+   "change_set", "type", "parameters": [{"ParameterKey", "ParameterValue" | "UsePreviousValue"}],
+   "capabilities", "template_url", "template_bytes", "role_arn", "notification_arns",
+   "on_stack_failure"}` and each ExecuteChangeSet as `{"change_set", "stack", "disable_rollback"}`. moto itself keeps a parameter's previous
    value when an update omits it (AWS uses the template default), so a test of carry-over must look
    at what was sent, not at the stack afterwards.
 
@@ -50,6 +51,7 @@ _original_delete_stack = CloudFormationBackend.delete_stack
 _original_create_stack_instances = CloudFormationBackend.create_stack_instances
 _original_instance_to_dict = StackInstance.to_dict
 _original_create_change_set_response = CloudFormationResponse.create_change_set
+_original_execute_change_set_response = CloudFormationResponse.execute_change_set
 
 _lock = threading.Lock()
 
@@ -346,7 +348,7 @@ def _create_change_set_response(self: CloudFormationResponse):
         "template_bytes": len(body.encode()) if body else None,
         "role_arn": self._get_param("RoleARN"),
         "notification_arns": self._get_param("NotificationARNs", []),
-        "disable_rollback": self._get_param("OnStackFailure"),
+        "on_stack_failure": self._get_param("OnStackFailure"),
     }
     backend = self.cloudformation_backend
     with _lock:
@@ -356,10 +358,27 @@ def _create_change_set_response(self: CloudFormationResponse):
     return _original_create_change_set_response(self)
 
 
-def _control_sent(body: dict) -> list:
+def _execute_change_set_response(self: CloudFormationResponse):
+    sent = {
+        "change_set": self._get_param("ChangeSetName"),
+        "stack": self._get_param("StackName"),
+        "disable_rollback": self._get_bool_param("DisableRollback", False),
+    }
+    backend = self.cloudformation_backend
+    with _lock:
+        if not hasattr(backend, "tapguard_executed"):
+            backend.tapguard_executed = []
+        backend.tapguard_executed.append(sent)
+    return _original_execute_change_set_response(self)
+
+
+def _control_sent(body: dict) -> dict:
     backend = _backend(body)
     with _lock:
-        return list(getattr(backend, "tapguard_sent", []))
+        return {
+            "change_sets": list(getattr(backend, "tapguard_sent", [])),
+            "executions": list(getattr(backend, "tapguard_executed", [])),
+        }
 
 
 def _backend(body: dict) -> CloudFormationBackend:
@@ -417,6 +436,7 @@ def install() -> None:
     CloudFormationBackend.create_stack_instances = _create_stack_instances
     StackInstance.to_dict = _instance_to_dict
     CloudFormationResponse.create_change_set = _create_change_set_response
+    CloudFormationResponse.execute_change_set = _execute_change_set_response
     faults.CONTROLS[("POST", "/tapguard/cloudformation/sent")] = _control_sent
     faults.CONTROLS[("POST", "/tapguard/cloudformation/stack-instance-fate")] = _control_stack_instance_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/fate")] = _control_fate

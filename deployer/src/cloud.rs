@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,20 @@ pub struct TargetArgs {
     /// How often to poll CloudFormation while waiting, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub poll_interval_ms: u64,
+    /// The named profile of the AWS config files to start from (SSO and credential_process
+    /// profiles included), as the AWS CLI's --profile.
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// `text` for people; `json` prints one JSON document of the outcomes on standard output (every
+    /// other line goes to standard error), for pipelines.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Args, Clone)]
@@ -64,12 +78,30 @@ pub struct DeployArgs {
     /// A stack tag, `Key=Value` (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
-    /// Capabilities acknowledged for the change set (TapStack.yml creates named IAM roles).
-    #[arg(long, value_delimiter = ',', default_value = "CAPABILITY_IAM,CAPABILITY_NAMED_IAM")]
+    /// Capabilities acknowledged for the change set (default: what the template needs:
+    /// CAPABILITY_IAM for IAM resources, CAPABILITY_NAMED_IAM for named ones, CAPABILITY_AUTO_EXPAND
+    /// for a transform such as SAM's).
+    #[arg(long, value_delimiter = ',')]
     pub capabilities: Vec<String>,
     /// Execute the change set without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Create and show the change set only; do not execute it.
+    #[arg(long, conflicts_with = "yes")]
+    pub no_execute: bool,
+    /// Keep what was created or changed when the operation fails, instead of rolling back.
+    #[arg(long)]
+    pub disable_rollback: bool,
+    /// A CloudFormation service role for the stack operation (its ARN), instead of the caller's permissions.
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// SNS topics that receive the stack's events, comma-separated ARNs.
+    #[arg(long, value_delimiter = ',')]
+    pub notification_arns: Vec<String>,
+    /// Templates over 51,200 bytes go through S3: the bucket `<prefix>-<account>-<region>`, created
+    /// (private, encrypted) where it does not exist yet.
+    #[arg(long)]
+    pub artifact_bucket_prefix: Option<String>,
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Deploy as a service-managed StackSet to organizational units instead of one stack per target.
@@ -129,20 +161,28 @@ impl fmt::Display for Target {
 pub struct Outcome {
     pub good: bool,
     pub text: String,
+    /// What `--output json` adds for the target (the change set, the stack status...).
+    pub detail: Value,
 }
 
 impl Outcome {
-    fn good(text: impl Into<String>) -> Outcome {
+    pub fn good(text: impl Into<String>) -> Outcome {
         Outcome {
             good: true,
             text: text.into(),
+            detail: Value::Null,
         }
     }
-    fn bad(text: impl Into<String>) -> Outcome {
+    pub fn bad(text: impl Into<String>) -> Outcome {
         Outcome {
             good: false,
             text: text.into(),
+            detail: Value::Null,
         }
+    }
+    pub fn with(mut self, detail: Value) -> Outcome {
+        self.detail = detail;
+        self
     }
 }
 
@@ -201,7 +241,37 @@ impl Ctx {
         })
     }
 
+    /// Like `call`, for the calls made while waiting: throttling and transient errors (5xx, no
+    /// answer) are retried with exponential backoff on top of the SDK's own retries, so a busy API
+    /// does not fail a target whose stack is doing well.
+    pub async fn call_retrying<T, E, F, Fut>(&self, operation: &str, make: F) -> Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut delay = self.poll.clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut attempt = 1;
+        loop {
+            match self.call(operation, make()).await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) && attempt < RETRY_ATTEMPTS => {
+                    self.say(format!(
+                        "{operation}: {} (transient), retrying in {} ms",
+                        e.code,
+                        delay.as_millis()
+                    ));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn set_status(&self, status: &str) {
+        crate::progress::status(&self.label, status);
         self.last_status
             .lock()
             .expect("status map")
@@ -233,6 +303,32 @@ where
         code,
         message,
     }
+}
+
+/// How many times a call made while waiting is tried before the target fails.
+const RETRY_ATTEMPTS: u32 = 6;
+
+/// Throttling and server-side errors, worth another try later.
+pub fn is_transient(e: &ApiError) -> bool {
+    matches!(
+        e.code.as_str(),
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "SlowDown"
+            | "InternalFailure"
+            | "InternalError"
+            | "InternalServiceError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+            | "NoResponse"
+    ) || e.code.starts_with("HTTP5")
 }
 
 /// What a person should do about an error code met while entering a target.
@@ -345,12 +441,23 @@ fn targets(args: &TargetArgs, base: &SdkConfig) -> Vec<Target> {
         .collect()
 }
 
+/// The SDK configuration the run starts from: the environment, or `--profile` (SSO and
+/// credential_process profiles included), as the AWS CLI reads them.
+pub async fn base_config(args: &TargetArgs) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &args.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
 /// The shared frame of every command: targets in parallel, Ctrl-C, the outcome table and exit status.
 pub fn run_on_targets<F, Fut>(command: &str, run: String, args: &TargetArgs, work: F) -> ExitCode
 where
     F: Fn(Arc<Ctx>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    crate::progress::init(args.output == OutputFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -358,141 +465,181 @@ where
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async move {
-        let audit_path = args
-            .audit_log
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("logs/tapguard-{run}.jsonl")));
-        let audit = match Audit::open(&audit_path) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("tapguard: {e}");
-                return ExitCode::from(2);
+    let code = runtime.block_on(run_targets(command, run, args, work));
+    // A question still waiting for an answer on the terminal (Ctrl-C at the prompt) holds a
+    // blocking thread: do not wait for it.
+    runtime.shutdown_background();
+    if std::io::stderr().is_terminal() {
+        let _ = console::Term::stderr().show_cursor();
+    }
+    code
+}
+
+async fn run_targets<F, Fut>(command: &str, run: String, args: &TargetArgs, work: F) -> ExitCode
+where
+    F: Fn(Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let audit_path = args
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("logs/tapguard-{run}.jsonl")));
+    let audit = match Audit::open(&audit_path) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tapguard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let base = base_config(args).await;
+    let targets = targets(args, &base);
+    audit.record(
+        "-",
+        "run_started",
+        json!({"command": command, "run_id": run, "targets": targets.iter().map(Target::to_string).collect::<Vec<_>>()}),
+    );
+    crate::progress::line(&format!(
+        "tapguard {command}: run {run}, {} target(s), audit log {}",
+        targets.len(),
+        audit_path.display()
+    ));
+    let prompt = Arc::new(tokio::sync::Mutex::new(()));
+    let last_status: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let outcomes: Arc<Mutex<BTreeMap<String, Outcome>>> = Arc::default();
+    let work = Arc::new(work);
+    let jobs = futures_util::stream::iter(targets.clone())
+        .map(|target| {
+            let (base, audit, prompt, last_status, outcomes, work, run) = (
+                base.clone(),
+                audit.clone(),
+                prompt.clone(),
+                last_status.clone(),
+                outcomes.clone(),
+                work.clone(),
+                run.clone(),
+            );
+            let args = args.clone();
+            // Each target runs as its own task so they really overlap on the runtime's threads.
+            tokio::spawn(async move {
+                let label = target.to_string();
+                crate::progress::status(&label, "starting");
+                let outcome = match enter(&base, &target, &args, &run, &audit).await {
+                    Err(reason) => {
+                        crate::progress::line(&format!("[{label}] {reason}"));
+                        Outcome::bad(reason)
+                    }
+                    Ok(config) => {
+                        let ctx = Arc::new(Ctx {
+                            target: target.clone(),
+                            label: label.clone(),
+                            config,
+                            audit: audit.clone(),
+                            poll: Duration::from_millis(args.poll_interval_ms.max(50)),
+                            prompt,
+                            last_status,
+                        });
+                        work(ctx).await
+                    }
+                };
+                crate::progress::done(&label);
+                audit.record(
+                    &label,
+                    "final_status",
+                    json!({"good": outcome.good, "outcome": outcome.text}),
+                );
+                outcomes.lock().expect("outcomes").insert(label, outcome);
+            })
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect::<Vec<_>>();
+    let interrupted = tokio::select! {
+        _ = jobs => false,
+        _ = tokio::signal::ctrl_c() => true,
+        _ = interruption().notified() => true,
+    };
+    crate::progress::clear();
+    let outcomes = outcomes.lock().expect("outcomes").clone();
+    let mut all_good = !interrupted;
+    if interrupted {
+        crate::progress::line(
+            "\ninterrupted: stopped waiting. The stacks are left as they are: operations CloudFormation already started go on without us (see `tapguard status`).",
+        );
+        audit.record("-", "interrupted", json!({"finished_targets": outcomes.len()}));
+    }
+    let mut rows = Vec::new();
+    for target in &targets {
+        let label = target.to_string();
+        let (good, text, detail) = match outcomes.get(&label) {
+            Some(o) => (o.good, o.text.clone(), o.detail.clone()),
+            None => {
+                let last = last_status.lock().expect("status").get(&label).cloned();
+                (
+                    false,
+                    format!(
+                        "interrupted (last seen: {})",
+                        last.unwrap_or_else(|| "nothing yet".into())
+                    ),
+                    Value::Null,
+                )
             }
         };
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        let targets = targets(args, &base);
-        audit.record(
-            "-",
-            "run_started",
-            json!({"command": command, "run_id": run, "targets": targets.iter().map(Target::to_string).collect::<Vec<_>>()}),
-        );
-        println!(
-            "tapguard {command}: run {run}, {} target(s), audit log {}",
-            targets.len(),
-            audit_path.display()
-        );
-        let prompt = Arc::new(tokio::sync::Mutex::new(()));
-        let last_status: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-        let outcomes: Arc<Mutex<BTreeMap<String, Outcome>>> = Arc::default();
-        let work = Arc::new(work);
-        let jobs = futures_util::stream::iter(targets.clone())
-            .map(|target| {
-                let (base, audit, prompt, last_status, outcomes, work, run) = (
-                    base.clone(),
-                    audit.clone(),
-                    prompt.clone(),
-                    last_status.clone(),
-                    outcomes.clone(),
-                    work.clone(),
-                    run.clone(),
-                );
-                let args = args.clone();
-                // Each target runs as its own task so they really overlap on the runtime's threads.
-                tokio::spawn(async move {
-                    let label = target.to_string();
-                    let outcome = match enter(&base, &target, &args, &run, &audit).await {
-                        Err(reason) => {
-                            crate::progress::line(&format!("[{label}] {reason}"));
-                            Outcome::bad(reason)
-                        }
-                        Ok(config) => {
-                            let ctx = Arc::new(Ctx {
-                                target: target.clone(),
-                                label: label.clone(),
-                                config,
-                                audit: audit.clone(),
-                                poll: Duration::from_millis(args.poll_interval_ms.max(50)),
-                                prompt,
-                                last_status,
-                            });
-                            work(ctx).await
-                        }
-                    };
-                    audit.record(
-                        &label,
-                        "final_status",
-                        json!({"good": outcome.good, "outcome": outcome.text}),
-                    );
-                    outcomes.lock().expect("outcomes").insert(label, outcome);
-                })
-            })
-            .buffer_unordered(args.concurrency.max(1))
-            .collect::<Vec<_>>();
-        let ticker = crate::progress::enabled().then(|| {
-            let (outcomes, last_status, total) = (outcomes.clone(), last_status.clone(), targets.len());
-            tokio::spawn(async move {
-                for tick in 0usize.. {
-                    let spinner = ["|", "/", "-", "\\"][tick % 4];
-                    let done = outcomes.lock().expect("outcomes").clone();
-                    let running: Vec<String> = last_status
-                        .lock()
-                        .expect("status")
-                        .iter()
-                        .filter(|(label, _)| !done.contains_key(*label))
-                        .map(|(label, status)| format!("{label} {status}"))
-                        .collect();
-                    crate::progress::show(&format!(
-                        "{spinner} {}/{total} done  {}",
-                        done.len(),
-                        running.join(", ")
-                    ));
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
+        all_good &= good;
+        rows.push((target.clone(), good, text, detail));
+    }
+    audit.record(
+        "-",
+        "run_finished",
+        json!({"all_good": all_good, "interrupted": interrupted}),
+    );
+    if args.output == OutputFormat::Json {
+        let doc = json!({
+            "command": command,
+            "run_id": run,
+            "audit_log": audit_path.display().to_string(),
+            "all_good": all_good,
+            "interrupted": interrupted,
+            "targets": rows.iter().map(|(t, good, text, detail)| json!({
+                "target": t.to_string(),
+                "account": t.account,
+                "region": t.region,
+                "good": good,
+                "outcome": text,
+                "detail": detail,
+            })).collect::<Vec<_>>(),
         });
-        let interrupted = tokio::select! {
-            _ = jobs => false,
-            _ = tokio::signal::ctrl_c() => true,
-        };
-        if let Some(ticker) = ticker {
-            ticker.abort();
-        }
-        crate::progress::clear();
-        let outcomes = outcomes.lock().expect("outcomes").clone();
-        let mut all_good = !interrupted;
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
         println!();
-        if interrupted {
-            println!(
-                "interrupted: stopped waiting. The stacks are left as they are: operations CloudFormation already started go on without us (see `tapguard status`)."
-            );
-            audit.record("-", "interrupted", json!({"finished_targets": outcomes.len()}));
-        }
-        println!("{:<32} outcome", "target");
-        for target in &targets {
-            let label = target.to_string();
-            let text = match outcomes.get(&label) {
-                Some(o) => {
-                    all_good &= o.good;
-                    o.text.clone()
-                }
-                None => {
-                    all_good = false;
-                    let last = last_status.lock().expect("status").get(&label).cloned();
-                    format!("interrupted (last seen: {})", last.unwrap_or_else(|| "nothing yet".into()))
-                }
-            };
-            println!("{label:<32} {text}");
-        }
-        audit.record("-", "run_finished", json!({"all_good": all_good, "interrupted": interrupted}));
-        if interrupted {
-            ExitCode::from(130)
-        } else if all_good {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    })
+        println!("{}", summary_table(&rows));
+    }
+    if interrupted {
+        ExitCode::from(130)
+    } else if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The outcome of every target: borders on a terminal, plain aligned columns otherwise.
+fn summary_table(rows: &[(Target, bool, String, Value)]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    if crate::progress::stdout_is_terminal() {
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    } else {
+        table.load_preset(comfy_table::presets::NOTHING);
+    }
+    table.set_header(["target", "", "outcome"]);
+    for (target, good, text, _) in rows {
+        table.add_row([
+            target.to_string(),
+            if *good { "ok" } else { "FAILED" }.to_string(),
+            text.clone(),
+        ]);
+    }
+    table
 }
 
 fn stack_status(stack: &Stack) -> String {
@@ -553,13 +700,12 @@ async fn stack_events(
     let mut token: Option<String> = None;
     loop {
         let out = ctx
-            .call(
-                "DescribeStackEvents",
+            .call_retrying("DescribeStackEvents", || {
                 cfn.describe_stack_events()
                     .stack_name(stack_id)
                     .set_next_token(token.clone())
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         events.extend(out.stack_events().iter().cloned());
         token = out.next_token().map(str::to_string);
@@ -644,7 +790,7 @@ async fn watch(
     let mut fresh = Vec::new();
     loop {
         let status = match ctx
-            .call("DescribeStacks", cfn.describe_stacks().stack_name(stack_id).send())
+            .call_retrying("DescribeStacks", || cfn.describe_stacks().stack_name(stack_id).send())
             .await
         {
             Ok(out) => out.stacks().first().map(stack_status).unwrap_or_default(),
@@ -668,26 +814,44 @@ async fn watch(
     }
 }
 
-/// Asks on the terminal; without a terminal the answer is no.
+/// Asks on the terminal (dialoguer); without a terminal the answer is no. Ctrl-C at the question
+/// interrupts the run like Ctrl-C anywhere else: the answer is no, and the run stops waiting.
 async fn confirm(ctx: &Ctx, question: &str) -> bool {
-    if !std::io::stdin().is_terminal() {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         ctx.say("not confirmed: standard input is not a terminal (use --yes)");
         return false;
     }
     let _turn = ctx.prompt.lock().await;
-    let question = format!("[{}] {question} [y/N] ", ctx.label);
-    crate::progress::pause(true);
+    let question = format!("[{}] {question}", ctx.label);
     let answer = tokio::task::spawn_blocking(move || {
-        print!("{question}");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        matches!(answer.trim(), "y" | "Y" | "yes")
+        crate::progress::suspend(|| {
+            dialoguer::Confirm::new()
+                .with_prompt(question)
+                .default(false)
+                .interact_opt()
+        })
     })
-    .await
-    .unwrap_or(false);
-    crate::progress::pause(false);
-    answer
+    .await;
+    match answer {
+        Ok(Ok(Some(yes))) => yes,
+        Ok(Ok(None)) => false,
+        // console reads the key in raw mode, where Ctrl-C is a key: make it the signal it meant.
+        Ok(Err(dialoguer::Error::IO(e))) if e.kind() == std::io::ErrorKind::Interrupted => {
+            interrupt();
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Ctrl-C met where the terminal is read in raw mode (a question): stops the run as SIGINT does.
+fn interrupt() {
+    interruption().notify_one();
+}
+
+fn interruption() -> &'static tokio::sync::Notify {
+    static INTERRUPTION: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    INTERRUPTION.get_or_init(tokio::sync::Notify::new)
 }
 
 /// Parameters from the file (if any), then the command line (which wins).
@@ -701,37 +865,52 @@ pub struct DeployPlan {
     pub parameters: Vec<(String, String)>,
     /// The parameters the template declares.
     pub declared: Vec<crate::parameters::Declared>,
+    /// Given with --capabilities, or what the template needs.
+    pub capabilities: Vec<String>,
     pub tags: Vec<(String, String)>,
     pub run: String,
 }
 
+/// CloudFormation takes at most this many bytes of template inline; larger ones must come from S3.
+pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+
+pub fn prepare(args: &DeployArgs) -> Result<DeployPlan, String> {
+    let template_body = std::fs::read_to_string(&args.template)
+        .map_err(|e| format!("cannot read the template {}: {e}", args.template.display()))?;
+    if template_body.len() > INLINE_TEMPLATE_LIMIT && args.artifact_bucket_prefix.is_none() {
+        return Err(format!(
+            "{} is {} bytes: CloudFormation accepts at most 51,200 bytes inline; give --artifact-bucket-prefix to upload it to S3",
+            args.template.display(),
+            template_body.len()
+        ));
+    }
+    let template =
+        crate::template::Template::parse(&template_body).map_err(|e| format!("{}: {e}", args.template.display()))?;
+    let declared = crate::parameters::declared(&template);
+    let parameters = parameters(args)?;
+    crate::parameters::check_known(&declared, &parameters)?;
+    let capabilities = if args.capabilities.is_empty() {
+        template
+            .required_capabilities()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        args.capabilities.clone()
+    };
+    Ok(DeployPlan {
+        parameters,
+        declared,
+        capabilities,
+        tags: crate::parameters::key_values(&args.tags, "--tag")?,
+        template_body,
+        run: run_id(),
+        args: args.clone(),
+    })
+}
+
 pub fn deploy(args: DeployArgs) -> ExitCode {
-    let prepared = (|| -> Result<DeployPlan, String> {
-        let template_body = std::fs::read_to_string(&args.template)
-            .map_err(|e| format!("cannot read the template {}: {e}", args.template.display()))?;
-        // CloudFormation takes at most 51,200 bytes inline; larger templates must come from S3.
-        if template_body.len() > 51_200 {
-            return Err(format!(
-                "{} is {} bytes: CloudFormation accepts at most 51,200 bytes inline",
-                args.template.display(),
-                template_body.len()
-            ));
-        }
-        let template = crate::template::Template::parse(&template_body)
-            .map_err(|e| format!("{}: {e}", args.template.display()))?;
-        let declared = crate::parameters::declared(&template);
-        let parameters = parameters(&args)?;
-        crate::parameters::check_known(&declared, &parameters)?;
-        Ok(DeployPlan {
-            parameters,
-            declared,
-            tags: crate::parameters::key_values(&args.tags, "--tag")?,
-            template_body,
-            run: run_id(),
-            args: args.clone(),
-        })
-    })();
-    let plan = match prepared {
+    let plan = match prepare(&args) {
         Ok(p) => Arc::new(p),
         Err(e) => {
             eprintln!("tapguard deploy: {e}");
@@ -745,6 +924,140 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
         let plan = plan.clone();
         async move { deploy_target(&ctx, &plan).await }
     })
+}
+
+/// The bucket for a target's artifacts: `<prefix>-<account>-<region>`, created private and
+/// encrypted where it does not exist yet. Returns its name.
+async fn artifact_bucket(ctx: &Ctx, prefix: &str) -> Result<String, String> {
+    let sts = aws_sdk_sts::Client::new(&ctx.config);
+    let account = match &ctx.target.account {
+        Some(a) => a.clone(),
+        None => ctx
+            .call("GetCallerIdentity", sts.get_caller_identity().send())
+            .await
+            .map_err(|e| e.to_string())?
+            .account()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let region = ctx.target.region.clone();
+    let bucket = format!("{prefix}-{account}-{region}");
+    let s3 = s3_client(&ctx.config);
+    match s3
+        .head_bucket()
+        .bucket(&bucket)
+        .expected_bucket_owner(&account)
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(bucket),
+        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+        Err(err) => {
+            let e = api_error("HeadBucket", &err);
+            ctx.record(
+                "api_error",
+                json!({"operation": e.operation, "code": e.code, "message": e.message}),
+            );
+            return Err(format!("{e} (the bucket {bucket} must be this account's)"));
+        }
+    }
+    let mut create = s3.create_bucket().bucket(&bucket);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    ctx.call("CreateBucket", create.send())
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.call(
+        "PutPublicAccessBlock",
+        s3.put_public_access_block()
+            .bucket(&bucket)
+            .public_access_block_configuration(
+                aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ctx.call(
+        "PutBucketEncryption",
+        s3.put_bucket_encryption()
+            .bucket(&bucket)
+            .server_side_encryption_configuration(
+                aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+                                    .build()
+                                    .map_err(|e| e.to_string())?,
+                            )
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ctx.say(format!(
+        "created the artifact bucket {bucket} (public access blocked, encrypted)"
+    ));
+    ctx.record("artifact_bucket_created", json!({"bucket": bucket}));
+    Ok(bucket)
+}
+
+/// S3 with path-style addressing when an endpoint is configured (an emulator), virtual-hosted otherwise.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// Uploads a template too large to send inline; returns its URL for TemplateURL.
+async fn upload_template(ctx: &Ctx, plan: &DeployPlan, prefix: &str) -> Result<String, String> {
+    let bucket = artifact_bucket(ctx, prefix).await?;
+    let key = format!("tapguard/{}/{}.template", plan.args.stack_name, plan.run);
+    let s3 = s3_client(&ctx.config);
+    ctx.call(
+        "PutObject",
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(
+                plan.template_body.clone().into_bytes(),
+            ))
+            .send(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let suffix = if ctx.target.region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    let url = format!("https://{bucket}.s3.{}.{suffix}/{key}", ctx.target.region);
+    ctx.say(format!(
+        "template is {} bytes (over 51,200): uploaded to s3://{bucket}/{key}",
+        plan.template_body.len()
+    ));
+    ctx.record(
+        "template_uploaded",
+        json!({"bucket": bucket, "key": key, "bytes": plan.template_body.len()}),
+    );
+    Ok(url)
 }
 
 async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
@@ -791,13 +1104,24 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         .stack_name(name)
         .change_set_name(&change_set_name)
         .change_set_type(change_set_type.clone())
-        .template_body(&plan.template_body)
         .set_parameters(Some(sent))
+        .set_role_arn(plan.args.role_arn.clone())
+        .set_notification_arns(Some(plan.args.notification_arns.clone()).filter(|n| !n.is_empty()))
         .description(format!("tapguard deploy, run {}", plan.run));
+    request = match (
+        &plan.args.artifact_bucket_prefix,
+        plan.template_body.len() > INLINE_TEMPLATE_LIMIT,
+    ) {
+        (Some(prefix), true) => match upload_template(ctx, plan, prefix).await {
+            Ok(url) => request.template_url(url),
+            Err(e) => return fail(ctx, format!("cannot upload the template: {e}")),
+        },
+        _ => request.template_body(&plan.template_body),
+    };
     for (k, v) in &plan.tags {
         request = request.tags(Tag::builder().key(k).value(v).build());
     }
-    for c in &plan.args.capabilities {
+    for c in &plan.capabilities {
         request = request.capabilities(Capability::from(c.as_str()));
     }
     let created = match ctx.call("CreateChangeSet", request.send()).await {
@@ -811,7 +1135,8 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                 json!({"name": change_set_name, "reason": e.message}),
             );
             let status = existing.as_ref().map(stack_status).unwrap_or_default();
-            return Outcome::good(format!("no changes ({status})"));
+            return Outcome::good(format!("no changes ({status})"))
+                .with(json!({"stack_status": status, "changes": [], "executed": false}));
         }
         Err(e) => return fail(ctx, explain_change_set_error(&e)),
     };
@@ -823,6 +1148,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             "name": change_set_name,
             "type": change_set_type.as_str(),
             "stack_id": stack_id,
+            "capabilities": plan.capabilities,
             "parameters_given": resolved.iter().filter(|r| r.source == crate::parameters::Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
             "parameters_kept": resolved.iter().filter(|r| r.source == crate::parameters::Source::Previous).map(|r| &r.key).collect::<Vec<_>>(),
             "parameters_changed": resolved.iter().filter(|r| r.changed == Some(true) && r.source == crate::parameters::Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
@@ -832,13 +1158,12 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     // Wait for the change set to be computed.
     let described = loop {
         let out = match ctx
-            .call(
-                "DescribeChangeSet",
+            .call_retrying("DescribeChangeSet", || {
                 cfn.describe_change_set()
                     .change_set_name(&change_set_id)
                     .stack_name(&stack_id)
-                    .send(),
-            )
+                    .send()
+            })
             .await
         {
             Ok(o) => o,
@@ -866,7 +1191,8 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             ctx.say(format!("no changes: stack {name} is already up to date"));
             ctx.record("change_set_empty", json!({"name": change_set_name, "reason": reason}));
             let status = existing.as_ref().map(stack_status).unwrap_or_default();
-            return Outcome::good(format!("no changes ({status})"));
+            return Outcome::good(format!("no changes ({status})"))
+                .with(json!({"stack_status": status, "changes": [], "executed": false}));
         }
         return fail(ctx, format!("the change set failed: {reason}"));
     }
@@ -900,9 +1226,35 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         }
     }
     ctx.record("change_set_ready", json!({"name": change_set_name, "changes": changes}));
+    let detail = |executed: bool, status: &str| {
+        json!({
+            "stack_id": stack_id,
+            "stack_status": status,
+            "change_set": {"name": change_set_name, "id": change_set_id, "type": change_set_type.as_str()},
+            "changes": changes,
+            "parameters": resolved.iter().map(crate::parameters::Resolved::json).collect::<Vec<_>>(),
+            "capabilities": plan.capabilities,
+            "executed": executed,
+        })
+    };
 
+    if plan.args.no_execute {
+        ctx.say(format!(
+            "change set {change_set_name} is ready; not executed (--no-execute)"
+        ));
+        let status = existing
+            .as_ref()
+            .map(stack_status)
+            .unwrap_or_else(|| "REVIEW_IN_PROGRESS".into());
+        return Outcome::good(format!("change set {change_set_name} ready, not executed")).with(detail(false, &status));
+    }
     if !plan.args.yes && !confirm(ctx, &format!("execute change set {change_set_name}?")).await {
-        return Outcome::bad(format!("change set {change_set_name} created, not executed"));
+        let status = existing
+            .as_ref()
+            .map(stack_status)
+            .unwrap_or_else(|| "REVIEW_IN_PROGRESS".into());
+        return Outcome::bad(format!("change set {change_set_name} created, not executed"))
+            .with(detail(false, &status));
     }
 
     // Events from before this run are history: only what this execution causes is shown.
@@ -910,20 +1262,27 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         Ok(events) => events.iter().filter_map(|e| e.event_id().map(str::to_string)).collect(),
         Err(e) => return fail(ctx, e.to_string()),
     };
-    if let Err(e) = ctx
-        .call(
-            "ExecuteChangeSet",
-            cfn.execute_change_set()
-                .change_set_name(&change_set_id)
-                .stack_name(&stack_id)
-                .send(),
-        )
-        .await
-    {
+    let mut execute = cfn
+        .execute_change_set()
+        .change_set_name(&change_set_id)
+        .stack_name(&stack_id);
+    if plan.args.disable_rollback {
+        execute = execute.disable_rollback(true);
+    }
+    if let Err(e) = ctx.call("ExecuteChangeSet", execute.send()).await {
         return fail(ctx, explain_change_set_error(&e));
     }
     ctx.say(format!("executing {change_set_name}"));
-    settle(ctx, &cfn, &stack_id, &mut seen, name).await
+    let outcome = settle(ctx, &cfn, &stack_id, &mut seen, name).await;
+    let status = ctx
+        .last_status
+        .lock()
+        .expect("status")
+        .get(&ctx.label)
+        .cloned()
+        .unwrap_or_default();
+    let detail = detail(true, &status);
+    outcome.with(detail)
 }
 
 /// Waits for the stack, then reports its end: outputs on success, the root cause on failure.
@@ -1039,12 +1398,11 @@ async fn drift(ctx: &Ctx, cfn: &CloudFormation, name: &str) -> Result<String, Ap
     let id = started.stack_drift_detection_id().unwrap_or_default().to_string();
     loop {
         let out = ctx
-            .call(
-                "DescribeStackDriftDetectionStatus",
+            .call_retrying("DescribeStackDriftDetectionStatus", || {
                 cfn.describe_stack_drift_detection_status()
                     .stack_drift_detection_id(&id)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         let detection = out
             .detection_status()
@@ -1196,6 +1554,11 @@ mod tests {
             tags: vec![],
             capabilities: vec![],
             yes: true,
+            no_execute: false,
+            disable_rollback: false,
+            role_arn: None,
+            notification_arns: vec![],
+            artifact_bucket_prefix: None,
             targets: TargetArgs {
                 regions: vec![],
                 accounts: vec![],
@@ -1204,6 +1567,8 @@ mod tests {
                 concurrency: 1,
                 audit_log: None,
                 poll_interval_ms: 100,
+                profile: None,
+                output: OutputFormat::Text,
             },
             stack_set: false,
             ous: vec![],
@@ -1237,6 +1602,8 @@ mod tests {
             concurrency: 4,
             audit_log: None,
             poll_interval_ms: 100,
+            profile: None,
+            output: OutputFormat::Text,
         };
         let labels: Vec<String> = targets(&args, &base).iter().map(Target::to_string).collect();
         assert_eq!(

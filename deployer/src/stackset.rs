@@ -54,12 +54,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
-    let capabilities: Vec<Capability> = plan
-        .args
-        .capabilities
-        .iter()
-        .map(|c| Capability::from(c.as_str()))
-        .collect();
+    let capabilities: Vec<Capability> = plan.capabilities.iter().map(|c| Capability::from(c.as_str())).collect();
 
     let exists = match ctx
         .call("DescribeStackSet", cfn.describe_stack_set().stack_set_name(name).send())
@@ -218,7 +213,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     }
     if status == StackSetOperationStatus::Succeeded && bad == 0 {
         ctx.say(&text);
-        Outcome { good: true, text }
+        Outcome::good(text)
     } else {
         fail(ctx, text)
     }
@@ -226,5 +221,5 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
 
 fn fail(ctx: &Ctx, text: String) -> Outcome {
     ctx.say(format!("FAILED: {text}"));
-    Outcome { good: false, text }
+    Outcome::bad(text)
 }
