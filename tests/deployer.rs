@@ -1630,3 +1630,65 @@ fn a_large_template_goes_through_s3_no_execute_shows_only_and_json_output_parses
         .collect();
     assert_eq!(faults.len(), 8, "every injected throttle was met: {faults:?}");
 }
+
+#[test]
+fn assumed_role_credentials_that_expire_mid_run_are_renewed() {
+    let caller = emulator().fresh_account();
+    let member = emulator().fresh_account().account_id;
+    // Sessions into the member account last two seconds and are refused after; the stack takes
+    // several seconds (events paced), so the first session expires long before the run ends.
+    emulator().control("/tapguard/sts/lifetime", json!({"account": member, "seconds": 2}));
+    emulator().control(
+        "/tapguard/cloudformation/pace",
+        json!({"account": member, "region": REGION, "event_interval_ms": 500}),
+    );
+    let audit = audit_path("expiring");
+    let (code, out, err) = deploy(
+        &caller,
+        "TapStack",
+        "stack.yml",
+        &audit,
+        &[
+            "--accounts",
+            &member,
+            "--role-name",
+            "tapguard-deployer",
+            "--role-duration",
+            "900",
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let target = format!("{member}/{REGION}");
+    assert_eq!(event_lines(&out, &target).last().unwrap().1, "CREATE_COMPLETE", "{out}");
+    assert_eq!(
+        stack_status(&emulator().account(&member), REGION, "TapStack").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let assumed = emulator().control("/tapguard/sts/assumed", json!({"account": member}));
+    // The harness's own sessions (to look at the stack) are not the deployer's.
+    let sessions: Vec<&serde_json::Value> = assumed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["session_name"] != "tapguard-test")
+        .collect();
+    // The entry check, then a new session each time the one in use was about to expire.
+    assert!(sessions.len() >= 3, "{assumed}");
+    for session in sessions {
+        assert_eq!(session["duration_seconds"], 900, "{session}");
+        assert!(
+            session["session_name"].as_str().unwrap().starts_with("tapguard-"),
+            "{session}"
+        );
+        assert_eq!(
+            session["expired_uses"], 0,
+            "no call went out with expired credentials: {session}"
+        );
+    }
+    assert!(
+        !audit_lines(&audit)
+            .iter()
+            .any(|l| l["kind"] == "api_error" && l["detail"]["code"] == "ExpiredToken"),
+        "no ExpiredToken met"
+    );
+}

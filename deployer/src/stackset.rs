@@ -12,9 +12,17 @@ use aws_sdk_cloudformation::types::{
 use aws_sdk_cloudformation::Client as CloudFormation;
 use serde_json::json;
 
-use crate::cloud::{run_on_targets, Ctx, DeployPlan, Outcome, TargetArgs};
+use crate::deploy::{prepare, DeployArgs, DeployPlan};
+use crate::targets::{run_on_targets, Ctx, Outcome, TargetArgs};
 
-pub fn deploy(plan: Arc<DeployPlan>) -> ExitCode {
+pub fn deploy(args: DeployArgs) -> ExitCode {
+    let plan = match prepare(&args) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("tapguard deploy --stack-set: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // One caller: the administrator account in its own region; --regions are where instances go.
     let admin = TargetArgs {
         regions: Vec::new(),
