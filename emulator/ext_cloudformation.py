@@ -21,6 +21,7 @@ test script a resource's fate:
    that StackSet instance fails when CreateStackInstances reaches it: it is listed OUTDATED with
    DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
    failure tolerance is not modelled: any failed instance fails the operation).
+- Stack instances created through OUs are listed with their `OrganizationalUnitId`, as AWS lists them.
 
 - `POST /tapguard/cloudformation/sent` `{"account": "...", "region": "..."}`: what clients sent there,
    as sent: `{"change_sets": [...], "executions": [...]}`, each CreateChangeSet as `{"stack",
@@ -312,6 +313,13 @@ def _delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
 def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *args, **kwargs) -> str:
     operation_id = _original_create_stack_instances(self, stackset_name, *args, **kwargs)
     stack_set = self.describe_stack_set(stackset_name)
+    # AWS lists a service-managed instance with the OU it was deployed through; moto does not keep it.
+    targets = kwargs.get("deployment_targets") or (args[3] if len(args) > 3 else None) or {}
+    ous = targets.get("OrganizationalUnitIds") or []
+    for instance in stack_set.instances.stack_instances:
+        if getattr(instance, "tapguard_ou", None) or not ous:
+            continue
+        instance.tapguard_ou = ous[0] if len(ous) == 1 else _parent_ou(self.account_id, instance.account_id, ous)
     failed = 0
     with _lock:
         fates = [f for f in getattr(self, "tapguard_instance_fates", []) if f["stack_set"] == stackset_name]
@@ -325,8 +333,20 @@ def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *ar
     return operation_id
 
 
+def _parent_ou(management: str, account: str, ous: list) -> str | None:
+    from moto.organizations.models import organizations_backends
+
+    try:
+        parents = organizations_backends[management]["aws"].list_parents(ChildId=account)["Parents"]
+    except Exception:  # noqa: BLE001 - no organization: the OU stays unknown, as moto has it
+        return None
+    return next((p["Id"] for p in parents if p["Id"] in ous), None)
+
+
 def _instance_to_dict(self: StackInstance) -> dict:
     summary = _original_instance_to_dict(self)
+    if getattr(self, "tapguard_ou", None):
+        summary["OrganizationalUnitId"] = self.tapguard_ou
     reason = getattr(self, "tapguard_failure", None)
     if reason:
         summary["Status"] = "OUTDATED"

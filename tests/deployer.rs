@@ -866,19 +866,73 @@ fn stack_set_mode_deploys_to_every_account_of_the_ou_in_every_region() {
         .count();
     assert_eq!(instances, 4);
 
-    // A second run updates the StackSet instead of creating it.
+    // A second run updates the StackSet instead of creating it, and adds the region new to it:
+    // an update reaches only existing instances, so the new region gets CreateStackInstances.
     let (code, out, err) = deploy(
         &management,
         "TapBaseline",
         "stack-v2.yml",
         &audit,
-        &["--stack-set", "--ou", &ou, "--regions", "us-east-1,us-west-2"],
+        &[
+            "--stack-set",
+            "--ou",
+            &ou,
+            "--regions",
+            "us-east-1,us-west-2,eu-central-1",
+        ],
     );
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains(": update to OUs"), "{out}");
+    assert!(
+        out.contains(&format!(": update OUs {ou} in us-east-1,us-west-2")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(": add instances for OUs {ou} in eu-central-1")),
+        "{out}"
+    );
+    for member in &members {
+        assert!(
+            out.contains(&format!("  instance {member}/eu-central-1: CURRENT")),
+            "{out}"
+        );
+        let topics = emulator().query(
+            &emulator().account(member),
+            "eu-central-1",
+            "sns",
+            &[("Action", "ListTopics")],
+        );
+        assert!(
+            topics.contains(&format!(":{member}:tapguard-alarms-dev")),
+            "{member}: {topics}"
+        );
+    }
+    assert!(
+        out.contains("StackSet TapBaseline: operation SUCCEEDED, 6 instance(s), 0 not current"),
+        "{out}"
+    );
     let ops = emulator().operations(&management.account_id, "cloudformation");
     assert_eq!(ops.iter().filter(|o| *o == "UpdateStackSet").count(), 1, "{ops:?}");
     assert_eq!(ops.iter().filter(|o| *o == "CreateStackSet").count(), 1, "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| *o == "CreateStackInstances").count(),
+        2,
+        "{ops:?}"
+    );
+
+    // The instances reported are those of the regions asked for, not the StackSet's whole list.
+    let (code, out, err) = deploy(
+        &management,
+        "TapBaseline",
+        "stack-v2.yml",
+        &audit,
+        &["--stack-set", "--ou", &ou, "--regions", "eu-central-1"],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("StackSet TapBaseline: operation SUCCEEDED, 2 instance(s), 0 not current"),
+        "{out}"
+    );
+    assert!(!out.contains("/us-east-1: CURRENT"), "{out}");
 }
 
 #[test]

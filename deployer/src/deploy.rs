@@ -68,6 +68,10 @@ pub struct DeployArgs {
     /// StackSet mode: how many accounts per region may fail before the operation stops.
     #[arg(long, default_value_t = 0)]
     pub failure_tolerance: i32,
+    /// StackSet mode: SELF in the management account, DELEGATED_ADMIN in a delegated administrator
+    /// account of the organization.
+    #[arg(long, default_value = "SELF", value_parser = ["SELF", "DELEGATED_ADMIN"])]
+    pub call_as: String,
     /// StackSet mode: how many accounts at once per region.
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: i32,
@@ -546,6 +550,7 @@ mod tests {
             stack_set: false,
             ous: vec![],
             failure_tolerance: 0,
+            call_as: "SELF".into(),
             max_concurrent: 1,
         };
         assert_eq!(
