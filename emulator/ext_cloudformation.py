@@ -21,6 +21,15 @@ test script a resource's fate:
    that StackSet instance fails when CreateStackInstances reaches it: it is listed OUTDATED with
    DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
    failure tolerance is not modelled: any failed instance fails the operation).
+- Stack instances created through OUs are listed with their `OrganizationalUnitId`, as AWS lists them.
+
+- `POST /tapguard/cloudformation/sent` `{"account": "...", "region": "..."}`: what clients sent there,
+   as sent: `{"change_sets": [...], "executions": [...]}`, each CreateChangeSet as `{"stack",
+   "change_set", "type", "parameters": [{"ParameterKey", "ParameterValue" | "UsePreviousValue"}],
+   "capabilities", "template_url", "template_bytes", "role_arn", "notification_arns",
+   "on_stack_failure"}` and each ExecuteChangeSet as `{"change_set", "stack", "disable_rollback"}`. moto itself keeps a parameter's previous
+   value when an update omits it (AWS uses the template default), so a test of carry-over must look
+   at what was sent, not at the stack afterwards.
 
 Also as CloudFormation does: a change set for a stack whose operation is in progress, or for a stack in
 ROLLBACK_COMPLETE, is refused with a ValidationError naming the state.
@@ -33,6 +42,7 @@ import time
 
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend, Event, StackInstance, cloudformation_backends
+from moto.cloudformation.responses import CloudFormationResponse
 
 import faults
 
@@ -41,6 +51,8 @@ _original_create_change_set = CloudFormationBackend.create_change_set
 _original_delete_stack = CloudFormationBackend.delete_stack
 _original_create_stack_instances = CloudFormationBackend.create_stack_instances
 _original_instance_to_dict = StackInstance.to_dict
+_original_create_change_set_response = CloudFormationResponse.create_change_set
+_original_execute_change_set_response = CloudFormationResponse.execute_change_set
 
 _lock = threading.Lock()
 
@@ -301,6 +313,13 @@ def _delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
 def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *args, **kwargs) -> str:
     operation_id = _original_create_stack_instances(self, stackset_name, *args, **kwargs)
     stack_set = self.describe_stack_set(stackset_name)
+    # AWS lists a service-managed instance with the OU it was deployed through; moto does not keep it.
+    targets = kwargs.get("deployment_targets") or (args[3] if len(args) > 3 else None) or {}
+    ous = targets.get("OrganizationalUnitIds") or []
+    for instance in stack_set.instances.stack_instances:
+        if getattr(instance, "tapguard_ou", None) or not ous:
+            continue
+        instance.tapguard_ou = ous[0] if len(ous) == 1 else _parent_ou(self.account_id, instance.account_id, ous)
     failed = 0
     with _lock:
         fates = [f for f in getattr(self, "tapguard_instance_fates", []) if f["stack_set"] == stackset_name]
@@ -314,14 +333,72 @@ def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *ar
     return operation_id
 
 
+def _parent_ou(management: str, account: str, ous: list) -> str | None:
+    from moto.organizations.models import organizations_backends
+
+    try:
+        parents = organizations_backends[management]["aws"].list_parents(ChildId=account)["Parents"]
+    except Exception:  # noqa: BLE001 - no organization: the OU stays unknown, as moto has it
+        return None
+    return next((p["Id"] for p in parents if p["Id"] in ous), None)
+
+
 def _instance_to_dict(self: StackInstance) -> dict:
     summary = _original_instance_to_dict(self)
+    if getattr(self, "tapguard_ou", None):
+        summary["OrganizationalUnitId"] = self.tapguard_ou
     reason = getattr(self, "tapguard_failure", None)
     if reason:
         summary["Status"] = "OUTDATED"
         summary["StatusReason"] = reason
         summary["StackInstanceStatus"] = {"DetailedStatus": "FAILED"}
     return summary
+
+
+def _create_change_set_response(self: CloudFormationResponse):
+    """Records the request as the client sent it, before moto interprets it."""
+    body = self._get_param("TemplateBody")
+    sent = {
+        "stack": self._get_param("StackName"),
+        "change_set": self._get_param("ChangeSetName"),
+        "type": self._get_param("ChangeSetType", "CREATE"),
+        "parameters": self._get_param("Parameters", []),
+        "capabilities": self._get_param("Capabilities", []),
+        "template_url": self._get_param("TemplateURL"),
+        "template_bytes": len(body.encode()) if body else None,
+        "role_arn": self._get_param("RoleARN"),
+        "notification_arns": self._get_param("NotificationARNs", []),
+        "on_stack_failure": self._get_param("OnStackFailure"),
+    }
+    backend = self.cloudformation_backend
+    with _lock:
+        if not hasattr(backend, "tapguard_sent"):
+            backend.tapguard_sent = []
+        backend.tapguard_sent.append(sent)
+    return _original_create_change_set_response(self)
+
+
+def _execute_change_set_response(self: CloudFormationResponse):
+    sent = {
+        "change_set": self._get_param("ChangeSetName"),
+        "stack": self._get_param("StackName"),
+        "disable_rollback": self._get_bool_param("DisableRollback", False),
+    }
+    backend = self.cloudformation_backend
+    with _lock:
+        if not hasattr(backend, "tapguard_executed"):
+            backend.tapguard_executed = []
+        backend.tapguard_executed.append(sent)
+    return _original_execute_change_set_response(self)
+
+
+def _control_sent(body: dict) -> dict:
+    backend = _backend(body)
+    with _lock:
+        return {
+            "change_sets": list(getattr(backend, "tapguard_sent", [])),
+            "executions": list(getattr(backend, "tapguard_executed", [])),
+        }
 
 
 def _backend(body: dict) -> CloudFormationBackend:
@@ -378,6 +455,9 @@ def install() -> None:
     CloudFormationBackend.delete_stack = _delete_stack
     CloudFormationBackend.create_stack_instances = _create_stack_instances
     StackInstance.to_dict = _instance_to_dict
+    CloudFormationResponse.create_change_set = _create_change_set_response
+    CloudFormationResponse.execute_change_set = _execute_change_set_response
+    faults.CONTROLS[("POST", "/tapguard/cloudformation/sent")] = _control_sent
     faults.CONTROLS[("POST", "/tapguard/cloudformation/stack-instance-fate")] = _control_stack_instance_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/fate")] = _control_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/pace")] = _control_pace

@@ -57,6 +57,30 @@ fn ebs_state_in(account: &Account, region: &str) -> (bool, String) {
     )
 }
 
+/// The table of targets and outcomes at the end of a run, one `target (padded to 32) outcome` line
+/// per target, whatever the table's borders and column widths.
+fn outcomes_table(out: &str) -> String {
+    let mut lines = out.lines().skip_while(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.first() != Some(&"target") || words.last() != Some(&"outcome")
+    });
+    lines.next();
+    lines
+        .filter_map(|l| {
+            let l = l.trim();
+            let (target, rest) = l.split_once(char::is_whitespace)?;
+            let rest = rest.trim_start();
+            let text = rest
+                .strip_prefix("ok")
+                .or_else(|| rest.strip_prefix("FAILED"))
+                .unwrap_or(rest)
+                .trim();
+            Some(format!("{target:<32} {text}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn line_index(text: &str, needle: &str) -> usize {
     text.find(needle)
         .unwrap_or_else(|| panic!("output lacks {needle:?}:\n{text}"))
@@ -449,7 +473,7 @@ fn a_failed_creation_names_the_resource_and_its_reason_and_the_stack_must_be_del
     );
     assert!(out.contains(&format!("[{REGION}] FAILED: {summary}")), "{out}");
     // The table of targets and outcomes.
-    let table = &out[line_index(&out, "target ")..];
+    let table = outcomes_table(&out);
     assert!(table.contains(&format!("{REGION:<32} {summary}")), "{table}");
     let final_status = audit_lines(&audit)
         .into_iter()
@@ -659,11 +683,14 @@ fn two_accounts_times_two_regions_run_in_parallel_and_stay_apart() {
             if account == &b && region == "us-west-2" {
                 assert_eq!(events.last().unwrap().1, "ROLLBACK_COMPLETE");
                 assert_eq!(status.as_deref(), Some("ROLLBACK_COMPLETE"));
-                assert!(out.contains(&format!("{target:<32} stack TapStack: ROLLBACK_COMPLETE; root cause: AlarmTopic (AWS::SNS::Topic) CREATE_FAILED: Topic limit exceeded")), "{out}");
+                assert!(outcomes_table(&out).contains(&format!("{target:<32} stack TapStack: ROLLBACK_COMPLETE; root cause: AlarmTopic (AWS::SNS::Topic) CREATE_FAILED: Topic limit exceeded")), "{out}");
             } else {
                 assert_eq!(events.last().unwrap().1, "CREATE_COMPLETE", "{target}:\n{out}");
                 assert_eq!(status.as_deref(), Some("CREATE_COMPLETE"));
-                assert!(out.contains(&format!("{target:<32} CREATE_COMPLETE")), "{out}");
+                assert!(
+                    outcomes_table(&out).contains(&format!("{target:<32} CREATE_COMPLETE")),
+                    "{out}"
+                );
             }
         }
     }
@@ -726,7 +753,7 @@ fn a_role_that_cannot_be_assumed_fails_its_target_only_and_says_why() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("{:<32} CREATE_COMPLETE", format!("{good}/{REGION}"))),
+        outcomes_table(&out).contains(&format!("{:<32} CREATE_COMPLETE", format!("{good}/{REGION}"))),
         "{out}"
     );
     let errors: Vec<serde_json::Value> = audit_lines(&audit)
@@ -839,19 +866,73 @@ fn stack_set_mode_deploys_to_every_account_of_the_ou_in_every_region() {
         .count();
     assert_eq!(instances, 4);
 
-    // A second run updates the StackSet instead of creating it.
+    // A second run updates the StackSet instead of creating it, and adds the region new to it:
+    // an update reaches only existing instances, so the new region gets CreateStackInstances.
     let (code, out, err) = deploy(
         &management,
         "TapBaseline",
         "stack-v2.yml",
         &audit,
-        &["--stack-set", "--ou", &ou, "--regions", "us-east-1,us-west-2"],
+        &[
+            "--stack-set",
+            "--ou",
+            &ou,
+            "--regions",
+            "us-east-1,us-west-2,eu-central-1",
+        ],
     );
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains(": update to OUs"), "{out}");
+    assert!(
+        out.contains(&format!(": update OUs {ou} in us-east-1,us-west-2")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(": add instances for OUs {ou} in eu-central-1")),
+        "{out}"
+    );
+    for member in &members {
+        assert!(
+            out.contains(&format!("  instance {member}/eu-central-1: CURRENT")),
+            "{out}"
+        );
+        let topics = emulator().query(
+            &emulator().account(member),
+            "eu-central-1",
+            "sns",
+            &[("Action", "ListTopics")],
+        );
+        assert!(
+            topics.contains(&format!(":{member}:tapguard-alarms-dev")),
+            "{member}: {topics}"
+        );
+    }
+    assert!(
+        out.contains("StackSet TapBaseline: operation SUCCEEDED, 6 instance(s), 0 not current"),
+        "{out}"
+    );
     let ops = emulator().operations(&management.account_id, "cloudformation");
     assert_eq!(ops.iter().filter(|o| *o == "UpdateStackSet").count(), 1, "{ops:?}");
     assert_eq!(ops.iter().filter(|o| *o == "CreateStackSet").count(), 1, "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| *o == "CreateStackInstances").count(),
+        2,
+        "{ops:?}"
+    );
+
+    // The instances reported are those of the regions asked for, not the StackSet's whole list.
+    let (code, out, err) = deploy(
+        &management,
+        "TapBaseline",
+        "stack-v2.yml",
+        &audit,
+        &["--stack-set", "--ou", &ou, "--regions", "eu-central-1"],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("StackSet TapBaseline: operation SUCCEEDED, 2 instance(s), 0 not current"),
+        "{out}"
+    );
+    assert!(!out.contains("/us-east-1: CURRENT"), "{out}");
 }
 
 #[test]
@@ -901,9 +982,12 @@ fn status_reports_each_target_with_outputs_and_a_missing_stack_fails() {
         ],
     );
     assert_eq!(code, 1, "one region has no stack:\n{out}");
-    assert!(out.contains(&format!("{REGION:<32} CREATE_COMPLETE")), "{out}");
     assert!(
-        out.contains(&format!("{:<32} stack TapStack does not exist", "ap-south-1")),
+        outcomes_table(&out).contains(&format!("{REGION:<32} CREATE_COMPLETE")),
+        "{out}"
+    );
+    assert!(
+        outcomes_table(&out).contains(&format!("{:<32} stack TapStack does not exist", "ap-south-1")),
         "{out}"
     );
 }
@@ -952,7 +1036,7 @@ fn ctrl_c_stops_waiting_and_leaves_the_stack_as_it_is() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("{REGION:<32} interrupted (last seen: CREATE_IN_PROGRESS)")),
+        outcomes_table(&out).contains(&format!("{REGION:<32} interrupted (last seen: CREATE_IN_PROGRESS)")),
         "{out}"
     );
     // Nothing was cancelled or deleted: CloudFormation carries on and the stack completes.
@@ -1143,7 +1227,10 @@ fn delete_asks_first_then_streams_the_resources_deletions_in_reverse_order() {
         out.contains("not confirmed: standard input is not a terminal (use --yes)"),
         "{out}"
     );
-    assert!(out.contains(&format!("{REGION:<32} not deleted")), "{out}");
+    assert!(
+        outcomes_table(&out).contains(&format!("{REGION:<32} not deleted")),
+        "{out}"
+    );
     assert_eq!(
         stack_status(&account, REGION, "TapStack").as_deref(),
         Some("CREATE_COMPLETE")
@@ -1235,4 +1322,427 @@ fn stack_set_mode_reports_a_failed_instance_and_its_reason() {
         .find(|l| l["kind"] == "stack_instance" && l["detail"]["status"] == "OUTDATED")
         .expect("the failed instance in the audit log");
     assert_eq!(failed["detail"]["reason"], reason);
+}
+
+/// What the deployer sent in each CreateChangeSet in `account`/`region`, as the emulator received it.
+fn sent_change_sets(account: &Account, region: &str) -> Vec<serde_json::Value> {
+    let sent = emulator().control(
+        "/tapguard/cloudformation/sent",
+        json!({"account": account.account_id, "region": region}),
+    );
+    sent["change_sets"].as_array().expect("a list").clone()
+}
+
+#[test]
+fn an_update_that_repeats_no_parameter_keeps_every_previous_value() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("previous");
+    let (code, out, err) = deploy(
+        &account,
+        "TapStack",
+        "stack.yml",
+        &audit,
+        &["--parameter", "Environment=prod"],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("Environment                      prod                     given (new)"),
+        "{out}"
+    );
+
+    // v2 adds a resource and a parameter (Owner, with a default); nothing is repeated on the command line.
+    let (code, out, err) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let sent = sent_change_sets(&account, REGION);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[0]["type"], "CREATE");
+    assert_eq!(
+        sent[0]["parameters"],
+        json!([{"ParameterKey": "Environment", "ParameterValue": "prod"}])
+    );
+    assert_eq!(sent[1]["type"], "UPDATE");
+    // Environment is kept with UsePreviousValue (no value sent); Owner, new to the template, is not
+    // sent at all, so CloudFormation applies its default.
+    let params = sent[1]["parameters"].as_array().unwrap();
+    assert_eq!(params.len(), 1, "{params:?}");
+    assert_eq!(params[0]["ParameterKey"], "Environment");
+    assert!(params[0].get("ParameterValue").is_none(), "{params:?}");
+    assert_eq!(params[0]["UsePreviousValue"], json!(true), "{params:?}");
+    // The review says where each value comes from.
+    let shown = line_index(&out, &format!("[{REGION}] parameters:"));
+    let executing = line_index(&out, "executing tapguard-");
+    assert!(shown < executing, "{out}");
+    assert!(
+        out.contains(&format!(
+            "[{REGION}]   Environment                      prod                     kept (previous value)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "[{REGION}]   Owner                            security                 template default (new parameter)"
+        )),
+        "{out}"
+    );
+    // The resources really are the prod ones still (moto resolves the kept value).
+    let param = emulator().json_call(
+        &account,
+        REGION,
+        "ssm",
+        "AmazonSSM.GetParameter",
+        json!({"Name": "/tapguard/prod/audit"}),
+    );
+    assert_eq!(param["Parameter"]["Value"], "audited", "{param}");
+    let change_set = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "change_set")
+        .nth(1)
+        .expect("the update's change set");
+    assert_eq!(change_set["detail"]["parameters_kept"], json!(["Environment"]));
+    assert_eq!(change_set["detail"]["parameters_given"], json!([]));
+    assert!(
+        !change_set.to_string().contains("prod"),
+        "no parameter values in the audit log: {change_set}"
+    );
+
+    // Again, still nothing repeated: CloudFormation refuses with "No updates are to be performed." —
+    // a no-change success, and nothing executed.
+    let (code, out, _) = deploy(&account, "TapStack", "stack-v2.yml", &audit, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("no changes: stack TapStack is already up to date"),
+        "{out}"
+    );
+    assert!(
+        outcomes_table(&out).contains(&format!("{REGION:<32} no changes (UPDATE_COMPLETE)")),
+        "{out}"
+    );
+
+    // A value given that differs is shown as changed, the others still kept.
+    let (code, out, _) = deploy(
+        &account,
+        "TapStack",
+        "stack-v2.yml",
+        &audit,
+        &["--parameter", "Environment=stage"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Environment                      stage                    CHANGED from prod"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Owner                            security                 kept (previous value)"),
+        "{out}"
+    );
+    let last = sent_change_sets(&account, REGION).pop().unwrap();
+    assert_eq!(
+        last["parameters"],
+        json!([{"ParameterKey": "Environment", "ParameterValue": "stage"}, {"ParameterKey": "Owner", "UsePreviousValue": true}])
+    );
+
+    // A template without parameters: the empty change set is created and ends FAILED with
+    // "didn't contain changes" (AWS's other wording): also a no-change success, and it is removed.
+    assert_eq!(deploy(&account, "Plain", "no-parameters.yml", &audit, &[]).0, 0);
+    let (code, out, _) = deploy(&account, "Plain", "no-parameters.yml", &audit, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no changes: stack Plain is already up to date"), "{out}");
+    let empty: Vec<serde_json::Value> = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "change_set_empty")
+        .collect();
+    assert!(empty[0]["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("No updates are to be performed"));
+    assert!(empty[1]["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("didn't contain changes"));
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert!(ops.contains(&"DeleteChangeSet".to_string()), "{ops:?}");
+}
+
+/// A template over CloudFormation's 51,200-byte inline limit: stack.yml with an (unnamed) IAM role
+/// and a large Metadata section, written to a temporary file.
+fn large_template() -> PathBuf {
+    let stack = std::fs::read_to_string(fixture_path("stack.yml")).unwrap();
+    let (resources, outputs) = stack.split_once("Outputs:").unwrap();
+    let mut text = resources.to_string();
+    text.push_str(
+        r#"  DeployRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {Service: cloudformation.amazonaws.com}
+            Action: sts:AssumeRole
+"#,
+    );
+    text.push_str("Outputs:");
+    text.push_str(outputs);
+    text.push_str("Metadata:\n  Padding:\n");
+    for i in 0..700 {
+        text.push_str(&format!(
+            "    - \"line {i:04} of padding that makes this template larger than fifty kB\"\n"
+        ));
+    }
+    assert!(text.len() > 51_200, "{}", text.len());
+    let path = std::env::temp_dir().join(format!("tapguard-large-{:016x}.yml", rand_id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_large_template_goes_through_s3_no_execute_shows_only_and_json_output_parses() {
+    let account = emulator().fresh_account();
+    let audit = audit_path("large");
+    let template = large_template();
+    let template = template.to_str().unwrap();
+
+    // Too large without a bucket to send it through: refused before any call.
+    let (code, _, err) = deploy(&account, "Big", template, &audit, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("CloudFormation accepts at most 51,200 bytes inline; give --artifact-bucket-prefix"),
+        "{err}"
+    );
+    assert!(emulator().calls(&account.account_id, None).is_empty());
+
+    // The topic must exist: CloudFormation publishes the stack's events to it.
+    let created = emulator().query(
+        &account,
+        REGION,
+        "sns",
+        &[("Action", "CreateTopic"), ("Name", "stack-events")],
+    );
+    let topic = xml_value(&created, "TopicArn").expect("topic ARN").to_string();
+    let role = format!("arn:aws:iam::{}:role/cfn-service", account.account_id);
+    let base = [
+        "--artifact-bucket-prefix",
+        "tapguard-artifacts",
+        "--output",
+        "json",
+        "--role-arn",
+        &role,
+        "--notification-arns",
+        &topic,
+    ];
+    // --no-execute: the change set is created and shown, nothing runs; stdout is only the JSON.
+    let mut args: Vec<&str> = base.to_vec();
+    args.push("--no-execute");
+    let template_arg = ["--template", template];
+    let (code, out, err) = tapguard_as(
+        &account,
+        &[
+            &[
+                "deploy",
+                "--stack-name",
+                "Big",
+                "--poll-interval-ms",
+                "100",
+                "--audit-log",
+                audit.to_str().unwrap(),
+            ][..],
+            &template_arg[..],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["command"], "deploy");
+    assert_eq!(doc["all_good"], true);
+    let target = &doc["targets"][0];
+    assert_eq!(target["target"], REGION);
+    assert_eq!(target["good"], true, "{target}");
+    assert_eq!(target["detail"]["executed"], false);
+    assert_eq!(target["detail"]["change_set"]["type"], "CREATE");
+    let added: Vec<&str> = target["detail"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["logical_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(added, ["AlarmTopic", "BaselineMarker", "DeployRole"], "{target}");
+    assert_eq!(target["detail"]["capabilities"], json!(["CAPABILITY_IAM"]));
+    assert!(err.contains("not executed (--no-execute)"), "{err}");
+    assert!(err.contains("uploaded to s3://tapguard-artifacts-"), "{err}");
+
+    // What CloudFormation got: a TemplateURL to the bucket of this account and region, no body,
+    // only the capability the template needs, the service role and the topic.
+    let bucket = format!("tapguard-artifacts-{}-{REGION}", account.account_id);
+    let sent = sent_change_sets(&account, REGION);
+    assert_eq!(sent.len(), 1);
+    let url = sent[0]["template_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("https://{bucket}.s3.{REGION}.amazonaws.com/tapguard/Big/")),
+        "{url}"
+    );
+    assert_eq!(sent[0]["template_bytes"], serde_json::Value::Null);
+    assert_eq!(sent[0]["capabilities"], json!(["CAPABILITY_IAM"]));
+    assert_eq!(sent[0]["role_arn"], role);
+    assert_eq!(sent[0]["notification_arns"], json!([topic]));
+    // The bucket is private and encrypted, and holds the template as it was read.
+    let s3_get = |path: &str| match emulator().rest_call(&account, REGION, "s3", "GET", path, None) {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    };
+    let block = s3_get(&format!("/{bucket}?publicAccessBlock"));
+    for setting in [
+        "BlockPublicAcls",
+        "IgnorePublicAcls",
+        "BlockPublicPolicy",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(xml_value(&block, setting), Some("true"), "{setting}: {block}");
+    }
+    let encryption = s3_get(&format!("/{bucket}?encryption"));
+    assert_eq!(xml_value(&encryption, "SSEAlgorithm"), Some("AES256"), "{encryption}");
+    let key = url.split(".amazonaws.com/").nth(1).unwrap();
+    assert_eq!(
+        s3_get(&format!("/{bucket}/{key}")),
+        std::fs::read_to_string(template).unwrap()
+    );
+    let bucket_puts = |calls: &[String]| calls.iter().filter(|o| **o == format!("PUT /{bucket}/")).count();
+    let object_puts = |calls: &[String]| {
+        calls
+            .iter()
+            .filter(|o| o.starts_with(&format!("PUT /{bucket}/tapguard/")))
+            .count()
+    };
+    let s3 = emulator().operations(&account.account_id, "s3");
+    // CreateBucket, PutPublicAccessBlock, PutBucketEncryption; then PutObject.
+    assert_eq!((bucket_puts(&s3), object_puts(&s3)), (3, 1), "{s3:?}");
+    let ops = emulator().operations(&account.account_id, "cloudformation");
+    assert!(!ops.contains(&"ExecuteChangeSet".to_string()), "{ops:?}");
+    assert_eq!(
+        stack_status(&account, REGION, "Big").as_deref(),
+        Some("REVIEW_IN_PROGRESS")
+    );
+
+    // Executed, with rollback disabled, through throttling while waiting: retried, not failed.
+    for operation in ["DescribeChangeSet", "DescribeStackEvents"] {
+        emulator().add_fault(json!({
+            "service": "cloudformation", "operation": operation, "code": "Throttling",
+            "message": "Rate exceeded", "account": account.account_id, "count": 4
+        }));
+    }
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--yes", "--disable-rollback"]);
+    let (code, out, err) = tapguard_as(
+        &account,
+        &[
+            &[
+                "deploy",
+                "--stack-name",
+                "Big2",
+                "--poll-interval-ms",
+                "100",
+                "--audit-log",
+                audit.to_str().unwrap(),
+            ][..],
+            &template_arg[..],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let target = &doc["targets"][0];
+    assert_eq!(target["outcome"], "CREATE_COMPLETE", "{target}");
+    assert_eq!(target["detail"]["executed"], true);
+    assert_eq!(target["detail"]["stack_status"], "CREATE_COMPLETE");
+    assert!(
+        err.contains("DescribeChangeSet: Throttling (transient), retrying in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("DescribeStackEvents: Throttling (transient), retrying in"),
+        "{err}"
+    );
+    let executions = emulator().control(
+        "/tapguard/cloudformation/sent",
+        json!({"account": account.account_id, "region": REGION}),
+    )["executions"]
+        .clone();
+    assert_eq!(executions.as_array().unwrap().len(), 1, "{executions}");
+    assert_eq!(executions[0]["disable_rollback"], true);
+    assert_eq!(
+        stack_status(&account, REGION, "Big2").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    // The bucket was there already: only the template was put in it.
+    let s3 = emulator().operations(&account.account_id, "s3");
+    assert_eq!((bucket_puts(&s3), object_puts(&s3)), (3, 2), "{s3:?}");
+    let faults: Vec<serde_json::Value> = emulator()
+        .calls(&account.account_id, Some("cloudformation"))
+        .into_iter()
+        .filter(|c| c.get("injected").is_some())
+        .collect();
+    assert_eq!(faults.len(), 8, "every injected throttle was met: {faults:?}");
+}
+
+#[test]
+fn assumed_role_credentials_that_expire_mid_run_are_renewed() {
+    let caller = emulator().fresh_account();
+    let member = emulator().fresh_account().account_id;
+    // Sessions into the member account last two seconds and are refused after; the stack takes
+    // several seconds (events paced), so the first session expires long before the run ends.
+    emulator().control("/tapguard/sts/lifetime", json!({"account": member, "seconds": 2}));
+    emulator().control(
+        "/tapguard/cloudformation/pace",
+        json!({"account": member, "region": REGION, "event_interval_ms": 500}),
+    );
+    let audit = audit_path("expiring");
+    let (code, out, err) = deploy(
+        &caller,
+        "TapStack",
+        "stack.yml",
+        &audit,
+        &[
+            "--accounts",
+            &member,
+            "--role-name",
+            "tapguard-deployer",
+            "--role-duration",
+            "900",
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let target = format!("{member}/{REGION}");
+    assert_eq!(event_lines(&out, &target).last().unwrap().1, "CREATE_COMPLETE", "{out}");
+    assert_eq!(
+        stack_status(&emulator().account(&member), REGION, "TapStack").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let assumed = emulator().control("/tapguard/sts/assumed", json!({"account": member}));
+    // The harness's own sessions (to look at the stack) are not the deployer's.
+    let sessions: Vec<&serde_json::Value> = assumed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["session_name"] != "tapguard-test")
+        .collect();
+    // The entry check, then a new session each time the one in use was about to expire.
+    assert!(sessions.len() >= 3, "{assumed}");
+    for session in sessions {
+        assert_eq!(session["duration_seconds"], 900, "{session}");
+        assert!(
+            session["session_name"].as_str().unwrap().starts_with("tapguard-"),
+            "{session}"
+        );
+        assert_eq!(
+            session["expired_uses"], 0,
+            "no call went out with expired credentials: {session}"
+        );
+    }
+    assert!(
+        !audit_lines(&audit)
+            .iter()
+            .any(|l| l["kind"] == "api_error" && l["detail"]["code"] == "ExpiredToken"),
+        "no ExpiredToken met"
+    );
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tapguard_harness::{Account, CustomResourceDriver, Emulator, Exchange, LambdaHost, ResponseServer};
 
+use crate::targets::partition_for_region;
 use crate::template::{is_custom, scalar_text, stringify_scalars, Evaluator, Resolver, Template};
 
 #[derive(Debug, clap::Args)]
@@ -93,16 +94,6 @@ fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>, 
                 .ok_or_else(|| format!("{what} {item:?}: expected KEY=VALUE"))
         })
         .collect()
-}
-
-pub fn partition_for_region(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
 }
 
 /// The parameter values a stack would get: given ones, else defaults; lists split as CloudFormation does.
@@ -772,7 +763,7 @@ fn caller_account(region: &str) -> Result<String, String> {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| crate::cloud::api_error("GetCallerIdentity", &e).to_string())?;
+            .map_err(|e| crate::api::api_error("GetCallerIdentity", &e).to_string())?;
         identity
             .account()
             .map(str::to_string)

@@ -5,11 +5,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod api;
 mod audit;
-mod cloud;
+mod delete;
+mod deploy;
 mod local;
+mod parameters;
 mod progress;
+mod prompt;
+mod stack_watch;
 mod stackset;
+mod status;
+mod targets;
 mod template;
 
 #[derive(Debug, Parser)]
@@ -22,11 +29,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create or update the stack through a change set in every target, streaming its events.
-    Deploy(cloud::DeployArgs),
+    Deploy(deploy::DeployArgs),
     /// The stack status, outputs and (with --drift) drift status in every target.
-    Status(cloud::StatusArgs),
+    Status(status::StatusArgs),
     /// Delete the stack in every target, streaming its events.
-    Delete(cloud::DeleteArgs),
+    Delete(delete::DeleteArgs),
     /// Play CloudFormation's part for a template's Custom:: resources on this machine, with the real
     /// handler binaries, against the emulator (or another endpoint).
     Local(local::LocalArgs),
@@ -34,9 +41,10 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Deploy(args) => cloud::deploy(args),
-        Command::Status(args) => cloud::status(args),
-        Command::Delete(args) => cloud::delete(args),
+        Command::Deploy(args) if args.stack_set => stackset::deploy(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Status(args) => status::status(args),
+        Command::Delete(args) => delete::delete(args),
         Command::Local(args) => local::run(args),
     }
 }

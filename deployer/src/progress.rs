@@ -1,75 +1,111 @@
-//! A one-line progress indicator on the terminal (stderr) while targets run: a spinner, how many
-//! targets are done, and the stack status each running target was last seen in. Without a terminal
-//! there is none, and the output is plain lines only.
+//! What a run prints while targets work: each target's lines as they come, and on a terminal one
+//! indicatif spinner line per running target with the stack status it was last seen in. Without a
+//! terminal there are no spinners, only plain lines. With `--output json` the lines go to standard
+//! error, so standard output holds nothing but the JSON document. `NO_COLOR` turns colour off.
 
-use std::io::{IsTerminal, Write};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-struct State {
-    enabled: bool,
-    /// The indicator as last drawn; empty when none is shown.
-    line: String,
-    /// While a question waits for an answer the indicator must not draw over it.
-    paused: bool,
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+struct Progress {
+    /// None without a terminal: nothing is drawn.
+    multi: Option<MultiProgress>,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
 }
 
-fn state() -> &'static Mutex<State> {
-    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
-    STATE.get_or_init(|| {
-        Mutex::new(State {
-            enabled: std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
-            line: String::new(),
-            paused: false,
-        })
+static JSON: AtomicBool = AtomicBool::new(false);
+
+fn progress() -> &'static Progress {
+    static PROGRESS: OnceLock<Progress> = OnceLock::new();
+    PROGRESS.get_or_init(|| {
+        let json = JSON.load(Ordering::Relaxed);
+        let terminal = std::io::stderr().is_terminal() && (json || std::io::stdout().is_terminal());
+        Progress {
+            multi: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: Mutex::new(BTreeMap::new()),
+        }
     })
 }
 
-/// Prints a line of output, keeping the indicator below it.
+/// Sets the output mode before anything is printed; honours NO_COLOR for everything drawn.
+pub fn init(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        console::set_colors_enabled(false);
+        console::set_colors_enabled_stderr(false);
+    }
+}
+
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Whether standard output is a terminal (for the summary table's borders).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Prints a line of output above the spinners.
 pub fn line(text: &str) {
-    let state = state().lock().expect("progress");
-    let shown = state.enabled && !state.paused && !state.line.is_empty();
-    if shown {
-        eprint!("\r\x1b[2K");
-    }
-    println!("{text}");
-    if shown {
-        eprint!("{}", state.line);
-        let _ = std::io::stderr().flush();
-    }
-}
-
-/// Redraws the indicator with `text` (cut to a terminal-friendly width).
-pub fn show(text: &str) {
-    let mut state = state().lock().expect("progress");
-    if !state.enabled {
-        return;
-    }
-    state.line = text.chars().take(110).collect();
-    if !state.paused {
-        eprint!("\r\x1b[2K{}", state.line);
-        let _ = std::io::stderr().flush();
+    let p = progress();
+    match &p.multi {
+        Some(multi) if !json() => multi.suspend(|| println!("{text}")),
+        Some(multi) => {
+            let _ = multi.println(text);
+        }
+        None if json() => eprintln!("{text}"),
+        None => println!("{text}"),
     }
 }
 
-/// Removes the indicator for good (before the summary).
+/// Shows (or updates) the spinner line of a running target.
+pub fn status(label: &str, status: &str) {
+    let p = progress();
+    let Some(multi) = &p.multi else { return };
+    let mut bars = p.bars.lock().expect("progress bars");
+    let bar = bars.entry(label.to_string()).or_insert_with(|| {
+        let bar = multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:32} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    bar.set_message(status.to_string());
+}
+
+/// Removes a finished target's spinner.
+pub fn done(label: &str) {
+    let p = progress();
+    if let Some(bar) = p.bars.lock().expect("progress bars").remove(label) {
+        bar.finish_and_clear();
+    }
+}
+
+/// Removes every spinner (before the summary).
 pub fn clear() {
-    let mut state = state().lock().expect("progress");
-    if state.enabled && !state.line.is_empty() {
-        eprint!("\r\x1b[2K");
-        let _ = std::io::stderr().flush();
+    let p = progress();
+    let mut bars = p.bars.lock().expect("progress bars");
+    for (_, bar) in std::mem::take(&mut *bars) {
+        bar.finish_and_clear();
     }
-    state.line.clear();
+    if let Some(multi) = &p.multi {
+        let _ = multi.clear();
+    }
 }
 
-pub fn pause(paused: bool) {
-    let mut state = state().lock().expect("progress");
-    if paused && state.enabled && !state.line.is_empty() {
-        eprint!("\r\x1b[2K");
-        let _ = std::io::stderr().flush();
-    }
-    state.paused = paused;
-}
-
-pub fn enabled() -> bool {
-    state().lock().expect("progress").enabled
+/// Runs `f` (a question on the terminal) with the spinners hidden; other targets' lines still print.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    let Some(multi) = &progress().multi else { return f() };
+    let _ = multi.clear();
+    multi.set_draw_target(ProgressDrawTarget::hidden());
+    let out = f();
+    multi.set_draw_target(ProgressDrawTarget::stderr());
+    out
 }

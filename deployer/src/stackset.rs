@@ -6,15 +6,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aws_sdk_cloudformation::types::{
-    AutoDeployment, Capability, DeploymentTargets, Parameter, PermissionModels, StackSetOperationPreferences,
-    StackSetOperationStatus, Tag,
+    AutoDeployment, CallAs, Capability, DeploymentTargets, Parameter, PermissionModels, StackInstanceSummary,
+    StackSetOperationPreferences, StackSetOperationStatus, Tag,
 };
+
+use crate::api::ApiError;
 use aws_sdk_cloudformation::Client as CloudFormation;
 use serde_json::json;
 
-use crate::cloud::{run_on_targets, Ctx, DeployPlan, Outcome, TargetArgs};
+use crate::deploy::{prepare, DeployArgs, DeployPlan};
+use crate::targets::{run_on_targets, Ctx, Outcome, TargetArgs};
 
-pub fn deploy(plan: Arc<DeployPlan>) -> ExitCode {
+pub fn deploy(args: DeployArgs) -> ExitCode {
+    let plan = match prepare(&args) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("tapguard deploy --stack-set: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // One caller: the administrator account in its own region; --regions are where instances go.
     let admin = TargetArgs {
         regions: Vec::new(),
@@ -54,15 +64,17 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
-    let capabilities: Vec<Capability> = plan
-        .args
-        .capabilities
-        .iter()
-        .map(|c| Capability::from(c.as_str()))
-        .collect();
+    let capabilities: Vec<Capability> = plan.capabilities.iter().map(|c| Capability::from(c.as_str())).collect();
 
+    let call_as = CallAs::from(plan.args.call_as.as_str());
     let exists = match ctx
-        .call("DescribeStackSet", cfn.describe_stack_set().stack_set_name(name).send())
+        .call(
+            "DescribeStackSet",
+            cfn.describe_stack_set()
+                .stack_set_name(name)
+                .call_as(call_as.clone())
+                .send(),
+        )
         .await
     {
         Ok(out) => out
@@ -72,26 +84,104 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         Err(e) if e.code == "StackSetNotFoundException" => false,
         Err(e) => return fail(ctx, e.to_string()),
     };
-    let operation_id = if exists {
+    let mut operations: Vec<(String, String)> = Vec::new();
+    if exists {
+        // An update reaches only the instances that exist: OUs and regions new to this run get
+        // theirs with CreateStackInstances afterwards.
+        let present = match instances(ctx, &cfn, name, &call_as).await {
+            Ok(i) => i,
+            Err(e) => return fail(ctx, e.to_string()),
+        };
+        let present_regions: Vec<String> = regions
+            .iter()
+            .filter(|r| present.iter().any(|i| i.region() == Some(r.as_str())))
+            .cloned()
+            .collect();
+        let new_regions: Vec<String> = regions
+            .iter()
+            .filter(|r| !present_regions.contains(r))
+            .cloned()
+            .collect();
+        let present_ous: Vec<String> = plan
+            .args
+            .ous
+            .iter()
+            .filter(|ou| present.iter().any(|i| i.organizational_unit_id() == Some(ou.as_str())))
+            .cloned()
+            .collect();
+        let new_ous: Vec<String> = plan
+            .args
+            .ous
+            .iter()
+            .filter(|ou| !present_ous.contains(ou))
+            .cloned()
+            .collect();
         let request = cfn
             .update_stack_set()
             .stack_set_name(name)
+            .call_as(call_as.clone())
             .template_body(&plan.template_body)
             .set_parameters(Some(parameters))
             .set_tags(Some(tags))
             .set_capabilities(Some(capabilities))
-            .deployment_targets(targets)
-            .set_regions(Some(regions.clone()))
-            .operation_preferences(preferences)
+            .deployment_targets(
+                DeploymentTargets::builder()
+                    .set_organizational_unit_ids(Some(present_ous.clone()))
+                    .build(),
+            )
+            .set_regions(Some(present_regions.clone()))
+            .operation_preferences(preferences.clone())
             .operation_id(format!("tapguard-{}", plan.run));
-        match ctx.call("UpdateStackSet", request.send()).await {
-            Ok(out) => out.operation_id().unwrap_or_default().to_string(),
-            Err(e) => return fail(ctx, e.to_string()),
+        if !present_ous.is_empty() && !present_regions.is_empty() {
+            match ctx.call("UpdateStackSet", request.send()).await {
+                Ok(out) => operations.push((
+                    out.operation_id().unwrap_or_default().to_string(),
+                    format!("update OUs {} in {}", present_ous.join(","), present_regions.join(",")),
+                )),
+                Err(e) => return fail(ctx, e.to_string()),
+            }
+        }
+        let mut additions: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        if !present_ous.is_empty() && !new_regions.is_empty() {
+            additions.push((present_ous.clone(), new_regions.clone()));
+        }
+        if !new_ous.is_empty() {
+            additions.push((new_ous.clone(), regions.clone()));
+        }
+        for (n, (ous, in_regions)) in additions.into_iter().enumerate() {
+            // One operation at a time on a StackSet: wait for the previous one first.
+            if let Some((previous, _)) = operations.last() {
+                match wait_operation(ctx, &cfn, name, previous, &call_as).await {
+                    Ok(StackSetOperationStatus::Succeeded) => {}
+                    Ok(status) => return fail(ctx, format!("operation {previous}: {}", status.as_str())),
+                    Err(e) => return fail(ctx, e.to_string()),
+                }
+            }
+            let request = cfn
+                .create_stack_instances()
+                .stack_set_name(name)
+                .call_as(call_as.clone())
+                .deployment_targets(
+                    DeploymentTargets::builder()
+                        .set_organizational_unit_ids(Some(ous.clone()))
+                        .build(),
+                )
+                .set_regions(Some(in_regions.clone()))
+                .operation_preferences(preferences.clone())
+                .operation_id(format!("tapguard-{}-add{n}", plan.run));
+            match ctx.call("CreateStackInstances", request.send()).await {
+                Ok(out) => operations.push((
+                    out.operation_id().unwrap_or_default().to_string(),
+                    format!("add instances for OUs {} in {}", ous.join(","), in_regions.join(",")),
+                )),
+                Err(e) => return fail(ctx, e.to_string()),
+            }
         }
     } else {
         let request = cfn
             .create_stack_set()
             .stack_set_name(name)
+            .call_as(call_as.clone())
             .description(format!("tapguard baseline, deployed by run {}", plan.run))
             .template_body(&plan.template_body)
             .set_parameters(Some(parameters))
@@ -114,66 +204,52 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         let request = cfn
             .create_stack_instances()
             .stack_set_name(name)
+            .call_as(call_as.clone())
             .deployment_targets(targets)
             .set_regions(Some(regions.clone()))
             .operation_preferences(preferences)
             .operation_id(format!("tapguard-{}", plan.run));
         match ctx.call("CreateStackInstances", request.send()).await {
-            Ok(out) => out.operation_id().unwrap_or_default().to_string(),
+            Ok(out) => operations.push((
+                out.operation_id().unwrap_or_default().to_string(),
+                format!(
+                    "create instances for OUs {} in {}",
+                    plan.args.ous.join(","),
+                    regions.join(",")
+                ),
+            )),
             Err(e) => return fail(ctx, e.to_string()),
         }
-    };
-    ctx.record(
-        "stack_set_operation",
-        json!({"stack_set": name, "operation_id": operation_id, "ous": plan.args.ous, "regions": regions, "update": exists}),
-    );
-    ctx.say(format!(
-        "operation {operation_id}: {} to OUs {} in {}",
-        if exists { "update" } else { "create instances" },
-        plan.args.ous.join(","),
-        regions.join(",")
-    ));
-
-    let mut last = String::new();
-    let status = loop {
-        let out = match ctx
-            .call(
-                "DescribeStackSetOperation",
-                cfn.describe_stack_set_operation()
-                    .stack_set_name(name)
-                    .operation_id(&operation_id)
-                    .send(),
-            )
-            .await
-        {
-            Ok(o) => o,
+    }
+    let mut status = StackSetOperationStatus::Succeeded;
+    for (operation_id, what) in &operations {
+        ctx.record(
+            "stack_set_operation",
+            json!({"stack_set": name, "operation_id": operation_id, "what": what, "ous": plan.args.ous, "regions": regions, "update": exists}),
+        );
+        ctx.say(format!("operation {operation_id}: {what}"));
+        status = match wait_operation(ctx, &cfn, name, operation_id, &call_as).await {
+            Ok(s) => s,
             Err(e) => return fail(ctx, e.to_string()),
         };
-        let status = out
-            .stack_set_operation()
-            .and_then(|o| o.status())
-            .cloned()
-            .unwrap_or(StackSetOperationStatus::Running);
-        if status.as_str() != last {
-            last = status.as_str().to_string();
-            ctx.say(format!("operation {operation_id}: {last}"));
+        if status != StackSetOperationStatus::Succeeded {
+            break;
         }
-        match status {
-            StackSetOperationStatus::Running | StackSetOperationStatus::Queued | StackSetOperationStatus::Stopping => {
-                tokio::time::sleep(ctx.poll).await
-            }
-            other => break other,
-        }
-    };
+    }
+    if operations.is_empty() {
+        ctx.say("nothing to update or add");
+    }
 
-    let instances = match ctx
-        .call(
-            "ListStackInstances",
-            cfn.list_stack_instances().stack_set_name(name).send(),
-        )
-        .await
-    {
-        Ok(out) => out.summaries().to_vec(),
+    // The instances this run is about: the requested regions, in the requested OUs.
+    let instances: Vec<StackInstanceSummary> = match instances(ctx, &cfn, name, &call_as).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|i| i.region().is_some_and(|r| regions.iter().any(|x| x == r)))
+            .filter(|i| {
+                i.organizational_unit_id()
+                    .is_none_or(|ou| plan.args.ous.iter().any(|x| x == ou))
+            })
+            .collect(),
         Err(e) => return fail(ctx, e.to_string()),
     };
     let mut bad = 0;
@@ -218,7 +294,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     }
     if status == StackSetOperationStatus::Succeeded && bad == 0 {
         ctx.say(&text);
-        Outcome { good: true, text }
+        Outcome::good(text)
     } else {
         fail(ctx, text)
     }
@@ -226,5 +302,69 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
 
 fn fail(ctx: &Ctx, text: String) -> Outcome {
     ctx.say(format!("FAILED: {text}"));
-    Outcome { good: false, text }
+    Outcome::bad(text)
+}
+
+/// Every instance of the StackSet, all pages.
+async fn instances(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    name: &str,
+    call_as: &CallAs,
+) -> Result<Vec<StackInstanceSummary>, ApiError> {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ctx
+            .call_retrying("ListStackInstances", || {
+                cfn.list_stack_instances()
+                    .stack_set_name(name)
+                    .call_as(call_as.clone())
+                    .set_next_token(token.clone())
+                    .send()
+            })
+            .await?;
+        all.extend(out.summaries().iter().cloned());
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+/// Waits for a StackSet operation to end, saying each status it passes through.
+async fn wait_operation(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    name: &str,
+    operation_id: &str,
+    call_as: &CallAs,
+) -> Result<StackSetOperationStatus, ApiError> {
+    let mut last = String::new();
+    loop {
+        let out = ctx
+            .call_retrying("DescribeStackSetOperation", || {
+                cfn.describe_stack_set_operation()
+                    .stack_set_name(name)
+                    .operation_id(operation_id)
+                    .call_as(call_as.clone())
+                    .send()
+            })
+            .await?;
+        let status = out
+            .stack_set_operation()
+            .and_then(|o| o.status())
+            .cloned()
+            .unwrap_or(StackSetOperationStatus::Running);
+        if status.as_str() != last {
+            last = status.as_str().to_string();
+            ctx.say(format!("operation {operation_id}: {last}"));
+        }
+        match status {
+            StackSetOperationStatus::Running | StackSetOperationStatus::Queued | StackSetOperationStatus::Stopping => {
+                tokio::time::sleep(ctx.poll).await
+            }
+            other => return Ok(other),
+        }
+    }
 }

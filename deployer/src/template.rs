@@ -15,6 +15,8 @@ pub struct Template {
     pub mappings: Map<String, Value>,
     pub resources: Vec<(String, Value)>,
     pub outputs: Vec<(String, Value)>,
+    /// The macros named by `Transform` (e.g. `AWS::Serverless-2016-10-31`).
+    pub transforms: Vec<String>,
 }
 
 impl Template {
@@ -50,7 +52,66 @@ impl Template {
             mappings: section("Mappings")?.into_iter().collect(),
             resources,
             outputs: section("Outputs")?,
+            transforms: match top.get("Transform") {
+                Some(serde_yaml::Value::String(t)) => vec![t.clone()],
+                Some(serde_yaml::Value::Sequence(list)) => list
+                    .iter()
+                    .filter_map(|t| match t {
+                        serde_yaml::Value::String(t) => Some(t.clone()),
+                        serde_yaml::Value::Mapping(m) => m.get("Name").and_then(|n| n.as_str()).map(str::to_string),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
         })
+    }
+
+    /// The capabilities a change set of this template must acknowledge: CAPABILITY_IAM for IAM
+    /// resources, CAPABILITY_NAMED_IAM when one of them has a custom name, CAPABILITY_AUTO_EXPAND for
+    /// a macro (a SAM template also gets CAPABILITY_IAM: the transform creates the functions' roles).
+    pub fn required_capabilities(&self) -> Vec<&'static str> {
+        const IAM: [&str; 11] = [
+            "AWS::IAM::AccessKey",
+            "AWS::IAM::Group",
+            "AWS::IAM::GroupPolicy",
+            "AWS::IAM::InstanceProfile",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::IAM::Policy",
+            "AWS::IAM::Role",
+            "AWS::IAM::RolePolicy",
+            "AWS::IAM::User",
+            "AWS::IAM::UserPolicy",
+            "AWS::IAM::UserToGroupAddition",
+        ];
+        const NAMES: [(&str, &str); 5] = [
+            ("AWS::IAM::Role", "RoleName"),
+            ("AWS::IAM::User", "UserName"),
+            ("AWS::IAM::Group", "GroupName"),
+            ("AWS::IAM::ManagedPolicy", "ManagedPolicyName"),
+            ("AWS::IAM::InstanceProfile", "InstanceProfileName"),
+        ];
+        let sam = self.transforms.iter().any(|t| t.starts_with("AWS::Serverless"));
+        let iam = sam
+            || self
+                .resources
+                .iter()
+                .any(|(_, r)| r["Type"].as_str().is_some_and(|t| IAM.contains(&t)));
+        let named = self.resources.iter().any(|(_, r)| {
+            NAMES
+                .iter()
+                .any(|(t, field)| r["Type"] == json!(t) && !r["Properties"][*field].is_null())
+        });
+        let mut out = Vec::new();
+        if named {
+            out.push("CAPABILITY_NAMED_IAM");
+        } else if iam {
+            out.push("CAPABILITY_IAM");
+        }
+        if !self.transforms.is_empty() {
+            out.push("CAPABILITY_AUTO_EXPAND");
+        }
+        out
     }
 
     pub fn resource(&self, logical_id: &str) -> Option<&Value> {
@@ -631,6 +692,38 @@ Resources:
             .evaluate(&t.resource("A").unwrap()["Properties"])
             .unwrap_err();
         assert!(err.contains("Ref Nope"), "{err}");
+    }
+
+    #[test]
+    fn capabilities_follow_what_the_template_holds() {
+        let caps = |text: &str| Template::parse(text).unwrap().required_capabilities();
+        assert_eq!(
+            caps("Resources:\n  T:\n    Type: AWS::SNS::Topic\n"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            caps("Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties: {Path: /x/}\n"),
+            ["CAPABILITY_IAM"]
+        );
+        assert_eq!(
+            caps("Resources:\n  R:\n    Type: AWS::IAM::Role\n    Properties: {RoleName: fixed}\n"),
+            ["CAPABILITY_NAMED_IAM"]
+        );
+        // SAM: the transform is a macro, and it creates the functions' roles.
+        assert_eq!(
+            caps("Transform: AWS::Serverless-2016-10-31\nResources:\n  F:\n    Type: AWS::Serverless::Function\n"),
+            ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+        );
+        assert_eq!(
+            caps("Transform: [{Name: AWS::Include, Parameters: {Location: s3://b/k}}]\nResources:\n  T:\n    Type: AWS::SNS::Topic\n"),
+            ["CAPABILITY_AUTO_EXPAND"]
+        );
+        // TapStack.yml has IAM roles, none of them named.
+        let tapstack = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../TapStack.yml")).unwrap();
+        assert_eq!(
+            Template::parse(&tapstack).unwrap().required_capabilities(),
+            ["CAPABILITY_IAM"]
+        );
     }
 
     #[test]
