@@ -43,6 +43,8 @@ pub struct LambdaHost {
     pub function_name: String,
     pub function_arn: String,
     pub log_stream: String,
+    /// Values that must never reach the logs (the secret access key it was given).
+    secrets: Vec<String>,
 }
 
 impl LambdaHost {
@@ -110,7 +112,28 @@ impl LambdaHost {
             function_name,
             function_arn,
             log_stream,
+            secrets: env
+                .iter()
+                .filter(|(k, v)| k == "AWS_SECRET_ACCESS_KEY" && v.len() >= 8)
+                .map(|(_, v)| v.clone())
+                .collect(),
         }
+    }
+
+    /// What in the logs must not be there: a ResponseURL's signature or path (the ResponseServer's
+    /// URLs carry `tapguardsecret` in theirs), or the secret access key the function was given.
+    pub fn leaks(&self) -> Vec<String> {
+        let logs = self.logs();
+        let mut found = Vec::new();
+        for marker in ["X-Amz-Signature", "tapguardsecret", "/responses/"] {
+            if logs.contains(marker) {
+                found.push(format!("a ResponseURL ({marker})"));
+            }
+        }
+        if self.secrets.iter().any(|s| logs.contains(s.as_str())) {
+            found.push("the secret access key".to_string());
+        }
+        found
     }
 
     /// Hands `event` to the function with `timeout` as its Lambda deadline and waits for its answer.
@@ -200,9 +223,15 @@ impl LambdaHost {
 }
 
 impl Drop for LambdaHost {
+    /// Every integration test's captured logs are scanned when its function goes away: a leak fails
+    /// the test that caused it.
     fn drop(&mut self) {
         self.kill();
         self.server.unblock();
+        let leaks = self.leaks();
+        if !leaks.is_empty() && !thread::panicking() {
+            panic!("{} logged {}", self.function_name, leaks.join(" and "));
+        }
     }
 }
 
