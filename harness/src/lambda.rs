@@ -17,7 +17,7 @@ use tiny_http::{Header, Method, Response, Server};
 pub enum InvokeResult {
     Response(Value),
     Error(Value),
-    /// No answer before the wait ran out (the process may have died: see `logs`).
+    /// No answer: the wait ran out, or the process exited first (see [`LambdaHost::exit_code`] and `logs`).
     NoAnswer,
 }
 
@@ -38,10 +38,13 @@ pub struct LambdaHost {
     queue: Arc<Queue>,
     answers: Mutex<Receiver<(String, InvokeResult)>>,
     logs: Arc<Mutex<String>>,
-    child: Child,
+    child: Mutex<Child>,
     server: Arc<Server>,
     pub function_name: String,
+    pub function_arn: String,
     pub log_stream: String,
+    /// Values that must never reach the logs (the secret access key it was given).
+    secrets: Vec<String>,
 }
 
 impl LambdaHost {
@@ -51,15 +54,23 @@ impl LambdaHost {
         let addr = server.server_addr().to_ip().expect("an IP address");
         let queue = Arc::new(Queue::default());
         let (tx, rx) = mpsc::channel();
-        {
-            let (server, queue) = (Arc::clone(&server), Arc::clone(&queue));
-            thread::spawn(move || serve_runtime_api(server, queue, tx));
-        }
         let function_name = binary
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("function")
             .to_string();
+        let region = env
+            .iter()
+            .find(|(k, _)| k == "AWS_REGION")
+            .map_or("us-east-1", |(_, v)| v.as_str());
+        let function_arn = format!(
+            "arn:{}:lambda:{region}:123456789012:function:{function_name}",
+            partition_of(region)
+        );
+        {
+            let (server, queue, arn) = (Arc::clone(&server), Arc::clone(&queue), function_arn.clone());
+            thread::spawn(move || serve_runtime_api(server, queue, tx, arn));
+        }
         let log_stream = format!("2026/11/23/[$LATEST]{:032x}", rand::random::<u128>());
         let mut command = Command::new(binary);
         command
@@ -96,15 +107,43 @@ impl LambdaHost {
             queue,
             answers: Mutex::new(rx),
             logs,
-            child,
+            child: Mutex::new(child),
             server,
             function_name,
+            function_arn,
             log_stream,
+            secrets: env
+                .iter()
+                .filter(|(k, v)| k == "AWS_SECRET_ACCESS_KEY" && v.len() >= 8)
+                .map(|(_, v)| v.clone())
+                .collect(),
         }
+    }
+
+    /// What in the logs must not be there: a ResponseURL's signature or path (the ResponseServer's
+    /// URLs carry `tapguardsecret` in theirs), or the secret access key the function was given.
+    pub fn leaks(&self) -> Vec<String> {
+        let logs = self.logs();
+        let mut found = Vec::new();
+        for marker in ["X-Amz-Signature", "tapguardsecret", "/responses/"] {
+            if logs.contains(marker) {
+                found.push(format!("a ResponseURL ({marker})"));
+            }
+        }
+        if self.secrets.iter().any(|s| logs.contains(s.as_str())) {
+            found.push("the secret access key".to_string());
+        }
+        found
     }
 
     /// Hands `event` to the function with `timeout` as its Lambda deadline and waits for its answer.
     pub fn invoke(&self, event: &Value, timeout: Duration) -> InvokeResult {
+        let request_id = self.submit(event, timeout);
+        self.wait(&request_id, timeout + Duration::from_secs(5))
+    }
+
+    /// Hands `event` to the function without waiting; returns the Lambda request id of the invocation.
+    pub fn submit(&self, event: &Value, timeout: Duration) -> String {
         let request_id = format!("{:032x}", rand::random::<u128>());
         let deadline_ms = (SystemTime::now() + timeout)
             .duration_since(UNIX_EPOCH)
@@ -119,15 +158,48 @@ impl LambdaHost {
             });
             self.queue.ready.notify_all();
         }
-        let until = Instant::now() + timeout + Duration::from_secs(5);
+        request_id
+    }
+
+    /// Waits up to `wait` for the answer to the invocation `request_id`; returns at once when the process
+    /// has exited (Lambda would then report `Runtime.ExitError`).
+    pub fn wait(&self, request_id: &str, wait: Duration) -> InvokeResult {
+        let until = Instant::now() + wait;
         let answers = self.answers.lock().expect("answers");
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            match answers.recv_timeout(left) {
+            if left.is_zero() {
+                return InvokeResult::NoAnswer;
+            }
+            match answers.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok((id, result)) if id == request_id => return result,
                 Ok(_) => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) if self.exit_code().is_some() => {
+                    // An answer posted just before the exit may still be in the channel.
+                    return match answers.recv_timeout(Duration::from_millis(200)) {
+                        Ok((id, result)) if id == request_id => result,
+                        _ => InvokeResult::NoAnswer,
+                    };
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(_) => return InvokeResult::NoAnswer,
             }
+        }
+    }
+
+    /// Kills the function's process (SIGKILL), as an out-of-memory kill or Lambda's own timeout does.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().expect("child");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The process's exit status once it has exited: its code, or -1 for a signal.
+    pub fn exit_code(&self) -> Option<i32> {
+        let mut child = self.child.lock().expect("child");
+        match child.try_wait() {
+            Ok(Some(status)) => Some(status.code().unwrap_or(-1)),
+            _ => None,
         }
     }
 
@@ -146,16 +218,70 @@ impl LambdaHost {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.exit_code().is_none()
     }
 }
 
 impl Drop for LambdaHost {
+    /// Every integration test's captured logs are scanned when its function goes away: a leak fails
+    /// the test that caused it.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         self.server.unblock();
+        let leaks = self.leaks();
+        if !leaks.is_empty() && !thread::panicking() {
+            panic!("{} logged {}", self.function_name, leaks.join(" and "));
+        }
     }
+}
+
+/// The record Lambda hands an asynchronous invocation's `OnFailure` destination when a function ends
+/// with an error (its shape as the Lambda developer guide documents it: "Capturing records of Lambda
+/// asynchronous invocations"). `error_type` is `None` for the records of a process that died, which
+/// carry only an `errorMessage`.
+pub fn failure_record(
+    function_arn: &str,
+    lambda_request_id: &str,
+    request_payload: &Value,
+    error_type: Option<&str>,
+    error_message: &str,
+) -> Value {
+    let mut response_payload = serde_json::json!({ "errorMessage": error_message });
+    if let Some(error_type) = error_type {
+        response_payload["errorType"] = Value::String(error_type.to_string());
+    }
+    serde_json::json!({
+        "version": "1.0",
+        "timestamp": "2026-11-23T10:00:00.000Z",
+        "requestContext": {
+            "requestId": lambda_request_id,
+            "functionArn": format!("{function_arn}:$LATEST"),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 1
+        },
+        "requestPayload": request_payload,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled"
+        },
+        "responsePayload": response_payload
+    })
+}
+
+fn partition_of(region: &str) -> &'static str {
+    [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("eusc-", "aws-eusc"),
+    ]
+    .iter()
+    .find(|(prefix, _)| region.starts_with(prefix))
+    .map_or("aws", |(_, p)| p)
 }
 
 fn collect(mut stream: Box<dyn Read + Send>, logs: Arc<Mutex<String>>) {
@@ -172,13 +298,18 @@ fn collect(mut stream: Box<dyn Read + Send>, logs: Arc<Mutex<String>>) {
     }
 }
 
-fn serve_runtime_api(server: Arc<Server>, queue: Arc<Queue>, answers: Sender<(String, InvokeResult)>) {
+fn serve_runtime_api(
+    server: Arc<Server>,
+    queue: Arc<Queue>,
+    answers: Sender<(String, InvokeResult)>,
+    function_arn: String,
+) {
     for mut request in server.incoming_requests() {
         let url = request.url().to_string();
         let method = request.method().clone();
         if method == Method::Get && url.ends_with("/runtime/invocation/next") {
             // Long poll, as Lambda's: answer when an event arrives. Each poll waits on its own thread.
-            let queue = Arc::clone(&queue);
+            let (queue, function_arn) = (Arc::clone(&queue), function_arn.clone());
             thread::spawn(move || {
                 let pending = {
                     let mut events = queue.events.lock().expect("queue");
@@ -192,10 +323,7 @@ fn serve_runtime_api(server: Arc<Server>, queue: Arc<Queue>, answers: Sender<(St
                 let headers = [
                     ("Lambda-Runtime-Aws-Request-Id", pending.request_id.clone()),
                     ("Lambda-Runtime-Deadline-Ms", pending.deadline_ms.to_string()),
-                    (
-                        "Lambda-Runtime-Invoked-Function-Arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:tapguard".into(),
-                    ),
+                    ("Lambda-Runtime-Invoked-Function-Arn", function_arn.clone()),
                     (
                         "Lambda-Runtime-Trace-Id",
                         "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into(),

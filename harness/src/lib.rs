@@ -9,5 +9,5 @@ pub mod responses;
 
 pub use cloudformation::{event, CustomResourceDriver, Exchange};
 pub use emulator::{xml_value, Account, Emulator};
-pub use lambda::{binary_path, InvokeResult, LambdaHost};
-pub use responses::ResponseServer;
+pub use lambda::{binary_path, failure_record, InvokeResult, LambdaHost};
+pub use responses::{Answer, ResponseServer};

@@ -15,13 +15,23 @@ pub struct Attempt {
     pub status_answered: u16,
     pub body: Vec<u8>,
     pub content_type: Option<String>,
+    /// When the PUT arrived (to check an answer came before the Lambda deadline).
+    pub received_at: Instant,
+}
+
+/// How the server answers one PUT.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answer {
+    Status(u16),
+    /// Waits this long, then answers this status (a slow or hanging S3).
+    Slow(Duration, u16),
 }
 
 #[derive(Default)]
 struct State {
     attempts: HashMap<String, Vec<Attempt>>,
-    /// Status codes to answer the next PUTs with, before answering 200 again.
-    failures: Vec<u16>,
+    /// How to answer the next PUTs, before answering 200 at once again.
+    plan: Vec<Answer>,
 }
 
 pub struct ResponseServer {
@@ -60,24 +70,38 @@ impl ResponseServer {
                         .find(|h| h.field.equiv("Content-Type"))
                         .map(|h| h.value.to_string());
                     let (lock, ready) = &*state;
-                    let status = {
+                    let answer = {
                         let mut st = lock.lock().expect("state");
-                        let status = if *request.method() != Method::Put {
-                            405
-                        } else if st.failures.is_empty() {
-                            200
+                        let answer = if *request.method() != Method::Put {
+                            Answer::Status(405)
+                        } else if st.plan.is_empty() {
+                            Answer::Status(200)
                         } else {
-                            st.failures.remove(0)
+                            st.plan.remove(0)
+                        };
+                        let status = match answer {
+                            Answer::Status(s) | Answer::Slow(_, s) => s,
                         };
                         st.attempts.entry(key).or_default().push(Attempt {
                             status_answered: status,
                             body,
                             content_type,
+                            received_at: Instant::now(),
                         });
                         ready.notify_all();
-                        status
+                        answer
                     };
-                    let _ = request.respond(Response::empty(status));
+                    match answer {
+                        Answer::Status(status) => {
+                            let _ = request.respond(Response::empty(status));
+                        }
+                        Answer::Slow(wait, status) => {
+                            thread::spawn(move || {
+                                thread::sleep(wait);
+                                let _ = request.respond(Response::empty(status));
+                            });
+                        }
+                    }
                 }
             });
         }
@@ -96,7 +120,36 @@ impl ResponseServer {
 
     /// Answers the next PUTs with these status codes (e.g. `[500, 503]`), then 200 again.
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.state.0.lock().expect("state").failures.extend_from_slice(statuses);
+        let answers: Vec<Answer> = statuses.iter().map(|s| Answer::Status(*s)).collect();
+        self.answer_next(&answers);
+    }
+
+    /// Answers the next PUTs so (statuses, slow answers), then 200 at once again.
+    pub fn answer_next(&self, answers: &[Answer]) {
+        self.state.0.lock().expect("state").plan.extend_from_slice(answers);
+    }
+
+    /// A URL of a port nothing listens on: every PUT to it is refused.
+    pub fn refusing_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        drop(listener);
+        format!(
+            "http://{addr}/responses/refused?X-Amz-Signature=tapguardsecret{:016x}",
+            rand::random::<u64>()
+        )
+    }
+
+    /// Every PUT the server received, to any URL.
+    pub fn all_attempts(&self) -> usize {
+        self.state
+            .0
+            .lock()
+            .expect("state")
+            .attempts
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 
     /// Every PUT to `url` so far.
@@ -109,6 +162,15 @@ impl ResponseServer {
             .get(&key_of(url))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Every body accepted (answered 200) at `url`, in order: CloudFormation must get exactly one answer.
+    pub fn accepted(&self, url: &str) -> Vec<Value> {
+        self.attempts(url)
+            .iter()
+            .filter(|a| a.status_answered == 200)
+            .filter_map(|a| serde_json::from_slice(&a.body).ok())
+            .collect()
     }
 
     /// Waits for a PUT to `url` answered with 200 and returns its body as JSON.

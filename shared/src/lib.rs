@@ -8,6 +8,7 @@
 //! tapguard_shared::run(MyResource::new(&config)).await
 //! ```
 
+pub mod answers;
 pub mod arn;
 mod error;
 pub mod ledger;
@@ -19,7 +20,7 @@ pub mod verify;
 
 pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
 pub use ledger::{Claim, Claimant, Ledger, Record, Release};
-pub use runtime::{run, CustomResource, Invocation, Outcome, Runtime, FAILED_CREATE_PREFIX};
+pub use runtime::{handler_name, run, CustomResource, Invocation, Outcome, Runtime, FAILED_CREATE_PREFIX};
 
 /// AWS configuration from the environment, loaded once at start-up. `AWS_ENDPOINT_URL` points every
 /// client at another endpoint (the local emulator in tests).

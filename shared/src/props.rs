@@ -3,6 +3,11 @@
 //! CloudFormation sends every scalar as a string, so the `flex` deserializers accept `"true"` as well
 //! as `true` and `"90"` as well as `90`. Unknown property names are errors (use
 //! `#[serde(deny_unknown_fields)]` on the properties struct): a typo must not be silently ignored.
+//!
+//! A property is never removed from a handler: it is **retired** ([`parse_retiring`], the handler's
+//! `CustomResource::RETIRED_PROPERTIES`): accepted and ignored with a warning in the log. The rollback
+//! of a stack sends the old template's properties to the new code, and refusing one of them would leave
+//! the stack in UPDATE_ROLLBACK_FAILED. The rule is in `shared/PROPERTIES.md`.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -11,6 +16,30 @@ use crate::HandlerError;
 
 /// Properties CloudFormation adds itself; they are not the resource's.
 const PROTOCOL_PROPERTIES: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
+
+/// Parses `ResourceProperties` like [`parse`], after taking out the retired properties (top-level names
+/// with what to do instead): each one present is logged as a warning and otherwise ignored.
+pub fn parse_retiring<P: DeserializeOwned>(properties: &Value, retired: &[(&str, &str)]) -> Result<P, HandlerError> {
+    let found: Vec<&(&str, &str)> = retired
+        .iter()
+        .filter(|(name, _)| properties.get(name).is_some())
+        .collect();
+    if found.is_empty() {
+        return parse(properties);
+    }
+    let mut kept = properties.clone();
+    if let Value::Object(map) = &mut kept {
+        for (name, instead) in found {
+            map.remove(*name);
+            tracing::warn!(
+                property = *name,
+                instead = *instead,
+                "retired property ignored: it no longer does anything; remove it from the template"
+            );
+        }
+    }
+    parse(&kept)
+}
 
 /// Parses `ResourceProperties` into the handler's type, naming the property at fault on error.
 pub fn parse<P: DeserializeOwned>(properties: &Value) -> Result<P, HandlerError> {
@@ -231,6 +260,34 @@ mod tests {
             .to_string();
         assert!(err.starts_with("invalid property Rules[0].Age"), "{err}");
         assert!(err.contains("\"-3\"") && err.contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn retired_properties_are_accepted_and_ignored_while_unknown_ones_are_still_refused() {
+        const RETIRED: &[(&str, &str)] = &[("OldName", "use Name"), ("Legacy", "nothing: it was always on")];
+        // The old template of a rollback, with properties the new code no longer has.
+        let old: Sample = parse_retiring(
+            &json!({"ServiceToken": "arn:x", "Name": "a", "OldName": "b", "Legacy": {"deep": [1]}}),
+            RETIRED,
+        )
+        .unwrap();
+        assert_eq!(old.name, "a");
+        assert_eq!(old.enabled, None);
+        // Without the retirement list the same properties are refused, naming the property.
+        let err = parse::<Sample>(&json!({"Name": "a", "OldName": "b"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid property OldName: unknown property"), "{err}");
+        // A typo is still a typo.
+        let err = parse_retiring::<Sample>(&json!({"Name": "a", "Nmae": "b"}), RETIRED)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid property Nmae"), "{err}");
+        // The rest of the validation still applies.
+        let err = parse_retiring::<Sample>(&json!({"OldName": "b"}), RETIRED)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "invalid property Name: required but missing");
     }
 
     #[test]

@@ -3,10 +3,20 @@
 //! A handler implements [`CustomResource`] (create, update, delete over typed properties); this module
 //! parses the event, guards the deadline, turns errors and panics into FAILED, keeps the response inside
 //! CloudFormation's limits, PUTs it to the ResponseURL and logs one line per event.
+//!
+//! The deadline guard does not need the handler's cooperation: the handler runs on a runtime of its own
+//! (its own threads), the guard on Lambda's. A handler that blocks its thread (a blocking call, a busy
+//! loop) still gets FAILED answered before the deadline; the process then exits once the answer is
+//! delivered and recorded, so the next event gets a fresh process instead of a stuck thread (Lambda
+//! resets an environment after a timeout the same way). The time kept back for the answer comes from the
+//! responder's retry policy ([`RetryPolicy::reserve`](crate::responder::RetryPolicy::reserve)).
+//!
+//! Each event's answer is recorded by RequestId ([`AnswerBook`]): a second delivery is answered the same
+//! again without the work, and the failure answerer can tell a function that died before answering from
+//! one that answered and died after.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,12 +24,12 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use futures_util::FutureExt;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
+use crate::answers::{AnswerBook, Seen};
 use crate::arn;
 use crate::responder::Responder;
 use crate::response::{check_physical_id, ResponseBody, Status};
@@ -28,8 +38,9 @@ use crate::{props, HandlerError};
 /// Physical ids given to a Create that failed start with this; a Delete carrying one does nothing.
 pub const FAILED_CREATE_PREFIX: &str = "tapguard-failed-create:";
 
-/// Time kept back from the Lambda deadline to deliver the response.
-const RESPONSE_RESERVE: Duration = Duration::from_secs(5);
+/// How long the guard waits, after answering for a handler cut off by the deadline, for its task to
+/// end; a task still running then is blocking its thread.
+const STUCK_GRACE: Duration = Duration::from_millis(500);
 
 /// What a successful create or update produced.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,6 +73,15 @@ pub trait CustomResource: Send + Sync + 'static {
     const RESOURCE_TYPE: &'static str;
     /// Every physical id this resource issues starts with it: a Delete for any other id is not ours.
     const ID_PREFIX: &'static str;
+    /// Properties this resource no longer uses: accepted and ignored with a warning, never refused, so the
+    /// rollback of a stack to an older template still parses (see `shared/PROPERTIES.md`). Each entry is
+    /// `(name, what to do instead)`.
+    const RETIRED_PROPERTIES: &'static [(&'static str, &'static str)] = &[];
+    /// Every AWS operation the resource may call, as `(service, Operation)` with the emulator's service
+    /// names (`ec2`, `ssm`, …): the fault matrix injects each fault into each of them, and a test fails
+    /// when the resource calls one it did not declare. The runtime's own ([`crate::answers::OPERATIONS`])
+    /// come on top.
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[];
 
     fn create(
         &self,
@@ -185,12 +205,12 @@ impl Invocation {
     }
 }
 
-/// Runs `resource` as a Lambda function until the runtime stops.
+/// Runs `resource` as a Lambda function until the runtime stops. Answers are recorded in the process and
+/// in Parameter Store under the handler's ledger folder ([`handler_name`]).
 pub async fn run<R: CustomResource>(resource: R) -> Result<(), lambda_runtime::Error> {
-    let runtime = Arc::new(Runtime {
-        resource,
-        responder: Responder::new(),
-    });
+    let config = crate::aws_config().await;
+    let answers = AnswerBook::with_ssm(aws_sdk_ssm::Client::new(&config), &handler_name::<R>());
+    let runtime = Arc::new(Runtime::new(resource, answers));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let runtime = Arc::clone(&runtime);
         async move { runtime.handle(event).await }
@@ -198,19 +218,67 @@ pub async fn run<R: CustomResource>(resource: R) -> Result<(), lambda_runtime::E
     .await
 }
 
+/// The handler's name, the folder of its ledger records: its crate's name with dashes
+/// (`ebs_default_encryption::EbsDefaultEncryption` → `ebs-default-encryption`), as the roles grant it.
+pub fn handler_name<R>() -> String {
+    std::any::type_name::<R>()
+        .split("::")
+        .next()
+        .unwrap_or_default()
+        .replace('_', "-")
+}
+
 /// The runtime around one resource; `handle` serves one Lambda invocation.
 pub struct Runtime<R> {
     pub resource: R,
     pub responder: Responder,
+    pub answers: AnswerBook,
+    /// Where the handler's work runs: threads of its own, never the guard's.
+    worker: tokio::runtime::Handle,
+}
+
+/// What the guard saw of the handler's task.
+enum Guarded<T> {
+    Finished(Result<T, HandlerError>),
+    /// Cut off by the deadline: the task was asked to stop (it may still be running, blocking its thread).
+    CutOff(HandlerError, tokio::task::JoinHandle<Result<T, HandlerError>>),
 }
 
 impl<R: CustomResource> Runtime<R> {
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+    pub fn new(resource: R, answers: AnswerBook) -> Self {
+        Self::with_responder(resource, answers, Responder::new())
+    }
+
+    pub fn with_responder(resource: R, answers: AnswerBook, responder: Responder) -> Self {
+        // Leaked on purpose: it lives as long as the process, and a runtime may not be dropped from
+        // inside another one (nor can it be while a handler blocks one of its threads).
+        let worker = Box::leak(Box::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("tapguard-handler")
+                .enable_all()
+                .build()
+                .expect("the handler's runtime starts"),
+        ));
+        Runtime {
+            resource,
+            responder,
+            answers,
+            worker: worker.handle().clone(),
+        }
+    }
+
+    pub async fn handle(self: &Arc<Self>, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
         let LambdaEvent { payload, context } = event;
         let hard_deadline = instant_of(context.deadline());
         if payload.get("ResponseURL").and_then(Value::as_str).is_some() {
             return Ok(self
-                .custom_resource_event(payload, &context.env_config.log_stream, hard_deadline)
+                .custom_resource_event(
+                    payload,
+                    &context.env_config.log_stream,
+                    &context.invoked_function_arn,
+                    hard_deadline,
+                )
                 .await);
         }
         if crate::verify::is_verify_event(&payload) {
@@ -218,7 +286,9 @@ impl<R: CustomResource> Runtime<R> {
             return Box::pin(crate::verify::serve(&self.resource, &context, hard_deadline)).await;
         }
         if payload.get("detail-type").is_some() || payload.get("source").is_some() {
-            return self.scheduled_event(payload, hard_deadline).await;
+            return self
+                .scheduled_event(payload, &context.invoked_function_arn, hard_deadline)
+                .await;
         }
         error!("event is neither a CloudFormation custom-resource event nor a scheduled event");
         Err(
@@ -227,7 +297,60 @@ impl<R: CustomResource> Runtime<R> {
         )
     }
 
-    async fn scheduled_event(&self, payload: Value, hard_deadline: Instant) -> Result<Value, lambda_runtime::Error> {
+    /// The time kept back from the Lambda deadline for the answer: what the retry policy needs for two
+    /// attempts, but never more than half the invocation's time.
+    fn reserve(&self, hard_deadline: Instant) -> Duration {
+        let total = hard_deadline.saturating_duration_since(Instant::now());
+        self.responder.policy().reserve().min(total / 2)
+    }
+
+    /// Runs `work` on the handler's runtime and waits for it until `deadline`, on this one.
+    async fn guard<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, HandlerError>> + Send + 'static,
+        deadline: Instant,
+        started: Instant,
+        inv: &Invocation,
+    ) -> Guarded<T> {
+        let mut task = self.worker.spawn(work);
+        tokio::select! {
+            joined = &mut task => Guarded::Finished(match joined {
+                Ok(result) => result,
+                Err(err) if err.is_panic() => Err(HandlerError::Failed(format!(
+                    "the handler panicked: {}",
+                    panic_message(&err.into_panic())
+                ))),
+                Err(err) => Err(HandlerError::Failed(format!("the handler's task ended without an answer: {err}"))),
+            }),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                task.abort();
+                Guarded::CutOff(timed_out(started, inv), task)
+            }
+        }
+    }
+
+    /// After the answer of a cut-off handler went out: a task that has not stopped is blocking a thread
+    /// of the handler's runtime. The process exits, so the next event gets a fresh one (the answer is
+    /// recorded, so the failure answerer adds nothing).
+    async fn exit_if_stuck<T>(&self, task: Option<tokio::task::JoinHandle<T>>, request_id: &str) {
+        let Some(task) = task else { return };
+        if tokio::time::timeout(STUCK_GRACE, task).await.is_err() {
+            error!(
+                request_id,
+                resource_type = R::RESOURCE_TYPE,
+                "the handler is still running after the deadline and does not yield (it blocks its thread): \
+                 the answer was sent; exiting so the next event starts in a fresh process"
+            );
+            std::process::exit(70);
+        }
+    }
+
+    async fn scheduled_event(
+        self: &Arc<Self>,
+        payload: Value,
+        function_arn: &str,
+        hard_deadline: Instant,
+    ) -> Result<Value, lambda_runtime::Error> {
         let region = std::env::var("AWS_REGION").unwrap_or_default();
         let account = payload
             .get("account")
@@ -236,18 +359,23 @@ impl<R: CustomResource> Runtime<R> {
             .to_string();
         let mut inv = Invocation::detached(&region, &account);
         inv.deadline = Some(hard_deadline);
+        if let Some(partition) = arn::partition_of_arn(function_arn) {
+            // The function's own ARN knows its partition better than a region table.
+            inv.partition = partition.to_string();
+        }
+        let inv = Arc::new(inv);
         let started = Instant::now();
-        let work = AssertUnwindSafe(Box::pin(self.resource.scheduled(&inv, payload))).catch_unwind();
-        let result = match tokio::time::timeout(hard_deadline.saturating_duration_since(Instant::now()), work).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => Err(HandlerError::Failed(format!(
-                "the handler panicked: {}",
-                panic_message(&panic)
-            ))),
-            Err(_) => Err(timed_out(started, &inv)),
+        let work = {
+            let (this, inv) = (Arc::clone(self), Arc::clone(&inv));
+            async move { this.resource.scheduled(&inv, payload).await }
+        };
+        let deadline = hard_deadline.checked_sub(STUCK_GRACE).unwrap_or(hard_deadline);
+        let (result, stuck) = match self.guard(work, deadline, started, &inv).await {
+            Guarded::Finished(result) => (result, None),
+            Guarded::CutOff(err, task) => (Err(err), Some(task)),
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        match result {
+        let answer = match result {
             Ok(summary) => {
                 info!(event_kind = "scheduled", resource_type = R::RESOURCE_TYPE, outcome = "SUCCESS", duration_ms, summary = %summary, "scheduled event handled");
                 Ok(summary)
@@ -256,10 +384,18 @@ impl<R: CustomResource> Runtime<R> {
                 error!(event_kind = "scheduled", resource_type = R::RESOURCE_TYPE, outcome = "FAILED", duration_ms, reason = %err, "scheduled event handled");
                 Err(err.to_string().into())
             }
-        }
+        };
+        self.exit_if_stuck(stuck, "").await;
+        answer
     }
 
-    async fn custom_resource_event(&self, payload: Value, log_stream: &str, hard_deadline: Instant) -> Value {
+    async fn custom_resource_event(
+        self: &Arc<Self>,
+        payload: Value,
+        log_stream: &str,
+        function_arn: &str,
+        hard_deadline: Instant,
+    ) -> Value {
         let started = Instant::now();
         let response_url = payload["ResponseURL"].as_str().unwrap_or_default().to_string();
         let field = |name: &str| {
@@ -273,21 +409,74 @@ impl<R: CustomResource> Runtime<R> {
         let (stack_id, request_id, logical_id) = (field("StackId"), field("RequestId"), field("LogicalResourceId"));
         let incoming_physical_id = field("PhysicalResourceId");
         let (partition, region, account_id) = arn::stack_location(&stack_id);
+        let region = std::env::var("AWS_REGION")
+            .ok()
+            .filter(|r| !r.is_empty())
+            .unwrap_or(region);
+        // The StackId's partition, else the function's own ARN's, else the region's.
+        let partition = if partition.is_empty() {
+            arn::partition_of_arn(function_arn)
+                .unwrap_or_else(|| arn::partition_for_region(&region))
+                .to_string()
+        } else {
+            partition
+        };
 
-        let inv = Invocation {
+        // A second delivery of an event already answered: the same answer again, without the work.
+        if !request_id.is_empty() {
+            if let Seen::Answered { body, no_echo: false } = self.answers.seen(&request_id).await {
+                let delivery = self.responder.put(&response_url, body.clone(), hard_deadline).await;
+                let delivered = delivery.result.is_ok();
+                let status = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+                let line = |delivered: bool| {
+                    format!(
+                        "duplicate delivery of an event already answered: the recorded answer was sent again{}",
+                        if delivered { "" } else { ", but its delivery failed" }
+                    )
+                };
+                if delivered {
+                    info!(
+                        request_type,
+                        request_id,
+                        logical_resource_id = logical_id,
+                        stack_id,
+                        outcome = status["Status"].as_str().unwrap_or(""),
+                        duplicate = true,
+                        "{}",
+                        line(true)
+                    );
+                } else {
+                    error!(
+                        request_type,
+                        request_id,
+                        logical_resource_id = logical_id,
+                        stack_id,
+                        outcome = status["Status"].as_str().unwrap_or(""),
+                        duplicate = true,
+                        delivery_error = delivery.result.clone().err().unwrap_or_default(),
+                        "{}",
+                        line(false)
+                    );
+                }
+                return json!({ "Status": status["Status"], "PhysicalResourceId": status["PhysicalResourceId"], "Delivered": delivered, "Duplicate": true });
+            }
+            self.answers.started(&request_id, log_stream).await;
+        }
+
+        let handler_deadline = hard_deadline
+            .checked_sub(self.reserve(hard_deadline))
+            .unwrap_or(hard_deadline);
+        let inv = Arc::new(Invocation {
             request_id: request_id.clone(),
             stack_id: stack_id.clone(),
             logical_resource_id: logical_id.clone(),
             log_stream: log_stream.to_string(),
             partition,
             account_id,
-            region: std::env::var("AWS_REGION")
-                .ok()
-                .filter(|r| !r.is_empty())
-                .unwrap_or(region),
+            region,
             step: Mutex::new("starting".into()),
-            deadline: Some(hard_deadline.checked_sub(RESPONSE_RESERVE).unwrap_or(hard_deadline)),
-        };
+            deadline: Some(handler_deadline),
+        });
 
         let failed_id = if incoming_physical_id.is_empty() {
             format!("{FAILED_CREATE_PREFIX}{request_id}")
@@ -295,16 +484,14 @@ impl<R: CustomResource> Runtime<R> {
             incoming_physical_id.clone()
         };
 
-        let budget = inv.time_left().unwrap_or_default();
-        // Boxed: the handler's future nests deeply, and inline it overflows rustc's layout depth in `main`.
-        let work = AssertUnwindSafe(Box::pin(self.dispatch(&inv, payload))).catch_unwind();
-        let result = match tokio::time::timeout(budget, work).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => Err(HandlerError::Failed(format!(
-                "the handler panicked: {}",
-                panic_message(&panic)
-            ))),
-            Err(_) => Err(timed_out(started, &inv)),
+        let work = {
+            let (this, inv) = (Arc::clone(self), Arc::clone(&inv));
+            // Boxed: the handler's future nests deeply, and inline it overflows rustc's layout depth in `main`.
+            async move { Box::pin(this.dispatch(&inv, payload)).await }
+        };
+        let (result, stuck) = match self.guard(work, handler_deadline, started, &inv).await {
+            Guarded::Finished(result) => (result, None),
+            Guarded::CutOff(err, task) => (Err(err), Some(task)),
         };
 
         let (status, reason, physical_id, data, no_echo) = match result {
@@ -339,15 +526,19 @@ impl<R: CustomResource> Runtime<R> {
             data,
         };
         let (bytes, sent) = body.to_bytes();
-        let delivery = self.responder.put(&response_url, bytes, hard_deadline).await;
+        let delivery = self.responder.put(&response_url, bytes.clone(), hard_deadline).await;
+        if !request_id.is_empty() {
+            self.answers.answered(&request_id, &bytes).await;
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         let data_keys = sent.data.keys().cloned().collect::<Vec<_>>().join(",");
         let reason = sent.reason.clone().unwrap_or_default();
-        let delivered = delivery.is_ok();
-        let delivery_error = delivery.err().unwrap_or_default();
+        let delivered = delivery.result.is_ok();
+        let delivery_attempts = delivery.attempts;
+        let delivery_error = delivery.result.err().unwrap_or_default();
         // tracing fixes a line's level where it is written, so the one line is written once per level.
         macro_rules! event_line {
-            ($level:ident) => {
+            ($level:ident, $message:literal) => {
                 $level!(
                     request_type,
                     resource_type = R::RESOURCE_TYPE,
@@ -360,17 +551,25 @@ impl<R: CustomResource> Runtime<R> {
                     data_keys,
                     replaced,
                     delivered,
+                    delivery_attempts,
                     delivery_error,
                     duration_ms,
-                    "custom resource event handled"
+                    $message
                 )
             };
         }
-        if sent.status == Status::Failed || !delivered {
-            event_line!(error);
+        if !delivered {
+            // Loud: the stack waits for this resource until its ServiceTimeout. Never the URL itself.
+            event_line!(
+                error,
+                "custom resource event handled, but THE ANSWER COULD NOT BE DELIVERED to CloudFormation"
+            );
+        } else if sent.status == Status::Failed {
+            event_line!(error, "custom resource event handled");
         } else {
-            event_line!(info);
+            event_line!(info, "custom resource event handled");
         }
+        self.exit_if_stuck(stuck, &request_id).await;
         // The invocation itself always succeeds: a Lambda retry would only send a duplicate response.
         json!({ "Status": sent.status.as_str(), "PhysicalResourceId": sent.physical_resource_id, "Delivered": delivered })
     }
@@ -380,14 +579,14 @@ impl<R: CustomResource> Runtime<R> {
             .map_err(|err| HandlerError::Failed(format!("malformed CloudFormation event: {err}")))?;
         match request {
             Request::Create(create) => {
-                let props = props::parse(&create.resource_properties)?;
+                let props = props::parse_retiring(&create.resource_properties, R::RETIRED_PROPERTIES)?;
                 let created = self.resource.create(inv, props).await;
                 self.undo_if_failed(inv, &create.request_id, &create.resource_properties, created)
                     .await
             }
             Request::Update(update) => {
-                let props = props::parse(&update.resource_properties)?;
-                let old = props::parse(&update.old_resource_properties).ok();
+                let props = props::parse_retiring(&update.resource_properties, R::RETIRED_PROPERTIES)?;
+                let old = props::parse_retiring(&update.old_resource_properties, R::RETIRED_PROPERTIES).ok();
                 if self.owns(&update.physical_resource_id) {
                     self.resource
                         .update(inv, &update.physical_resource_id, props, old)
@@ -409,7 +608,7 @@ impl<R: CustomResource> Runtime<R> {
                 if let Some(request_id) = id.strip_prefix(FAILED_CREATE_PREFIX) {
                     // The rollback of a Create that failed: undo whatever it had done before it failed
                     // (it may have been cut off by the deadline or a panic with nothing undone).
-                    let props = props::parse(&delete.resource_properties).ok();
+                    let props = props::parse_retiring(&delete.resource_properties, R::RETIRED_PROPERTIES).ok();
                     self.resource.undo_create(inv, request_id, props).await.map_err(|err| {
                         err.with_note(
                             "this Delete undoes a Create that failed; retry it, or retain the resource \
@@ -425,7 +624,7 @@ impl<R: CustomResource> Runtime<R> {
                     );
                     return Ok(Outcome::new(id));
                 }
-                let props = props::parse(&delete.resource_properties).ok();
+                let props = props::parse_retiring(&delete.resource_properties, R::RETIRED_PROPERTIES).ok();
                 self.resource.delete(inv, &id, props).await?;
                 Ok(Outcome::new(id))
             }
@@ -447,7 +646,7 @@ impl<R: CustomResource> Runtime<R> {
         };
         let failed_step = inv.current_step();
         inv.step("undoing the failed Create");
-        let props = props::parse(properties).ok();
+        let props = props::parse_retiring(properties, R::RETIRED_PROPERTIES).ok();
         let result = match self.resource.undo_create(inv, request_id, props).await {
             Ok(()) => Err(err),
             Err(undo) => {

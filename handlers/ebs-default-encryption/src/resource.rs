@@ -277,6 +277,22 @@ impl CustomResource for EbsDefaultEncryption {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::EbsDefaultEncryption";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        ("ec2", "GetEbsEncryptionByDefault"),
+        ("ec2", "EnableEbsEncryptionByDefault"),
+        ("ec2", "DisableEbsEncryptionByDefault"),
+        ("ec2", "GetEbsDefaultKmsKeyId"),
+        ("ec2", "ModifyEbsDefaultKmsKeyId"),
+        ("ec2", "ResetEbsDefaultKmsKeyId"),
+        ("kms", "DescribeKey"),
+        // The ownership ledger.
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let key = inv.request_id.clone();

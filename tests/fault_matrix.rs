@@ -1,0 +1,499 @@
+//! The fault matrix, generated from what each handler declares (`CustomResource::OPERATIONS`, plus the
+//! runtime's own answer-record operations): for every declared operation × fault, a Create, an Update
+//! and a Delete are driven as CloudFormation sends them, each case in its own account of one emulator,
+//! cases in parallel (six at a time). Every case checks:
+//! - exactly one answer per event;
+//! - SUCCESS only when the emulator's state is what was asked (read back from the emulator);
+//! - FAILED naming the operation and the error code of the fault that fired;
+//! - after the Delete (retried once with the fault gone when it answered FAILED, as a person retrying
+//!   the stack operation would), the region is as it was and nothing but answer records is left;
+//! - no call to an operation the handler did not declare (the emulator's call log).
+//!
+//! The matrix is printed as a table (`cargo test --test fault_matrix -- --nocapture`), and written to
+//! `target/fault-matrix.md` for RELIABILITY.md (`make reliability`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tapguard_shared::CustomResource;
+use tapguard_tests::*;
+
+const REGION: &str = "eu-west-1";
+const PARALLEL: usize = 6;
+/// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.
+const TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a slow answer takes (past the handler's share of TIMEOUT, half of it).
+const SLOW: Duration = Duration::from_secs(5);
+
+/// Broken promises this matrix found in a handler, left to its owner: each cell is still run and
+/// printed (marked `known`), and the test fails if one of them starts keeping its promise (take it out
+/// of here then) or any other cell breaks one.
+const KNOWN: &[(&str, &str, &str)] = &[
+    // A Delete that fails after the ledger claim was released (the restore call fails) loses the prior
+    // state: the retried Delete finds the claim gone (Release::Unclaimed) and leaves encryption on.
+    (
+        "ec2:DisableEbsEncryptionByDefault",
+        "throttled ×3",
+        "a failed restore loses the claim",
+    ),
+    (
+        "ec2:DisableEbsEncryptionByDefault",
+        "HTTP 500",
+        "a failed restore loses the claim",
+    ),
+    (
+        "ec2:DisableEbsEncryptionByDefault",
+        "AccessDenied",
+        "a failed restore loses the claim",
+    ),
+    (
+        "ec2:ResetEbsDefaultKmsKeyId",
+        "throttled ×3",
+        "a failed restore loses the claim",
+    ),
+    (
+        "ec2:ResetEbsDefaultKmsKeyId",
+        "HTTP 500",
+        "a failed restore loses the claim",
+    ),
+    (
+        "ec2:ResetEbsDefaultKmsKeyId",
+        "AccessDenied",
+        "a failed restore loses the claim",
+    ),
+    (
+        "ec2:ResetEbsDefaultKmsKeyId",
+        "past the deadline",
+        "a failed restore loses the claim",
+    ),
+    // The claim's removal lands after the Delete was cut off: the retry finds no claim (same cause).
+    (
+        "ssm:DeleteParameter",
+        "past the deadline",
+        "a failed restore loses the claim; the step names no operation",
+    ),
+    // The ledger's steps ("reading the ledger's claims on …") do not name the SSM operation, so a
+    // deadline that runs out there gives no operation in the reason.
+    (
+        "ssm:GetParametersByPath",
+        "past the deadline",
+        "the ledger's step names no operation",
+    ),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Throttled3,
+    Error500,
+    AccessDenied,
+    Slow,
+    Refused,
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::Throttled3,
+    Fault::Error500,
+    Fault::AccessDenied,
+    Fault::Slow,
+    Fault::Refused,
+];
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Throttled3 => "throttled ×3",
+            Fault::Error500 => "HTTP 500",
+            Fault::AccessDenied => "AccessDenied",
+            Fault::Slow => "past the deadline",
+            Fault::Refused => "refused (service)",
+        }
+    }
+
+    /// The emulator rule (None: no rule, the endpoint itself refuses).
+    fn rule(self, service: &str, operation: &str) -> Option<(Value, &'static str)> {
+        let ec2 = service == "ec2";
+        let (code, status, count) = match self {
+            Fault::Throttled3 => (
+                if ec2 {
+                    "RequestLimitExceeded"
+                } else {
+                    "ThrottlingException"
+                },
+                400,
+                json!(3),
+            ),
+            Fault::Error500 => (if ec2 { "InternalError" } else { "InternalFailure" }, 500, Value::Null),
+            Fault::AccessDenied => (
+                if ec2 {
+                    "UnauthorizedOperation"
+                } else {
+                    "AccessDeniedException"
+                },
+                400,
+                Value::Null,
+            ),
+            Fault::Slow => {
+                return Some((
+                    json!({"service": service, "operation": operation, "delay_ms": SLOW.as_millis() as u64, "count": 1}),
+                    "timed out",
+                ))
+            }
+            Fault::Refused => return None,
+        };
+        let mut rule = json!({"service": service, "operation": operation, "code": code, "status": status,
+            "message": format!("injected {code}")});
+        if !count.is_null() {
+            rule["count"] = count;
+        }
+        Some((rule, code))
+    }
+}
+
+/// One handler's declaration and how to read its state back.
+struct Subject {
+    binary: &'static str,
+    resource_type: &'static str,
+    operations: Vec<(&'static str, &'static str)>,
+}
+
+fn subjects() -> Vec<Subject> {
+    let mut ebs: Vec<(&str, &str)> = ebs_default_encryption::EbsDefaultEncryption::OPERATIONS.to_vec();
+    ebs.extend(tapguard_shared::answers::OPERATIONS);
+    ebs.sort();
+    ebs.dedup();
+    vec![Subject {
+        binary: "ebs-default-encryption",
+        resource_type: "Custom::EbsDefaultEncryption",
+        operations: ebs,
+    }]
+}
+
+fn ebs_state(w: &World) -> (bool, String) {
+    let enabled = w.query("ec2", &[("Action", "GetEbsEncryptionByDefault")]);
+    let key = w.query("ec2", &[("Action", "GetEbsDefaultKmsKeyId")]);
+    (
+        xml_value(&enabled, "ebsEncryptionByDefault") == Some("true"),
+        xml_value(&key, "kmsKeyId").unwrap_or_default().to_string(),
+    )
+}
+
+fn parameters(w: &World) -> Vec<String> {
+    let listed = w.json_call(
+        "ssm",
+        "AmazonSSM.GetParametersByPath",
+        json!({"Path": "/tapguard", "Recursive": true}),
+    );
+    listed["Parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// How often the rules of this account fired.
+fn fired(w: &World) -> u64 {
+    emulator()
+        .faults()
+        .iter()
+        .filter(|r| r["account"] == w.account.account_id.as_str())
+        .map(|r| r["fired"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The outcome of one case: a letter per event (S, F; `F>S` a Delete that succeeded on retry) or the
+/// broken promises.
+struct Case {
+    service: &'static str,
+    operation: &'static str,
+    fault: Fault,
+    cell: String,
+    problems: Vec<String>,
+}
+
+fn run_case(subject: &Subject, service: &'static str, operation: &'static str, fault: Fault) -> Case {
+    let refused_env;
+    let extra: &[(&str, &str)] = if fault == Fault::Refused {
+        refused_env = (
+            format!("AWS_ENDPOINT_URL_{}", service.to_uppercase()),
+            ResponseServer::refusing_url()
+                .split("/responses")
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+        &[(refused_env.0.as_str(), refused_env.1.as_str())]
+    } else {
+        &[]
+    };
+    let w = World::with_env(subject.binary, REGION, extra);
+    let before = ebs_state(&w);
+    let key_arn = {
+        let created = w.json_call("kms", "TrentService.CreateKey", json!({"Description": "matrix"}));
+        let id = created["KeyMetadata"]["KeyId"].as_str().unwrap_or_default().to_string();
+        w.json_call(
+            "kms",
+            "TrentService.CreateAlias",
+            json!({"AliasName": "alias/matrix", "TargetKeyId": id}),
+        );
+        created["KeyMetadata"]["Arn"].as_str().unwrap_or_default().to_string()
+    };
+    let managed = format!("arn:aws:kms:{REGION}:{}:alias/aws/ebs", w.account.account_id);
+    let mut expected_code = None;
+    if let Some((rule, code)) = fault.rule(service, operation) {
+        w.fault(rule);
+        expected_code = Some(code);
+    }
+    let mut problems = Vec::new();
+    let mut letters = Vec::new();
+    let mut r = w.resource(subject.resource_type, "Resource");
+    r.timeout = TIMEOUT;
+    let check = |step: &str,
+                 exchange: &Exchange,
+                 wanted: Option<(bool, &str)>,
+                 fired_before: u64,
+                 w: &World,
+                 letters: &mut Vec<String>,
+                 problems: &mut Vec<String>| {
+        let accepted = w.responses.accepted(exchange.response_url());
+        if accepted.len() != 1 {
+            problems.push(format!("{step}: {} answers", accepted.len()));
+        }
+        if fault == Fault::Slow {
+            // Let the slow call land before reading the state or sending the next event.
+            std::thread::sleep(SLOW);
+        }
+        let Some(answer) = accepted.first() else {
+            letters.push("-".to_string());
+            return false;
+        };
+        let ok = answer["Status"] == "SUCCESS";
+        if ok {
+            if let Some((enabled, key)) = wanted {
+                let state = ebs_state(w);
+                if state != (enabled, key.to_string()) {
+                    problems.push(format!("{step}: SUCCESS but the region holds {state:?}"));
+                }
+            }
+        } else {
+            let reason = answer["Reason"].as_str().unwrap_or_default();
+            if fired(w) > fired_before {
+                if let Some(code) = expected_code {
+                    // The code, or the deadline that ran out while the SDK was still retrying it.
+                    let named = reason.contains(operation) && (reason.contains(code) || reason.contains("timed out"));
+                    if !named {
+                        problems.push(format!(
+                            "{step}: FAILED without naming {operation} and {code}: {reason}"
+                        ));
+                    }
+                }
+            } else if fault != Fault::Refused {
+                problems.push(format!("{step}: FAILED although no fault fired: {reason}"));
+            }
+        }
+        letters.push(if ok { "S" } else { "F" }.to_string());
+        ok
+    };
+
+    let f = fired(&w);
+    let created = r.create(json!({}));
+    check(
+        "Create",
+        &created,
+        Some((true, managed.as_str())),
+        f,
+        &w,
+        &mut letters,
+        &mut problems,
+    );
+    if created.status() == "SUCCESS" {
+        let f = fired(&w);
+        let updated = r.update(json!({"KmsKeyId": "alias/matrix"}));
+        check(
+            "Update",
+            &updated,
+            Some((true, key_arn.as_str())),
+            f,
+            &w,
+            &mut letters,
+            &mut problems,
+        );
+    } else {
+        letters.push("·".into());
+    }
+    let f = fired(&w);
+    let deleted = r.delete();
+    let mut deleted_ok = check("Delete", &deleted, None, f, &w, &mut letters, &mut problems);
+    if !deleted_ok {
+        // The fault goes away and the Delete is retried, in a fresh process without the fault's endpoint.
+        emulator().clear_faults(&w.account.account_id);
+        let host = LambdaHost::start(&binary_path(subject.binary), &emulator().sdk_env(&w.account, REGION));
+        let mut retry = CustomResourceDriver {
+            host: &host,
+            ..w.resource(subject.resource_type, "Resource")
+        };
+        retry.physical_id = r.physical_id.clone();
+        retry.properties = r.properties.clone();
+        let again = retry.delete();
+        deleted_ok = again.status() == "SUCCESS";
+        let last = letters.pop().unwrap_or_default();
+        letters.push(format!("{last}>{}", if deleted_ok { "S" } else { "F" }));
+        if !deleted_ok {
+            problems.push(format!("Delete retried without the fault: {}", again.reason()));
+        }
+    }
+    if deleted_ok {
+        let after = ebs_state(&w);
+        if after != before {
+            problems.push(format!(
+                "after the Delete the region holds {after:?}, before {before:?}"
+            ));
+        }
+        let left: Vec<String> = parameters(&w)
+            .into_iter()
+            .filter(|p| !p.contains("/answers/"))
+            .collect();
+        if !left.is_empty() {
+            problems.push(format!("left behind: {left:?}"));
+        }
+    }
+    // Nothing undeclared was called.
+    let declared: BTreeSet<(String, String)> = subject
+        .operations
+        .iter()
+        .map(|(s, o)| (s.to_string(), o.to_string()))
+        .collect();
+    for call in emulator().calls(&w.account.account_id, None) {
+        let service = call["service"].as_str().unwrap_or_default().to_string();
+        let op = call["operation"].as_str().unwrap_or_default().to_string();
+        // The harness's own setup and read-backs are marked and left out of the call log.
+        if !declared.contains(&(service.clone(), op.clone())) {
+            problems.push(format!("called {service}:{op}, which it does not declare"));
+        }
+    }
+    Case {
+        service,
+        operation,
+        fault,
+        cell: letters.join(" "),
+        problems,
+    }
+}
+
+#[test]
+fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves_nothing_behind() {
+    let mut table = String::new();
+    let mut all_problems = Vec::new();
+    let mut known_problems = Vec::new();
+    let mut total = 0;
+    for subject in subjects() {
+        // Refusal is per service (the endpoint itself); the other faults per operation.
+        let mut cases: Vec<(&'static str, &'static str, Fault)> = Vec::new();
+        let mut services = BTreeSet::new();
+        for &(service, operation) in &subject.operations {
+            for fault in FAULTS {
+                if fault == Fault::Refused {
+                    if services.insert(service) {
+                        cases.push((service, "*", fault));
+                    }
+                } else {
+                    cases.push((service, operation, fault));
+                }
+            }
+        }
+        total += cases.len();
+        let queue = Mutex::new(cases);
+        let done = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL {
+                scope.spawn(|| loop {
+                    let next = queue.lock().unwrap().pop();
+                    let Some((service, operation, fault)) = next else { break };
+                    let case = run_case(&subject, service, operation, fault);
+                    done.lock().unwrap().push(case);
+                });
+            }
+        });
+        let done = done.into_inner().unwrap();
+        let mut rows: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+        for case in &done {
+            let ops: Vec<&str> = if case.operation == "*" {
+                subject
+                    .operations
+                    .iter()
+                    .filter(|(s, _)| *s == case.service)
+                    .map(|(_, o)| *o)
+                    .collect()
+            } else {
+                vec![case.operation]
+            };
+            for op in ops {
+                let known = KNOWN
+                    .iter()
+                    .any(|(o, f, _)| *o == format!("{}:{}", case.service, case.operation) && *f == case.fault.name());
+                let mark = match (case.problems.is_empty(), known) {
+                    (true, _) => "",
+                    (false, true) => " ✗ known",
+                    (false, false) => " ✗",
+                };
+                rows.entry(format!("{}:{op}", case.service))
+                    .or_default()
+                    .insert(case.fault.name(), format!("{}{mark}", case.cell));
+            }
+            let cell = format!("{}:{}", case.service, case.operation);
+            let known = KNOWN
+                .iter()
+                .any(|(op, fault, _)| *op == cell && *fault == case.fault.name());
+            if known && case.problems.is_empty() {
+                all_problems.push(format!(
+                    "{cell} {}: keeps its promise now: take it out of KNOWN",
+                    case.fault.name()
+                ));
+            }
+            for p in &case.problems {
+                let line = format!("{} {cell} {}: {p}", subject.binary, case.fault.name());
+                if known {
+                    known_problems.push(line);
+                } else {
+                    all_problems.push(line);
+                }
+            }
+        }
+        table.push_str(&format!(
+            "\n{} ({} cases; Create Update Delete: S SUCCESS, F FAILED, · not sent, F>S Delete retried)\n\n| operation |",
+            subject.binary,
+            done.len()
+        ));
+        for fault in FAULTS {
+            table.push_str(&format!(" {} |", fault.name()));
+        }
+        table.push_str("\n|---|");
+        table.push_str(&"---|".repeat(FAULTS.len()));
+        table.push('\n');
+        for (op, cells) in &rows {
+            table.push_str(&format!("| {op} |"));
+            for fault in FAULTS {
+                table.push_str(&format!(" {} |", cells.get(fault.name()).map_or("", String::as_str)));
+            }
+            table.push('\n');
+        }
+    }
+    println!(
+        "{table}\nknown (left to the handler's owner):\n{}",
+        known_problems.join("\n")
+    );
+    let _ = std::fs::write(
+        root().join("target/fault-matrix.md"),
+        format!(
+            "{total} cases\n{table}\nKnown broken promises:\n\n{}\n",
+            known_problems
+                .iter()
+                .map(|p| format!("- {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    );
+    assert!(all_problems.is_empty(), "{}\n{table}", all_problems.join("\n"));
+}
