@@ -4,6 +4,13 @@
 //! The report names no key ids, only each user's two key slots (active or not, and when the key was
 //! created or last rotated), and it can be hours old: every candidate is confirmed with ListAccessKeys.
 
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::types::ReportStateType;
+use tapguard_shared::HandlerError;
+
+use crate::calls::Aws;
+
 /// One key slot of a user, as the report shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportKey {
@@ -16,6 +23,8 @@ pub struct ReportKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportUser {
     pub user: String,
+    /// The user's ARN (with its path): the principal of its secret's resource policy.
+    pub arn: String,
     pub keys: Vec<ReportKey>,
 }
 
@@ -40,6 +49,7 @@ pub fn parse(csv: &str) -> Result<Vec<ReportUser>, String> {
             .ok_or_else(|| format!("the credential report has no column {name}"))
     };
     let user_col = column("user")?;
+    let arn_col = column("arn")?;
     let slots = [
         (column("access_key_1_active")?, column("access_key_1_last_rotated")?),
         (column("access_key_2_active")?, column("access_key_2_last_rotated")?),
@@ -72,6 +82,7 @@ pub fn parse(csv: &str) -> Result<Vec<ReportUser>, String> {
         }
         users.push(ReportUser {
             user: user.to_string(),
+            arn: field(arn_col)?.to_string(),
             keys,
         });
     }
@@ -139,6 +150,61 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Reads the account's credential report, generating one when there is none (AWS keeps one for 4 hours;
+/// keys are confirmed one by one anyway).
+pub async fn read(aws: &Aws<'_>) -> Result<Vec<ReportUser>, HandlerError> {
+    let iam = aws.iam;
+    let report = match aws
+        .call("iam", "GetCredentialReport", || iam.get_credential_report().send())
+        .await
+    {
+        Ok(report) => report,
+        Err(err)
+            if matches!(
+                err.code(),
+                Some("ReportNotPresent" | "ReportExpired" | "ReportInProgress")
+            ) =>
+        {
+            generate(aws).await?;
+            aws.call("iam", "GetCredentialReport", || iam.get_credential_report().send())
+                .await?
+        }
+        Err(err) => return Err(err),
+    };
+    let content = report.content().ok_or_else(|| {
+        HandlerError::Failed(
+            "GetCredentialReport answered without content: no key was examined; run the pass again".into(),
+        )
+    })?;
+    let text = std::str::from_utf8(content.as_ref())
+        .map_err(|_| HandlerError::Failed("the credential report is not UTF-8 text: no key was examined".into()))?;
+    parse(text).map_err(|problem| HandlerError::Failed(format!("the credential report could not be read: {problem}")))
+}
+
+async fn generate(aws: &Aws<'_>) -> Result<(), HandlerError> {
+    let started = Instant::now();
+    let mut poll = Duration::from_millis(250);
+    loop {
+        let out = aws
+            .call("iam", "GenerateCredentialReport", || {
+                aws.iam.generate_credential_report().send()
+            })
+            .await?;
+        if out.state() == Some(&ReportStateType::Complete) {
+            return Ok(());
+        }
+        if started.elapsed() >= aws.tuning.report_wait {
+            return Err(HandlerError::Failed(format!(
+                "GenerateCredentialReport was still {} after {} s: no key was examined; run the pass again later",
+                out.state().map(|s| s.as_str()).unwrap_or("not complete"),
+                started.elapsed().as_secs()
+            )));
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(aws.tuning.report_poll);
+    }
 }
 
 #[cfg(test)]
