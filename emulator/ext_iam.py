@@ -10,6 +10,9 @@ Test controls (JSON bodies, JSON answers):
    and the credential report (which moto builds from the live keys on every GetCredentialReport) show it.
    Without `access_key_id`, every key of the user. `last_used_days` (optional) sets when the key was last
    used, as GetAccessKeyLastUsed and the report show it. Answers `{"aged": [{"access_key_id", "create_date"}]}`.
+- `POST /tapguard/iam/key-used` `{"account": "123456789012", "access_key_id": "AKIA...", "days_ago": 0}`: records a
+   use of the key `days_ago` days ago (default: now), as GetAccessKeyLastUsed shows it; `{"never": true}` instead
+   clears it (a key never used has no LastUsedDate). Answers `{"access_key_id", "last_used"}` (null when never).
 - `POST /tapguard/iam/bulk-users` `{"account": "123456789012", "prefix": "user-", "count": 2000, "start": 0,
    "path": "/", "tags": {"k": "v"}, "keys": [{"age_days": 120, "status": "Active", "last_used_days": 3}]}`:
    creates users `<prefix><start>` .. `<prefix><start+count-1>`, each with the listed keys (at most 2, the
@@ -80,6 +83,22 @@ def age_key(body: dict) -> dict:
     return {"aged": [{"access_key_id": k.access_key_id, "create_date": k.create_date.isoformat()} for k in keys]}
 
 
+def key_used(body: dict) -> dict:
+    backend = _backend(body)
+    wanted = body.get("access_key_id")
+    if not wanted:
+        raise ValueError("'access_key_id' is required")
+    key = next((k for u in backend.users.values() for k in u.access_keys if k.access_key_id == wanted), None)
+    if key is None:
+        raise KeyError(f"no access key {wanted!r} in account {body['account']}")
+    if body.get("never"):
+        key.last_used = None
+        return {"access_key_id": wanted, "last_used": None}
+    days_ago = _days(body, "days_ago") or 0.0
+    key.last_used = AccessKeyLastUsed(utcnow() - timedelta(days=days_ago), "iam", "us-east-1")
+    return {"access_key_id": wanted, "last_used": key.last_used.timestamp.isoformat()}
+
+
 def bulk_users(body: dict) -> dict:
     backend = _backend(body)
     prefix = body.get("prefix") or "user-"
@@ -127,3 +146,4 @@ def install() -> None:
     IamResponse.list_users = _list_users
     faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = age_key
     faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = bulk_users
+    faults.CONTROLS[("POST", "/tapguard/iam/key-used")] = key_used

@@ -184,13 +184,15 @@ impl AccessKeyRotation {
         let arn = me.arn().unwrap_or_default();
         role_of_session(arn).ok_or_else(|| {
             HandlerError::Failed(format!(
-                "the function runs as {arn}, not as an IAM role: the secrets' policy needs the role's ARN"
+                "the function runs as {arn}, not as an IAM role or user: the secrets' policy needs the principal's \
+                 ARN; run it with its own role"
             ))
         })
     }
 }
 
-/// `arn:aws:sts::1:assumed-role/Name/session` → `arn:aws:iam::1:role/Name`; a role ARN stays as it is.
+/// The caller as aws:PrincipalArn shows it: `arn:aws:sts::1:assumed-role/Name/session` becomes the role
+/// `arn:aws:iam::1:role/Name`; an IAM user or role ARN stays as it is; anything else (root) is `None`.
 pub fn role_of_session(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [_, partition, service, _, account, resource] = parts.as_slice() else {
@@ -198,7 +200,7 @@ pub fn role_of_session(arn: &str) -> Option<String> {
     };
     match (*service, resource.split('/').collect::<Vec<_>>().as_slice()) {
         ("sts", ["assumed-role", name, _session]) => Some(format!("arn:{partition}:iam::{account}:role/{name}")),
-        ("iam", ["role", ..]) => Some(arn.to_string()),
+        ("iam", ["role" | "user", ..]) => Some(arn.to_string()),
         _ => None,
     }
 }

@@ -22,6 +22,8 @@ use crate::properties::{Properties, Tuning};
 use crate::ID_PREFIX;
 
 pub const HANDLER: &str = "access-key-rotation";
+/// Overrides the principal found with GetCallerIdentity (not set by template.yml).
+pub const PRINCIPAL_VARIABLE: &str = "TAPGUARD_ROTATION_PRINCIPAL_ARN";
 /// The ledger record that remembers where the last run that ran out of time stopped.
 const CURSOR_KEY: &str = "schedule-cursor";
 
@@ -68,14 +70,20 @@ pub struct AccessKeyRotation {
 
 impl AccessKeyRotation {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self::from_clients(
+        let handler = Self::from_clients(
             Iam::new(config),
             SecretsManager::new(config),
             Sns::new(config),
             Sts::new(config),
             Ledger::new(config, HANDLER),
             Tuning::default(),
-        )
+        );
+        // Where the caller is not an IAM role or user (the emulator's test credentials), the principal
+        // the secrets' policy exempts is given explicitly.
+        match std::env::var(PRINCIPAL_VARIABLE).ok().filter(|v| !v.trim().is_empty()) {
+            Some(arn) => handler.with_role_arn(arn),
+            None => handler,
+        }
     }
 
     pub fn from_clients(iam: Iam, secrets: SecretsManager, sns: Sns, sts: Sts, ledger: Ledger, tuning: Tuning) -> Self {
