@@ -18,6 +18,9 @@ Test controls (JSON bodies, JSON answers):
    creates users `<prefix><start>` .. `<prefix><start+count-1>`, each with the listed keys (at most 2, the
    IAM limit); answers `{"users": N, "keys": M, "access_key_ids": {"user": ["AKIA..", ..]}}`.
 
+Credential report fixed: a user name holding a comma (IAM allows it) is quoted in the CSV, with its ARN,
+as a CSV writer does; moto writes it bare and shifts every later column.
+
 Operation fixed: ListUsers pages with MaxItems (default 100, as AWS) and Marker, answering IsTruncated,
 where moto answers every user at once.
 """
@@ -26,7 +29,7 @@ from datetime import timedelta
 
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
-from moto.iam.models import LIMIT_KEYS_PER_USER, AccessKeyLastUsed, iam_backends
+from moto.iam.models import LIMIT_KEYS_PER_USER, AccessKeyLastUsed, User, iam_backends
 from moto.iam.responses import IamResponse
 from moto.utilities.utils import PARTITION_NAMES
 
@@ -142,8 +145,20 @@ def _list_users(self: IamResponse) -> ActionResult:
     return ActionResult(result)
 
 
+_user_to_csv = User.to_csv
+
+
+def _quoted_csv(self: User) -> str:
+    line = _user_to_csv(self)
+    bare = f"{self.name},{self.arn},"
+    if "," in self.name and line.startswith(bare):
+        return f'"{self.name}","{self.arn}",' + line[len(bare) :]
+    return line
+
+
 def install() -> None:
     IamResponse.list_users = _list_users
+    User.to_csv = _quoted_csv
     faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = age_key
     faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = bulk_users
     faults.CONTROLS[("POST", "/tapguard/iam/key-used")] = key_used

@@ -611,7 +611,7 @@ fn an_unreadable_credential_report_fails_the_pass_naming_the_permission() {
         "message": "User is not authorized to perform: iam:GetCredentialReport"}),
     );
     let mut r = driver(&w);
-    let failed = r.create(json!({"Mode": "Rotate"}));
+    let failed = r.create(json!({"Mode": "Rotate", "NotifyTopicArn": topic_arn(&w)}));
     assert_eq!(failed.status(), "FAILED");
     assert!(
         failed.reason().starts_with("GetCredentialReport failed: AccessDenied"),
@@ -890,20 +890,25 @@ const STEPS: [(&str, &str); 8] = [
 
 #[test]
 fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
-    let (mut w, env) = world_and_env(&rotate_env());
+    let mut env = rotate_env();
+    // Users are started until 1 s before the deadline (20 s in Lambda), so the short deadline below
+    // cuts the pass in the middle of a user rather than before it.
+    env.push(("TAPGUARD_DEADLINE_MARGIN_SECS", "1"));
+    let (mut w, env) = world_and_env(&env);
     create_topic(&w);
     let mut undone = 0;
     for (n, (service, operation)) in STEPS.iter().enumerate() {
         let (user, old) = only_key(&users(&w, &format!("cut{n}-"), 1, json!([{"age_days": 120}]), json!({})));
-        // The pass is cut 4 s into the invocation (the runtime keeps 5 s of a 9 s deadline), while the
-        // delayed call is in flight; the process is then killed, and the call lands afterwards.
-        w.fault(json!({"service": service, "operation": operation, "delay_ms": 6000, "count": 1}));
+        // The pass is cut at its 4 s deadline while the delayed call is in flight; the process is then
+        // killed, and the call lands afterwards (5 s after it went out).
+        w.fault(json!({"service": service, "operation": operation, "delay_ms": 5000, "count": 1}));
         let mut event = fixture("access-key-rotation-scheduled.json");
         event["account"] = json!(w.account.account_id);
-        let cut = w.host.invoke(&event, Duration::from_secs(9));
+        let cut = w.host.invoke(&event, Duration::from_secs(4));
         assert!(!matches!(cut, InvokeResult::Response(_)), "step {operation}: the pass was not cut: {cut:?}");
         w.host = LambdaHost::start(&binary_path(BINARY), &env);
-        std::thread::sleep(Duration::from_secs(3));
+        // Not a timed assertion: wait for the delayed call to land before the next pass looks.
+        std::thread::sleep(Duration::from_millis(2500));
         assert!(
             emulator()
                 .operations(&w.account.account_id, service)

@@ -533,6 +533,11 @@ impl Pass<'_> {
     async fn hand_over(&self, report: &ReportUser, old_id: &str) -> Result<String, HandlerError> {
         let user = report.user.as_str();
         let aws = self.aws;
+        // A secret of the name that this rotation did not create: refuse before anything is changed.
+        let name = secrets::secret_name(self.props, user);
+        if secrets::ownership(aws, &name, user).await? == secrets::Ownership::Foreign {
+            return Err(secrets::foreign(&name));
+        }
         keys::tag(aws, user, INTENT_TAG, &state::step_value(old_id, epoch_now())).await?;
         let new_key = match keys::create(aws, user).await {
             Ok(key) => key,

@@ -178,7 +178,7 @@ async fn create(aws: &Aws<'_>, props: &Properties, name: &str, user: &str) -> Re
     }
 }
 
-fn foreign(name: &str) -> HandlerError {
+pub fn foreign(name: &str) -> HandlerError {
     HandlerError::Failed(format!(
         "secret {name} exists but was not created by this rotation (it lacks the tag {OWNER_TAG}): nothing was \
          changed and no key was handed over; find out who created it, then delete it (or rename it) so the \
