@@ -626,7 +626,14 @@ async fn a_failed_notice_keeps_the_key_and_the_next_pass_announces_it() {
     assert_eq!(tag(&s, "alice", HANDED_OVER_TAG), None, "not handed over before the user is told");
     let next = pass(&s, &rotate()).await;
     assert_eq!((next.keys_rotated, next.users_failed()), (1, 0));
-    assert_eq!(s.lock().unwrap().published.len(), 1, "the notice went out on the second pass");
+    let events: Vec<String> = s
+        .lock()
+        .unwrap()
+        .published
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m).unwrap()["Event"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(events, ["RotationFailed", "AccessKeyRotated"], "told of the failure, then of the key");
 }
 
 #[tokio::test]
@@ -772,4 +779,59 @@ fn state_tags_are_read_whatever_their_case() {
     assert!(state.exempt);
     assert_eq!(state.intent.as_ref().map(|i| i.key_id.as_str()), Some("AKIAOLD"));
     assert_eq!(state.deactivated_by_us("AKIAOLD"), Some(now), "an unreadable date counts as now");
+}
+
+// ----- the credential report's CSV ------------------------------------------------------------------
+
+mod credential_report {
+    use crate::report::*;
+
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    #[test]
+    fn reads_both_key_slots_and_skips_the_root_row() {
+        let csv = format!(
+            "{HEADER}\n\
+             <root_account>,arn:aws:iam::1:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+             alice,arn:aws:iam::1:user/alice,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2026-05-07T13:07:53+00:00,N/A,N/A,N/A,false,2026-11-20T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\
+             \"bob,ops\",arn:aws:iam::1:user/bob,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
+        );
+        let users = parse(&csv).unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].user, "alice");
+        assert_eq!(
+            users[0].keys,
+            vec![
+                ReportKey {
+                    active: true,
+                    last_rotated: parse_timestamp("2026-05-07T13:07:53Z").unwrap()
+                },
+                ReportKey {
+                    active: false,
+                    last_rotated: parse_timestamp("2026-11-20T00:00:00Z").unwrap()
+                },
+            ]
+        );
+        assert_eq!(users[1].user, "bob,ops");
+        assert!(users[1].keys.is_empty());
+        let cutoff = parse_timestamp("2026-08-01T00:00:00Z").unwrap();
+        assert!(users[0].has_key_created_before(cutoff));
+        assert!(!users[1].has_key_created_before(cutoff));
+    }
+
+    #[test]
+    fn a_report_without_key_columns_is_an_error_naming_the_column() {
+        let err = parse("user,arn\nalice,arn:aws:iam::1:user/alice\n").unwrap_err();
+        assert!(err.contains("access_key_1_active"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_with_offsets_fractions_and_z_agree() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00+00:00"), Some(0));
+        assert_eq!(parse_timestamp("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(parse_timestamp("2000-03-01T01:00:00+01:00"), Some(951_868_800));
+        assert_eq!(parse_timestamp("2000-02-29T23:00:00.5-01:00"), Some(951_868_800));
+        assert_eq!(parse_timestamp("N/A"), None);
+        assert_eq!(parse_timestamp("2000-13-01T00:00:00Z"), None);
+    }
 }
