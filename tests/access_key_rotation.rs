@@ -188,7 +188,12 @@ fn use_key(w: &World, key: &str) {
 fn set_status(w: &World, user: &str, key: &str, status: &str) {
     let answer = w.query(
         "iam",
-        &[("Action", "UpdateAccessKey"), ("UserName", user), ("AccessKeyId", key), ("Status", status)],
+        &[
+            ("Action", "UpdateAccessKey"),
+            ("UserName", user),
+            ("AccessKeyId", key),
+            ("Status", status),
+        ],
     );
     assert!(answer.contains("UpdateAccessKeyResponse"), "{answer}");
 }
@@ -207,7 +212,11 @@ fn resource_policy(w: &World, name: &str) -> Value {
 }
 
 fn described(w: &World, name: &str) -> Value {
-    w.json_call("secretsmanager", "secretsmanager.DescribeSecret", json!({"SecretId": name}))
+    w.json_call(
+        "secretsmanager",
+        "secretsmanager.DescribeSecret",
+        json!({"SecretId": name}),
+    )
 }
 
 fn scheduled(w: &World) -> Result<Value, Value> {
@@ -487,7 +496,11 @@ fn dry_run_rotate_reports_what_it_would_do_and_makes_no_mutating_call() {
     assert_eq!(counts(&data), expect_counts([16, 8, 6, 0, 2, 0, 0, 0]));
     assert_eq!(data["DryRun"], "true");
     assert_eq!(iam_changes(&w), Vec::<String>::new());
-    assert_eq!(mutating(&w.operations("ssm")), Vec::<String>::new(), "a dry run claims nothing");
+    assert_eq!(
+        mutating(&w.operations("ssm")),
+        Vec::<String>::new(),
+        "a dry run claims nothing"
+    );
     assert_eq!(mutating(&w.operations("secretsmanager")), Vec::<String>::new());
     assert!(w.operations("sns").is_empty());
     for (user, ids) in &old {
@@ -534,7 +547,10 @@ fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_a_second_policy_is
                 "{user}"
             );
             assert!(secret(&w, &format!("tap/access-keys/{user}")).is_none());
-            assert!(!user_tags(&w, user).contains("tap:rotation-intent"), "{user}: intent cleared");
+            assert!(
+                !user_tags(&w, user).contains("tap:rotation-intent"),
+                "{user}: intent cleared"
+            );
         } else {
             assert!(keys.iter().all(|k| k.status == "Active"), "{user}: {keys:?}");
             let stored = secret(&w, &format!("tap/access-keys/{user}")).expect("secret");
@@ -576,7 +592,11 @@ fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_a_second_policy_is
         "{}",
         other.reason()
     );
-    assert_eq!(iam_changes(&w).len(), changes_before, "the refused resource changed nothing");
+    assert_eq!(
+        iam_changes(&w).len(),
+        changes_before,
+        "the refused resource changed nothing"
+    );
 }
 
 #[test]
@@ -655,7 +675,9 @@ fn invalid_settings_fail_naming_the_property_or_the_environment_variable() {
     let silent = r.create(json!({"Mode": "Rotate"}));
     assert_eq!(silent.status(), "FAILED");
     assert!(
-        silent.reason().starts_with("invalid property NotifyTopicArn: is required with Mode Rotate"),
+        silent
+            .reason()
+            .starts_with("invalid property NotifyTopicArn: is required with Mode Rotate"),
         "{}",
         silent.reason()
     );
@@ -733,15 +755,25 @@ fn only_key(ids: &BTreeMap<String, Vec<String>>) -> (String, String) {
 fn assert_handed_over(w: &World, user: &str, old: &str, secret_name: &str) -> String {
     let keys = keys_of(w, user);
     assert_eq!(keys.len(), 2, "{user}: {keys:?}");
-    assert!(keys.iter().all(|k| k.status == "Active"), "{user}: both keys active: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.status == "Active"),
+        "{user}: both keys active: {keys:?}"
+    );
     let new = keys.iter().find(|k| k.id != old).expect("a new key").id.clone();
     let stored = secret(w, secret_name).unwrap_or_else(|| panic!("{user}: no secret {secret_name}"));
     assert_eq!(stored["AccessKeyId"], new, "{user}: the secret holds the new key");
     assert_eq!(stored["UserName"], user);
     assert!(stored["SecretAccessKey"].as_str().is_some_and(|s| s.len() >= 20));
     let handed = tag_value(w, user, "tap:rotation-handed-over").unwrap_or_default();
-    assert!(handed.starts_with(&format!("{new} ")), "{user}: hand-over recorded: {handed}");
-    assert_eq!(tag_value(w, user, "tap:rotation-intent"), None, "{user}: no intent left");
+    assert!(
+        handed.starts_with(&format!("{new} ")),
+        "{user}: hand-over recorded: {handed}"
+    );
+    assert_eq!(
+        tag_value(w, user, "tap:rotation-intent"),
+        None,
+        "{user}: no intent left"
+    );
     new
 }
 
@@ -757,7 +789,13 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
     let (comma, comma_old) = only_key(&users(&w, "ops,bob", 1, old_key.clone(), json!({})));
     let (underscore, underscore_old) = only_key(&users(&w, "ops_bob", 1, old_key.clone(), json!({})));
     // The exempt tag in another case: IAM compares tag keys without regard to case.
-    let (vip, vip_key) = only_key(&users(&w, "vip-", 1, old_key.clone(), json!({"TAP:Rotation-Exempt": "yes"})));
+    let (vip, vip_key) = only_key(&users(
+        &w,
+        "vip-",
+        1,
+        old_key.clone(),
+        json!({"TAP:Rotation-Exempt": "yes"}),
+    ));
     let (mallory, mallory_old) = only_key(&users(&w, "mallory-", 1, old_key, json!({})));
     // Someone who may create secrets under the prefix pre-creates mallory's, hoping to receive her key.
     let trap = format!("tap/access-keys/{mallory}");
@@ -771,8 +809,12 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
     // Pass 1: five users get a new key in their own secret; every old key stays active.
     let first = scheduled(&w).unwrap_or_else(|e| panic!("pass 1 failed: {e}\n{}", w.host.logs()));
     assert_eq!(
-        (first["KeysRotated"].clone(), first["KeysDeactivated"].clone(), first["UsersExempt"].clone(),
-            first["UsersFailed"].clone()),
+        (
+            first["KeysRotated"].clone(),
+            first["KeysDeactivated"].clone(),
+            first["UsersExempt"].clone(),
+            first["UsersFailed"].clone()
+        ),
         (json!(5), json!(0), json!(1), json!(1)),
         "{first}"
     );
@@ -789,9 +831,9 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
     let name = secret_of(&alice);
     let description = described(&w, &name);
     assert!(
-        description["Tags"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["Key"] == "tapguard:access-key-rotation:user" && t["Value"] == alice)),
+        description["Tags"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|t| t["Key"] == "tapguard:access-key-rotation:user" && t["Value"] == alice)),
         "{description}"
     );
     let policy = resource_policy(&w, &name);
@@ -802,7 +844,10 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
     let principal = ROTATION_PRINCIPAL.replace("{account}", &account);
     let allow = statements.iter().find(|s| s["Effect"] == "Allow").expect("an Allow");
     assert_eq!(allow["Principal"]["AWS"], json!([alice_arn, reader]), "{policy}");
-    assert_eq!(allow["Action"], json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]));
+    assert_eq!(
+        allow["Action"],
+        json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"])
+    );
     let deny = statements.iter().find(|s| s["Effect"] == "Deny").expect("a Deny");
     assert_eq!(deny["Principal"], "*");
     assert_eq!(deny["Action"], "secretsmanager:GetSecretValue");
@@ -813,20 +858,39 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
     );
 
     // The foreign secret was refused: mallory keeps her one key, the planted value is untouched.
-    assert_eq!(keys_of(&w, &mallory), vec![KeyState { id: mallory_old.clone(), status: "Active".into() }]);
+    assert_eq!(
+        keys_of(&w, &mallory),
+        vec![KeyState {
+            id: mallory_old.clone(),
+            status: "Active".into()
+        }]
+    );
     assert_eq!(secret(&w, &trap), Some(json!({"planted": true})));
     assert_eq!(tag_value(&w, &mallory, "tap:rotation-intent"), None);
     let logs = w.host.logs();
-    assert!(logs.contains(&format!("secret {trap} exists but was not created by this rotation")), "{logs}");
+    assert!(
+        logs.contains(&format!("secret {trap} exists but was not created by this rotation")),
+        "{logs}"
+    );
     // The exempt user is untouched.
-    assert_eq!(keys_of(&w, &vip), vec![KeyState { id: vip_key.clone(), status: "Active".into() }]);
+    assert_eq!(
+        keys_of(&w, &vip),
+        vec![KeyState {
+            id: vip_key.clone(),
+            status: "Active".into()
+        }]
+    );
     // Every rotated user and the failed one were told (six notices), and no notice carries a secret.
     let publishes = w.operations("sns").iter().filter(|op| *op == "Publish").count();
     assert_eq!(publishes, 6, "{:?}", w.operations("sns"));
 
     // Pass 2, the same day: inside the overlap nothing changes.
     let second = scheduled(&w).unwrap_or_else(|e| panic!("pass 2 failed: {e}"));
-    assert_eq!((second["KeysRotated"].clone(), second["KeysDeactivated"].clone()), (json!(0), json!(0)), "{second}");
+    assert_eq!(
+        (second["KeysRotated"].clone(), second["KeysDeactivated"].clone()),
+        (json!(0), json!(0)),
+        "{second}"
+    );
     assert_eq!(status_of(&w, &alice, &alice_old).as_deref(), Some("Active"));
 
     // Eight days later: the overlap is over. Bob's old key was used after his new one was created.
@@ -836,14 +900,26 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
     use_key(&w, &bob_old);
     let third = scheduled(&w).unwrap_or_else(|e| panic!("pass 3 failed: {e}"));
     assert_eq!(
-        (third["KeysDeactivated"].clone(), third["UsersWaiting"].clone(), third["KeysRotated"].clone()),
+        (
+            third["KeysDeactivated"].clone(),
+            third["UsersWaiting"].clone(),
+            third["KeysRotated"].clone()
+        ),
         (json!(2), json!(1), json!(0)),
         "{third}"
     );
-    assert_eq!(status_of(&w, &alice, &alice_old).as_deref(), Some("Inactive"), "unused: retired");
+    assert_eq!(
+        status_of(&w, &alice, &alice_old).as_deref(),
+        Some("Inactive"),
+        "unused: retired"
+    );
     assert_eq!(status_of(&w, &alice, &alice_new).as_deref(), Some("Active"));
     assert_eq!(status_of(&w, &carol, &carol_old).as_deref(), Some("Inactive"));
-    assert_eq!(status_of(&w, &bob, &bob_old).as_deref(), Some("Active"), "still in use: kept");
+    assert_eq!(
+        status_of(&w, &bob, &bob_old).as_deref(),
+        Some("Active"),
+        "still in use: kept"
+    );
     assert_eq!(status_of(&w, &bob, &bob_new).as_deref(), Some("Active"));
     assert!(tag_value(&w, &alice, &format!("tap:rotation-deactivated:{alice_old}")).is_some());
     let line = w
@@ -853,17 +929,28 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
         .rev()
         .find(|l| l["message"] == "access key rotation pass finished")
         .expect("the summary line");
-    assert_eq!(line["users_waiting"], 1, "the UsersWaiting metric filter reads this field: {line}");
+    assert_eq!(
+        line["users_waiting"], 1,
+        "the UsersWaiting metric filter reads this field: {line}"
+    );
 
     // Someone reactivates carol's old key to get a workload back: the rotation leaves it alone.
     set_status(&w, &carol, &carol_old, "Active");
     let fourth = scheduled(&w).unwrap_or_else(|e| panic!("pass 4 failed: {e}"));
     assert_eq!(
-        (fourth["UsersOverridden"].clone(), fourth["KeysDeactivated"].clone(), fourth["UsersWaiting"].clone()),
+        (
+            fourth["UsersOverridden"].clone(),
+            fourth["KeysDeactivated"].clone(),
+            fourth["UsersWaiting"].clone()
+        ),
         (json!(1), json!(0), json!(1)),
         "{fourth}"
     );
-    assert_eq!(status_of(&w, &carol, &carol_old).as_deref(), Some("Active"), "the human override wins");
+    assert_eq!(
+        status_of(&w, &carol, &carol_old).as_deref(),
+        Some("Active"),
+        "the human override wins"
+    );
     let changed: Vec<String> = emulator()
         .calls(&account, Some("iam"))
         .iter()
@@ -898,14 +985,23 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
     create_topic(&w);
     let mut undone = 0;
     for (n, (service, operation)) in STEPS.iter().enumerate() {
-        let (user, old) = only_key(&users(&w, &format!("cut{n}-"), 1, json!([{"age_days": 120}]), json!({})));
+        let (user, old) = only_key(&users(
+            &w,
+            &format!("cut{n}-"),
+            1,
+            json!([{"age_days": 120}]),
+            json!({}),
+        ));
         // The pass is cut at its 4 s deadline while the delayed call is in flight; the process is then
         // killed, and the call lands afterwards (5 s after it went out).
         w.fault(json!({"service": service, "operation": operation, "delay_ms": 5000, "count": 1}));
         let mut event = fixture("access-key-rotation-scheduled.json");
         event["account"] = json!(w.account.account_id);
         let cut = w.host.invoke(&event, Duration::from_secs(4));
-        assert!(!matches!(cut, InvokeResult::Response(_)), "step {operation}: the pass was not cut: {cut:?}");
+        assert!(
+            !matches!(cut, InvokeResult::Response(_)),
+            "step {operation}: the pass was not cut: {cut:?}"
+        );
         w.host = LambdaHost::start(&binary_path(BINARY), &env);
         // Not a timed assertion: wait for the delayed call to land before the next pass looks.
         std::thread::sleep(Duration::from_millis(2500));

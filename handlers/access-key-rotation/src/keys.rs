@@ -132,11 +132,7 @@ pub async fn deactivate(aws: &Aws<'_>, user: &str, key_id: &str) -> Result<(), H
 pub async fn delete(aws: &Aws<'_>, user: &str, key_id: &str) -> Result<(), HandlerError> {
     match aws
         .call("iam", "DeleteAccessKey", || {
-            aws.iam
-                .delete_access_key()
-                .user_name(user)
-                .access_key_id(key_id)
-                .send()
+            aws.iam.delete_access_key().user_name(user).access_key_id(key_id).send()
         })
         .await
     {

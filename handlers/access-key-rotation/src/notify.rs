@@ -46,7 +46,10 @@ impl Event {
             Event::Failed => format!("IAM access key rotation failed for {user}"),
         };
         // SNS subjects: at most 100 printable ASCII characters.
-        text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(99).collect()
+        text.chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .take(99)
+            .collect()
     }
 }
 

@@ -288,13 +288,21 @@ impl Pass<'_> {
         if state.exempt {
             result.over_age = keys.iter().filter(|k| self.over_age(k)).count();
             result.exempt = true;
-            info!(user, tag = self.props.exempt_tag_key, "user is exempt: reported, not touched");
+            info!(
+                user,
+                tag = self.props.exempt_tag_key,
+                "user is exempt: reported, not touched"
+            );
             return Ok(());
         }
         // An unfinished rotation first: finish or undo it, then look at the user afresh.
         if let Some(intent) = state.intent.clone() {
             if !self.props.writes() {
-                info!(user, old_access_key_id = intent.key_id, "an unfinished rotation is recorded on the user");
+                info!(
+                    user,
+                    old_access_key_id = intent.key_id,
+                    "an unfinished rotation is recorded on the user"
+                );
             } else {
                 self.recover(user, &keys, &intent, result).await?;
                 let Some(reloaded) = self.load(user).await? else {
@@ -324,7 +332,11 @@ impl Pass<'_> {
             .collect();
         for key in &overridden {
             result.overridden = true;
-            warn!(user, access_key_id = key.id, "a key this resource deactivated was reactivated: left alone");
+            warn!(
+                user,
+                access_key_id = key.id,
+                "a key this resource deactivated was reactivated: left alone"
+            );
             if self.props.mode != Mode::Audit {
                 self.notify(
                     Event::Overridden,
@@ -376,21 +388,43 @@ impl Pass<'_> {
     /// Finishes or undoes the rotation an intent tag says was under way. A key created just after the
     /// intent is either the secret's current value (handed over: announce it and record the hand-over)
     /// or was never handed over (delete it). Only then is the intent removed.
-    async fn recover(&self, user: &str, keys: &[Key], intent: &Step, result: &mut UserResult) -> Result<(), HandlerError> {
+    async fn recover(
+        &self,
+        user: &str,
+        keys: &[Key],
+        intent: &Step,
+        result: &mut UserResult,
+    ) -> Result<(), HandlerError> {
         let made: Vec<&Key> = keys
             .iter()
-            .filter(|k| k.id != intent.key_id && k.created >= intent.at - SKEW && k.created <= intent.at + INTENT_WINDOW)
+            .filter(|k| {
+                k.id != intent.key_id && k.created >= intent.at - SKEW && k.created <= intent.at + INTENT_WINDOW
+            })
             .collect();
         if !made.is_empty() {
             let current = secrets::current_key_id(self.aws, self.props, user).await?;
             for key in made {
                 if current.as_deref() == Some(key.id.as_str()) {
-                    info!(user, new_access_key_id = key.id, "finishing a rotation whose new key is already stored");
+                    info!(
+                        user,
+                        new_access_key_id = key.id,
+                        "finishing a rotation whose new key is already stored"
+                    );
                     self.announce(user, &intent.key_id, &key.id).await?;
-                    keys::tag(self.aws, user, HANDED_OVER_TAG, &state::step_value(&key.id, epoch_now())).await?;
+                    keys::tag(
+                        self.aws,
+                        user,
+                        HANDED_OVER_TAG,
+                        &state::step_value(&key.id, epoch_now()),
+                    )
+                    .await?;
                     result.rotated += 1;
                 } else {
-                    info!(user, access_key_id = key.id, "deleting a key a cut rotation created and never handed over");
+                    info!(
+                        user,
+                        access_key_id = key.id,
+                        "deleting a key a cut rotation created and never handed over"
+                    );
                     keys::delete(self.aws, user, &key.id).await?;
                     result.undone += 1;
                 }
@@ -457,7 +491,11 @@ impl Pass<'_> {
                 }
                 None => {
                     // Someone deleted the new key: forget the hand-over, rotate afresh below.
-                    warn!(user, access_key_id = handed.key_id, "the handed-over key no longer exists");
+                    warn!(
+                        user,
+                        access_key_id = handed.key_id,
+                        "the handed-over key no longer exists"
+                    );
                     if !self.props.dry_run {
                         keys::untag(self.aws, user, HANDED_OVER_TAG).await?;
                     }
@@ -468,20 +506,19 @@ impl Pass<'_> {
             .iter()
             .filter(|k| k.active && self.over_age(k) && !handled.contains(&k.id))
             .collect();
-        let old = match old_active.as_slice() {
-            [] => return Ok(()),
-            [old] => *old,
-            _ => {
-                return self
+        let old =
+            match old_active.as_slice() {
+                [] => return Ok(()),
+                [old] => *old,
+                _ => return self
                     .skip(
                         user,
                         result,
                         "both access keys are active and over age: a new key would be a third; deactivate or delete \
                          one by hand",
                     )
-                    .await
-            }
-        };
+                    .await,
+            };
         match keys.iter().find(|k| k.id != old.id) {
             None => {}
             Some(other) if other.active => {
@@ -627,8 +664,14 @@ impl Pass<'_> {
                 state::iso(used),
                 secrets::secret_name(self.props, user)
             );
-            warn!(user, old_access_key_id = old.id, last_used = state::iso(used), "old key still in use: kept active");
-            self.notify(Event::Waiting, user, Some(&old.id), Some(&new.id), &detail).await;
+            warn!(
+                user,
+                old_access_key_id = old.id,
+                last_used = state::iso(used),
+                "old key still in use: kept active"
+            );
+            self.notify(Event::Waiting, user, Some(&old.id), Some(&new.id), &detail)
+                .await;
             return Ok(());
         }
         if self.props.dry_run {
@@ -665,7 +708,13 @@ impl Pass<'_> {
 
     /// Records the date, then deactivates: a key this resource deactivated always carries it.
     async fn deactivate(&self, user: &str, key_id: &str) -> Result<(), HandlerError> {
-        keys::tag(self.aws, user, &state::deactivated_tag(key_id), &state::iso(epoch_now())).await?;
+        keys::tag(
+            self.aws,
+            user,
+            &state::deactivated_tag(key_id),
+            &state::iso(epoch_now()),
+        )
+        .await?;
         keys::deactivate(self.aws, user, key_id).await
     }
 
@@ -677,7 +726,11 @@ impl Pass<'_> {
             return Ok(true);
         }
         if secrets::current_key_id(self.aws, self.props, user).await?.as_deref() == Some(key.id.as_str()) {
-            warn!(user, access_key_id = key.id, "inactive key kept: it is the current value of the user's secret");
+            warn!(
+                user,
+                access_key_id = key.id,
+                "inactive key kept: it is the current value of the user's secret"
+            );
             return Ok(false);
         }
         keys::delete(self.aws, user, &key.id).await?;
@@ -702,7 +755,10 @@ impl Pass<'_> {
         if self.now - key.created < (i64::from(self.props.max_key_age_days) + grace) * DAY {
             return Ok(false);
         }
-        if state.deactivated_by_us(&key.id).is_some_and(|at| self.now - at < grace * DAY) {
+        if state
+            .deactivated_by_us(&key.id)
+            .is_some_and(|at| self.now - at < grace * DAY)
+        {
             return Ok(false);
         }
         let last_used = keys::last_used(self.aws, &key.id).await?;

@@ -107,7 +107,11 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
                 other => Err(serde::de::Error::custom(format!("expected ARN strings, found {other}"))),
             })
             .collect::<Result<_, _>>()?,
-        other => return Err(serde::de::Error::custom(format!("expected a list of ARNs, found {other}"))),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a list of ARNs, found {other}"
+            )))
+        }
     };
     Ok(items
         .into_iter()

@@ -227,7 +227,12 @@ impl CustomResource for AccessKeyRotation {
     /// A failed Create (an error, the deadline, a panic): every rotation it left half-way is finished or
     /// undone as the next pass would (a key never handed over is deleted; one handed over stays, with
     /// its old key still active), then the claim and the record go.
-    async fn undo_create(&self, inv: &Invocation, request_id: &str, props: Option<Properties>) -> Result<(), HandlerError> {
+    async fn undo_create(
+        &self,
+        inv: &Invocation,
+        request_id: &str,
+        props: Option<Properties>,
+    ) -> Result<(), HandlerError> {
         if let Some(props) = props.filter(|p| p.writes() && p.validate().is_ok()) {
             let summary = self.recover_only(inv, &props).await?;
             info!(

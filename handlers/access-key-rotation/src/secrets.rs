@@ -103,7 +103,13 @@ pub struct Destination<'a> {
 /// Stores the new key: creates the secret (empty, tagged, with its policy) when there is none, puts the
 /// policy in place before any value, writes the value and reads it back. A secret of the name that this
 /// rotation did not create is refused with nothing changed.
-pub async fn store(aws: &Aws<'_>, props: &Properties, to: &Destination<'_>, key: &AccessKey, now: i64) -> Result<(), HandlerError> {
+pub async fn store(
+    aws: &Aws<'_>,
+    props: &Properties,
+    to: &Destination<'_>,
+    key: &AccessKey,
+    now: i64,
+) -> Result<(), HandlerError> {
     let name = secret_name(props, to.user);
     match ownership(aws, &name, to.user).await? {
         Ownership::Foreign => return Err(foreign(&name)),
@@ -129,7 +135,11 @@ pub async fn store(aws: &Aws<'_>, props: &Properties, to: &Destination<'_>, key:
     .to_string();
     let version = aws
         .call("secretsmanager", "PutSecretValue", || {
-            aws.secrets.put_secret_value().secret_id(&name).secret_string(&value).send()
+            aws.secrets
+                .put_secret_value()
+                .secret_id(&name)
+                .secret_string(&value)
+                .send()
         })
         .await?
         .version_id()

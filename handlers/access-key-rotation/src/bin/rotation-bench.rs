@@ -143,8 +143,15 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bo
         .build()
         .expect("tokio runtime");
     let config = runtime.block_on(tapguard_shared::aws_config());
-    let topic = emulator.query(&account, REGION, "sns", &[("Action", "CreateTopic"), ("Name", "key-rotation")]);
-    let topic = tapguard_harness::xml_value(&topic, "TopicArn").expect("a topic").to_string();
+    let topic = emulator.query(
+        &account,
+        REGION,
+        "sns",
+        &[("Action", "CreateTopic"), ("Name", "key-rotation")],
+    );
+    let topic = tapguard_harness::xml_value(&topic, "TopicArn")
+        .expect("a topic")
+        .to_string();
     let tuning = access_key_rotation::Tuning {
         run_budget: Some(std::time::Duration::from_secs(budget_secs)),
         ..Default::default()
@@ -165,7 +172,10 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bo
     };
     println!();
     println!("Rotate: {count} users with a key over age, runs of at most {budget_secs} s (new users started)");
-    println!("{:>4} {:>10} {:>12} {:>10} {:>10}", "run", "wall (s)", "handed over", "deferred", "IAM calls");
+    println!(
+        "{:>4} {:>10} {:>12} {:>10} {:>10}",
+        "run", "wall (s)", "handed over", "deferred", "IAM calls"
+    );
     let inv = Invocation::detached(REGION, &account.account_id);
     let (mut resume, mut handed_over, mut runs) = (None::<String>, 0, 0);
     let started = Instant::now();
@@ -192,6 +202,7 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bo
             break;
         }
         resume = summary.resume_after.clone();
+        println!("     resuming after {}", resume.as_deref().unwrap_or("-"));
     }
     println!(
         "{handed_over} of {count} users handed over in {runs} runs, {:.1} s in all",
@@ -200,7 +211,12 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bo
     let mut ok = handed_over == count;
     for n in (0..count).step_by((count / 20).max(1)) {
         let user = format!("rot-{n}");
-        let keys = emulator.query(&account, REGION, "iam", &[("Action", "ListAccessKeys"), ("UserName", &user)]);
+        let keys = emulator.query(
+            &account,
+            REGION,
+            "iam",
+            &[("Action", "ListAccessKeys"), ("UserName", &user)],
+        );
         let active = keys.matches("<Status>Active</Status>").count();
         let stored = emulator.json_call(
             &account,
