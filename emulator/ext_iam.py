@@ -10,10 +10,16 @@ Test controls (JSON bodies, JSON answers):
    and the credential report (which moto builds from the live keys on every GetCredentialReport) show it.
    Without `access_key_id`, every key of the user. `last_used_days` (optional) sets when the key was last
    used, as GetAccessKeyLastUsed and the report show it. Answers `{"aged": [{"access_key_id", "create_date"}]}`.
+- `POST /tapguard/iam/key-used` `{"account": "123456789012", "access_key_id": "AKIA...", "days_ago": 0}`: records a
+   use of the key `days_ago` days ago (default: now), as GetAccessKeyLastUsed shows it; `{"never": true}` instead
+   clears it (a key never used has no LastUsedDate). Answers `{"access_key_id", "last_used"}` (null when never).
 - `POST /tapguard/iam/bulk-users` `{"account": "123456789012", "prefix": "user-", "count": 2000, "start": 0,
    "path": "/", "tags": {"k": "v"}, "keys": [{"age_days": 120, "status": "Active", "last_used_days": 3}]}`:
    creates users `<prefix><start>` .. `<prefix><start+count-1>`, each with the listed keys (at most 2, the
    IAM limit); answers `{"users": N, "keys": M, "access_key_ids": {"user": ["AKIA..", ..]}}`.
+
+Credential report fixed: a user name holding a comma (IAM allows it) is quoted in the CSV, with its ARN,
+as a CSV writer does; moto writes it bare and shifts every later column.
 
 Operation fixed: ListUsers pages with MaxItems (default 100, as AWS) and Marker, answering IsTruncated,
 where moto answers every user at once.
@@ -23,7 +29,7 @@ from datetime import timedelta
 
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
-from moto.iam.models import LIMIT_KEYS_PER_USER, AccessKeyLastUsed, iam_backends
+from moto.iam.models import LIMIT_KEYS_PER_USER, AccessKeyLastUsed, User, iam_backends
 from moto.iam.responses import IamResponse
 from moto.utilities.utils import PARTITION_NAMES
 
@@ -80,6 +86,22 @@ def age_key(body: dict) -> dict:
     return {"aged": [{"access_key_id": k.access_key_id, "create_date": k.create_date.isoformat()} for k in keys]}
 
 
+def key_used(body: dict) -> dict:
+    backend = _backend(body)
+    wanted = body.get("access_key_id")
+    if not wanted:
+        raise ValueError("'access_key_id' is required")
+    key = next((k for u in backend.users.values() for k in u.access_keys if k.access_key_id == wanted), None)
+    if key is None:
+        raise KeyError(f"no access key {wanted!r} in account {body['account']}")
+    if body.get("never"):
+        key.last_used = None
+        return {"access_key_id": wanted, "last_used": None}
+    days_ago = _days(body, "days_ago") or 0.0
+    key.last_used = AccessKeyLastUsed(utcnow() - timedelta(days=days_ago), "iam", "us-east-1")
+    return {"access_key_id": wanted, "last_used": key.last_used.timestamp.isoformat()}
+
+
 def bulk_users(body: dict) -> dict:
     backend = _backend(body)
     prefix = body.get("prefix") or "user-"
@@ -123,7 +145,20 @@ def _list_users(self: IamResponse) -> ActionResult:
     return ActionResult(result)
 
 
+_user_to_csv = User.to_csv
+
+
+def _quoted_csv(self: User) -> str:
+    line = _user_to_csv(self)
+    bare = f"{self.name},{self.arn},"
+    if "," in self.name and line.startswith(bare):
+        return f'"{self.name}","{self.arn}",' + line[len(bare) :]
+    return line
+
+
 def install() -> None:
     IamResponse.list_users = _list_users
+    User.to_csv = _quoted_csv
     faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = age_key
     faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = bulk_users
+    faults.CONTROLS[("POST", "/tapguard/iam/key-used")] = key_used

@@ -16,6 +16,11 @@ const EXEMPT_TAG: &str = "tap:rotation-exempt";
 /// A world whose handler gets `env` (a scheduled run's settings); `{account}` in a value is replaced by
 /// the world's account id, which is only known once the account exists.
 fn world_with(env: &[(&str, &str)]) -> World {
+    world_and_env(env).0
+}
+
+/// The world and the handler's full environment (to start the handler again after killing it).
+fn world_and_env(env: &[(&str, &str)]) -> (World, Vec<(String, String)>) {
     let emulator = emulator();
     let account = emulator.fresh_account();
     let mut full_env = emulator.sdk_env(&account, REGION);
@@ -23,12 +28,13 @@ fn world_with(env: &[(&str, &str)]) -> World {
         env.iter()
             .map(|(k, v)| (k.to_string(), v.replace("{account}", &account.account_id))),
     );
-    World {
+    let world = World {
         host: LambdaHost::start(&binary_path(BINARY), &full_env),
         account,
         region: REGION.to_string(),
         responses: ResponseServer::start(),
-    }
+    };
+    (world, full_env)
 }
 
 fn topic_arn(w: &World) -> String {
@@ -137,6 +143,82 @@ fn secret(w: &World, name: &str) -> Option<Value> {
     Some(serde_json::from_str(text).expect("the secret is JSON"))
 }
 
+/// The user's tags, as ListUserTags answers them (XML).
+fn user_tags(w: &World, user: &str) -> String {
+    let xml = w.query("iam", &[("Action", "ListUserTags"), ("UserName", user)]);
+    assert!(xml.contains("ListUserTagsResult"), "ListUserTags {user}: {xml}");
+    xml
+}
+
+/// The value of the user's tag `key`, if it carries it.
+fn tag_value(w: &World, user: &str, key: &str) -> Option<String> {
+    let xml = user_tags(w, user);
+    xml.split("<member>")
+        .skip(1)
+        .find(|m| xml_value(m, "Key") == Some(key))
+        .and_then(|m| xml_value(m, "Value").map(str::to_string))
+}
+
+/// Moves the hand-over the handler recorded on `user` `days` into the past (the overlap's clock).
+fn backdate_handover(w: &World, user: &str, days: u64) {
+    let value = tag_value(w, user, "tap:rotation-handed-over")
+        .unwrap_or_else(|| panic!("{user}: no hand-over recorded: {}", user_tags(w, user)));
+    let (key, _) = value.split_once(' ').expect("<key id> <time>");
+    let moved = format!("{key} {}", iso_days_ago(days));
+    let answer = w.query(
+        "iam",
+        &[
+            ("Action", "TagUser"),
+            ("UserName", user),
+            ("Tags.member.1.Key", "tap:rotation-handed-over"),
+            ("Tags.member.1.Value", moved.as_str()),
+        ],
+    );
+    assert!(answer.contains("TagUserResponse"), "{answer}");
+}
+
+/// Records a use of `key` now, as GetAccessKeyLastUsed will show it.
+fn use_key(w: &World, key: &str) {
+    emulator().control(
+        "/tapguard/iam/key-used",
+        json!({"account": w.account.account_id, "access_key_id": key, "days_ago": 0}),
+    );
+}
+
+fn set_status(w: &World, user: &str, key: &str, status: &str) {
+    let answer = w.query(
+        "iam",
+        &[
+            ("Action", "UpdateAccessKey"),
+            ("UserName", user),
+            ("AccessKeyId", key),
+            ("Status", status),
+        ],
+    );
+    assert!(answer.contains("UpdateAccessKeyResponse"), "{answer}");
+}
+
+/// The secret's stored resource policy, parsed.
+fn resource_policy(w: &World, name: &str) -> Value {
+    let answer = w.json_call(
+        "secretsmanager",
+        "secretsmanager.GetResourcePolicy",
+        json!({"SecretId": name}),
+    );
+    let text = answer["ResourcePolicy"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has no resource policy: {answer}"));
+    serde_json::from_str(text).expect("the policy is JSON")
+}
+
+fn described(w: &World, name: &str) -> Value {
+    w.json_call(
+        "secretsmanager",
+        "secretsmanager.DescribeSecret",
+        json!({"SecretId": name}),
+    )
+}
+
 fn scheduled(w: &World) -> Result<Value, Value> {
     let mut event = fixture("access-key-rotation-scheduled.json");
     event["account"] = json!(w.account.account_id);
@@ -231,9 +313,12 @@ fn audit_of_2000_users_as_custom_resource_and_as_schedule_reports_and_changes_no
     let r = driver(&w);
     let created = r.send(create_event(&w, json!({})));
     assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
-    assert_eq!(
-        created.physical_id(),
-        format!("access-key-rotation:{}", w.account.account_id)
+    assert!(
+        created
+            .physical_id()
+            .starts_with(&format!("access-key-rotation:{REGION}:ledger-")),
+        "{}",
+        created.physical_id()
     );
     let data = data_of(&created);
     assert_eq!(counts(&data), expect_counts([2000, 180, 0, 0, 0, 20, 0, 0]));
@@ -250,6 +335,11 @@ fn audit_of_2000_users_as_custom_resource_and_as_schedule_reports_and_changes_no
     assert!(!operations.iter().any(|op| op == "ListUsers"));
     assert_eq!(iam_changes(&w), Vec::<String>::new());
     assert!(w.operations("secretsmanager").is_empty() && w.operations("sns").is_empty());
+    assert_eq!(
+        mutating(&w.operations("ssm")),
+        Vec::<String>::new(),
+        "Audit changes nothing, so it claims nothing in the ledger"
+    );
 
     // The same pass as the daily schedule, configured from the environment.
     let summary = scheduled(&w).expect("the scheduled pass succeeds");
@@ -290,126 +380,6 @@ fn audit_of_2000_users_as_custom_resource_and_as_schedule_reports_and_changes_no
         logs.contains("access key over age") && logs.contains(&stale["stale-0"][0]),
         "findings are logged with the key id"
     );
-}
-
-#[test]
-fn rotate_2000_users_on_schedule_then_as_custom_resource_never_locks_anyone_out() {
-    let w = world_with(&[
-        ("Mode", "Rotate"),
-        ("NotifyTopicArn", "arn:aws:sns:eu-west-1:{account}:key-rotation"),
-    ]);
-    create_topic(&w);
-    users(&w, "fresh-", 1900, json!([{"age_days": 5}]), json!({}));
-    let old = users(&w, "old-", 60, json!([{"age_days": 120}]), json!({}));
-    let both = users(&w, "both-", 10, json!([{"age_days": 120}, {"age_days": 30}]), json!({}));
-    let graced = users(
-        &w,
-        "graced-",
-        10,
-        json!([{"age_days": 120}, {"age_days": 200, "status": "Inactive"}]),
-        json!({}),
-    );
-    let exempt = users(
-        &w,
-        "exempt-",
-        10,
-        json!([{"age_days": 120}]),
-        json!({EXEMPT_TAG: "yes"}),
-    );
-    let recent = users(
-        &w,
-        "recent-",
-        10,
-        json!([{"age_days": 120}, {"age_days": 95, "status": "Inactive", "last_used_days": 2}]),
-        json!({}),
-    );
-
-    let summary = scheduled(&w).unwrap_or_else(|e| panic!("scheduled pass failed: {e}\n{}", w.host.logs()));
-    // Over age: old 60, both 10, graced 20, exempt 10, recent 20.
-    assert_eq!(counts(&summary), expect_counts([2000, 120, 70, 70, 10, 10, 20, 0]));
-
-    let mut stored_secrets = Vec::new();
-    for (user, ids) in old.iter().chain(graced.iter()) {
-        let keys = keys_of(&w, user);
-        assert_eq!(keys.len(), 2, "{user}: {keys:?}");
-        let new_key = keys.iter().find(|k| k.id != ids[0]).expect("a new key");
-        assert_eq!(
-            status_of(&w, user, &ids[0]).as_deref(),
-            Some("Inactive"),
-            "{user}: old key"
-        );
-        assert_eq!(new_key.status, "Active", "{user}: new key");
-        if ids.len() == 2 {
-            assert!(
-                keys.iter().all(|k| k.id != ids[1]),
-                "{user}: the expired inactive key was deleted"
-            );
-        }
-        let stored = secret(&w, &format!("tap/access-keys/{user}")).unwrap_or_else(|| panic!("{user}: no secret"));
-        assert_eq!(stored["UserName"], json!(user));
-        assert_eq!(stored["AccessKeyId"], json!(new_key.id));
-        assert_eq!(stored["SecretAccessKey"].as_str().map(str::len), Some(40));
-        assert!(stored["CreatedAt"].as_str().is_some());
-        stored_secrets.push(stored["SecretAccessKey"].as_str().unwrap().to_string());
-    }
-    for (user, ids) in both.iter().chain(recent.iter()).chain(exempt.iter()) {
-        let keys = keys_of(&w, user);
-        assert_eq!(keys.len(), ids.len(), "{user}: skipped users keep their keys: {keys:?}");
-        assert_eq!(status_of(&w, user, &ids[0]).as_deref(), Some("Active"), "{user}");
-        assert!(secret(&w, &format!("tap/access-keys/{user}")).is_none(), "{user}");
-    }
-    assert_eq!(w.operations("sns").iter().filter(|op| *op == "Publish").count(), 70);
-    assert!(!w.operations("iam").iter().any(|op| op == "ListUsers"));
-
-    // The first keys were deactivated today: however old, they are kept for the grace period.
-    for (user, ids) in old.iter().take(3) {
-        let tags = w.query("iam", &[("Action", "ListUserTags"), ("UserName", user)]);
-        assert!(
-            tags.contains(&format!("tap:rotation-deactivated:{}", ids[0])),
-            "{user}: {tags}"
-        );
-    }
-
-    // As a custom resource, "20 days later" for five users: their new keys are over age too, and their
-    // first keys have been inactive past the grace period: delete those first, then rotate again.
-    let again: Vec<(&String, &Vec<String>)> = old.iter().take(5).collect();
-    for (user, ids) in &again {
-        for key in keys_of(&w, user) {
-            age_key(&w, user, &key.id, if key.id == ids[0] { 140 } else { 100 });
-        }
-        backdate_deactivation(&w, user, &ids[0], 20);
-    }
-    let r = driver(&w);
-    let created = r.send(create_event(
-        &w,
-        json!({"Mode": "Rotate", "NotifyTopicArn": topic_arn(&w)}),
-    ));
-    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
-    let data = data_of(&created);
-    assert_eq!(data["KeysRotated"], 5);
-    assert_eq!(data["KeysDeleted"], 5, "only the five keys deactivated 20 days ago");
-    assert_eq!(data["UsersSkipped"], 20);
-    assert_eq!(data["UsersFailed"], 0);
-    for (user, ids) in &again {
-        let keys = keys_of(&w, user);
-        assert_eq!(keys.len(), 2, "{user}: {keys:?}");
-        assert!(keys.iter().all(|k| k.id != ids[0]), "{user}: the first key is gone");
-        let active: Vec<&KeyState> = keys.iter().filter(|k| k.status == "Active").collect();
-        assert_eq!(active.len(), 1, "{user}: {keys:?}");
-        let stored = secret(&w, &format!("tap/access-keys/{user}")).expect("secret");
-        assert_eq!(
-            stored["AccessKeyId"],
-            json!(active[0].id),
-            "{user}: the secret holds the newest key"
-        );
-    }
-
-    // The secret access keys are in Secrets Manager and nowhere else.
-    let logs = w.host.logs();
-    for secret_key in stored_secrets {
-        assert!(!logs.contains(&secret_key), "a secret access key reached the logs");
-        assert!(!created.response().to_string().contains(&secret_key));
-    }
 }
 
 #[test]
@@ -474,7 +444,11 @@ fn disable_2000_users_as_custom_resource_then_delete_after_grace_on_schedule() {
     for (user, ids) in exempt.iter().chain(fresh.iter().take(3)) {
         assert_eq!(status_of(&w, user, &ids[0]).as_deref(), Some("Active"), "{user}");
     }
-    assert!(w.operations("secretsmanager").is_empty(), "Disable stores nothing");
+    assert_eq!(
+        mutating(&w.operations("secretsmanager")),
+        Vec::<String>::new(),
+        "Disable stores nothing"
+    );
 
     // A second pass the same day deletes nothing it deactivated: the grace period counts from today.
     let same_day = scheduled(&w).unwrap_or_else(|e| panic!("scheduled pass failed: {e}"));
@@ -518,9 +492,15 @@ fn dry_run_rotate_reports_what_it_would_do_and_makes_no_mutating_call() {
     let created = r.create(json!({"Mode": "Rotate", "DryRun": "true", "NotifyTopicArn": topic_arn(&w)}));
     assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
     let data = data_of(&created);
-    assert_eq!(counts(&data), expect_counts([16, 8, 6, 6, 2, 0, 0, 0]));
+    // Rotated 6 (the old keys stay active through the overlap: nothing deactivated), 2 expired keys deleted.
+    assert_eq!(counts(&data), expect_counts([16, 8, 6, 0, 2, 0, 0, 0]));
     assert_eq!(data["DryRun"], "true");
     assert_eq!(iam_changes(&w), Vec::<String>::new());
+    assert_eq!(
+        mutating(&w.operations("ssm")),
+        Vec::<String>::new(),
+        "a dry run claims nothing"
+    );
     assert_eq!(mutating(&w.operations("secretsmanager")), Vec::<String>::new());
     assert!(w.operations("sns").is_empty());
     for (user, ids) in &old {
@@ -531,14 +511,15 @@ fn dry_run_rotate_reports_what_it_would_do_and_makes_no_mutating_call() {
 }
 
 #[test]
-fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_fails_the_pass_unless_told_otherwise() {
+fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_a_second_policy_is_refused() {
     let w = world_with(&[]);
+    create_topic(&w);
     let old = users(&w, "old-", 3, json!([{"age_days": 100}]), json!({}));
     w.fault(json!({"service": "secretsmanager", "operation": "CreateSecret",
         "code": "AccessDeniedException", "message": "not allowed to create secrets", "count": 1}));
 
     let mut r = driver(&w);
-    let failed = r.create(json!({"Mode": "Rotate"}));
+    let failed = r.create(json!({"Mode": "Rotate", "NotifyTopicArn": topic_arn(&w)}));
     assert_eq!(failed.status(), "FAILED");
     let reason = failed.reason();
     assert!(reason.starts_with("1 of 3 candidate users failed"), "{reason}");
@@ -547,11 +528,12 @@ fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_fails_the_pass_unl
         "{reason}"
     );
     assert!(
-        reason.contains("was deleted again") && reason.contains("FailOnUserErrors"),
+        reason.contains("was never handed over and was deleted again") && reason.contains("FailOnUserErrors"),
         "{reason}"
     );
 
-    // The failed user holds exactly the old key, still active; the other two were rotated.
+    // The failed user holds exactly the old key, still active; the other two got a new key and kept the
+    // old one active (the overlap).
     let mut rotated = 0;
     for (user, ids) in &old {
         let keys = keys_of(&w, user);
@@ -565,8 +547,14 @@ fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_fails_the_pass_unl
                 "{user}"
             );
             assert!(secret(&w, &format!("tap/access-keys/{user}")).is_none());
+            assert!(
+                !user_tags(&w, user).contains("tap:rotation-intent"),
+                "{user}: intent cleared"
+            );
         } else {
-            assert_eq!(status_of(&w, user, &ids[0]).as_deref(), Some("Inactive"), "{user}");
+            assert!(keys.iter().all(|k| k.status == "Active"), "{user}: {keys:?}");
+            let stored = secret(&w, &format!("tap/access-keys/{user}")).expect("secret");
+            assert!(keys.iter().any(|k| k.id == stored["AccessKeyId"]), "{user}");
             rotated += 1;
         }
     }
@@ -574,6 +562,11 @@ fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_fails_the_pass_unl
     let ops = w.operations("iam");
     assert_eq!(ops.iter().filter(|op| *op == "CreateAccessKey").count(), 3);
     assert_eq!(ops.iter().filter(|op| *op == "DeleteAccessKey").count(), 1);
+    assert_eq!(
+        ops.iter().filter(|op| *op == "UpdateAccessKey").count(),
+        0,
+        "no old key is deactivated in the pass that hands the new one over"
+    );
 
     // With FailOnUserErrors false a user failure is reported in Data, not as FAILED.
     users(&w, "later-", 1, json!([{"age_days": 100}]), json!({}));
@@ -581,12 +574,28 @@ fn a_user_whose_secret_cannot_be_stored_keeps_the_old_key_and_fails_the_pass_unl
         json!({"service": "iam", "operation": "CreateAccessKey", "code": "LimitExceeded",
         "message": "Cannot exceed quota for AccessKeysPerUser: 2", "count": 2}),
     );
-    let lenient = r.create(json!({"Mode": "Rotate", "FailOnUserErrors": "false"}));
+    let lenient = r.create(json!({"Mode": "Rotate", "NotifyTopicArn": topic_arn(&w), "FailOnUserErrors": "false"}));
     assert_eq!(lenient.status(), "SUCCESS", "{}", lenient.reason());
     let data = data_of(&lenient);
     assert_eq!(
         (data["UsersFailed"].clone(), data["KeysRotated"].clone()),
         (json!(2), json!(0))
+    );
+
+    // That resource claims the account's rotation policy: another resource asking for a different one
+    // is refused before it changes anything, naming the claimant.
+    let changes_before = iam_changes(&w).len();
+    let other = r.create(json!({"Mode": "Disable"}));
+    assert_eq!(other.status(), "FAILED");
+    assert!(
+        other.reason().contains("already claimed by AccessKeyRotation"),
+        "{}",
+        other.reason()
+    );
+    assert_eq!(
+        iam_changes(&w).len(),
+        changes_before,
+        "the refused resource changed nothing"
     );
 }
 
@@ -622,7 +631,7 @@ fn an_unreadable_credential_report_fails_the_pass_naming_the_permission() {
         "message": "User is not authorized to perform: iam:GetCredentialReport"}),
     );
     let mut r = driver(&w);
-    let failed = r.create(json!({"Mode": "Rotate"}));
+    let failed = r.create(json!({"Mode": "Rotate", "NotifyTopicArn": topic_arn(&w)}));
     assert_eq!(failed.status(), "FAILED");
     assert!(
         failed.reason().starts_with("GetCredentialReport failed: AccessDenied"),
@@ -663,14 +672,35 @@ fn invalid_settings_fail_naming_the_property_or_the_environment_variable() {
         "{}",
         unknown.reason()
     );
+    let silent = r.create(json!({"Mode": "Rotate"}));
+    assert_eq!(silent.status(), "FAILED");
+    assert!(
+        silent
+            .reason()
+            .starts_with("invalid property NotifyTopicArn: is required with Mode Rotate"),
+        "{}",
+        silent.reason()
+    );
+    let stalled = r.create(json!({"Mode": "Rotate", "GraceDays": "0",
+        "NotifyTopicArn": format!("arn:aws:sns:{REGION}:{}:key-rotation", w.account.account_id)}));
+    assert!(
+        stalled.reason().starts_with("invalid property GraceDays")
+            && stalled.reason().contains("rotation stops after one cycle"),
+        "{}",
+        stalled.reason()
+    );
+    // GraceDays 0 stays valid where it stalls nothing.
+    let audit = r.create(json!({"Mode": "Audit", "GraceDays": "0"}));
+    assert_eq!(audit.status(), "SUCCESS", "{}", audit.reason());
     let schedule = scheduled(&w).expect_err("a bad Mode variable fails the scheduled run");
     assert!(
         schedule.to_string().contains("invalid environment variable Mode"),
         "{schedule}"
     );
-    assert!(
-        w.operations("iam").is_empty(),
-        "nothing is called with invalid settings"
+    assert_eq!(
+        iam_changes(&w),
+        Vec::<String>::new(),
+        "nothing is changed with invalid settings"
     );
 }
 
@@ -699,4 +729,298 @@ fn secret_access_keys_never_reach_the_logs_even_at_trace_level() {
         );
         assert!(!summary.to_string().contains(secret_key));
     }
+}
+
+/// The principal the secrets' policy lets read besides the user and the readers (the emulator's
+/// credentials are not a role, so the handler is told).
+const ROTATION_PRINCIPAL: &str = "arn:aws:iam::{account}:role/tapguard-access-key-rotation";
+const READER: &str = "arn:aws:iam::{account}:role/deployer";
+
+fn rotate_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("Mode", "Rotate"),
+        ("NotifyTopicArn", "arn:aws:sns:eu-west-1:{account}:key-rotation"),
+        ("SecretReaderArns", READER),
+        ("FailOnUserErrors", "false"),
+        ("TAPGUARD_ROTATION_PRINCIPAL_ARN", ROTATION_PRINCIPAL),
+    ]
+}
+
+fn only_key(ids: &BTreeMap<String, Vec<String>>) -> (String, String) {
+    let (user, keys) = ids.iter().next().expect("one user");
+    (user.clone(), keys[0].clone())
+}
+
+/// The new key of a rotated user: both keys active, the other one the secret's current value.
+fn assert_handed_over(w: &World, user: &str, old: &str, secret_name: &str) -> String {
+    let keys = keys_of(w, user);
+    assert_eq!(keys.len(), 2, "{user}: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.status == "Active"),
+        "{user}: both keys active: {keys:?}"
+    );
+    let new = keys.iter().find(|k| k.id != old).expect("a new key").id.clone();
+    let stored = secret(w, secret_name).unwrap_or_else(|| panic!("{user}: no secret {secret_name}"));
+    assert_eq!(stored["AccessKeyId"], new, "{user}: the secret holds the new key");
+    assert_eq!(stored["UserName"], user);
+    assert!(stored["SecretAccessKey"].as_str().is_some_and(|s| s.len() >= 20));
+    let handed = tag_value(w, user, "tap:rotation-handed-over").unwrap_or_default();
+    assert!(
+        handed.starts_with(&format!("{new} ")),
+        "{user}: hand-over recorded: {handed}"
+    );
+    assert_eq!(
+        tag_value(w, user, "tap:rotation-intent"),
+        None,
+        "{user}: no intent left"
+    );
+    new
+}
+
+#[test]
+fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_once_unused() {
+    let (w, _) = world_and_env(&rotate_env());
+    let account = w.account.account_id.clone();
+    create_topic(&w);
+    let old_key = json!([{"age_days": 120}]);
+    let (alice, alice_old) = only_key(&users(&w, "alice-", 1, old_key.clone(), json!({})));
+    let (bob, bob_old) = only_key(&users(&w, "bob-", 1, old_key.clone(), json!({})));
+    let (carol, carol_old) = only_key(&users(&w, "carol-", 1, old_key.clone(), json!({})));
+    let (comma, comma_old) = only_key(&users(&w, "ops,bob", 1, old_key.clone(), json!({})));
+    let (underscore, underscore_old) = only_key(&users(&w, "ops_bob", 1, old_key.clone(), json!({})));
+    // The exempt tag in another case: IAM compares tag keys without regard to case.
+    let (vip, vip_key) = only_key(&users(
+        &w,
+        "vip-",
+        1,
+        old_key.clone(),
+        json!({"TAP:Rotation-Exempt": "yes"}),
+    ));
+    let (mallory, mallory_old) = only_key(&users(&w, "mallory-", 1, old_key, json!({})));
+    // Someone who may create secrets under the prefix pre-creates mallory's, hoping to receive her key.
+    let trap = format!("tap/access-keys/{mallory}");
+    let created = w.json_call(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        json!({"Name": trap, "SecretString": "{\"planted\": true}"}),
+    );
+    assert!(created["ARN"].is_string(), "{created}");
+
+    // Pass 1: five users get a new key in their own secret; every old key stays active.
+    let first = scheduled(&w).unwrap_or_else(|e| panic!("pass 1 failed: {e}\n{}", w.host.logs()));
+    assert_eq!(
+        (
+            first["KeysRotated"].clone(),
+            first["KeysDeactivated"].clone(),
+            first["UsersExempt"].clone(),
+            first["UsersFailed"].clone()
+        ),
+        (json!(5), json!(0), json!(1), json!(1)),
+        "{first}"
+    );
+    let secret_of = |user: &str| format!("tap/access-keys/{user}");
+    let alice_new = assert_handed_over(&w, &alice, &alice_old, &secret_of(&alice));
+    let bob_new = assert_handed_over(&w, &bob, &bob_old, &secret_of(&bob));
+    assert_handed_over(&w, &carol, &carol_old, &secret_of(&carol));
+    // ops,bob0 and ops_bob0 never share a secret: the comma is escaped (`=2C`), the underscore is not.
+    assert_handed_over(&w, &comma, &comma_old, "tap/access-keys/ops=2Cbob0");
+    assert_handed_over(&w, &underscore, &underscore_old, "tap/access-keys/ops_bob0");
+
+    // Alice's secret: tagged as this rotation's, readable only by alice and the listed reader; every
+    // other principal but the rotation's is denied (checked on the stored policy).
+    let name = secret_of(&alice);
+    let description = described(&w, &name);
+    assert!(
+        description["Tags"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|t| t["Key"] == "tapguard:access-key-rotation:user" && t["Value"] == alice)),
+        "{description}"
+    );
+    let policy = resource_policy(&w, &name);
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 2, "{policy}");
+    let alice_arn = format!("arn:aws:iam::{account}:user/{alice}");
+    let reader = READER.replace("{account}", &account);
+    let principal = ROTATION_PRINCIPAL.replace("{account}", &account);
+    let allow = statements.iter().find(|s| s["Effect"] == "Allow").expect("an Allow");
+    assert_eq!(allow["Principal"]["AWS"], json!([alice_arn, reader]), "{policy}");
+    assert_eq!(
+        allow["Action"],
+        json!(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"])
+    );
+    let deny = statements.iter().find(|s| s["Effect"] == "Deny").expect("a Deny");
+    assert_eq!(deny["Principal"], "*");
+    assert_eq!(deny["Action"], "secretsmanager:GetSecretValue");
+    assert_eq!(
+        deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
+        json!([alice_arn, reader, principal]),
+        "{policy}"
+    );
+
+    // The foreign secret was refused: mallory keeps her one key, the planted value is untouched.
+    assert_eq!(
+        keys_of(&w, &mallory),
+        vec![KeyState {
+            id: mallory_old.clone(),
+            status: "Active".into()
+        }]
+    );
+    assert_eq!(secret(&w, &trap), Some(json!({"planted": true})));
+    assert_eq!(tag_value(&w, &mallory, "tap:rotation-intent"), None);
+    let logs = w.host.logs();
+    assert!(
+        logs.contains(&format!("secret {trap} exists but was not created by this rotation")),
+        "{logs}"
+    );
+    // The exempt user is untouched.
+    assert_eq!(
+        keys_of(&w, &vip),
+        vec![KeyState {
+            id: vip_key.clone(),
+            status: "Active".into()
+        }]
+    );
+    // Every rotated user and the failed one were told (six notices), and no notice carries a secret.
+    let publishes = w.operations("sns").iter().filter(|op| *op == "Publish").count();
+    assert_eq!(publishes, 6, "{:?}", w.operations("sns"));
+
+    // Pass 2, the same day: inside the overlap nothing changes.
+    let second = scheduled(&w).unwrap_or_else(|e| panic!("pass 2 failed: {e}"));
+    assert_eq!(
+        (second["KeysRotated"].clone(), second["KeysDeactivated"].clone()),
+        (json!(0), json!(0)),
+        "{second}"
+    );
+    assert_eq!(status_of(&w, &alice, &alice_old).as_deref(), Some("Active"));
+
+    // Eight days later: the overlap is over. Bob's old key was used after his new one was created.
+    for user in [&alice, &bob, &carol] {
+        backdate_handover(&w, user, 8);
+    }
+    use_key(&w, &bob_old);
+    let third = scheduled(&w).unwrap_or_else(|e| panic!("pass 3 failed: {e}"));
+    assert_eq!(
+        (
+            third["KeysDeactivated"].clone(),
+            third["UsersWaiting"].clone(),
+            third["KeysRotated"].clone()
+        ),
+        (json!(2), json!(1), json!(0)),
+        "{third}"
+    );
+    assert_eq!(
+        status_of(&w, &alice, &alice_old).as_deref(),
+        Some("Inactive"),
+        "unused: retired"
+    );
+    assert_eq!(status_of(&w, &alice, &alice_new).as_deref(), Some("Active"));
+    assert_eq!(status_of(&w, &carol, &carol_old).as_deref(), Some("Inactive"));
+    assert_eq!(
+        status_of(&w, &bob, &bob_old).as_deref(),
+        Some("Active"),
+        "still in use: kept"
+    );
+    assert_eq!(status_of(&w, &bob, &bob_new).as_deref(), Some("Active"));
+    assert!(tag_value(&w, &alice, &format!("tap:rotation-deactivated:{alice_old}")).is_some());
+    let line = w
+        .host
+        .log_lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["message"] == "access key rotation pass finished")
+        .expect("the summary line");
+    assert_eq!(
+        line["users_waiting"], 1,
+        "the UsersWaiting metric filter reads this field: {line}"
+    );
+
+    // Someone reactivates carol's old key to get a workload back: the rotation leaves it alone.
+    set_status(&w, &carol, &carol_old, "Active");
+    let fourth = scheduled(&w).unwrap_or_else(|e| panic!("pass 4 failed: {e}"));
+    assert_eq!(
+        (
+            fourth["UsersOverridden"].clone(),
+            fourth["KeysDeactivated"].clone(),
+            fourth["UsersWaiting"].clone()
+        ),
+        (json!(1), json!(0), json!(1)),
+        "{fourth}"
+    );
+    assert_eq!(
+        status_of(&w, &carol, &carol_old).as_deref(),
+        Some("Active"),
+        "the human override wins"
+    );
+    let changed: Vec<String> = emulator()
+        .calls(&account, Some("iam"))
+        .iter()
+        .rev()
+        .take_while(|c| c["operation"] != "GetCredentialReport")
+        .filter(|c| c["operation"] == "UpdateAccessKey")
+        .map(|c| c.to_string())
+        .collect();
+    assert!(changed.is_empty(), "no key was deactivated again: {changed:?}");
+}
+
+/// Steps of a hand-over, each cut in turn: the call goes out (delayed past the invocation's deadline,
+/// so the process is killed while it is in flight) and lands; nothing after it happens.
+const STEPS: [(&str, &str); 8] = [
+    ("iam", "TagUser"),
+    ("iam", "CreateAccessKey"),
+    ("secretsmanager", "CreateSecret"),
+    ("secretsmanager", "PutResourcePolicy"),
+    ("secretsmanager", "PutSecretValue"),
+    ("secretsmanager", "GetSecretValue"),
+    ("sns", "Publish"),
+    ("iam", "UntagUser"),
+];
+
+#[test]
+fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
+    let mut env = rotate_env();
+    // Users are started until 1 s before the deadline (20 s in Lambda), so the short deadline below
+    // cuts the pass in the middle of a user rather than before it.
+    env.push(("TAPGUARD_DEADLINE_MARGIN_SECS", "1"));
+    let (mut w, env) = world_and_env(&env);
+    create_topic(&w);
+    let mut undone = 0;
+    for (n, (service, operation)) in STEPS.iter().enumerate() {
+        let (user, old) = only_key(&users(
+            &w,
+            &format!("cut{n}-"),
+            1,
+            json!([{"age_days": 120}]),
+            json!({}),
+        ));
+        // The pass is cut at its 4 s deadline while the delayed call is in flight; the process is then
+        // killed, and the call lands afterwards (5 s after it went out).
+        w.fault(json!({"service": service, "operation": operation, "delay_ms": 5000, "count": 1}));
+        let mut event = fixture("access-key-rotation-scheduled.json");
+        event["account"] = json!(w.account.account_id);
+        let cut = w.host.invoke(&event, Duration::from_secs(4));
+        assert!(
+            !matches!(cut, InvokeResult::Response(_)),
+            "step {operation}: the pass was not cut: {cut:?}"
+        );
+        w.host = LambdaHost::start(&binary_path(BINARY), &env);
+        // Not a timed assertion: wait for the delayed call to land before the next pass looks.
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(
+            emulator()
+                .operations(&w.account.account_id, service)
+                .iter()
+                .any(|op| op == operation),
+            "step {operation} was reached"
+        );
+
+        let next = scheduled(&w).unwrap_or_else(|e| panic!("after a cut at {operation}: {e}\n{}", w.host.logs()));
+        assert_eq!(next["UsersFailed"], 0, "after a cut at {operation}: {next}");
+        undone += next["KeysUndone"].as_u64().unwrap_or_default();
+        // Converged: the old key still active, exactly one new key, which is the secret's value.
+        let new = assert_handed_over(&w, &user, &old, &format!("tap/access-keys/{user}"));
+        assert_ne!(new, old, "after a cut at {operation}");
+    }
+    // Cut after CreateAccessKey, CreateSecret or PutResourcePolicy landed: the key was never handed over
+    // and was deleted (then a fresh hand-over ran); after PutSecretValue it was the secret's value: kept.
+    assert_eq!(undone, 3, "keys created and never handed over were deleted");
 }

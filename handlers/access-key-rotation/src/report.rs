@@ -4,6 +4,13 @@
 //! The report names no key ids, only each user's two key slots (active or not, and when the key was
 //! created or last rotated), and it can be hours old: every candidate is confirmed with ListAccessKeys.
 
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::types::ReportStateType;
+use tapguard_shared::HandlerError;
+
+use crate::calls::Aws;
+
 /// One key slot of a user, as the report shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportKey {
@@ -16,6 +23,8 @@ pub struct ReportKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportUser {
     pub user: String,
+    /// The user's ARN (with its path): the principal of its secret's resource policy.
+    pub arn: String,
     pub keys: Vec<ReportKey>,
 }
 
@@ -40,6 +49,7 @@ pub fn parse(csv: &str) -> Result<Vec<ReportUser>, String> {
             .ok_or_else(|| format!("the credential report has no column {name}"))
     };
     let user_col = column("user")?;
+    let arn_col = column("arn")?;
     let slots = [
         (column("access_key_1_active")?, column("access_key_1_last_rotated")?),
         (column("access_key_2_active")?, column("access_key_2_last_rotated")?),
@@ -72,6 +82,7 @@ pub fn parse(csv: &str) -> Result<Vec<ReportUser>, String> {
         }
         users.push(ReportUser {
             user: user.to_string(),
+            arn: field(arn_col)?.to_string(),
             keys,
         });
     }
@@ -141,56 +152,57 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Reads the account's credential report, generating one when there is none (AWS keeps one for 4 hours;
+/// keys are confirmed one by one anyway).
+pub async fn read(aws: &Aws<'_>) -> Result<Vec<ReportUser>, HandlerError> {
+    let iam = aws.iam;
+    let report = match aws
+        .call("iam", "GetCredentialReport", || iam.get_credential_report().send())
+        .await
+    {
+        Ok(report) => report,
+        Err(err)
+            if matches!(
+                err.code(),
+                Some("ReportNotPresent" | "ReportExpired" | "ReportInProgress")
+            ) =>
+        {
+            generate(aws).await?;
+            aws.call("iam", "GetCredentialReport", || iam.get_credential_report().send())
+                .await?
+        }
+        Err(err) => return Err(err),
+    };
+    let content = report.content().ok_or_else(|| {
+        HandlerError::Failed(
+            "GetCredentialReport answered without content: no key was examined; run the pass again".into(),
+        )
+    })?;
+    let text = std::str::from_utf8(content.as_ref())
+        .map_err(|_| HandlerError::Failed("the credential report is not UTF-8 text: no key was examined".into()))?;
+    parse(text).map_err(|problem| HandlerError::Failed(format!("the credential report could not be read: {problem}")))
+}
 
-    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
-
-    #[test]
-    fn reads_both_key_slots_and_skips_the_root_row() {
-        let csv = format!(
-            "{HEADER}\n\
-             <root_account>,arn:aws:iam::1:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
-             alice,arn:aws:iam::1:user/alice,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2026-05-07T13:07:53+00:00,N/A,N/A,N/A,false,2026-11-20T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\
-             \"bob,ops\",arn:aws:iam::1:user/bob,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
-        );
-        let users = parse(&csv).unwrap();
-        assert_eq!(users.len(), 2);
-        assert_eq!(users[0].user, "alice");
-        assert_eq!(
-            users[0].keys,
-            vec![
-                ReportKey {
-                    active: true,
-                    last_rotated: parse_timestamp("2026-05-07T13:07:53Z").unwrap()
-                },
-                ReportKey {
-                    active: false,
-                    last_rotated: parse_timestamp("2026-11-20T00:00:00Z").unwrap()
-                },
-            ]
-        );
-        assert_eq!(users[1].user, "bob,ops");
-        assert!(users[1].keys.is_empty());
-        let cutoff = parse_timestamp("2026-08-01T00:00:00Z").unwrap();
-        assert!(users[0].has_key_created_before(cutoff));
-        assert!(!users[1].has_key_created_before(cutoff));
-    }
-
-    #[test]
-    fn a_report_without_key_columns_is_an_error_naming_the_column() {
-        let err = parse("user,arn\nalice,arn:aws:iam::1:user/alice\n").unwrap_err();
-        assert!(err.contains("access_key_1_active"), "{err}");
-    }
-
-    #[test]
-    fn timestamps_with_offsets_fractions_and_z_agree() {
-        assert_eq!(parse_timestamp("1970-01-01T00:00:00+00:00"), Some(0));
-        assert_eq!(parse_timestamp("2000-03-01T00:00:00Z"), Some(951_868_800));
-        assert_eq!(parse_timestamp("2000-03-01T01:00:00+01:00"), Some(951_868_800));
-        assert_eq!(parse_timestamp("2000-02-29T23:00:00.5-01:00"), Some(951_868_800));
-        assert_eq!(parse_timestamp("N/A"), None);
-        assert_eq!(parse_timestamp("2000-13-01T00:00:00Z"), None);
+async fn generate(aws: &Aws<'_>) -> Result<(), HandlerError> {
+    let started = Instant::now();
+    let mut poll = Duration::from_millis(250);
+    loop {
+        let out = aws
+            .call("iam", "GenerateCredentialReport", || {
+                aws.iam.generate_credential_report().send()
+            })
+            .await?;
+        if out.state() == Some(&ReportStateType::Complete) {
+            return Ok(());
+        }
+        if started.elapsed() >= aws.tuning.report_wait {
+            return Err(HandlerError::Failed(format!(
+                "GenerateCredentialReport was still {} after {} s: no key was examined; run the pass again later",
+                out.state().map(|s| s.as_str()).unwrap_or("not complete"),
+                started.elapsed().as_secs()
+            )));
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(aws.tuning.report_poll);
     }
 }

@@ -1,314 +1,191 @@
-//! Custom::AccessKeyRotation: the properties, the two triggers (custom resource and schedule), and how a
-//! pass's summary becomes Data, a log line or a FAILED reason. The pass itself is in `pass.rs`.
-
-use std::time::Duration;
+//! Custom::AccessKeyRotation: the two triggers (custom resource and schedule), the resource's ledger
+//! entry, and how a pass's summary becomes the answer. The pass itself is in `pass.rs`.
+//!
+//! What belongs to the resource, in the ownership ledger: its claim on the account's rotation policy
+//! (`iam-access-keys/rotation-policy`: mode, ages, exemption tag, secret prefix). Two resources that
+//! would rotate the same users by different rules are refused rather than left to fight; resources
+//! asking for the same policy (a replacement, a rename) share the claim. Nothing is restored when the
+//! last claimant goes: keys handed over and secrets belong to their users. What belongs to each user
+//! (the rotation's steps) is on the user (see `state.rs`).
 
 use aws_sdk_iam::Client as Iam;
 use aws_sdk_secretsmanager::Client as SecretsManager;
 use aws_sdk_sns::Client as Sns;
-use serde::Deserialize;
+use aws_sdk_sts::Client as Sts;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tapguard_shared::props::{self, flex};
-use tapguard_shared::{CustomResource, HandlerError, Invocation, Outcome};
-use tracing::info;
+use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
+use tracing::{info, warn};
 
-use crate::pass::Summary;
+use crate::properties::{Properties, Tuning};
+use crate::ID_PREFIX;
 
-const ID_PREFIX: &str = "access-key-rotation:";
+pub const HANDLER: &str = "access-key-rotation";
+/// Overrides the principal found with GetCallerIdentity (not set by template.yml).
+pub const PRINCIPAL_VARIABLE: &str = "TAPGUARD_ROTATION_PRINCIPAL_ARN";
+/// Overrides `Tuning::deadline_margin`, in seconds (not set by template.yml).
+pub const MARGIN_VARIABLE: &str = "TAPGUARD_DEADLINE_MARGIN_SECS";
+/// The ledger record that remembers where the last run that ran out of time stopped.
+const CURSOR_KEY: &str = "schedule-cursor";
 
-/// The property names, which are also the environment variables a scheduled run reads.
-pub const PROPERTY_NAMES: [&str; 9] = [
-    "MaxKeyAgeDays",
-    "Mode",
-    "GraceDays",
-    "ExemptTagKey",
-    "SecretPrefix",
-    "SecretKmsKeyId",
-    "NotifyTopicArn",
-    "DryRun",
-    "FailOnUserErrors",
-];
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-pub enum Mode {
-    /// Report keys over age; change nothing.
-    #[default]
-    Audit,
-    /// Give the user a new key (stored in Secrets Manager, announced on SNS), then deactivate the old one.
-    Rotate,
-    /// Deactivate keys over age: the user loses them (opt-in).
-    Disable,
+/// The one setting a Rotate or Disable resource claims: the account's rotation policy (the ledger is
+/// per account and region; IAM is global, so the claim is made in the function's region).
+pub fn setting() -> String {
+    ledger::setting(&["iam-access-keys", "rotation-policy"])
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Audit => "Audit",
-            Mode::Rotate => "Rotate",
-            Mode::Disable => "Disable",
-        }
-    }
+/// What the claim asks for: the rules that decide what happens to a user's keys.
+fn wants(props: &Properties) -> Value {
+    json!({
+        "Mode": props.mode.as_str(),
+        "MaxKeyAgeDays": props.max_key_age_days,
+        "OverlapDays": props.overlap_days,
+        "GraceDays": props.grace_days,
+        "ExemptTagKey": props.exempt_tag_key.to_ascii_lowercase(),
+        "SecretPrefix": props.secret_prefix,
+    })
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct Properties {
-    #[serde(default = "default_max_key_age_days", deserialize_with = "flex::u32")]
-    pub max_key_age_days: u32,
-    #[serde(default)]
-    pub mode: Mode,
-    /// Days a deactivated key is kept before it is deleted; 0 means never delete.
-    #[serde(default = "default_grace_days", deserialize_with = "flex::u32")]
-    pub grace_days: u32,
-    #[serde(default = "default_exempt_tag_key")]
-    pub exempt_tag_key: String,
-    #[serde(default = "default_secret_prefix")]
+/// The resource's own record: what its Create set in motion.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RotationRecord {
+    pub mode: String,
     pub secret_prefix: String,
-    #[serde(default)]
-    pub secret_kms_key_id: Option<String>,
-    #[serde(default)]
-    pub notify_topic_arn: Option<String>,
-    #[serde(default, deserialize_with = "flex::bool")]
-    pub dry_run: bool,
-    #[serde(default = "default_true", deserialize_with = "flex::bool")]
-    pub fail_on_user_errors: bool,
 }
 
-fn default_max_key_age_days() -> u32 {
-    90
-}
-fn default_grace_days() -> u32 {
-    14
-}
-fn default_exempt_tag_key() -> String {
-    "tap:rotation-exempt".into()
-}
-fn default_secret_prefix() -> String {
-    "tap/access-keys/".into()
-}
-fn default_true() -> bool {
-    true
-}
-
-impl Default for Properties {
-    fn default() -> Self {
-        props::parse(&json!({})).expect("every property has a default")
-    }
-}
-
-impl Properties {
-    /// Checks what serde cannot: ranges and names AWS would refuse later, one user at a time.
-    pub fn validate(&self) -> Result<(), HandlerError> {
-        let invalid = |property: &str, problem: &str| {
-            Err(HandlerError::InvalidProperty {
-                property: property.into(),
-                problem: problem.into(),
-            })
-        };
-        if self.max_key_age_days == 0 {
-            return invalid("MaxKeyAgeDays", "must be at least 1 (days)");
-        }
-        if self.exempt_tag_key.trim().is_empty() {
-            return invalid("ExemptTagKey", "must not be empty");
-        }
-        if self.secret_prefix.is_empty()
-            || !self
-                .secret_prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
-        {
-            return invalid(
-                "SecretPrefix",
-                "must be non-empty and use only letters, digits and /_+=.@- (Secrets Manager's name characters)",
-            );
-        }
-        if let Some(topic) = self.topic() {
-            if !topic.starts_with("arn:") || topic.split(':').count() != 6 {
-                return invalid(
-                    "NotifyTopicArn",
-                    "must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)",
-                );
-            }
-        }
-        Ok(())
-    }
-
-    pub fn topic(&self) -> Option<&str> {
-        self.notify_topic_arn
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-    }
-
-    pub fn kms_key(&self) -> Option<&str> {
-        self.secret_kms_key_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-    }
-
-    /// The settings of a scheduled run: environment variables named like the properties.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Properties, HandlerError> {
-        let mut given = serde_json::Map::new();
-        for name in PROPERTY_NAMES {
-            if let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) {
-                given.insert(name.to_string(), Value::String(value));
-            }
-        }
-        let parsed: Properties = props::parse(&Value::Object(given)).map_err(in_environment)?;
-        parsed.validate().map_err(in_environment)?;
-        Ok(parsed)
-    }
-}
-
-fn in_environment(err: HandlerError) -> HandlerError {
-    match err {
-        HandlerError::InvalidProperty { property, problem } => HandlerError::Failed(format!(
-            "invalid environment variable {property}: {problem} (set it in the function's configuration)"
-        )),
-        other => other,
-    }
-}
-
-/// How hard the pass works: concurrency, and how long it keeps retrying throttled calls.
-#[derive(Debug, Clone)]
-pub struct Tuning {
-    /// Users processed at once.
-    pub concurrency: usize,
-    /// Attempts per call while AWS throttles (each on top of the SDK's own retries).
-    pub throttle_attempts: u32,
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
-    /// Waiting for GenerateCredentialReport to complete.
-    pub report_poll: Duration,
-    pub report_wait: Duration,
-    /// No new user is started with less time than this left before the deadline.
-    pub deadline_margin: Duration,
-}
-
-impl Default for Tuning {
-    fn default() -> Self {
-        Tuning {
-            concurrency: 8,
-            throttle_attempts: 8,
-            backoff_base: Duration::from_millis(200),
-            backoff_cap: Duration::from_secs(10),
-            report_poll: Duration::from_secs(2),
-            report_wait: Duration::from_secs(120),
-            deadline_margin: Duration::from_secs(20),
-        }
-    }
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Cursor {
+    resume_after: Option<String>,
 }
 
 pub struct AccessKeyRotation {
     pub(crate) iam: Iam,
     pub(crate) secrets: SecretsManager,
     pub(crate) sns: Sns,
+    pub(crate) sts: Sts,
+    pub(crate) ledger: Ledger,
     pub(crate) tuning: Tuning,
+    /// The rotation role's ARN; found with GetCallerIdentity when not given.
+    pub(crate) role_arn: Option<String>,
 }
 
 impl AccessKeyRotation {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self::from_clients(
+        let handler = Self::from_clients(
             Iam::new(config),
             SecretsManager::new(config),
             Sns::new(config),
+            Sts::new(config),
+            Ledger::new(config, HANDLER),
             Tuning::default(),
-        )
+        );
+        // Where the caller is not an IAM role or user (the emulator's test credentials), the principal
+        // the secrets' policy exempts is given explicitly.
+        let mut handler = match std::env::var(PRINCIPAL_VARIABLE).ok().filter(|v| !v.trim().is_empty()) {
+            Some(arn) => handler.with_role_arn(arn),
+            None => handler,
+        };
+        // Tests and the benchmark cut passes short with short deadlines.
+        if let Some(secs) = std::env::var(MARGIN_VARIABLE).ok().and_then(|v| v.trim().parse().ok()) {
+            handler.tuning.deadline_margin = std::time::Duration::from_secs(secs);
+        }
+        handler
     }
 
-    pub fn from_clients(iam: Iam, secrets: SecretsManager, sns: Sns, tuning: Tuning) -> Self {
+    pub fn from_clients(iam: Iam, secrets: SecretsManager, sns: Sns, sts: Sts, ledger: Ledger, tuning: Tuning) -> Self {
         AccessKeyRotation {
             iam,
             secrets,
             sns,
+            sts,
+            ledger,
             tuning,
+            role_arn: None,
         }
     }
 
-    async fn run_for_stack(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
+    /// Uses this role ARN in the secrets' policy instead of asking STS.
+    pub fn with_role_arn(mut self, arn: impl Into<String>) -> Self {
+        self.role_arn = Some(arn.into());
+        self
+    }
+
+    fn key_of(physical_id: &str) -> String {
+        ledger::key_of(ID_PREFIX, physical_id).unwrap_or_else(|| ledger::legacy_key(physical_id))
+    }
+
+    /// Records and claims (Rotate and Disable change keys; Audit and dry runs change nothing and claim
+    /// nothing), then runs the pass.
+    /// `update`: an Update that no longer writes gives up the claim an earlier version of it made.
+    async fn converge(
+        &self,
+        inv: &Invocation,
+        key: &str,
+        props: &Properties,
+        update: bool,
+    ) -> Result<crate::Summary, HandlerError> {
         props.validate()?;
-        let summary = self.run_pass(inv, &props).await?;
-        summary.log("custom resource");
-        summary.verdict(&props)?;
-        Ok(summary.data(Outcome::new(format!("{ID_PREFIX}{}", inv.account_id))))
-    }
-}
-
-impl Summary {
-    /// Data for CloudFormation: counts only (never a key id, never a secret).
-    pub fn data(&self, outcome: Outcome) -> Outcome {
-        outcome
-            .with("UsersScanned", self.users_scanned)
-            .with("KeysOverAge", self.keys_over_age)
-            .with("KeysRotated", self.keys_rotated)
-            .with("KeysDeactivated", self.keys_deactivated)
-            .with("KeysDeleted", self.keys_deleted)
-            .with("UsersExempt", self.users_exempt)
-            .with("UsersSkipped", self.users_skipped)
-            .with("UsersFailed", self.users_failed())
-            .with("Mode", self.mode.as_str())
-            .with("DryRun", self.dry_run)
-    }
-
-    pub fn to_json(&self) -> Value {
-        json!({
-            "UsersScanned": self.users_scanned,
-            "KeysOverAge": self.keys_over_age,
-            "KeysRotated": self.keys_rotated,
-            "KeysDeactivated": self.keys_deactivated,
-            "KeysDeleted": self.keys_deleted,
-            "UsersExempt": self.users_exempt,
-            "UsersSkipped": self.users_skipped,
-            "UsersFailed": self.users_failed(),
-            "Mode": self.mode.as_str(),
-            "DryRun": self.dry_run,
-            "ThrottledRetries": self.throttled_retries,
-        })
-    }
-
-    fn log(&self, trigger: &str) {
-        info!(
-            trigger,
-            users_scanned = self.users_scanned,
-            candidates = self.candidates,
-            keys_over_age = self.keys_over_age,
-            keys_rotated = self.keys_rotated,
-            keys_deactivated = self.keys_deactivated,
-            keys_deleted = self.keys_deleted,
-            users_exempt = self.users_exempt,
-            users_skipped = self.users_skipped,
-            users_failed = self.users_failed(),
-            throttled_retries = self.throttled_retries,
-            mode = self.mode.as_str(),
-            dry_run = self.dry_run,
-            "access key rotation pass finished"
-        );
-    }
-
-    /// A pass with per-user failures is FAILED unless FailOnUserErrors is false.
-    pub fn verdict(&self, props: &Properties) -> Result<(), HandlerError> {
-        if self.failures.is_empty() || !props.fail_on_user_errors {
-            return Ok(());
+        if props.writes() {
+            let record = RotationRecord {
+                mode: props.mode.as_str().into(),
+                secret_prefix: props.secret_prefix.clone(),
+            };
+            let mut entry = self.ledger.begin(inv, key, &[setting()], record.clone()).await?;
+            if entry.state != record {
+                entry.state = record;
+                self.ledger.save(inv, key, &entry).await?;
+            }
+            // Nothing to restore when the last claimant goes: `exists: false` says this resource made the
+            // policy, and no key or secret is taken back.
+            self.ledger
+                .claim(inv, key, &setting(), wants(props), Some(json!({"exists": false})))
+                .await?;
+        } else if update {
+            self.release(inv, key).await?;
         }
-        let first: Vec<String> = self
-            .failures
-            .iter()
-            .take(3)
-            .map(|(user, reason)| format!("{user}: {reason}"))
-            .collect();
-        Err(HandlerError::Failed(format!(
-            "{} of {} candidate users failed ({} scanned; rotated {}, deactivated {}, deleted {} for the others); \
-             first: {} — fix the cause and update the stack, or set FailOnUserErrors to false to report such \
-             failures without failing",
-            self.users_failed(),
-            self.candidates,
-            self.users_scanned,
-            self.keys_rotated,
-            self.keys_deactivated,
-            self.keys_deleted,
-            first.join("; ")
-        )))
+        let summary = self.pass_with_cursor(inv, props).await?;
+        summary.log("custom resource");
+        summary.verdict(props)?;
+        Ok(summary)
+    }
+
+    /// A pass that resumes where the last one that ran out of time stopped, and remembers where it did.
+    async fn pass_with_cursor(&self, inv: &Invocation, props: &Properties) -> Result<crate::Summary, HandlerError> {
+        let cursor = if props.writes() {
+            match self.ledger.load::<Cursor>(inv, CURSOR_KEY).await {
+                Ok(record) => record.map(|r| r.state).unwrap_or_default(),
+                Err(err) => {
+                    warn!(reason = %err, "the resume point could not be read: the pass starts from the first user");
+                    Cursor::default()
+                }
+            }
+        } else {
+            Cursor::default()
+        };
+        let summary = self.run_pass(inv, props, cursor.resume_after.as_deref()).await?;
+        let next = Cursor {
+            resume_after: summary.resume_after.clone(),
+        };
+        if props.writes() && next != cursor {
+            let record = self.ledger.record(inv, next);
+            if let Err(err) = self.ledger.save(inv, CURSOR_KEY, &record).await {
+                warn!(reason = %err, "the resume point could not be saved: the next run starts from the first user");
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Gives up this resource's claim and record. Keys and secrets stay: they belong to their users.
+    async fn release(&self, inv: &Invocation, key: &str) -> Result<(), HandlerError> {
+        match self.ledger.release(inv, key, &setting()).await? {
+            Release::StillClaimed(others) => info!(
+                claimants = others.len(),
+                "the rotation policy is still claimed by other resources"
+            ),
+            Release::Last { .. } | Release::Unclaimed => {}
+        }
+        self.ledger.forget(inv, key).await
     }
 }
 
@@ -318,116 +195,67 @@ impl CustomResource for AccessKeyRotation {
     const ID_PREFIX: &'static str = ID_PREFIX;
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
-        self.run_for_stack(inv, props).await
+        let key = inv.request_id.clone();
+        let summary = self.converge(inv, &key, &props, false).await?;
+        Ok(summary.data(Outcome::new(ledger::physical_id(ID_PREFIX, &inv.region, &key))))
     }
 
     async fn update(
         &self,
         inv: &Invocation,
-        _physical_id: &str,
+        physical_id: &str,
         props: Properties,
         _old: Option<Properties>,
     ) -> Result<Outcome, HandlerError> {
-        self.run_for_stack(inv, props).await
+        // The physical id stays (an old-format `access-key-rotation:<account>` one too): a new id would
+        // mean replacement.
+        let summary = self.converge(inv, &Self::key_of(physical_id), &props, true).await?;
+        Ok(summary.data(Outcome::new(physical_id)))
     }
 
     async fn delete(
         &self,
-        _inv: &Invocation,
-        _physical_id: &str,
+        inv: &Invocation,
+        physical_id: &str,
         _props: Option<Properties>,
     ) -> Result<(), HandlerError> {
-        // Keys, secrets and notifications belong to the users now: removing the resource undoes none of it.
-        info!("Delete leaves every access key and secret as it is");
-        Ok(())
+        // Keys, secrets and notices belong to the users now: removing the resource undoes none of it.
+        info!("Delete leaves every access key and secret as it is and gives up the resource's claim");
+        self.release(inv, &Self::key_of(physical_id)).await
+    }
+
+    /// A failed Create (an error, the deadline, a panic): every rotation it left half-way is finished or
+    /// undone as the next pass would (a key never handed over is deleted; one handed over stays, with
+    /// its old key still active), then the claim and the record go.
+    async fn undo_create(
+        &self,
+        inv: &Invocation,
+        request_id: &str,
+        props: Option<Properties>,
+    ) -> Result<(), HandlerError> {
+        if let Some(props) = props.filter(|p| p.writes() && p.validate().is_ok()) {
+            let summary = self.recover_only(inv, &props).await?;
+            info!(
+                keys_undone = summary.keys_undone,
+                keys_rotated = summary.keys_rotated,
+                users_failed = summary.users_failed(),
+                "rotations the failed Create left half-way were finished or undone"
+            );
+            if let Some((user, reason)) = summary.failures.first() {
+                return Err(HandlerError::Failed(format!(
+                    "undoing the failed Create: {user}: {reason}; the user's tag tap:rotation-intent stays, so the \
+                     next scheduled pass finishes or undoes it"
+                )));
+            }
+        }
+        self.release(inv, request_id).await
     }
 
     async fn scheduled(&self, inv: &Invocation, _event: Value) -> Result<Value, HandlerError> {
         let props = Properties::from_lookup(|name| std::env::var(name).ok())?;
-        let summary = self.run_pass(inv, &props).await?;
+        let summary = self.pass_with_cursor(inv, &props).await?;
         summary.log("schedule");
         summary.verdict(&props)?;
         Ok(summary.to_json())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_the_documented_ones() {
-        let p = Properties::default();
-        assert_eq!(
-            (
-                p.max_key_age_days,
-                p.mode,
-                p.grace_days,
-                p.dry_run,
-                p.fail_on_user_errors
-            ),
-            (90, Mode::Audit, 14, false, true)
-        );
-        assert_eq!(p.exempt_tag_key, "tap:rotation-exempt");
-        assert_eq!(p.secret_prefix, "tap/access-keys/");
-        assert_eq!((p.topic(), p.kms_key()), (None, None));
-    }
-
-    #[test]
-    fn cloudformation_strings_parse_and_unknown_names_are_refused() {
-        let p: Properties = props::parse(&json!({"MaxKeyAgeDays": "30", "Mode": "Rotate", "DryRun": "true",
-            "FailOnUserErrors": "false", "GraceDays": "0"}))
-        .unwrap();
-        assert_eq!(
-            (
-                p.max_key_age_days,
-                p.mode,
-                p.dry_run,
-                p.fail_on_user_errors,
-                p.grace_days
-            ),
-            (30, Mode::Rotate, true, false, 0)
-        );
-        let err = props::parse::<Properties>(&json!({"MaxAgeDays": "30"}))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("MaxAgeDays") && err.contains("unknown property"), "{err}");
-        let err = props::parse::<Properties>(&json!({"Mode": "Delete"}))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("Mode"), "{err}");
-    }
-
-    #[test]
-    fn validation_names_the_property() {
-        let mut p = Properties {
-            max_key_age_days: 0,
-            ..Default::default()
-        };
-        assert!(p.validate().unwrap_err().to_string().contains("MaxKeyAgeDays"));
-        p.max_key_age_days = 90;
-        p.secret_prefix = "keys with spaces/".into();
-        assert!(p.validate().unwrap_err().to_string().contains("SecretPrefix"));
-        p.secret_prefix = "tap/".into();
-        p.notify_topic_arn = Some("my-topic".into());
-        assert!(p.validate().unwrap_err().to_string().contains("NotifyTopicArn"));
-        p.notify_topic_arn = Some("arn:aws:sns:eu-west-1:111122223333:key-rotation".into());
-        p.validate().unwrap();
-    }
-
-    #[test]
-    fn a_scheduled_run_reads_environment_variables_named_like_the_properties() {
-        let env = |name: &str| match name {
-            "Mode" => Some("Disable".to_string()),
-            "MaxKeyAgeDays" => Some("45".to_string()),
-            "NotifyTopicArn" => Some(String::new()),
-            _ => None,
-        };
-        let p = Properties::from_lookup(env).unwrap();
-        assert_eq!((p.mode, p.max_key_age_days, p.topic()), (Mode::Disable, 45, None));
-        let err = Properties::from_lookup(|n| (n == "Mode").then(|| "Sometimes".to_string()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("invalid environment variable Mode"), "{err}");
     }
 }

@@ -3,7 +3,13 @@
 //! in the same process and emulator. Prints wall time, peak memory and IAM calls of each, and fails
 //! unless the report scan finds the same keys with at least 10 times fewer IAM calls.
 //!
-//! `rotation-bench [--users 5000] [--stale-percent 2]`; `TAPGUARD_EMULATOR_URL` uses a running emulator.
+//! Then a Rotate pass over `--rotate N` users (default 5,000) whose key is over age, as scheduled runs
+//! each limited to `--budget-secs` (default 60, the stand-in for the Lambda timeout), resuming where the
+//! last stopped, until every user is handed over; fails unless every user was handed over exactly once
+//! and a sample of them holds two active keys with the new one in its secret.
+//!
+//! `rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] [--budget-secs 60]`;
+//! `TAPGUARD_EMULATOR_URL` uses a running emulator.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -27,7 +33,7 @@ struct Measured {
 }
 
 fn main() {
-    let (users, stale_percent) = arguments();
+    let (users, stale_percent, rotate_users, budget_secs) = arguments();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let emulator = Emulator::from_env_or_start(&root).unwrap_or_else(|e| panic!("{e}"));
     let account = emulator.fresh_account();
@@ -68,7 +74,7 @@ fn main() {
                 ..Default::default()
             };
             let summary = handler
-                .run_pass(&Invocation::detached(REGION, &account.account_id), &props)
+                .run_pass(&Invocation::detached(REGION, &account.account_id), &props, None)
                 .await
                 .unwrap_or_else(|e| panic!("the Audit pass failed: {e}"));
             assert_eq!(summary.users_scanned, users, "the report covers every user");
@@ -114,9 +120,124 @@ fn main() {
         eprintln!("FAILED: the call ratio {ratio:.1} is below {MIN_RATIO}");
         failed = true;
     }
+    if rotate_users > 0 && !rotate_across_runs(&emulator, rotate_users, budget_secs) {
+        failed = true;
+    }
     if failed {
         std::process::exit(1);
     }
+}
+
+/// A Rotate pass over `count` users with a key over age, as runs of at most `budget_secs` each.
+fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bool {
+    let account = emulator.fresh_account();
+    emulator.control(
+        "/tapguard/iam/bulk-users",
+        json!({"account": account.account_id, "prefix": "rot-", "count": count, "keys": [{"age_days": 120}]}),
+    );
+    for (k, v) in emulator.sdk_env(&account, REGION) {
+        std::env::set_var(k, v);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config = runtime.block_on(tapguard_shared::aws_config());
+    let topic = emulator.query(
+        &account,
+        REGION,
+        "sns",
+        &[("Action", "CreateTopic"), ("Name", "key-rotation")],
+    );
+    let topic = tapguard_harness::xml_value(&topic, "TopicArn")
+        .expect("a topic")
+        .to_string();
+    let tuning = access_key_rotation::Tuning {
+        run_budget: Some(std::time::Duration::from_secs(budget_secs)),
+        ..Default::default()
+    };
+    let handler = AccessKeyRotation::from_clients(
+        aws_sdk_iam::Client::new(&config),
+        aws_sdk_secretsmanager::Client::new(&config),
+        aws_sdk_sns::Client::new(&config),
+        aws_sdk_sts::Client::new(&config),
+        tapguard_shared::Ledger::new(&config, access_key_rotation::HANDLER),
+        tuning,
+    )
+    .with_role_arn(format!("arn:aws:iam::{}:role/rotation", account.account_id));
+    let props = Properties {
+        mode: Mode::Rotate,
+        notify_topic_arn: Some(topic),
+        ..Default::default()
+    };
+    println!();
+    println!("Rotate: {count} users with a key over age, runs of at most {budget_secs} s (new users started)");
+    println!(
+        "{:>4} {:>10} {:>12} {:>10} {:>10}",
+        "run", "wall (s)", "handed over", "deferred", "IAM calls"
+    );
+    let inv = Invocation::detached(REGION, &account.account_id);
+    let (mut resume, mut handed_over, mut runs) = (None::<String>, 0, 0);
+    let started = Instant::now();
+    loop {
+        runs += 1;
+        let calls_before = emulator.operations(&account.account_id, "iam").len();
+        let run_started = Instant::now();
+        let summary = runtime
+            .block_on(handler.run_pass(&inv, &props, resume.as_deref()))
+            .unwrap_or_else(|e| panic!("run {runs} failed: {e}"));
+        handed_over += summary.keys_rotated;
+        println!(
+            "{runs:>4} {:>10.1} {:>12} {:>10} {:>10}",
+            run_started.elapsed().as_secs_f64(),
+            summary.keys_rotated,
+            summary.users_deferred,
+            emulator.operations(&account.account_id, "iam").len() - calls_before
+        );
+        if summary.users_failed() > 0 {
+            eprintln!("FAILED: run {runs}: {:?}", summary.failures.first());
+            return false;
+        }
+        if summary.users_deferred == 0 || runs > 100 {
+            break;
+        }
+        resume = summary.resume_after.clone();
+        println!("     resuming after {}", resume.as_deref().unwrap_or("-"));
+    }
+    println!(
+        "{handed_over} of {count} users handed over in {runs} runs, {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+    let mut ok = handed_over == count;
+    for n in (0..count).step_by((count / 20).max(1)) {
+        let user = format!("rot-{n}");
+        let keys = emulator.query(
+            &account,
+            REGION,
+            "iam",
+            &[("Action", "ListAccessKeys"), ("UserName", &user)],
+        );
+        let active = keys.matches("<Status>Active</Status>").count();
+        let stored = emulator.json_call(
+            &account,
+            REGION,
+            "secretsmanager",
+            "secretsmanager.GetSecretValue",
+            json!({"SecretId": format!("tap/access-keys/{user}")}),
+        );
+        let new_id = stored["SecretString"]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| v["AccessKeyId"].as_str().map(str::to_string));
+        if active != 2 || !new_id.is_some_and(|id| keys.contains(&id)) {
+            eprintln!("FAILED: {user}: {active} active keys, secret {stored}");
+            ok = false;
+        }
+    }
+    if !ok {
+        eprintln!("FAILED: not every user was handed over exactly once");
+    }
+    ok
 }
 
 /// Runs `scan`, with the process's peak memory reset before, and counts the IAM calls it caused.
@@ -193,7 +314,7 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
-fn arguments() -> (usize, usize) {
+fn arguments() -> (usize, usize, usize, u64) {
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str, default: usize| {
         args.iter()
@@ -202,10 +323,18 @@ fn arguments() -> (usize, usize) {
             .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
             .unwrap_or(default)
     };
-    let known = BTreeSet::from(["--users", "--stale-percent"]);
+    let known = BTreeSet::from(["--users", "--stale-percent", "--rotate", "--budget-secs"]);
     if let Some(unknown) = args.iter().skip(1).step_by(2).find(|a| !known.contains(a.as_str())) {
-        eprintln!("unknown argument {unknown}: rotation-bench [--users 5000] [--stale-percent 2]");
+        eprintln!(
+            "unknown argument {unknown}: rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] \
+             [--budget-secs 60]"
+        );
         std::process::exit(2);
     }
-    (value("--users", 5000), value("--stale-percent", 2))
+    (
+        value("--users", 5000),
+        value("--stale-percent", 2),
+        value("--rotate", 5000),
+        value("--budget-secs", 60) as u64,
+    )
 }
