@@ -510,5 +510,9 @@ async fn a_restore_that_fails_keeps_the_claim_so_the_retried_delete_still_restor
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("RequestLimitExceeded"));
-    assert_eq!(ledger.delete.num_calls(), 0, "the claim and the record stay for the retry");
+    assert_eq!(
+        ledger.delete.num_calls(),
+        0,
+        "the claim and the record stay for the retry"
+    );
 }
