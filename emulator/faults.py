@@ -9,6 +9,7 @@ Control endpoints (JSON bodies):
 - `POST /tapguard/faults` `{"service": "ec2", "operation": "EnableEbsEncryptionByDefault",
    "code": "ThrottlingException", "message": "...", "status": 400, "count": 2, "delay_ms": 0, "account": "123456789012"}`
    `code` absent means no error (with `delay_ms`, a slow answer). `count` absent means every matching call;
+   `body_excludes` (optional): only calls whose request body does not contain that text;
    `account` absent means every account.
 - `GET /tapguard/faults`: the rules with what is left of their counts and how often each fired.
 - `DELETE /tapguard/faults`: remove every rule (`?account=A`: only that account's rules).
@@ -72,10 +73,14 @@ class Faults:
             self.rules.append(rule)
         return rule
 
-    def take(self, account: str, service: str, operation: str) -> dict | None:
+    def take(self, account: str, service: str, operation: str, body: bytes = b"") -> dict | None:
         with self.lock:
             for rule in self.rules:
                 if rule["service"] != service or rule["operation"] != operation:
+                    continue
+                # `body_excludes`: the rule is for calls whose request body does not hold this text (say,
+                # the ledger's own SSM writes but not the runtime's answer book under `/answers/`).
+                if rule.get("body_excludes") and rule["body_excludes"].encode() in body:
                     continue
                 if rule.get("account") and rule["account"] != account:
                     continue
@@ -180,7 +185,7 @@ class FaultMiddleware:
         operation = _operation(environ, body)
         call = {"account": account, "region": region, "service": service, "operation": operation}
 
-        rule = None if environ.get("HTTP_X_TAPGUARD_HARNESS") else self.faults.take(account, service, operation)
+        rule = None if environ.get("HTTP_X_TAPGUARD_HARNESS") else self.faults.take(account, service, operation, body)
         if rule and rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000)
         if rule and rule.get("code"):

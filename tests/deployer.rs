@@ -1091,8 +1091,13 @@ fn local_plays_tapstack_with_every_handler_and_stand_ins() {
     assert!(config < standards && hub < standards, "{out}");
     assert!(out.contains("EbsDefaultEncryption (Custom::EbsDefaultEncryption) by ebs-default-encryption"));
     assert!(out.contains("AccessKeyAudit (Custom::AccessKeyRotation) by access-key-rotation"));
-    assert_eq!(out.matches("  Create SUCCESS").count(), 5, "{out}");
-    assert!(out.contains("local: 5 custom resource(s) created\n"), "{out}");
+    // The password policy is played in the home region; Shield Advanced is opt-in and skipped.
+    assert!(
+        out.contains("PasswordPolicy (Custom::IamPasswordPolicy) by iam-password-policy"),
+        "{out}"
+    );
+    assert_eq!(out.matches("  Create SUCCESS").count(), 6, "{out}");
+    assert!(out.contains("local: 6 custom resource(s) created\n"), "{out}");
 
     // The EBS default key is the KMS stand-in, which exists in the account.
     let key_line = out
@@ -1133,7 +1138,7 @@ fn local_tapstack_teardown_leaves_the_account_as_it_was() {
     let account = emulator().fresh_account();
     let (code, out, err) = tapstack(&account, &["--teardown"]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(out.matches("  Delete SUCCESS").count(), 5, "{out}");
+    assert_eq!(out.matches("  Delete SUCCESS").count(), 6, "{out}");
     let teardown = &out[line_index(&out, "teardown: Deletes in reverse order")..];
     assert!(
         line_index(teardown, "SecurityHubStandards (Custom::SecurityHubStandards)\n")

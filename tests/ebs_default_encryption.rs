@@ -23,17 +23,7 @@ fn ebs_state(w: &World) -> (bool, String) {
 
 /// The names of every parameter the ownership ledger holds in this world's account and region.
 fn ledger_parameters(w: &World) -> Vec<String> {
-    let listed = w.json_call(
-        "ssm",
-        "AmazonSSM.GetParametersByPath",
-        json!({"Path": "/tapguard", "Recursive": true}),
-    );
-    listed["Parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["Name"].as_str().map(str::to_string))
-        .collect()
+    ledger_parameters_of(&w.account, &w.region)
 }
 
 fn managed_key(w: &World) -> String {

@@ -65,19 +65,7 @@ fn strict_policy() -> Option<BTreeMap<String, String>> {
 
 /// The names of the ledger's parameters in `region` of this world's account.
 fn ledger_parameters(w: &World, region: &str) -> Vec<String> {
-    let listed = emulator().json_call(
-        &w.account,
-        region,
-        "ssm",
-        "AmazonSSM.GetParametersByPath",
-        json!({"Path": "/tapguard", "Recursive": true}),
-    );
-    listed["Parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["Name"].as_str().map(str::to_string))
-        .collect()
+    ledger_parameters_of(&w.account, region)
 }
 
 fn claims(w: &World) -> usize {
@@ -113,15 +101,6 @@ fn fresh_account_create_update_and_claimants_in_two_regions_then_the_last_delete
     // The ledger is in the partition's global region, not in the function's.
     assert_eq!(claims(&w), 1, "{:?}", ledger_parameters(&w, LEDGER_REGION));
     assert!(ledger_parameters(&w, REGION).is_empty());
-    let ssm_regions: Vec<String> = emulator()
-        .calls(&w.account.account_id, Some("ssm"))
-        .iter()
-        .filter_map(|c| c["region"].as_str().map(str::to_string))
-        .collect();
-    assert!(
-        !ssm_regions.is_empty() && ssm_regions.iter().all(|r| r == LEDGER_REGION),
-        "{ssm_regions:?}"
-    );
 
     // A no-op Update only reads; a longer minimum is set and read back.
     let before = iam_mutations(&w).len();

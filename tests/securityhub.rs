@@ -152,19 +152,7 @@ fn count(operations: &[String], name: &str) -> usize {
 
 /// The names of every parameter the ownership ledger holds in this world's account and region.
 fn ledger_parameters(w: &World) -> Vec<String> {
-    let listed = w.json_call(
-        "ssm",
-        "AmazonSSM.GetParametersByPath",
-        json!({"Path": "/tapguard", "Recursive": true}),
-    );
-    let mut names: Vec<String> = listed["Parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["Name"].as_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
+    ledger_parameters_of(&w.account, &w.region)
 }
 
 /// Someone deletes the whole ledger.

@@ -718,11 +718,11 @@ Resources:
             caps("Transform: [{Name: AWS::Include, Parameters: {Location: s3://b/k}}]\nResources:\n  T:\n    Type: AWS::SNS::Topic\n"),
             ["CAPABILITY_AUTO_EXPAND"]
         );
-        // TapStack.yml has IAM roles, none of them named.
+        // TapStack.yml names one IAM resource: the MFA group (RequireMfaGroupName), so users can be put in it.
         let tapstack = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../TapStack.yml")).unwrap();
         assert_eq!(
             Template::parse(&tapstack).unwrap().required_capabilities(),
-            ["CAPABILITY_IAM"]
+            ["CAPABILITY_NAMED_IAM"]
         );
     }
 

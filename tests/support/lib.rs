@@ -78,9 +78,14 @@ impl World {
         emulator().rest_call(&self.account, &self.region, service, method, path, body)
     }
 
-    /// Injects a fault for this world's account only.
+    /// Injects a fault for this world's account only. A fault on SSM is meant for the ownership ledger:
+    /// it skips the runtime's answer book (`.../answers/<RequestId>`, whose writes never fail an event)
+    /// unless the rule says otherwise with its own `body_excludes`.
     pub fn fault(&self, mut rule: Value) {
         rule["account"] = Value::String(self.account.account_id.clone());
+        if rule["service"] == "ssm" && rule.get("body_excludes").is_none() {
+            rule["body_excludes"] = Value::String("/answers/".into());
+        }
         emulator().add_fault(rule);
     }
 }
@@ -103,4 +108,34 @@ pub fn mutating(operations: &[String]) -> Vec<String> {
         })
         .cloned()
         .collect()
+}
+
+/// The names of the ownership ledger's parameters (records and claims) in `region` of `account`, sorted,
+/// every page of them. The runtime's own answer book (`.../answers/<RequestId>`, what makes a second
+/// delivery of an event idempotent) is bookkeeping of the protocol, not a claim: it is left out.
+pub fn ledger_parameters_of(account: &Account, region: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = serde_json::json!({"Path": "/tapguard", "Recursive": true, "MaxResults": 10});
+        if let Some(t) = &token {
+            request["NextToken"] = Value::String(t.clone());
+        }
+        let page = emulator().json_call(account, region, "ssm", "AmazonSSM.GetParametersByPath", request);
+        names.extend(
+            page["Parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["Name"].as_str())
+                .filter(|name| !name.contains("/answers/"))
+                .map(str::to_string),
+        );
+        match page["NextToken"].as_str() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    names.sort();
+    names
 }

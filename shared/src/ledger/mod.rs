@@ -172,7 +172,9 @@ impl Ledger {
     /// Every record of this handler in the ledger, with its key: what a verify pass checks.
     pub async fn records(&self, inv: &Invocation) -> Result<Vec<(String, Record<Value>)>, HandlerError> {
         let path = format!("{ROOT}/ledger/{}", self.handler);
-        inv.step(format!("listing the ledger's records ({path})"));
+        inv.step(format!(
+            "calling ssm:GetParametersByPath (the ledger's records, {path})"
+        ));
         let mut pages = self
             .ssm
             .get_parameters_by_path()
@@ -256,7 +258,9 @@ impl Ledger {
     /// Every claim on `setting`, oldest first.
     pub async fn claims(&self, inv: &Invocation, setting: &str) -> Result<Vec<Claim>, HandlerError> {
         let path = Self::claims_path(setting);
-        inv.step(format!("reading the ledger's claims on {setting}"));
+        inv.step(format!(
+            "calling ssm:GetParametersByPath (the ledger's claims on {setting})"
+        ));
         let mut pages = self
             .ssm
             .get_parameters_by_path()
@@ -361,7 +365,7 @@ impl Ledger {
     }
 
     async fn get(&self, inv: &Invocation, name: &str) -> Result<Option<String>, HandlerError> {
-        inv.step(format!("reading the ledger ({name})"));
+        inv.step(format!("calling ssm:GetParameter (the ledger, {name})"));
         match self.ssm.get_parameter().name(name).send().await {
             Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
             Err(err) if err.code() == Some("ParameterNotFound") => Ok(None),
@@ -377,7 +381,7 @@ impl Ledger {
                 value.len()
             )));
         }
-        inv.step(format!("writing the ledger ({name})"));
+        inv.step(format!("calling ssm:PutParameter (the ledger, {name})"));
         self.ssm
             .put_parameter()
             .name(name)
@@ -393,7 +397,7 @@ impl Ledger {
     }
 
     async fn delete(&self, inv: &Invocation, name: &str) -> Result<(), HandlerError> {
-        inv.step(format!("removing from the ledger ({name})"));
+        inv.step(format!("calling ssm:DeleteParameter (the ledger, {name})"));
         match self.ssm.delete_parameter().name(name).send().await {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("ParameterNotFound") => Ok(()),
