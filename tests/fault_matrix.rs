@@ -31,56 +31,8 @@ const SLOW: Duration = Duration::from_secs(5);
 /// printed (marked `known`), and the test fails if one of them starts keeping its promise (take it out
 /// of here then) or any other cell breaks one.
 const KNOWN: &[(&str, &str, &str)] = &[
-    // A Delete that fails after the ledger claim was released (the restore call fails) loses the prior
-    // state: the retried Delete finds the claim gone (Release::Unclaimed) and leaves encryption on.
-    (
-        "ec2:DisableEbsEncryptionByDefault",
-        "throttled ×3",
-        "a failed restore loses the claim",
-    ),
-    (
-        "ec2:DisableEbsEncryptionByDefault",
-        "HTTP 500",
-        "a failed restore loses the claim",
-    ),
-    (
-        "ec2:DisableEbsEncryptionByDefault",
-        "AccessDenied",
-        "a failed restore loses the claim",
-    ),
-    (
-        "ec2:ResetEbsDefaultKmsKeyId",
-        "throttled ×3",
-        "a failed restore loses the claim",
-    ),
-    (
-        "ec2:ResetEbsDefaultKmsKeyId",
-        "HTTP 500",
-        "a failed restore loses the claim",
-    ),
-    (
-        "ec2:ResetEbsDefaultKmsKeyId",
-        "AccessDenied",
-        "a failed restore loses the claim",
-    ),
-    (
-        "ec2:ResetEbsDefaultKmsKeyId",
-        "past the deadline",
-        "a failed restore loses the claim",
-    ),
-    // The claim's removal lands after the Delete was cut off: the retry finds no claim (same cause).
-    (
-        "ssm:DeleteParameter",
-        "past the deadline",
-        "a failed restore loses the claim; the step names no operation",
-    ),
-    // The ledger's steps ("reading the ledger's claims on …") do not name the SSM operation, so a
-    // deadline that runs out there gives no operation in the reason.
-    (
-        "ssm:GetParametersByPath",
-        "past the deadline",
-        "the ledger's step names no operation",
-    ),
+    // Empty: the EBS Delete now keeps its claim until the restore is read back, and the ledger's steps
+    // name their SSM operation, which were the cells listed here.
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
