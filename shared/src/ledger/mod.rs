@@ -175,29 +175,37 @@ impl Ledger {
         inv.step(format!(
             "calling ssm:GetParametersByPath (the ledger's records, {path})"
         ));
-        let mut pages = self
-            .ssm
-            .get_parameters_by_path()
-            .path(&path)
-            .recursive(false)
-            .into_paginator()
-            .send();
         let mut records = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| ledger_error("GetParametersByPath", &path, &err))?;
-            for parameter in page.parameters() {
-                let name = parameter.name().unwrap_or_default();
-                let key = name.rsplit('/').next().and_then(decode_segment);
-                match (
-                    key,
-                    serde_json::from_str::<Record<Value>>(parameter.value().unwrap_or_default()),
-                ) {
-                    (Some(key), Ok(record)) => records.push((key, record)),
-                    _ => warn!(parameter = name, "damaged record in the ledger: skipped"),
-                }
+        for (name, value) in self.list(&path).await? {
+            let key = name.rsplit('/').next().and_then(decode_segment);
+            match (key, serde_json::from_str::<Record<Value>>(&value)) {
+                (Some(key), Ok(record)) => records.push((key, record)),
+                _ => warn!(parameter = name, "damaged record in the ledger: skipped"),
             }
         }
         Ok(records)
+    }
+
+    /// (name, value) of every parameter directly under `path`, every page of them.
+    async fn list(&self, path: &str) -> Result<Vec<(String, String)>, HandlerError> {
+        let mut pages = self
+            .ssm
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(false)
+            .into_paginator()
+            .send();
+        let mut parameters = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| ledger_error("GetParametersByPath", path, &err))?;
+            parameters.extend(page.parameters().iter().map(|p| {
+                (
+                    p.name().unwrap_or_default().to_string(),
+                    p.value().unwrap_or_default().to_string(),
+                )
+            }));
+        }
+        Ok(parameters)
     }
 
     /// Writes (or rewrites) a resource's record.
@@ -261,22 +269,11 @@ impl Ledger {
         inv.step(format!(
             "calling ssm:GetParametersByPath (the ledger's claims on {setting})"
         ));
-        let mut pages = self
-            .ssm
-            .get_parameters_by_path()
-            .path(&path)
-            .recursive(false)
-            .into_paginator()
-            .send();
         let mut claims = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| ledger_error("GetParametersByPath", &path, &err))?;
-            for parameter in page.parameters() {
-                let name = parameter.name().unwrap_or_default();
-                match serde_json::from_str::<Claim>(parameter.value().unwrap_or_default()) {
-                    Ok(claim) => claims.push(claim),
-                    Err(err) => warn!(parameter = name, error = %err, "damaged claim in the ledger: ignored"),
-                }
+        for (name, value) in self.list(&path).await? {
+            match serde_json::from_str::<Claim>(&value) {
+                Ok(claim) => claims.push(claim),
+                Err(err) => warn!(parameter = name, error = %err, "damaged claim in the ledger: ignored"),
             }
         }
         claims.sort_by_key(|c| c.since);
