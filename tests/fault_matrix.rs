@@ -23,9 +23,9 @@ use tapguard_tests::*;
 const REGION: &str = "eu-west-1";
 const PARALLEL: usize = 6;
 /// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.
-const TIMEOUT: Duration = Duration::from_secs(8);
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a slow answer takes (past the handler's share of TIMEOUT, half of it).
-const SLOW: Duration = Duration::from_secs(5);
+const SLOW: Duration = Duration::from_secs(6);
 
 /// Broken promises this matrix found in a handler, left to its owner: each cell is still run and
 /// printed (marked `known`), and the test fails if one of them starts keeping its promise (take it out
@@ -103,45 +103,128 @@ impl Fault {
     }
 }
 
-/// One handler's declaration and how to read its state back.
+/// One handler's declaration, the events it is driven with, and how to read its state back.
 struct Subject {
     binary: &'static str,
     resource_type: &'static str,
     operations: Vec<(&'static str, &'static str)>,
+    /// Where its ownership ledger lives (IAM settings are claimed in one region per partition).
+    ledger_regions: &'static [&'static str],
+    /// The state the resource manages, as one comparable string, read from the emulator.
+    state: fn(&World) -> String,
+    /// Prepares the account and says what to ask for and what the state must then be.
+    plan: fn(&World) -> Plan,
+}
+
+/// The Create and the Update of a case, each with the state a SUCCESS must leave.
+struct Plan {
+    create: Value,
+    after_create: String,
+    update: Value,
+    after_update: String,
+}
+
+fn declared(operations: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut all = operations.to_vec();
+    all.extend(tapguard_shared::answers::OPERATIONS);
+    all.sort();
+    all.dedup();
+    all
 }
 
 fn subjects() -> Vec<Subject> {
-    let mut ebs: Vec<(&str, &str)> = ebs_default_encryption::EbsDefaultEncryption::OPERATIONS.to_vec();
-    ebs.extend(tapguard_shared::answers::OPERATIONS);
-    ebs.sort();
-    ebs.dedup();
-    vec![Subject {
-        binary: "ebs-default-encryption",
-        resource_type: "Custom::EbsDefaultEncryption",
-        operations: ebs,
-    }]
+    vec![
+        Subject {
+            binary: "ebs-default-encryption",
+            resource_type: "Custom::EbsDefaultEncryption",
+            operations: declared(ebs_default_encryption::EbsDefaultEncryption::OPERATIONS),
+            ledger_regions: &[REGION],
+            state: ebs_state,
+            plan: ebs_plan,
+        },
+        Subject {
+            binary: "iam-password-policy",
+            resource_type: "Custom::IamPasswordPolicy",
+            operations: declared(iam_password_policy::IamPasswordPolicy::OPERATIONS),
+            ledger_regions: &[REGION, "us-east-1"],
+            state: password_policy_state,
+            plan: password_policy_plan,
+        },
+    ]
 }
 
-fn ebs_state(w: &World) -> (bool, String) {
+/// The region's EBS default: `<enabled> <key>`.
+fn ebs_state(w: &World) -> String {
     let enabled = w.query("ec2", &[("Action", "GetEbsEncryptionByDefault")]);
     let key = w.query("ec2", &[("Action", "GetEbsDefaultKmsKeyId")]);
-    (
+    format!(
+        "{} {}",
         xml_value(&enabled, "ebsEncryptionByDefault") == Some("true"),
-        xml_value(&key, "kmsKeyId").unwrap_or_default().to_string(),
+        xml_value(&key, "kmsKeyId").unwrap_or_default()
     )
 }
 
-fn parameters(w: &World) -> Vec<String> {
-    let listed = w.json_call(
-        "ssm",
-        "AmazonSSM.GetParametersByPath",
-        json!({"Path": "/tapguard", "Recursive": true}),
+/// Create with the AWS managed key, Update to a customer managed key by its alias.
+fn ebs_plan(w: &World) -> Plan {
+    let created = w.json_call("kms", "TrentService.CreateKey", json!({"Description": "matrix"}));
+    let id = created["KeyMetadata"]["KeyId"].as_str().unwrap_or_default().to_string();
+    w.json_call(
+        "kms",
+        "TrentService.CreateAlias",
+        json!({"AliasName": "alias/matrix", "TargetKeyId": id}),
     );
-    listed["Parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["Name"].as_str().map(str::to_string))
+    let key_arn = created["KeyMetadata"]["Arn"].as_str().unwrap_or_default();
+    let managed = format!("arn:aws:kms:{REGION}:{}:alias/aws/ebs", w.account.account_id);
+    Plan {
+        create: json!({}),
+        after_create: format!("true {managed}"),
+        update: json!({"KmsKeyId": "alias/matrix"}),
+        after_update: format!("true {key_arn}"),
+    }
+}
+
+/// The account's password policy: its minimum length and symbol rule, or `none`.
+fn password_policy_state(w: &World) -> String {
+    let xml = w.query("iam", &[("Action", "GetAccountPasswordPolicy")]);
+    if !xml.contains("<PasswordPolicy>") {
+        return "none".into();
+    }
+    format!(
+        "length {} symbols {}",
+        xml_value(&xml, "MinimumPasswordLength").unwrap_or_default(),
+        xml_value(&xml, "RequireSymbols").unwrap_or_default()
+    )
+}
+
+/// Create a policy in an account without one, then Update it to a longer minimum length.
+fn password_policy_plan(_: &World) -> Plan {
+    Plan {
+        create: json!({"MinimumPasswordLength": "14", "RequireSymbols": "true"}),
+        after_create: "length 14 symbols true".into(),
+        update: json!({"MinimumPasswordLength": "16", "RequireSymbols": "true"}),
+        after_update: "length 16 symbols true".into(),
+    }
+}
+
+/// The tapguard parameters of this account in `regions` (its ledgers and answer records).
+fn parameters(w: &World, regions: &[&str]) -> Vec<String> {
+    regions
+        .iter()
+        .flat_map(|region| {
+            let listed = emulator().json_call(
+                &w.account,
+                region,
+                "ssm",
+                "AmazonSSM.GetParametersByPath",
+                json!({"Path": "/tapguard", "Recursive": true}),
+            );
+            listed["Parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["Name"].as_str().map(|name| format!("{region}:{name}")))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -181,18 +264,8 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
         &[]
     };
     let w = World::with_env(subject.binary, REGION, extra);
-    let before = ebs_state(&w);
-    let key_arn = {
-        let created = w.json_call("kms", "TrentService.CreateKey", json!({"Description": "matrix"}));
-        let id = created["KeyMetadata"]["KeyId"].as_str().unwrap_or_default().to_string();
-        w.json_call(
-            "kms",
-            "TrentService.CreateAlias",
-            json!({"AliasName": "alias/matrix", "TargetKeyId": id}),
-        );
-        created["KeyMetadata"]["Arn"].as_str().unwrap_or_default().to_string()
-    };
-    let managed = format!("arn:aws:kms:{REGION}:{}:alias/aws/ebs", w.account.account_id);
+    let before = (subject.state)(&w);
+    let plan = (subject.plan)(&w);
     let mut expected_code = None;
     if let Some((rule, code)) = fault.rule(service, operation) {
         w.fault(rule);
@@ -204,7 +277,7 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
     r.timeout = TIMEOUT;
     let check = |step: &str,
                  exchange: &Exchange,
-                 wanted: Option<(bool, &str)>,
+                 wanted: Option<&str>,
                  fired_before: u64,
                  w: &World,
                  letters: &mut Vec<String>,
@@ -223,10 +296,12 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
         };
         let ok = answer["Status"] == "SUCCESS";
         if ok {
-            if let Some((enabled, key)) = wanted {
-                let state = ebs_state(w);
-                if state != (enabled, key.to_string()) {
-                    problems.push(format!("{step}: SUCCESS but the region holds {state:?}"));
+            if let Some(wanted) = wanted {
+                let state = (subject.state)(w);
+                if state != wanted {
+                    problems.push(format!(
+                        "{step}: SUCCESS but the emulator holds {state:?}, not {wanted:?}"
+                    ));
                 }
             }
         } else {
@@ -250,11 +325,11 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
     };
 
     let f = fired(&w);
-    let created = r.create(json!({}));
+    let created = r.create(plan.create.clone());
     check(
         "Create",
         &created,
-        Some((true, managed.as_str())),
+        Some(plan.after_create.as_str()),
         f,
         &w,
         &mut letters,
@@ -262,11 +337,11 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
     );
     if created.status() == "SUCCESS" {
         let f = fired(&w);
-        let updated = r.update(json!({"KmsKeyId": "alias/matrix"}));
+        let updated = r.update(plan.update.clone());
         check(
             "Update",
             &updated,
-            Some((true, key_arn.as_str())),
+            Some(plan.after_update.as_str()),
             f,
             &w,
             &mut letters,
@@ -297,13 +372,13 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
         }
     }
     if deleted_ok {
-        let after = ebs_state(&w);
+        let after = (subject.state)(&w);
         if after != before {
             problems.push(format!(
-                "after the Delete the region holds {after:?}, before {before:?}"
+                "after the Delete the emulator holds {after:?}, before {before:?}"
             ));
         }
-        let left: Vec<String> = parameters(&w)
+        let left: Vec<String> = parameters(&w, subject.ledger_regions)
             .into_iter()
             .filter(|p| !p.contains("/answers/"))
             .collect();

@@ -175,9 +175,11 @@ impl IamPasswordPolicy {
     }
 
     /// Gives up this resource's claim; the last claimant puts back the policy found before the first.
+    /// The claim is dropped only after the restore is read back, so a Delete that fails half-way (and is
+    /// retried) still finds the prior policy in the ledger.
     async fn release(&self, inv: &Invocation, key: &str, undoing_create: bool) -> Result<(), HandlerError> {
-        match self.ledger.release(inv, key, &setting()).await? {
-            Release::StillClaimed(_) => {}
+        let claimed = match self.ledger.pending_release(inv, key, &setting()).await? {
+            Release::StillClaimed(_) => true,
             Release::Last { prior, wants } => {
                 let prior = prior.and_then(|p| serde_json::from_value::<AccountPolicy>(p).ok());
                 match serde_json::from_value::<PasswordPolicy>(wants) {
@@ -186,15 +188,23 @@ impl IamPasswordPolicy {
                         warn!(error = %err, "the ledger's claim is damaged: the password policy is left as it is")
                     }
                 }
+                true
             }
             Release::Unclaimed if undoing_create => {
                 info!("the failed Create had claimed nothing: nothing to undo");
+                false
             }
-            Release::Unclaimed => warn!(
-                parameter = self.ledger.record_name(key),
-                "the ledger holds no claim of this resource (deleted by someone?): the policy found before is \
-                 unknown, so the account's password policy is left as it is"
-            ),
+            Release::Unclaimed => {
+                warn!(
+                    parameter = self.ledger.record_name(key),
+                    "the ledger holds no claim of this resource (deleted by someone?): the policy found before is \
+                     unknown, so the account's password policy is left as it is"
+                );
+                false
+            }
+        };
+        if claimed {
+            self.ledger.drop_claim(inv, key, &setting()).await?;
         }
         self.ledger.forget(inv, key).await
     }
@@ -258,6 +268,18 @@ impl CustomResource for IamPasswordPolicy {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::IamPasswordPolicy";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        ("iam", "GetAccountPasswordPolicy"),
+        ("iam", "UpdateAccountPasswordPolicy"),
+        ("iam", "DeleteAccountPasswordPolicy"),
+        // The ownership ledger (in the partition's IAM region).
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let key = inv.request_id.clone();
