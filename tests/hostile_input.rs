@@ -11,17 +11,9 @@
 //! Found cases become the regression tests at the bottom. `make fuzz` (fuzz/) runs the same targets
 //! under libFuzzer for a bounded time.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tapguard_shared::answers::AnswerBook;
-use tapguard_shared::props;
-use tapguard_shared::responder::{Responder, RetryPolicy};
-use tapguard_shared::{CustomResource, HandlerError, Invocation, Outcome, Runtime};
+use tapguard_tests::hostile::{handle, handlers, unique_request_id, world};
 
 // ---------------------------------------------------------------------------------------------------
 // Generators
@@ -45,7 +37,9 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         any_string().prop_map(Value::String),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
@@ -66,13 +60,6 @@ fn nested(depth: usize, in_objects: bool) -> Value {
             json!([inner])
         }
     })
-}
-
-fn fixture_properties(name: &str) -> Value {
-    let path = format!("{}/fixtures/{name}-create.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
-    let event: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    event["ResourceProperties"].clone()
 }
 
 /// The handler's own fixture with one property replaced by `value` (or an unknown one added, also when
@@ -96,59 +83,6 @@ fn mutated(base: &Value, pick: usize, value: Value, add_unknown: bool) -> (Value
 
 // ---------------------------------------------------------------------------------------------------
 // Parsing: every handler's Properties
-
-/// Parses `properties` as `P` on a thread with a small stack, the way a Lambda handler's thread would
-/// see it, and returns the error text (or None when it parsed). A panic or a stack overflow fails.
-fn parse_as<P: serde::de::DeserializeOwned + 'static>(properties: Value) -> Option<String> {
-    std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(move || props::parse::<P>(&properties).err().map(|err| err.to_string()))
-        .expect("thread starts")
-        .join()
-        .expect("parsing panicked")
-}
-
-/// Each handler: (name, its fixture, its parser).
-type Parser = fn(Value) -> Option<String>;
-fn handlers() -> Vec<(&'static str, Value, Parser)> {
-    vec![
-        (
-            "ebs-default-encryption",
-            fixture_properties("ebs-default-encryption"),
-            parse_as::<ebs_default_encryption::Properties>,
-        ),
-        (
-            "config-setup",
-            fixture_properties("config-setup"),
-            parse_as::<config_setup::Properties>,
-        ),
-        (
-            "securityhub-enable",
-            fixture_properties("securityhub-enable"),
-            parse_as::<securityhub_enable::Properties>,
-        ),
-        (
-            "securityhub-standards",
-            fixture_properties("securityhub-standards"),
-            parse_as::<securityhub_standards::Properties>,
-        ),
-        (
-            "access-key-rotation",
-            fixture_properties("access-key-rotation"),
-            parse_as::<access_key_rotation::Properties>,
-        ),
-        (
-            "iam-password-policy",
-            json!({"MinimumPasswordLength": "14", "RequireSymbols": "true"}),
-            parse_as::<iam_password_policy::Properties>,
-        ),
-        (
-            "shield-advanced",
-            json!({"CreateSubscription": "false"}),
-            parse_as::<shield_advanced::Properties>,
-        ),
-    ]
-}
 
 #[test]
 fn every_fixture_parses_so_the_mutations_below_start_from_valid_properties() {
@@ -198,7 +132,10 @@ fn deep_nesting_in_a_property_is_refused_without_overflowing_the_stack() {
     // handler can be given. Check the limit holds where events are parsed, and that the deepest value
     // serde_json accepts is refused by name.
     let too_deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-    assert!(serde_json::from_str::<Value>(&too_deep).is_err(), "serde_json's recursion limit");
+    assert!(
+        serde_json::from_str::<Value>(&too_deep).is_err(),
+        "serde_json's recursion limit"
+    );
     for (name, fixture, parse) in handlers() {
         for in_objects in [false, true] {
             let (props, changed) = mutated(&fixture, 0, nested(120, in_objects), false);
@@ -211,129 +148,6 @@ fn deep_nesting_in_a_property_is_refused_without_overflowing_the_stack() {
 
 // ---------------------------------------------------------------------------------------------------
 // The runtime: any event with a ResponseURL gets exactly one true answer
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct ProbeProperties {
-    #[serde(default)]
-    answer: Option<String>,
-}
-
-struct Probe;
-
-impl CustomResource for Probe {
-    type Properties = ProbeProperties;
-    const RESOURCE_TYPE: &'static str = "Custom::HostileProbe";
-    const ID_PREFIX: &'static str = "hostile:";
-    const OPERATIONS: &'static [(&'static str, &'static str)] = &[];
-
-    async fn create(&self, _inv: &Invocation, props: ProbeProperties) -> Result<Outcome, HandlerError> {
-        Ok(Outcome::new("hostile:1").with("Answer", props.answer.unwrap_or_default()))
-    }
-
-    async fn update(
-        &self,
-        _inv: &Invocation,
-        physical_id: &str,
-        props: ProbeProperties,
-        _old: Option<ProbeProperties>,
-    ) -> Result<Outcome, HandlerError> {
-        Ok(Outcome::new(physical_id).with("Answer", props.answer.unwrap_or_default()))
-    }
-
-    async fn delete(&self, _inv: &Invocation, _id: &str, _props: Option<ProbeProperties>) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
-/// A ResponseURL that records every PUT it receives.
-struct AnswerSink {
-    url: String,
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl AnswerSink {
-    fn start() -> Self {
-        let server = tiny_http::Server::http("127.0.0.1:0").expect("listener");
-        let url = format!("http://{}/answer?X-Amz-Signature=not-a-real-one", server.server_addr());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for mut request in server.incoming_requests() {
-                let mut body = Vec::new();
-                let _ = request.as_reader().read_to_end(&mut body);
-                sink.lock().unwrap().push(body);
-                let _ = request.respond(tiny_http::Response::empty(200));
-            }
-        });
-        AnswerSink { url, received }
-    }
-
-    fn take(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.received.lock().unwrap())
-    }
-}
-
-struct World {
-    runtime: Arc<Runtime<Probe>>,
-    sink: AnswerSink,
-    tokio: tokio::runtime::Runtime,
-}
-
-fn world() -> &'static World {
-    static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
-    WORLD.get_or_init(|| {
-        let policy = RetryPolicy {
-            connect_timeout: Duration::from_millis(500),
-            attempt_timeout: Duration::from_secs(2),
-            ..RetryPolicy::default()
-        };
-        World {
-            runtime: Arc::new(Runtime::with_responder(
-                Probe,
-                AnswerBook::in_process("hostile-probe"),
-                Responder::with_policy(policy),
-            )),
-            sink: AnswerSink::start(),
-            tokio: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-        }
-    })
-}
-
-fn context(seconds: u64) -> Context {
-    let deadline = SystemTime::now() + Duration::from_secs(seconds);
-    let mut context = Context::default();
-    context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    context.request_id = "lambda-request".into();
-    context
-}
-
-/// Runs one event through the runtime; returns the invocation's result and the answers PUT.
-fn handle(event: Value) -> (Result<Value, String>, Vec<Value>) {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let w = world();
-    w.sink.take();
-    let result = w
-        .tokio
-        .block_on(w.runtime.handle(LambdaEvent::new(event, context(30))))
-        .map_err(|err| err.to_string());
-    let answers = w
-        .sink
-        .take()
-        .into_iter()
-        .map(|body| {
-            assert!(body.len() <= 4096, "an answer over CloudFormation's 4096-byte limit: {} bytes", body.len());
-            serde_json::from_slice(&body).expect("every answer is JSON")
-        })
-        .collect();
-    (result, answers)
-}
-
-fn unique_request_id() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    format!("hostile-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-}
 
 fn request_type() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -421,7 +235,14 @@ proptest! {
 
 #[test]
 fn a_response_url_that_is_not_a_url_or_not_http_ends_the_invocation_without_a_panic() {
-    for url in ["not a url", "ftp://example.invalid/x", "", "http://", "https://[::1", "http://127.0.0.1:1/refused"] {
+    for url in [
+        "not a url",
+        "ftp://example.invalid/x",
+        "",
+        "http://",
+        "https://[::1",
+        "http://127.0.0.1:1/refused",
+    ] {
         let event = json!({
             "RequestType": "Create",
             "ResponseURL": url,

@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 pub use tapguard_harness::*;
 
+pub mod hostile;
+
 /// The project root (the workspace folder).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
