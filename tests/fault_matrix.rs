@@ -524,3 +524,50 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
     );
     assert!(all_problems.is_empty(), "{}\n{table}", all_problems.join("\n"));
 }
+
+/// An event sequence the matrix above does not make: the Create is cut off by its deadline while its
+/// `EnableEbsEncryptionByDefault` is still on its way (the emulator answers it slowly, and applies it
+/// only then), and CloudFormation's rollback Delete arrives at once, in another process, while that call
+/// has not landed yet. The Delete must not undo too early: after everything has landed, the region is
+/// as it was and nothing of the resource is left.
+#[test]
+fn a_rollback_delete_arriving_while_the_cut_off_create_still_has_a_call_in_flight_leaves_nothing_behind() {
+    let w = World::new("ebs-default-encryption", REGION);
+    let before = ebs_state(&w);
+    w.fault(json!({"service": "ec2", "operation": "EnableEbsEncryptionByDefault",
+        "delay_ms": SLOW.as_millis() as u64, "count": 1}));
+    let mut r = w.resource("Custom::EbsDefaultEncryption", "Resource");
+    r.timeout = TIMEOUT;
+    let created = r.create(json!({}));
+    assert_eq!(created.status(), "FAILED", "{}", w.host.logs());
+    assert!(created.reason().contains("timed out"), "{}", created.reason());
+    assert!(created.physical_id().starts_with(tapguard_shared::FAILED_CREATE_PREFIX));
+
+    // The rollback Delete, in a second process, while the first one's call is still in flight.
+    let second = LambdaHost::start(
+        &binary_path("ebs-default-encryption"),
+        &emulator().sdk_env(&w.account, REGION),
+    );
+    let mut rollback = CustomResourceDriver {
+        host: &second,
+        ..w.resource("Custom::EbsDefaultEncryption", "Resource")
+    };
+    rollback.physical_id = r.physical_id.clone();
+    rollback.timeout = Duration::from_secs(30);
+    let deleted = rollback.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}\n{}", deleted.reason(), second.logs());
+    assert!(
+        second.logs().contains("waiting before undoing a failed Create"),
+        "the Delete knew the Create was cut off: {}",
+        second.logs()
+    );
+
+    // Whatever was in flight has landed by now.
+    std::thread::sleep(SLOW);
+    assert_eq!(ebs_state(&w), before, "the region after the rollback");
+    let left: Vec<String> = parameters(&w, &[REGION])
+        .into_iter()
+        .filter(|p| !p.contains("/answers/"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -42,6 +42,14 @@ pub const FAILED_CREATE_PREFIX: &str = "tapguard-failed-create:";
 /// end; a task still running then is blocking its thread.
 const STUCK_GRACE: Duration = Duration::from_millis(500);
 
+/// How the answer of a handler cut off by the deadline begins (see [`timed_out`]): the rollback
+/// Delete of such a Create knows from it that calls of the Create may still have been in flight.
+const CUT_OFF_REASON: &str = "timed out after ";
+
+/// How long, beyond the Create's own deadline, a call the Create had in flight may still take to land
+/// in AWS before its rollback Delete reads the state it undoes.
+const IN_FLIGHT_SETTLE: Duration = Duration::from_secs(2);
+
 /// What a successful create or update produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
@@ -608,6 +616,7 @@ impl<R: CustomResource> Runtime<R> {
                 if let Some(request_id) = id.strip_prefix(FAILED_CREATE_PREFIX) {
                     // The rollback of a Create that failed: undo whatever it had done before it failed
                     // (it may have been cut off by the deadline or a panic with nothing undone).
+                    self.settle_cut_off_create(inv, request_id).await;
                     let props = props::parse_retiring(&delete.resource_properties, R::RETIRED_PROPERTIES).ok();
                     self.resource.undo_create(inv, request_id, props).await.map_err(|err| {
                         err.with_note(
@@ -630,6 +639,39 @@ impl<R: CustomResource> Runtime<R> {
             }
             _ => Err(HandlerError::Failed("unsupported RequestType".into())),
         }
+    }
+
+    /// Before the rollback Delete of a Create that was cut off (or whose process died, or is unknown)
+    /// reads what it undoes: a call that Create had in flight when it was cut off reaches AWS anyway,
+    /// and landing after the undo it would be left behind. CloudFormation sends this Delete right after
+    /// the Create's FAILED, which the Create sent `reserve` before its own deadline; after that deadline
+    /// Lambda has stopped its process. So wait that long and a little more (within half the time left).
+    /// A Create that failed by itself (its record says so) is undone at once.
+    async fn settle_cut_off_create(&self, inv: &Invocation, request_id: &str) {
+        let why = match self.answers.seen(request_id).await {
+            Seen::Answered { body, .. } => {
+                let answer = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+                if !answer["Reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(CUT_OFF_REASON)
+                {
+                    return;
+                }
+                "the Create was cut off by its deadline"
+            }
+            Seen::Started { .. } => "the Create started but its answer is not recorded (it died, or still runs)",
+            Seen::Unknown => "the Create's answer record cannot be read",
+        };
+        let wait = (self.responder.policy().reserve() + IN_FLIGHT_SETTLE).min(inv.time_left().unwrap_or_default() / 2);
+        inv.step("waiting for the calls the failed Create may have had in flight to land");
+        info!(
+            request_id,
+            why,
+            wait_ms = wait.as_millis() as u64,
+            "waiting before undoing a failed Create, so a call it had in flight cannot land after the undo"
+        );
+        tokio::time::sleep(wait).await;
     }
 
     /// A Create that failed is undone at once, while there is time, so it leaves nothing behind.
@@ -667,7 +709,7 @@ impl<R: CustomResource> Runtime<R> {
 
 fn timed_out(started: Instant, inv: &Invocation) -> HandlerError {
     HandlerError::Failed(format!(
-        "timed out after {} s while {}: answering now so the stack does not wait; raise the function's timeout \
+        "{CUT_OFF_REASON}{} s while {}: answering now so the stack does not wait; raise the function's timeout \
          (and the resource's ServiceTimeout) or find out why that step is slow",
         started.elapsed().as_secs(),
         inv.current_step()
