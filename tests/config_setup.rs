@@ -955,3 +955,285 @@ fn renaming_a_created_recorder_replaces_it_under_the_same_id() {
     assert!(ConfigState::read(&w).is_empty());
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
+
+/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(w: &World) -> Value {
+    match w
+        .host
+        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
+    {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
+    }
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control of the resource `Config`, from the
+/// embedded-metric-format lines the function wrote to its log (what CloudWatch turns into metrics).
+fn drift_metric(w: &World, control: &str) -> Vec<f64> {
+    w.host
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
+                && line["Control"] == control
+                && line["Stack"] == "tap-test"
+                && line["Resource"] == "Config"
+        })
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// (control, compliance status, record state) of the drift findings tapguard imported, by control.
+fn drift_findings(w: &World) -> Vec<(String, String, String)> {
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/findings",
+        Some(json!({"Filters": {"GeneratorId": [{"Value": "tapguard/config-setup", "Comparison": "EQUALS"}]}})),
+    );
+    let mut found: Vec<(String, String, String)> = answer["Findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let id = f["Id"].as_str().unwrap_or_default();
+            (
+                id.rsplit_once("/Config.")
+                    .map(|(_, c)| format!("Config.{c}"))
+                    .unwrap_or_default(),
+                f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                f["RecordState"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The verdict and observed value of one control in a pass's summary.
+fn control_of(summary: &Value, control: &str) -> (String, String) {
+    let check = summary["reports"][0]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["control"] == control)
+        .unwrap_or_else(|| panic!("no control {control} in {summary}"));
+    (
+        check["verdict"].as_str().unwrap_or_default().to_string(),
+        check["observed"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn drifted_controls(summary: &Value) -> Vec<String> {
+    let mut out: Vec<String> = summary["reports"][0]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["verdict"] == "drifted")
+        .filter_map(|c| c["control"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+fn finding(control: &str, status: &str, state: &str) -> (String, String, String) {
+    (control.to_string(), status.to_string(), state.to_string())
+}
+
+#[test]
+fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
+    let w = world();
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let mut r = w.resource(TYPE, "Config");
+    let created = r.create(props(&w, vec![keys_rule()]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let rule_control = "Config.Rule/tap-access-keys-rotated";
+
+    // A held baseline: every control held, and the pass only reads the account's Config.
+    let before = w.operations("config").len();
+    let held = verify_pass(&w);
+    assert_eq!(
+        (
+            held["resources"].as_u64(),
+            held["controls"].as_u64(),
+            held["drifted"].as_u64()
+        ),
+        (Some(1), Some(6), Some(0)),
+        "{held}"
+    );
+    assert_eq!(held["unknown"].as_u64(), Some(0), "{held}");
+    let during = w.operations("config")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+    assert!(
+        during.contains(&"DescribeDeliveryChannelStatus".to_string()),
+        "{during:?}"
+    );
+    assert_eq!(
+        control_of(&held, "Config.RecorderRecording"),
+        ("held".into(), "true".into())
+    );
+    for control in [
+        "Config.Recorder",
+        "Config.RecorderLastStatus",
+        "Config.DeliveryChannel",
+        "Config.DeliveryChannelDelivering",
+        rule_control,
+    ] {
+        assert_eq!(drift_metric(&w, control), vec![0.0], "{control}");
+    }
+    assert!(drift_findings(&w).is_empty(), "{:?}", drift_findings(&w));
+
+    // Someone stops the recorder: found, published, and not repaired.
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    let stopped = verify_pass(&w);
+    assert_eq!(drifted_controls(&stopped), ["Config.RecorderRecording"], "{stopped}");
+    assert_eq!(control_of(&stopped, "Config.RecorderRecording").1, "false");
+    assert_eq!(drift_metric(&w, "Config.RecorderRecording"), vec![0.0, 1.0]);
+    assert_eq!(
+        drift_findings(&w),
+        vec![finding("Config.RecorderRecording", "FAILED", "ACTIVE")]
+    );
+    assert!(!ConfigState::read(&w).recording("default"), "verify does not repair");
+
+    // Started again by hand: the finding is resolved.
+    config(
+        &w,
+        "StartConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    let again = verify_pass(&w);
+    assert_eq!(
+        (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+        (Some(0), Some(1)),
+        "{again}"
+    );
+    assert_eq!(
+        drift_findings(&w),
+        vec![finding("Config.RecorderRecording", "PASSED", "ARCHIVED")]
+    );
+
+    // The channel deleted (Config needs the recorder stopped first).
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    config(&w, "DeleteDeliveryChannel", json!({"DeliveryChannelName": "default"}));
+    let no_channel = verify_pass(&w);
+    assert_eq!(
+        drifted_controls(&no_channel),
+        [
+            "Config.DeliveryChannel",
+            "Config.DeliveryChannelDelivering",
+            "Config.RecorderRecording"
+        ],
+        "{no_channel}"
+    );
+    assert_eq!(
+        control_of(&no_channel, "Config.DeliveryChannel").1,
+        "no delivery channel"
+    );
+    assert_eq!(drift_metric(&w, "Config.DeliveryChannel"), vec![0.0, 0.0, 0.0, 1.0]);
+    config(
+        &w,
+        "PutDeliveryChannel",
+        json!({"DeliveryChannel": {"name": "default", "s3BucketName": bucket(&w)}}),
+    );
+    config(
+        &w,
+        "StartConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+
+    // Config's deliveries to the bucket fail (DescribeDeliveryChannelStatus).
+    emulator().control(
+        "/tapguard/config/delivery-status",
+        json!({"account": w.account.account_id, "region": REGION, "status": "Failure",
+               "code": "NoSuchBucket", "message": "The specified bucket does not exist"}),
+    );
+    let failing = verify_pass(&w);
+    assert_eq!(
+        drifted_controls(&failing),
+        ["Config.DeliveryChannelDelivering"],
+        "{failing}"
+    );
+    assert!(
+        control_of(&failing, "Config.DeliveryChannelDelivering")
+            .1
+            .contains("Failure: NoSuchBucket"),
+        "{failing}"
+    );
+    emulator().control(
+        "/tapguard/config/delivery-status",
+        json!({"account": w.account.account_id, "region": REGION, "status": "Success"}),
+    );
+
+    // The recorder's last recording event failed.
+    emulator().control(
+        "/tapguard/config/recorder-status",
+        json!({"account": w.account.account_id, "region": REGION, "last_status": "Failure",
+               "code": "AccessDenied", "message": "the role cannot describe resources"}),
+    );
+    let failed = verify_pass(&w);
+    assert_eq!(drifted_controls(&failed), ["Config.RecorderLastStatus"], "{failed}");
+    emulator().control(
+        "/tapguard/config/recorder-status",
+        json!({"account": w.account.account_id, "region": REGION, "last_status": "Success"}),
+    );
+
+    // A rule deleted.
+    config(
+        &w,
+        "DeleteConfigRule",
+        json!({"ConfigRuleName": "tap-access-keys-rotated"}),
+    );
+    let no_rule = verify_pass(&w);
+    assert_eq!(drifted_controls(&no_rule), [rule_control], "{no_rule}");
+    assert_eq!(control_of(&no_rule, rule_control).1, "no such rule");
+    assert_eq!(*drift_metric(&w, rule_control).last().unwrap(), 1.0);
+    config(
+        &w,
+        "PutConfigRule",
+        json!({"ConfigRule": {"ConfigRuleName": "tap-access-keys-rotated",
+            "Source": {"Owner": "AWS", "SourceIdentifier": "ACCESS_KEYS_ROTATED"},
+            "InputParameters": "{\"maxAccessKeyAge\":\"90\"}"}}),
+    );
+
+    // The recorder given another role.
+    let recorder = |role: String| {
+        config(
+            &w,
+            "PutConfigurationRecorder",
+            json!({"ConfigurationRecorder": {"name": "default", "roleARN": role,
+                "recordingGroup": {"allSupported": true, "includeGlobalResourceTypes": true}}}),
+        )
+    };
+    recorder(org_role(&w));
+    let other_role = verify_pass(&w);
+    assert_eq!(drifted_controls(&other_role), ["Config.Recorder"], "{other_role}");
+    assert!(
+        control_of(&other_role, "Config.Recorder").1.contains(&org_role(&w)),
+        "{other_role}"
+    );
+    recorder(role(&w));
+
+    // Everything put back: no drift, and every finding ever opened is resolved.
+    let healed = verify_pass(&w);
+    assert_eq!(healed["drifted"].as_u64(), Some(0), "{healed}");
+    let findings = drift_findings(&w);
+    assert_eq!(findings.len(), 6, "{findings:?}");
+    assert!(
+        findings.iter().all(|(_, s, st)| s == "PASSED" && st == "ARCHIVED"),
+        "{findings:?}"
+    );
+}

@@ -16,11 +16,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Record, Release};
+use tapguard_shared::verify::{self, ControlCheck, ResourceReport, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
 use crate::advice::delivery_advice;
 use crate::channel::{self, ChannelPrior, ChannelSettings, ChannelWants};
+use crate::controls::{self, CHANNEL_CONTROL, RECORDER_CONTROL};
 use crate::legacy::Ownership;
 use crate::properties::{validate, Desired, Properties};
 use crate::recorder::{self, RecorderPrior, RecorderSettings, RecorderWants};
@@ -357,7 +359,7 @@ impl ConfigSetup {
     }
 
     /// Reads everything back and answers the state only if it is what was asked for.
-    async fn verify(&self, inv: &Invocation, desired: &Desired, recorder_name: &str) -> Result<State, HandlerError> {
+    async fn read_back(&self, inv: &Invocation, desired: &Desired, recorder_name: &str) -> Result<State, HandlerError> {
         inv.step("verifying the AWS Config setup");
         let after = self.read_state(inv).await?;
         let region = &inv.region;
@@ -903,6 +905,86 @@ fn impossible_recorder_restore(
     ))
 }
 
+impl Verifier for ConfigSetup {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Reads, and only reads, what the claim on `setting` asks for: the recorder and its status, the
+    /// channel and its delivery status, or one rule. A read that fails makes its controls unknown.
+    async fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        let damaged = |control: &str| {
+            vec![ControlCheck::unknown(
+                control,
+                "a claim",
+                "the claim in the ledger is damaged",
+            )]
+        };
+        if setting == recorder_setting() {
+            let Some(wants) = parse::<RecorderWants>(Some(wants.clone())) else {
+                return damaged(RECORDER_CONTROL);
+            };
+            let observed = async {
+                let (recorder, _) = recorder::read(&self.config, inv).await?;
+                let status = match recorder.as_ref().and_then(|r| r.name()) {
+                    Some(name) => recorder::read_status(&self.config, inv, name).await?,
+                    None => None,
+                };
+                Ok::<_, HandlerError>((recorder, status))
+            };
+            return match observed.await {
+                Ok((recorder, status)) => controls::recorder_checks(&wants, recorder.as_ref(), status.as_ref()),
+                Err(err) => [
+                    RECORDER_CONTROL,
+                    controls::RECORDING_CONTROL,
+                    controls::LAST_STATUS_CONTROL,
+                ]
+                .iter()
+                .map(|c| ControlCheck::unknown(c, "as claimed", &err))
+                .collect(),
+            };
+        }
+        if setting == channel_setting() {
+            let Some(wants) = parse::<ChannelWants>(Some(wants.clone())) else {
+                return damaged(CHANNEL_CONTROL);
+            };
+            let observed = async {
+                let current = channel::read(&self.config, inv).await?;
+                let status = match current.as_ref().and_then(|c| c.name()) {
+                    Some(name) => channel::read_status(&self.config, inv, name).await?,
+                    None => None,
+                };
+                Ok::<_, HandlerError>((current, status))
+            };
+            return match observed.await {
+                Ok((current, status)) => controls::channel_checks(&wants, current.as_ref(), status.as_ref()),
+                Err(err) => [CHANNEL_CONTROL, controls::DELIVERING_CONTROL]
+                    .iter()
+                    .map(|c| ControlCheck::unknown(c, "as claimed", &err))
+                    .collect(),
+            };
+        }
+        let Some(name) = controls::rule_name_of(setting) else {
+            return vec![ControlCheck::unknown(
+                setting,
+                "a setting of this handler",
+                "not a setting this handler claims",
+            )];
+        };
+        let Some(wants) = parse::<RuleWants>(Some(wants.clone())) else {
+            return damaged(&controls::rule_control(&name));
+        };
+        match rules::read_one(&self.config, inv, &name).await {
+            Ok(current) => vec![controls::rule_check(&name, &wants, current.as_ref())],
+            Err(err) => vec![ControlCheck::unknown(
+                &controls::rule_control(&name),
+                "ACTIVE, as claimed",
+                &err,
+            )],
+        }
+    }
+}
+
 impl CustomResource for ConfigSetup {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::ConfigSetup";
@@ -924,7 +1006,7 @@ impl CustomResource for ConfigSetup {
             .claim_all(inv, &key, &desired, &recorder_name, &state.observed(&desired))
             .await?;
         self.converge(inv, &desired, &recorder_name, &state).await?;
-        let after = self.verify(inv, &desired, &recorder_name).await?;
+        let after = self.read_back(inv, &desired, &recorder_name).await?;
         let physical_id = ledger::physical_id(ID_PREFIX, &inv.region, &key);
         Ok(Self::outcome(physical_id, &after, &desired, &recorder_name, &priors))
     }
@@ -1043,7 +1125,7 @@ impl CustomResource for ConfigSetup {
             record.settings.retain(|s| !gone.contains(s));
             self.ledger.save(inv, &entry.key, &record).await?;
         }
-        let after = self.verify(inv, &desired, &recorder_name).await?;
+        let after = self.read_back(inv, &desired, &recorder_name).await?;
         // The physical id stays: a new one would make CloudFormation delete this resource.
         Ok(Self::outcome(
             physical_id.to_string(),
@@ -1058,6 +1140,10 @@ impl CustomResource for ConfigSetup {
         let entry = Self::entry(physical_id)?;
         Self::check_region(inv, physical_id)?;
         self.release_all(inv, &entry, props.as_ref(), false).await
+    }
+
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 
     async fn undo_create(

@@ -64,6 +64,13 @@ impl RuleWants {
     }
 }
 
+impl RuleWants {
+    /// The input parameters of `rule`, as a map.
+    pub fn parameters_of(rule: &ConfigRule) -> BTreeMap<String, String> {
+        parameters(rule.input_parameters())
+    }
+}
+
 /// Config may reformat the JSON: parameters are compared as a map, not as text.
 fn parameters(text: Option<&str>) -> BTreeMap<String, String> {
     text.filter(|p| !p.trim().is_empty())
@@ -369,4 +376,24 @@ pub fn owner_token(inv: &Invocation) -> String {
 
 pub fn owner_tag(inv: &Invocation) -> Tag {
     Tag::builder().key(OWNER_TAG).value(owner_token(inv)).build()
+}
+
+/// One rule by name; `None` when Config has no rule of that name.
+pub async fn read_one(config: &Client, inv: &Invocation, name: &str) -> Result<Option<ConfigRule>, HandlerError> {
+    let answer = inv
+        .aws(
+            SERVICE,
+            "DescribeConfigRules",
+            config.describe_config_rules().config_rule_names(name).send(),
+        )
+        .await;
+    match answer {
+        Ok(out) => Ok(out
+            .config_rules()
+            .iter()
+            .find(|r| r.config_rule_name() == Some(name))
+            .cloned()),
+        Err(err) if err.code() == Some("NoSuchConfigRuleException") => Ok(None),
+        Err(err) => Err(err),
+    }
 }
