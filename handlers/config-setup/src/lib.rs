@@ -8,6 +8,7 @@ mod legacy;
 mod properties;
 mod recorder;
 mod resource;
+mod retry;
 mod rules;
 #[cfg(test)]
 mod tests;
