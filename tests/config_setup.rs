@@ -955,3 +955,579 @@ fn renaming_a_created_recorder_replaces_it_under_the_same_id() {
     assert!(ConfigState::read(&w).is_empty());
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
+
+/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(w: &World) -> Value {
+    match w
+        .host
+        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
+    {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
+    }
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control of the resource `Config`, from the
+/// embedded-metric-format lines the function wrote to its log (what CloudWatch turns into metrics).
+fn drift_metric(w: &World, control: &str) -> Vec<f64> {
+    w.host
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
+                && line["Control"] == control
+                && line["Stack"] == "tap-test"
+                && line["Resource"] == "Config"
+        })
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// (control, compliance status, record state) of the drift findings tapguard imported, by control.
+fn drift_findings(w: &World) -> Vec<(String, String, String)> {
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/findings",
+        Some(json!({"Filters": {"GeneratorId": [{"Value": "tapguard/config-setup", "Comparison": "EQUALS"}]}})),
+    );
+    let mut found: Vec<(String, String, String)> = answer["Findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let id = f["Id"].as_str().unwrap_or_default();
+            (
+                id.rsplit_once("/Config.")
+                    .map(|(_, c)| format!("Config.{c}"))
+                    .unwrap_or_default(),
+                f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                f["RecordState"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The verdict and observed value of one control in a pass's summary.
+fn control_of(summary: &Value, control: &str) -> (String, String) {
+    let check = summary["reports"][0]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["control"] == control)
+        .unwrap_or_else(|| panic!("no control {control} in {summary}"));
+    (
+        check["verdict"].as_str().unwrap_or_default().to_string(),
+        check["observed"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn drifted_controls(summary: &Value) -> Vec<String> {
+    let mut out: Vec<String> = summary["reports"][0]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["verdict"] == "drifted")
+        .filter_map(|c| c["control"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+fn finding(control: &str, status: &str, state: &str) -> (String, String, String) {
+    (control.to_string(), status.to_string(), state.to_string())
+}
+
+#[test]
+fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
+    let w = world();
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let mut r = w.resource(TYPE, "Config");
+    let created = r.create(props(&w, vec![keys_rule()]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let rule_control = "Config.Rule/tap-access-keys-rotated";
+
+    // A held baseline: every control held, and the pass only reads the account's Config.
+    let before = w.operations("config").len();
+    let held = verify_pass(&w);
+    assert_eq!(
+        (
+            held["resources"].as_u64(),
+            held["controls"].as_u64(),
+            held["drifted"].as_u64()
+        ),
+        (Some(1), Some(6), Some(0)),
+        "{held}"
+    );
+    assert_eq!(held["unknown"].as_u64(), Some(0), "{held}");
+    let during = w.operations("config")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+    assert!(
+        during.contains(&"DescribeDeliveryChannelStatus".to_string()),
+        "{during:?}"
+    );
+    assert_eq!(
+        control_of(&held, "Config.RecorderRecording"),
+        ("held".into(), "true".into())
+    );
+    for control in [
+        "Config.Recorder",
+        "Config.RecorderLastStatus",
+        "Config.DeliveryChannel",
+        "Config.DeliveryChannelDelivering",
+        rule_control,
+    ] {
+        assert_eq!(drift_metric(&w, control), vec![0.0], "{control}");
+    }
+    assert!(drift_findings(&w).is_empty(), "{:?}", drift_findings(&w));
+
+    // Someone stops the recorder: found, published, and not repaired.
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    let stopped = verify_pass(&w);
+    assert_eq!(drifted_controls(&stopped), ["Config.RecorderRecording"], "{stopped}");
+    assert_eq!(control_of(&stopped, "Config.RecorderRecording").1, "false");
+    assert_eq!(drift_metric(&w, "Config.RecorderRecording"), vec![0.0, 1.0]);
+    assert_eq!(
+        drift_findings(&w),
+        vec![finding("Config.RecorderRecording", "FAILED", "ACTIVE")]
+    );
+    assert!(!ConfigState::read(&w).recording("default"), "verify does not repair");
+
+    // Started again by hand: the finding is resolved.
+    config(
+        &w,
+        "StartConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    let again = verify_pass(&w);
+    assert_eq!(
+        (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+        (Some(0), Some(1)),
+        "{again}"
+    );
+    assert_eq!(
+        drift_findings(&w),
+        vec![finding("Config.RecorderRecording", "PASSED", "ARCHIVED")]
+    );
+
+    // The channel deleted (Config needs the recorder stopped first).
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    config(&w, "DeleteDeliveryChannel", json!({"DeliveryChannelName": "default"}));
+    let no_channel = verify_pass(&w);
+    assert_eq!(
+        drifted_controls(&no_channel),
+        [
+            "Config.DeliveryChannel",
+            "Config.DeliveryChannelDelivering",
+            "Config.RecorderRecording"
+        ],
+        "{no_channel}"
+    );
+    assert_eq!(
+        control_of(&no_channel, "Config.DeliveryChannel").1,
+        "no delivery channel"
+    );
+    assert_eq!(drift_metric(&w, "Config.DeliveryChannel"), vec![0.0, 0.0, 0.0, 1.0]);
+    config(
+        &w,
+        "PutDeliveryChannel",
+        json!({"DeliveryChannel": {"name": "default", "s3BucketName": bucket(&w)}}),
+    );
+    config(
+        &w,
+        "StartConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+
+    // Config's deliveries to the bucket fail (DescribeDeliveryChannelStatus).
+    emulator().control(
+        "/tapguard/config/delivery-status",
+        json!({"account": w.account.account_id, "region": REGION, "status": "Failure",
+               "code": "NoSuchBucket", "message": "The specified bucket does not exist"}),
+    );
+    let failing = verify_pass(&w);
+    assert_eq!(
+        drifted_controls(&failing),
+        ["Config.DeliveryChannelDelivering"],
+        "{failing}"
+    );
+    assert!(
+        control_of(&failing, "Config.DeliveryChannelDelivering")
+            .1
+            .contains("Failure: NoSuchBucket"),
+        "{failing}"
+    );
+    emulator().control(
+        "/tapguard/config/delivery-status",
+        json!({"account": w.account.account_id, "region": REGION, "status": "Success"}),
+    );
+
+    // The recorder's last recording event failed.
+    emulator().control(
+        "/tapguard/config/recorder-status",
+        json!({"account": w.account.account_id, "region": REGION, "last_status": "Failure",
+               "code": "AccessDenied", "message": "the role cannot describe resources"}),
+    );
+    let failed = verify_pass(&w);
+    assert_eq!(drifted_controls(&failed), ["Config.RecorderLastStatus"], "{failed}");
+    emulator().control(
+        "/tapguard/config/recorder-status",
+        json!({"account": w.account.account_id, "region": REGION, "last_status": "Success"}),
+    );
+
+    // A rule deleted.
+    config(
+        &w,
+        "DeleteConfigRule",
+        json!({"ConfigRuleName": "tap-access-keys-rotated"}),
+    );
+    let no_rule = verify_pass(&w);
+    assert_eq!(drifted_controls(&no_rule), [rule_control], "{no_rule}");
+    assert_eq!(control_of(&no_rule, rule_control).1, "no such rule");
+    assert_eq!(*drift_metric(&w, rule_control).last().unwrap(), 1.0);
+    config(
+        &w,
+        "PutConfigRule",
+        json!({"ConfigRule": {"ConfigRuleName": "tap-access-keys-rotated",
+            "Source": {"Owner": "AWS", "SourceIdentifier": "ACCESS_KEYS_ROTATED"},
+            "InputParameters": "{\"maxAccessKeyAge\":\"90\"}"}}),
+    );
+
+    // The recorder given another role.
+    let recorder = |role: String| {
+        config(
+            &w,
+            "PutConfigurationRecorder",
+            json!({"ConfigurationRecorder": {"name": "default", "roleARN": role,
+                "recordingGroup": {"allSupported": true, "includeGlobalResourceTypes": true}}}),
+        )
+    };
+    recorder(org_role(&w));
+    let other_role = verify_pass(&w);
+    assert_eq!(drifted_controls(&other_role), ["Config.Recorder"], "{other_role}");
+    assert!(
+        control_of(&other_role, "Config.Recorder").1.contains(&org_role(&w)),
+        "{other_role}"
+    );
+    recorder(role(&w));
+
+    // Everything put back: no drift, and every finding ever opened is resolved.
+    let healed = verify_pass(&w);
+    assert_eq!(healed["drifted"].as_u64(), Some(0), "{healed}");
+    let findings = drift_findings(&w);
+    assert_eq!(findings.len(), 6, "{findings:?}");
+    assert!(
+        findings.iter().all(|(_, s, st)| s == "PASSED" && st == "ARCHIVED"),
+        "{findings:?}"
+    );
+}
+
+/// Switches on, for this world's account and region, emulator behaviours that follow AWS more strictly
+/// than moto (emulator/README.md says which documentation each follows).
+fn behave(w: &World, switches: Value) {
+    let mut body = switches;
+    body["account"] = json!(w.account.account_id);
+    body["region"] = json!(REGION);
+    emulator().control("/tapguard/config/behave", body);
+}
+
+#[test]
+fn a_periodic_rule_with_a_scope_is_refused_at_parsing_and_configs_refusal_is_explained() {
+    let w = world();
+    behave(&w, json!({"periodic_scope": true}));
+    let mut r = w.resource(TYPE, "ConfigSetup");
+
+    // A frequency makes the rule periodic: refused before any call.
+    let failed = r.create(props(
+        &w,
+        vec![json!({"Name": "tap-keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED",
+            "MaximumExecutionFrequency": "One_Hour", "ResourceTypesScope": ["AWS::IAM::User"]})],
+    ));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("invalid property Rules[0].ResourceTypesScope: given with MaximumExecutionFrequency"),
+        "{}",
+        failed.reason()
+    );
+    assert!(w.operations("config").is_empty(), "{:?}", w.operations("config"));
+
+    // A periodic managed rule named without a frequency: Config refuses the scope, the reason says why
+    // and what to do, and the failed Create is undone.
+    let failed = r.create(props(
+        &w,
+        vec![json!({"Name": "tap-keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED",
+            "ResourceTypesScope": ["AWS::IAM::User"]})],
+    ));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("PutConfigRule failed: InvalidParameterValueException"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("Rules[0] (tap-keys): if ACCESS_KEYS_ROTATED is a periodic rule, Config refuses a scope"),
+        "{reason}"
+    );
+    assert!(reason.contains("remove ResourceTypesScope"), "{reason}");
+    assert!(ConfigState::read(&w).is_empty(), "nothing is left behind");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+
+    // A change-triggered (or hybrid) rule keeps its scope.
+    let created = r.create(props(&w, vec![public_read_rule()]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+}
+
+#[test]
+fn service_linked_recorders_are_found_with_list_configuration_recorders_and_left_alone() {
+    let w = world();
+    let linked = config(
+        &w,
+        "PutServiceLinkedConfigurationRecorder",
+        json!({"ServicePrincipal": "securityhub.amazonaws.com"}),
+    );
+    let name = linked["Name"].as_str().expect("a name").to_string();
+    assert!(name.starts_with("AWSConfigurationRecorderFor"), "{linked}");
+    // As on AWS, DescribeConfigurationRecorders without names does not show it.
+    assert!(ConfigState::read(&w).recorders.is_empty());
+
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let created = r.create(props(&w, vec![]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("ServiceLinkedRecorders"), Some(name.as_str()));
+    assert_eq!(
+        created.data("RecorderName"),
+        Some("default"),
+        "its own recorder, not the service's"
+    );
+    assert_eq!(created.data("RecorderAdopted"), Some("false"));
+    assert!(w
+        .operations("config")
+        .contains(&"ListConfigurationRecorders".to_string()));
+
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(ConfigState::read(&w).is_empty());
+    let listed = config(&w, "ListConfigurationRecorders", json!({}));
+    let names: Vec<&str> = listed["ConfigurationRecorderSummaries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, [name.as_str()], "the service's recorder stays");
+}
+
+/// (operation, HTTP status) of this world's Config calls, in order.
+fn config_calls(w: &World) -> Vec<(String, u64)> {
+    emulator()
+        .calls(&w.account.account_id, Some("config"))
+        .iter()
+        .map(|c| {
+            (
+                c["operation"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rollback_re_adding_a_rule_config_is_still_deleting_waits_for_the_deletion() {
+    let w = world();
+    behave(&w, json!({"deleting_reads": 6}));
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let both = props(&w, vec![keys_rule(), volumes_rule()]);
+    assert_eq!(r.create(both.clone()).status(), "SUCCESS");
+
+    // The Update removes a rule: Config keeps it DELETING for a while.
+    let updated = r.update(props(&w, vec![keys_rule()]));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    let state = ConfigState::read(&w);
+    assert_eq!(state.rule("tap-encrypted-volumes")["ConfigRuleState"], "DELETING");
+
+    // The rollback puts it back: Config answers ResourceInUseException until the deletion is done.
+    let before = config_calls(&w).len();
+    let rolled_back = r.update(both);
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    let during = config_calls(&w)[before..].to_vec();
+    let puts: Vec<u64> = during
+        .iter()
+        .filter(|(op, _)| op == "PutConfigRule")
+        .map(|(_, status)| *status)
+        .collect();
+    let (last, refused) = puts.split_last().expect("PutConfigRule was called");
+    assert!(
+        *last == 200 && !refused.is_empty() && refused.iter().all(|s| *s == 400),
+        "refused while DELETING, then put: {during:?}"
+    );
+    let state = ConfigState::read(&w);
+    assert_eq!(state.rule("tap-encrypted-volumes")["ConfigRuleState"], "ACTIVE");
+    assert_eq!(
+        rolled_back.data("RuleNames"),
+        Some("tap-access-keys-rotated,tap-encrypted-volumes")
+    );
+
+    // Delete while a rule is still DELETING from before is fine too.
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn a_brand_new_role_config_cannot_use_yet_is_waited_out() {
+    let w = world();
+    behave(&w, json!({"new_role_uses": 2}));
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let created = r.create(props(&w, vec![]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let puts: Vec<u64> = config_calls(&w)
+        .iter()
+        .filter(|(op, _)| op == "PutConfigurationRecorder")
+        .map(|(_, status)| *status)
+        .collect();
+    assert_eq!(
+        puts,
+        [400, 400, 200],
+        "InsufficientPermissionsException twice, then the recorder"
+    );
+    assert_eq!(ConfigState::read(&w).recorders[0]["roleARN"], json!(role(&w)));
+}
+
+fn delivery_fails(w: &World) {
+    emulator().control(
+        "/tapguard/config/delivery-status",
+        json!({"account": w.account.account_id, "region": REGION, "status": "Failure",
+               "code": "NoSuchBucket", "message": "The specified bucket does not exist"}),
+    );
+}
+
+#[test]
+fn delivery_health_comes_from_the_channel_status_and_a_failure_before_the_fix_is_stale() {
+    // An adopted setup whose deliveries failed (a bucket that is gone) and whose recorder last failed:
+    // the Create points the channel at the stack's bucket, so both failures are from before its fix.
+    let w = world();
+    seed_org_config(&w);
+    delivery_fails(&w);
+    emulator().control(
+        "/tapguard/config/recorder-status",
+        json!({"account": w.account.account_id, "region": REGION, "last_status": "Failure",
+               "code": "AccessDenied", "message": "the old role cannot describe resources"}),
+    );
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let created = r.create(props(&w, vec![]));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let delivery = created.data("DeliveryStatus").unwrap_or_default().to_string();
+    assert!(
+        delivery.starts_with(
+            "pending: the last attempt, before this change, was a configuration history delivery Failure: NoSuchBucket"
+        ),
+        "{delivery}"
+    );
+    assert!(w
+        .operations("config")
+        .contains(&"DescribeDeliveryChannelStatus".to_string()));
+
+    // Nothing to change, and the deliveries fail now: not verified, with what to do about the bucket.
+    let w = world();
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let first = r.create(props(&w, vec![]));
+    assert_eq!(first.status(), "SUCCESS", "{}", first.reason());
+    assert_eq!(
+        first.data("DeliveryStatus"),
+        Some("history Success, snapshot Success, stream Not_Applicable")
+    );
+    delivery_fails(&w);
+    let mut second = w.resource(TYPE, "ConfigSetupToo");
+    let failed = second.create(props(&w, vec![]));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(
+            "not verified: DescribeDeliveryChannelStatus shows the configuration history delivery Failure: NoSuchBucket"
+        ),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed
+            .reason()
+            .contains(&format!("the bucket {} does not exist", bucket(&w))),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        ConfigState::read(&w).recording("default"),
+        "the first resource's setup stays"
+    );
+}
+
+#[test]
+fn undoing_a_create_whose_adopted_recorder_role_may_not_be_passed_changes_nothing_back_and_says_why() {
+    let w = world();
+    seed_org_config(&w);
+    let before = snapshot(&w);
+    // The function may pass only the stack's role (template.yml: iam:PassRole under ConfigRolePath).
+    let allowed = format!("arn:aws:iam::{}:role/tap-config", w.account.account_id);
+    behave(&w, json!({"pass_role_prefix": allowed}));
+    w.fault(
+        json!({"service": "config", "operation": "PutConfigRule", "code": "AccessDeniedException",
+        "message": "User is not authorized to perform: config:PutConfigRule", "count": 1}),
+    );
+    let mut r = w.resource(TYPE, "ConfigSetup");
+    let failed = r.create(props(&w, vec![volumes_rule()]));
+    assert_eq!(failed.status(), "FAILED");
+    let reason = failed.reason();
+    assert!(
+        reason.starts_with("PutConfigRule failed: AccessDeniedException"),
+        "{reason}"
+    );
+    assert!(reason.contains("undoing it failed too"), "{reason}");
+    assert!(
+        reason.contains(&format!(
+            "this function may not pass the role {} to AWS Config",
+            org_role(&w)
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("Nothing else of the recorder, recording or the delivery channel"),
+        "{reason}"
+    );
+    // Not half-done: recorder and channel both still as the Create left them, and the claims kept.
+    let state = ConfigState::read(&w);
+    assert_eq!(state.recorders[0]["roleARN"], json!(role(&w)));
+    assert_eq!(state.channels[0]["s3BucketName"], json!(bucket(&w)));
+    assert!(state.recording("org-recorder"));
+    assert!(
+        ledger_parameters(&w)
+            .iter()
+            .any(|p| p.starts_with("/tapguard/claims/config/recorder/")),
+        "{:?}",
+        ledger_parameters(&w)
+    );
+
+    // The rollback Delete meets the same refusal and says so; once the role may be passed, it restores all.
+    let refused = r.delete();
+    assert_eq!(refused.status(), "FAILED");
+    assert!(refused.reason().contains("iam:PassRole"), "{}", refused.reason());
+    behave(&w, json!({"pass_role_prefix": ""}));
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(snapshot(&w), before, "the organization's setup is back");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}

@@ -55,8 +55,9 @@ pub fn advise(err: HandlerError, desired: Option<&Desired>, rule: Option<&Desire
     let specific = match (code.as_str(), desired) {
         ("InsufficientDeliveryPolicyException" | "NoSuchBucketException", Some(d)) => Some(delivery_advice(&code, d)),
         ("InsufficientPermissionsException" | "InvalidRoleException", Some(d)) => Some(format!(
-            "Config cannot use the role {}: its trust policy must let config.amazonaws.com assume it, it needs the \
-             AWS_ConfigRole managed policy (or equal), and the function needs iam:PassRole on it",
+            "Config cannot use the role {} (still refused after waiting for IAM to propagate a new role): its trust \
+             policy must let config.amazonaws.com assume it, it needs the AWS_ConfigRole managed policy (or equal), \
+             and the function needs iam:PassRole on it",
             d.role_arn
         )),
         ("InvalidSNSTopicARNException", Some(d)) => Some(format!(
@@ -84,14 +85,32 @@ pub fn advise(err: HandlerError, desired: Option<&Desired>, rule: Option<&Desire
             "the recorder is recording again (something restarted it): stop the recorder, then retry the delete"
                 .to_string(),
         ),
-        ("ResourceInUseException", _) => rule.map(|r| {
-            format!(
-                "{}: Config is still deleting or evaluating the rule {} (it stays DELETING for a while after a \
-                 delete): wait a few minutes, then retry the stack operation",
+        ("ResourceInUseException", _) => Some(match rule {
+            Some(r) => format!(
+                "{}: Config is still deleting or evaluating the rule {} (a deleted rule stays DELETING for a while, \
+                 and this resource waited as long as its deadline allowed): wait until DescribeConfigRules no \
+                 longer shows it DELETING, then continue the stack's rollback (ContinueUpdateRollback) if this was \
+                 one, or retry the stack operation",
                 r.field(),
                 r.name
-            )
+            ),
+            None => "Config is still deleting or evaluating the rule (this resource waited as long as its deadline \
+                     allowed): wait until DescribeConfigRules no longer shows it DELETING or EVALUATING, then retry \
+                     the Delete"
+                .to_string(),
         }),
+        ("InvalidParameterValueException" | "ValidationException", _) if rule.is_some_and(|r| !r.scope.is_empty()) => {
+            rule.map(|r| {
+                format!(
+                    "{}: if {} is a periodic rule, Config refuses a scope for it (a scope names the resources whose \
+                     configuration changes trigger an evaluation): remove ResourceTypesScope; otherwise check that \
+                     it is an AWS managed rule available in this region and that InputParameters names only its \
+                     parameters and every required one",
+                    r.field(),
+                    r.source_identifier
+                )
+            })
+        }
         ("InvalidParameterValueException" | "ValidationException", _) => rule.map(|r| {
             format!(
                 "{}: check that SourceIdentifier {} is an AWS managed rule available in this region, that \

@@ -1,6 +1,8 @@
 //! The region's delivery channel: read, put, delete, and its settings as the ledger keeps them.
 
-use aws_sdk_config::types::{ConfigSnapshotDeliveryProperties, DeliveryChannel, MaximumExecutionFrequency};
+use aws_sdk_config::types::{
+    ConfigSnapshotDeliveryProperties, DeliveryChannel, DeliveryChannelStatus, DeliveryStatus, MaximumExecutionFrequency,
+};
 use aws_sdk_config::Client;
 use serde::{Deserialize, Serialize};
 use tapguard_shared::{HandlerError, Invocation};
@@ -176,5 +178,94 @@ pub async fn delete(config: &Client, inv: &Invocation, name: &str) -> Result<(),
         )
         .await
         .map_err(|e| advise(e, None, None)),
+    )
+}
+
+/// The delivery status of the region's channel (DescribeDeliveryChannelStatus): how Config's last
+/// deliveries of configuration history, snapshots and the SNS stream went, the channel's real health.
+pub async fn read_status(
+    config: &Client,
+    inv: &Invocation,
+    name: &str,
+) -> Result<Option<DeliveryChannelStatus>, HandlerError> {
+    let status = inv
+        .aws(
+            SERVICE,
+            "DescribeDeliveryChannelStatus",
+            config
+                .describe_delivery_channel_status()
+                .delivery_channel_names(name)
+                .send(),
+        )
+        .await?;
+    Ok(status
+        .delivery_channels_status()
+        .iter()
+        .find(|s| s.name() == Some(name))
+        .cloned())
+}
+
+/// One delivery that failed: which (history, snapshot, stream), its error, and when it was attempted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryFailure {
+    pub delivery: &'static str,
+    pub code: String,
+    pub message: String,
+    /// Seconds since the epoch of the attempt (the stream's last status change), when Config gives it.
+    pub attempted_at: Option<i64>,
+}
+
+impl std::fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} delivery Failure: {}", self.delivery, self.code)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_failure(status: Option<&DeliveryStatus>) -> bool {
+    status.is_some_and(|s| s.as_str().eq_ignore_ascii_case("failure"))
+}
+
+/// The deliveries whose last status is Failure.
+pub fn delivery_failures(status: &DeliveryChannelStatus) -> Vec<DeliveryFailure> {
+    let mut failures = Vec::new();
+    for (delivery, info) in [
+        ("configuration history", status.config_history_delivery_info()),
+        ("configuration snapshot", status.config_snapshot_delivery_info()),
+    ] {
+        if let Some(info) = info.filter(|i| is_failure(i.last_status())) {
+            failures.push(DeliveryFailure {
+                delivery,
+                code: info.last_error_code().unwrap_or("an unnamed error").to_string(),
+                message: info.last_error_message().unwrap_or_default().to_string(),
+                attempted_at: info.last_attempt_time().map(|t| t.secs()),
+            });
+        }
+    }
+    if let Some(info) = status
+        .config_stream_delivery_info()
+        .filter(|i| is_failure(i.last_status()))
+    {
+        failures.push(DeliveryFailure {
+            delivery: "configuration stream",
+            code: info.last_error_code().unwrap_or("an unnamed error").to_string(),
+            message: info.last_error_message().unwrap_or_default().to_string(),
+            attempted_at: info.last_status_change_time().map(|t| t.secs()),
+        });
+    }
+    failures
+}
+
+/// The last status of each delivery, e.g. `history Success, snapshot Success, stream Not_Applicable`.
+pub fn describe_status(status: &DeliveryChannelStatus) -> String {
+    let last = |s: Option<&DeliveryStatus>| s.map_or("none yet", |s| s.as_str()).to_string();
+    format!(
+        "history {}, snapshot {}, stream {}",
+        last(status.config_history_delivery_info().and_then(|i| i.last_status())),
+        last(status.config_snapshot_delivery_info().and_then(|i| i.last_status())),
+        last(status.config_stream_delivery_info().and_then(|i| i.last_status())),
     )
 }

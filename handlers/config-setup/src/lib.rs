@@ -3,14 +3,20 @@
 
 mod advice;
 mod channel;
+mod controls;
 mod legacy;
 mod properties;
 mod recorder;
 mod resource;
+mod retry;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use controls::{
+    rule_control, CHANNEL_CONTROL, DELIVERING_CONTROL, LAST_STATUS_CONTROL, RECORDER_CONTROL, RECORDING_CONTROL,
+    RULE_CONTROL_PREFIX,
+};
 pub use legacy::Ownership;
 pub use properties::{Properties, RuleProperties};
 pub use resource::{channel_setting, recorder_setting, rule_setting, ConfigSetup, RecordState};

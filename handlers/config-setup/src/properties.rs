@@ -277,6 +277,19 @@ pub fn validate(props: &Properties, region: &str) -> Result<Desired, HandlerErro
         }
         scope.sort();
         scope.dedup();
+        // A frequency is for periodic rules only; a scope names the resources whose configuration changes
+        // trigger an evaluation, so Config refuses it on a periodic rule.
+        if maximum_execution_frequency.is_some() && !scope.is_empty() {
+            return Err(invalid(
+                field("ResourceTypesScope"),
+                format!(
+                    "given with MaximumExecutionFrequency, which makes {} a periodic rule: Config evaluates a periodic \
+                     rule on its schedule, not on configuration changes, and refuses a scope for it; remove \
+                     ResourceTypesScope, or MaximumExecutionFrequency if the rule is change-triggered",
+                    rule.name
+                ),
+            ));
+        }
         if scope.len() > 100 {
             return Err(invalid(
                 field("ResourceTypesScope"),
@@ -560,6 +573,28 @@ mod tests {
         assert!(rule(json!({"ResourceTypesScope": ["AWS::IAM::"]}))
             .starts_with("invalid property Rules[1].ResourceTypesScope[0]"));
         assert!(rule(json!({"InputParameters": {"p": "x".repeat(1100)}})).contains("at most 1024"));
+    }
+
+    #[test]
+    fn a_periodic_rule_with_a_scope_is_refused_by_name() {
+        let err = problem(
+            json!({"Rules": [{"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED",
+            "MaximumExecutionFrequency": "One_Hour", "ResourceTypesScope": ["AWS::IAM::User"]}]}),
+        );
+        assert!(
+            err.starts_with("invalid property Rules[0].ResourceTypesScope: given with MaximumExecutionFrequency"),
+            "{err}"
+        );
+        assert!(err.contains("periodic"), "{err}");
+        // Either alone is fine.
+        for extra in [
+            json!({"MaximumExecutionFrequency": "One_Hour"}),
+            json!({"ResourceTypesScope": ["AWS::IAM::User"]}),
+        ] {
+            let mut r = json!({"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED"});
+            r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            assert!(validate(&with(json!({"Rules": [r]})), "eu-west-1").is_ok());
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tapguard_shared::{HandlerError, Invocation};
 
 use crate::advice::{advise, gone_is_fine};
 use crate::properties::{Desired, SERVICE_LINKED_PREFIX};
-use crate::SERVICE;
+use crate::{retry, SERVICE};
 
 /// What a claimant asks of the recorder: its role and what it records. The recorder's name is not part
 /// of it (an existing recorder is adopted under its own name), nor is its recording mode (kept as found).
@@ -244,12 +244,29 @@ pub fn wanted(name: &str, desired: &Desired, current: Option<&ConfigurationRecor
         .build()
 }
 
-/// The recorders in the region: the customer managed one (at most one), and the names of service-linked
-/// ones (their AWS service owns them: reported, never changed).
-pub async fn read(
-    config: &Client,
-    inv: &Invocation,
-) -> Result<(Option<ConfigurationRecorder>, Vec<String>), HandlerError> {
+/// The names of the service-linked recorders in the region (`ListConfigurationRecorders`, every page):
+/// their AWS service owns them; reported, never changed. `DescribeConfigurationRecorders` without names
+/// answers only the customer managed recorder, so it cannot find them.
+pub async fn list_service_linked(config: &Client, inv: &Invocation) -> Result<Vec<String>, HandlerError> {
+    let mut names = Vec::new();
+    let mut pages = config.list_configuration_recorders().into_paginator().send();
+    inv.step("calling config:ListConfigurationRecorders");
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| HandlerError::from_sdk(SERVICE, "ListConfigurationRecorders", &err))?;
+        names.extend(
+            page.configuration_recorder_summaries()
+                .iter()
+                .filter(|s| s.service_principal().is_some())
+                .map(|s| s.name().to_string()),
+        );
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The region's customer managed recorder (at most one). Should a service-linked one come back too, it
+/// is left out: only its service may change it.
+pub async fn read(config: &Client, inv: &Invocation) -> Result<Option<ConfigurationRecorder>, HandlerError> {
     let recorders = inv
         .aws(
             SERVICE,
@@ -257,17 +274,11 @@ pub async fn read(
             config.describe_configuration_recorders().send(),
         )
         .await?;
-    let mut customer = None;
-    let mut service_linked = Vec::new();
-    for recorder in recorders.configuration_recorders() {
-        let name = recorder.name().unwrap_or_default();
-        if recorder.service_principal().is_some() || name.starts_with(SERVICE_LINKED_PREFIX) {
-            service_linked.push(name.to_string());
-        } else if customer.is_none() {
-            customer = Some(recorder.clone());
-        }
-    }
-    Ok((customer, service_linked))
+    Ok(recorders
+        .configuration_recorders()
+        .iter()
+        .find(|r| r.service_principal().is_none() && !r.name().unwrap_or_default().starts_with(SERVICE_LINKED_PREFIX))
+        .cloned())
 }
 
 pub async fn read_status(
@@ -298,16 +309,31 @@ pub async fn put(
     recorder: ConfigurationRecorder,
     desired: Option<&Desired>,
 ) -> Result<(), HandlerError> {
-    inv.aws(
-        SERVICE,
-        "PutConfigurationRecorder",
-        config
-            .put_configuration_recorder()
-            .configuration_recorder(recorder)
-            .send(),
-    )
-    .await
-    .map_err(|e| advise(e, desired, None))?;
+    let once = || {
+        inv.aws(
+            SERVICE,
+            "PutConfigurationRecorder",
+            config
+                .put_configuration_recorder()
+                .configuration_recorder(recorder.clone())
+                .send(),
+        )
+    };
+    // The resource's own role may be brand new (IAM is eventually consistent): waited out. A prior role
+    // put back on restore is an old one: its refusal is final.
+    let result = match desired {
+        Some(_) => {
+            retry::until_settled(
+                inv,
+                "the recorder's role to be usable",
+                retry::role_not_yet_usable,
+                once,
+            )
+            .await
+        }
+        None => once().await,
+    };
+    result.map_err(|e| advise(e, desired, None))?;
     Ok(())
 }
 

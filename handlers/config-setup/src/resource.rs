@@ -16,11 +16,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Record, Release};
-use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
+use tapguard_shared::verify::{self, ControlCheck, ResourceReport, Verifier};
+use tapguard_shared::{is_access_denied, CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
 use crate::advice::delivery_advice;
 use crate::channel::{self, ChannelPrior, ChannelSettings, ChannelWants};
+use crate::controls::{self, CHANNEL_CONTROL, RECORDER_CONTROL};
 use crate::legacy::Ownership;
 use crate::properties::{validate, Desired, Properties};
 use crate::recorder::{self, RecorderPrior, RecorderSettings, RecorderWants};
@@ -55,6 +57,12 @@ pub struct RecordState {
     pub rules: Vec<String>,
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Config in the region as read from AWS.
 #[derive(Debug, Clone, Default)]
 struct State {
@@ -85,7 +93,9 @@ impl State {
         for rule in &desired.rules {
             map.insert(
                 rule_setting(&rule.name),
-                json(&RulePrior::observed(self.rules.get(&rule.name))),
+                json(&RulePrior::observed(
+                    self.rules.get(&rule.name).filter(|r| !rules::is_deleting(r)),
+                )),
             );
         }
         map
@@ -194,7 +204,15 @@ impl ConfigSetup {
     }
 
     async fn read_state(&self, inv: &Invocation) -> Result<State, HandlerError> {
-        let (recorder, service_linked) = recorder::read(&self.config, inv).await?;
+        let recorder = recorder::read(&self.config, inv).await?;
+        // Only reported in Data: a region where the list cannot be read still gets its Config.
+        let service_linked = match recorder::list_service_linked(&self.config, inv).await {
+            Ok(names) => names,
+            Err(err) => {
+                warn!(error = %err, "the service-linked recorders could not be listed");
+                vec![format!("unknown ({})", err.code().unwrap_or("error"))]
+            }
+        };
         let status = match recorder.as_ref().and_then(|r| r.name()) {
             Some(name) => recorder::read_status(&self.config, inv, name).await?,
             None => None,
@@ -288,7 +306,13 @@ impl ConfigSetup {
         desired: &Desired,
         recorder_name: &str,
         state: &State,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<Option<i64>, HandlerError> {
+        // When this operation first changed the recorder, the channel or recording (seconds since the
+        // epoch): delivery failures attempted before then are stale.
+        let mut changed_at: Option<i64> = None;
+        let mut changed = || {
+            changed_at.get_or_insert_with(now_secs);
+        };
         // The recorder first: a delivery channel cannot exist without one.
         let mut recording = state.is_recording();
         match &state.recorder {
@@ -296,6 +320,7 @@ impl ConfigSetup {
                 if !RecorderWants::of(desired).is_met_by(current) {
                     let wanted = recorder::wanted(recorder_name, desired, Some(current));
                     recorder::put(&self.config, inv, wanted, Some(desired)).await?;
+                    changed();
                 }
             }
             Some(current) => {
@@ -312,11 +337,13 @@ impl ConfigSetup {
                 recorder::delete(&self.config, inv, old).await?;
                 let wanted = recorder::wanted(recorder_name, desired, Some(current));
                 recorder::put(&self.config, inv, wanted, Some(desired)).await?;
+                changed();
                 recording = false;
             }
             None => {
                 let wanted = recorder::wanted(recorder_name, desired, None);
                 recorder::put(&self.config, inv, wanted, Some(desired)).await?;
+                changed();
             }
         }
 
@@ -326,23 +353,27 @@ impl ConfigSetup {
                     let name = current.name().unwrap_or(channel::DEFAULT_NAME);
                     let wanted = channel::wanted(name, desired, Some(current));
                     channel::put(&self.config, inv, wanted, Some(desired)).await?;
+                    changed();
                 }
             }
             None => {
                 let wanted = channel::wanted(channel::DEFAULT_NAME, desired, None);
                 channel::put(&self.config, inv, wanted, Some(desired)).await?;
+                changed();
             }
         }
 
         // Recording needs both the recorder and the channel.
         if !recording {
             recorder::start(&self.config, inv, recorder_name).await?;
+            changed();
         }
 
         // Rules last: they evaluate what the recorder records.
         for rule in &desired.rules {
             let wants = RuleWants::of(rule);
-            match state.rules.get(&rule.name) {
+            // A rule Config is still deleting is as good as gone: it is put again once the deletion is done.
+            match state.rules.get(&rule.name).filter(|r| !rules::is_deleting(r)) {
                 None => {
                     let tag = Some(rules::owner_tag(inv));
                     rules::put(&self.config, inv, rules::wanted(rule), tag, Some((desired, rule))).await?;
@@ -353,11 +384,17 @@ impl ConfigSetup {
                 Some(_) => {}
             }
         }
-        Ok(())
+        Ok(changed_at)
     }
 
     /// Reads everything back and answers the state only if it is what was asked for.
-    async fn verify(&self, inv: &Invocation, desired: &Desired, recorder_name: &str) -> Result<State, HandlerError> {
+    async fn read_back(
+        &self,
+        inv: &Invocation,
+        desired: &Desired,
+        recorder_name: &str,
+        changed_at: Option<i64>,
+    ) -> Result<(State, String), HandlerError> {
         inv.step("verifying the AWS Config setup");
         let after = self.read_state(inv).await?;
         let region = &inv.region;
@@ -399,14 +436,29 @@ impl ConfigSetup {
                 "DescribeConfigurationRecorderStatus gives no status for {recorder_name}"
             ))
         })?;
-        if recorder::is_failure(status) {
-            let code = status.last_error_code().unwrap_or("an unnamed error");
-            let message = status.last_error_message().unwrap_or_default();
+        // The recorder's lastStatus is its last recording event; how deliveries go is the channel's
+        // status. A failure attempted before this operation changed the setup is stale: the next delivery
+        // (hours away) tells.
+        let channel_name = channel.name().unwrap_or(channel::DEFAULT_NAME);
+        let delivery = channel::read_status(&self.config, inv, channel_name).await?;
+        let failures = delivery.as_ref().map(channel::delivery_failures).unwrap_or_default();
+        let (stale, current): (Vec<_>, Vec<_>) = failures
+            .into_iter()
+            .partition(|f| changed_at.is_some_and(|t| f.attempted_at.is_none_or(|a| a <= t)));
+        if let Some(failure) = current.first() {
             return Err(HandlerError::NotVerified(format!(
-                "the recorder {recorder_name} reports its last delivery failed: {code}: {message} ({})",
-                delivery_advice(code, desired)
+                "DescribeDeliveryChannelStatus shows the {failure} for the channel {channel_name} ({})",
+                delivery_advice(&failure.code, desired)
             )));
         }
+        let delivery_status = match (&delivery, stale.first()) {
+            (_, Some(failure)) => {
+                warn!(%failure, "a delivery failed before this operation changed AWS Config: the next delivery tells");
+                format!("pending: the last attempt, before this change, was a {failure}")
+            }
+            (Some(d), None) => channel::describe_status(d),
+            (None, None) => "unknown".to_string(),
+        };
         if !status.recording() {
             return Err(HandlerError::NotVerified(format!(
                 "the recorder {recorder_name} is not recording after StartConfigurationRecorder: check for an SCP \
@@ -437,7 +489,7 @@ impl ConfigSetup {
                 )));
             }
         }
-        Ok(after)
+        Ok((after, delivery_status))
     }
 
     fn outcome(physical_id: String, state: &State, desired: &Desired, recorder_name: &str, priors: &Priors) -> Outcome {
@@ -674,6 +726,23 @@ impl ConfigSetup {
             Restore::Leave => None,
         };
 
+        // An adopted recorder's prior settings go back first, before anything else changes: its prior
+        // role is one this function may not be allowed to pass (iam:PassRole), and a refusal then leaves
+        // the recorder, recording and the channel all as they were, with the claims kept for a retry.
+        let mut recorder_put_back = false;
+        if let (Some(prior), Some(current)) = (recorder_restore, current_recorder) {
+            if let (true, Some(settings)) = (prior.exists, &prior.settings) {
+                if !settings.is_met_by(current) {
+                    let put_back = settings.recorder(prior.name.as_deref().unwrap_or(&name));
+                    recorder::put(&self.config, inv, put_back, None)
+                        .await
+                        .map_err(|err| impossible_recorder_restore(err, settings, current))?;
+                    expect.push(Expect::RecorderIs(settings.clone()));
+                }
+                recorder_put_back = true;
+            }
+        }
+
         // Recording off first, if it was off before: a channel cannot be deleted while recording.
         if let Some(prior) = recorder_restore {
             if state.is_recording() && (!prior.exists || !prior.recording) {
@@ -711,7 +780,7 @@ impl ConfigSetup {
             }
         }
 
-        if let (Some(prior), Some(current)) = (recorder_restore, current_recorder) {
+        if let (Some(prior), Some(_)) = (recorder_restore, current_recorder) {
             match (prior.exists, &prior.settings) {
                 (false, _) => {
                     recorder::delete(&self.config, inv, &name).await?;
@@ -721,15 +790,7 @@ impl ConfigSetup {
                     recorder = name,
                     "the recorder was adopted by a resource made before the ledger: its settings are left as they are"
                 ),
-                (true, Some(settings)) => {
-                    if !settings.is_met_by(current) {
-                        let put_back = settings.recorder(prior.name.as_deref().unwrap_or(&name));
-                        recorder::put(&self.config, inv, put_back, None)
-                            .await
-                            .map_err(|err| impossible_recorder_restore(err, settings, current))?;
-                        expect.push(Expect::RecorderIs(settings.clone()));
-                    }
-                }
+                (true, Some(_)) => debug_assert!(recorder_put_back, "put back before the channel"),
             }
         }
         Ok(())
@@ -894,13 +955,101 @@ fn impossible_recorder_restore(
     let prior_role = prior.role_arn.as_deref().unwrap_or("(none)");
     let current_role = current.role_arn().unwrap_or("(none)");
     warn!(prior_role, current_role, error = %err, "the recorder's prior settings cannot be put back");
+    let why = if err.code().is_some_and(is_access_denied) {
+        format!(
+            "this function may not pass the role {prior_role} to AWS Config (iam:PassRole: template.yml allows only \
+             roles under ConfigRolePath)"
+        )
+    } else {
+        format!("the role {prior_role} may no longer exist or trust config.amazonaws.com")
+    };
     err.with_advice(format!(
-        "the recorder's prior settings (role {prior_role}) cannot be put back: the role may no longer exist or \
-         trust config.amazonaws.com, or this function may not pass it (iam:PassRole). The recorder keeps the role \
-         {current_role}, which deleting this stack may remove, leaving AWS Config unable to record. Recreate the \
-         prior role (or allow passing it) and retry the Delete, or retain this resource (DeletionPolicy: Retain) \
+        "the recorder's prior settings cannot be put back: {why}. Nothing else of the recorder, recording or the \
+         delivery channel was changed back, and the claims stay in the ledger. The recorder keeps the role \
+         {current_role}, which deleting this stack may remove, leaving AWS Config unable to record. Allow passing \
+         the prior role (or recreate it) and retry the Delete, or retain this resource (DeletionPolicy: Retain) \
          and set the recorder's role by hand"
     ))
+}
+
+impl Verifier for ConfigSetup {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Reads, and only reads, what the claim on `setting` asks for: the recorder and its status, the
+    /// channel and its delivery status, or one rule. A read that fails makes its controls unknown.
+    async fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        let damaged = |control: &str| {
+            vec![ControlCheck::unknown(
+                control,
+                "a claim",
+                "the claim in the ledger is damaged",
+            )]
+        };
+        if setting == recorder_setting() {
+            let Some(wants) = parse::<RecorderWants>(Some(wants.clone())) else {
+                return damaged(RECORDER_CONTROL);
+            };
+            let observed = async {
+                let recorder = recorder::read(&self.config, inv).await?;
+                let status = match recorder.as_ref().and_then(|r| r.name()) {
+                    Some(name) => recorder::read_status(&self.config, inv, name).await?,
+                    None => None,
+                };
+                Ok::<_, HandlerError>((recorder, status))
+            };
+            return match observed.await {
+                Ok((recorder, status)) => controls::recorder_checks(&wants, recorder.as_ref(), status.as_ref()),
+                Err(err) => [
+                    RECORDER_CONTROL,
+                    controls::RECORDING_CONTROL,
+                    controls::LAST_STATUS_CONTROL,
+                ]
+                .iter()
+                .map(|c| ControlCheck::unknown(c, "as claimed", &err))
+                .collect(),
+            };
+        }
+        if setting == channel_setting() {
+            let Some(wants) = parse::<ChannelWants>(Some(wants.clone())) else {
+                return damaged(CHANNEL_CONTROL);
+            };
+            let observed = async {
+                let current = channel::read(&self.config, inv).await?;
+                let status = match current.as_ref().and_then(|c| c.name()) {
+                    Some(name) => channel::read_status(&self.config, inv, name).await?,
+                    None => None,
+                };
+                Ok::<_, HandlerError>((current, status))
+            };
+            return match observed.await {
+                Ok((current, status)) => controls::channel_checks(&wants, current.as_ref(), status.as_ref()),
+                Err(err) => [CHANNEL_CONTROL, controls::DELIVERING_CONTROL]
+                    .iter()
+                    .map(|c| ControlCheck::unknown(c, "as claimed", &err))
+                    .collect(),
+            };
+        }
+        let Some(name) = controls::rule_name_of(setting) else {
+            return vec![ControlCheck::unknown(
+                setting,
+                "a setting of this handler",
+                "not a setting this handler claims",
+            )];
+        };
+        let Some(wants) = parse::<RuleWants>(Some(wants.clone())) else {
+            return damaged(&controls::rule_control(&name));
+        };
+        match rules::read_one(&self.config, inv, &name).await {
+            Ok(current) => vec![controls::rule_check(&name, &wants, current.as_ref())],
+            Err(err) => vec![ControlCheck::unknown(
+                &controls::rule_control(&name),
+                "ACTIVE, as claimed",
+                &err,
+            )],
+        }
+    }
 }
 
 impl CustomResource for ConfigSetup {
@@ -923,10 +1072,10 @@ impl CustomResource for ConfigSetup {
         let (_, priors) = self
             .claim_all(inv, &key, &desired, &recorder_name, &state.observed(&desired))
             .await?;
-        self.converge(inv, &desired, &recorder_name, &state).await?;
-        let after = self.verify(inv, &desired, &recorder_name).await?;
+        let changed_at = self.converge(inv, &desired, &recorder_name, &state).await?;
+        let (after, delivery) = self.read_back(inv, &desired, &recorder_name, changed_at).await?;
         let physical_id = ledger::physical_id(ID_PREFIX, &inv.region, &key);
-        Ok(Self::outcome(physical_id, &after, &desired, &recorder_name, &priors))
+        Ok(Self::outcome(physical_id, &after, &desired, &recorder_name, &priors).with("DeliveryStatus", delivery))
     }
 
     async fn update(
@@ -999,7 +1148,7 @@ impl CustomResource for ConfigSetup {
         let (mut record, priors) = self
             .claim_all(inv, &entry.key, &desired, &recorder_name, &observed)
             .await?;
-        self.converge(inv, &desired, &recorder_name, &state).await?;
+        let changed_at = self.converge(inv, &desired, &recorder_name, &state).await?;
 
         // Rules no longer asked for give up their claim (a failed Update's rollback comes here too).
         let wanted: BTreeSet<&str> = desired.rules.iter().map(|r| r.name.as_str()).collect();
@@ -1043,21 +1192,22 @@ impl CustomResource for ConfigSetup {
             record.settings.retain(|s| !gone.contains(s));
             self.ledger.save(inv, &entry.key, &record).await?;
         }
-        let after = self.verify(inv, &desired, &recorder_name).await?;
+        let (after, delivery) = self.read_back(inv, &desired, &recorder_name, changed_at).await?;
         // The physical id stays: a new one would make CloudFormation delete this resource.
-        Ok(Self::outcome(
-            physical_id.to_string(),
-            &after,
-            &desired,
-            &recorder_name,
-            &priors,
-        ))
+        Ok(
+            Self::outcome(physical_id.to_string(), &after, &desired, &recorder_name, &priors)
+                .with("DeliveryStatus", delivery),
+        )
     }
 
     async fn delete(&self, inv: &Invocation, physical_id: &str, props: Option<Properties>) -> Result<(), HandlerError> {
         let entry = Self::entry(physical_id)?;
         Self::check_region(inv, physical_id)?;
         self.release_all(inv, &entry, props.as_ref(), false).await
+    }
+
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 
     async fn undo_create(

@@ -14,7 +14,7 @@ use tapguard_shared::{HandlerError, Invocation};
 
 use crate::advice::{advise, gone_is_fine};
 use crate::properties::{Desired, DesiredRule};
-use crate::SERVICE;
+use crate::{retry, SERVICE};
 
 /// Tag on every rule this resource creates; its value names the stack and the logical resource. The
 /// ledger, not the tag, decides what a Delete does; the tag tells a person who created the rule, and
@@ -61,6 +61,13 @@ impl RuleWants {
             && parameters(current.input_parameters()) == self.input_parameters
             && frequency_ok
             && scope == self.scope
+    }
+}
+
+impl RuleWants {
+    /// The input parameters of `rule`, as a map.
+    pub fn parameters_of(rule: &ConfigRule) -> BTreeMap<String, String> {
+        parameters(rule.input_parameters())
     }
 }
 
@@ -291,30 +298,46 @@ pub async fn put(
     owner_tag: Option<Tag>,
     desired: Option<(&Desired, &DesiredRule)>,
 ) -> Result<(), HandlerError> {
-    inv.aws(
-        SERVICE,
-        "PutConfigRule",
-        config
-            .put_config_rule()
-            .config_rule(rule)
-            .set_tags(owner_tag.map(|t| vec![t]))
-            .send(),
-    )
+    // A rule of this name that Config is still deleting (a rollback re-adding a rule its Update removed)
+    // answers ResourceInUseException until the deletion is done: waited out.
+    retry::until_settled(inv, "Config to finish deleting the rule", retry::rule_in_use, || {
+        inv.aws(
+            SERVICE,
+            "PutConfigRule",
+            config
+                .put_config_rule()
+                .config_rule(rule.clone())
+                .set_tags(owner_tag.clone().map(|t| vec![t]))
+                .send(),
+        )
+    })
     .await
     .map_err(|e| advise(e, desired.map(|d| d.0), desired.map(|d| d.1)))?;
     Ok(())
 }
 
-/// Deletes the rule; already gone is fine.
+/// Deletes the rule; already gone, or already being deleted, is fine. A rule Config is busy with
+/// (evaluating) answers ResourceInUseException: waited out.
 pub async fn delete(config: &Client, inv: &Invocation, name: &str) -> Result<(), HandlerError> {
-    gone_is_fine(
-        inv.aws(
-            SERVICE,
-            "DeleteConfigRule",
-            config.delete_config_rule().config_rule_name(name).send(),
-        )
-        .await,
-    )
+    let result = retry::until_settled(inv, "Config to release the rule", retry::rule_in_use, || async {
+        let answer = inv
+            .aws(
+                SERVICE,
+                "DeleteConfigRule",
+                config.delete_config_rule().config_rule_name(name).send(),
+            )
+            .await;
+        match answer {
+            Err(err) if retry::rule_in_use(&err) => match read_one(config, inv, name).await? {
+                None => Ok(()),
+                Some(rule) if is_deleting(&rule) => Ok(()),
+                Some(_) => Err(err),
+            },
+            other => other.map(|_| ()),
+        }
+    })
+    .await;
+    gone_is_fine(result).map_err(|e| advise(e, None, None))
 }
 
 /// The rules among `names` that exist and carry the owner tag of the resource of `inv`.
@@ -369,4 +392,24 @@ pub fn owner_token(inv: &Invocation) -> String {
 
 pub fn owner_tag(inv: &Invocation) -> Tag {
     Tag::builder().key(OWNER_TAG).value(owner_token(inv)).build()
+}
+
+/// One rule by name; `None` when Config has no rule of that name.
+pub async fn read_one(config: &Client, inv: &Invocation, name: &str) -> Result<Option<ConfigRule>, HandlerError> {
+    let answer = inv
+        .aws(
+            SERVICE,
+            "DescribeConfigRules",
+            config.describe_config_rules().config_rule_names(name).send(),
+        )
+        .await;
+    match answer {
+        Ok(out) => Ok(out
+            .config_rules()
+            .iter()
+            .find(|r| r.config_rule_name() == Some(name))
+            .cloned()),
+        Err(err) if err.code() == Some("NoSuchConfigRuleException") => Ok(None),
+        Err(err) => Err(err),
+    }
 }

@@ -28,6 +28,7 @@ async fn a_claimant_asking_another_role_is_refused_by_name_before_any_change() {
         recorder: Some(recorder("default", ORG_ROLE)),
         status: Some(status("default", true, "SUCCESS")),
         channel: Some(channel("default")),
+        delivery: None,
     };
     let h = handler(&[], snapshot, &writes, &ledger);
     let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
@@ -85,45 +86,85 @@ async fn denied_recording_names_the_action() {
 }
 
 #[tokio::test]
-async fn a_failed_last_delivery_is_not_verified_with_the_bucket_policy_advice() {
+async fn a_failing_delivery_of_an_unchanged_setup_is_not_verified_with_the_bucket_policy_advice() {
     let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
     let writes = Writes::ok();
+    let failed = aws_sdk_config::types::ConfigExportDeliveryInfo::builder()
+        .last_status(aws_sdk_config::types::DeliveryStatus::Failure)
+        .last_error_code("InsufficientDeliveryPolicyException")
+        .last_error_message("Insufficient delivery policy to s3 bucket")
+        .build();
     let snapshot = Snapshot {
         recorder: Some(recorder("default", ROLE)),
-        status: Some(status("default", true, "Failure")),
+        status: Some(status("default", true, "Success")),
         channel: Some(channel("default")),
+        delivery: Some(
+            DeliveryChannelStatus::builder()
+                .name("default")
+                .config_history_delivery_info(failed)
+                .build(),
+        ),
     };
     let h = handler(&[], snapshot, &writes, &ledger);
     let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("InsufficientDeliveryPolicyException"), "{text}");
+    assert!(
+        text.contains("DescribeDeliveryChannelStatus shows the configuration history delivery Failure: InsufficientDeliveryPolicyException"),
+        "{text}"
+    );
     assert!(text.contains(&format!("the bucket policy of {BUCKET}")), "{text}");
     assert_eq!(writes.total(), 0, "everything already matched");
 }
 
 #[tokio::test]
-async fn a_rule_still_being_deleted_says_to_wait_naming_the_rule() {
-    let put_rule = mock!(Client::put_config_rule).then_error(|| {
-        PutConfigRuleError::generic(error(
-            "ResourceInUseException",
-            "The rule keys is currently being deleted.  Please retry after some time",
-        ))
-    });
+async fn a_rule_still_being_deleted_is_waited_out_then_put() {
+    let put_rule = mock!(Client::put_config_rule)
+        .sequence()
+        .error(|| {
+            PutConfigRuleError::generic(error(
+                "ResourceInUseException",
+                "The rule keys is currently being deleted.  Please retry after some time",
+            ))
+        })
+        .times(2)
+        .output(|| PutConfigRuleOutput::builder().build())
+        .build();
     let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
     let writes = Writes::ok();
     let snapshot = Snapshot {
         recorder: Some(recorder("default", ROLE)),
         status: Some(status("default", true, "SUCCESS")),
         channel: Some(channel("default")),
+        delivery: None,
     };
     let h = handler(&[&put_rule], snapshot, &writes, &ledger);
     let rules = json!([{"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED"}]);
+    // The mocked reads never show the rule, so the read-back fails; the put itself got through.
     let err = h.create(&inv(), props(rules)).await.unwrap_err();
-    let text = err.to_string();
+    assert_eq!(put_rule.num_calls(), 3, "two refusals waited out, then the put: {err}");
+    assert!(err.to_string().contains("does not show the rule keys"), "{err}");
+}
+
+#[test]
+fn the_advice_for_a_rule_in_use_says_to_wait_for_the_deletion_and_how_to_go_on() {
+    let desired = crate::properties::validate(
+        &props(json!([{"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED"}])),
+        "eu-west-1",
+    )
+    .unwrap();
+    let err = HandlerError::Aws {
+        service: "config".into(),
+        operation: "PutConfigRule".into(),
+        code: "ResourceInUseException".into(),
+        message: "The rule keys is currently being deleted.  Please retry after some time".into(),
+        advice: String::new(),
+    };
+    let text = crate::advice::advise(err, Some(&desired), Some(&desired.rules[0])).to_string();
     assert!(
         text.starts_with("PutConfigRule failed: ResourceInUseException"),
         "{text}"
     );
     assert!(text.contains("Rules[0] (keys): Config is still deleting"), "{text}");
+    assert!(text.contains("ContinueUpdateRollback"), "{text}");
 }

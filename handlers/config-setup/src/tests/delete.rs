@@ -36,6 +36,7 @@ async fn a_prior_role_that_cannot_be_put_back_fails_with_advice_and_keeps_the_cl
         recorder: Some(recorder("org", ROLE)),
         status: Some(status("org", true, "SUCCESS")),
         channel: Some(channel("default")),
+        delivery: None,
     };
     let h = handler(&[&put], snapshot, &writes, &ledger);
     let err = h.delete(&inv(), ID, None).await.unwrap_err();
@@ -44,7 +45,10 @@ async fn a_prior_role_that_cannot_be_put_back_fails_with_advice_and_keeps_the_cl
         text.starts_with("PutConfigurationRecorder failed: InsufficientPermissionsException"),
         "{text}"
     );
-    assert!(text.contains(&format!("role {ORG_ROLE}) cannot be put back")), "{text}");
+    assert!(
+        text.contains(&format!("cannot be put back: the role {ORG_ROLE} may no longer exist")),
+        "{text}"
+    );
     assert!(text.contains(&format!("keeps the role {ROLE}")), "{text}");
     assert!(text.contains("DeletionPolicy: Retain"), "{text}");
     assert_eq!(put.num_calls(), 1);
@@ -85,6 +89,7 @@ async fn a_channel_config_will_not_delete_says_what_to_do_and_keeps_the_claims()
         recorder: Some(recorder("org", ROLE)),
         status: Some(status("org", true, "SUCCESS")),
         channel: Some(channel("default")),
+        delivery: None,
     };
     let h = handler(&[&delete_channel], snapshot, &writes, &ledger);
     let err = h.delete(&inv(), ID, None).await.unwrap_err();

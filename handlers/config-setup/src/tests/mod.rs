@@ -6,7 +6,9 @@ use aws_sdk_config::operation::delete_delivery_channel::DeleteDeliveryChannelOut
 use aws_sdk_config::operation::describe_config_rules::DescribeConfigRulesOutput;
 use aws_sdk_config::operation::describe_configuration_recorder_status::DescribeConfigurationRecorderStatusOutput;
 use aws_sdk_config::operation::describe_configuration_recorders::DescribeConfigurationRecordersOutput;
+use aws_sdk_config::operation::describe_delivery_channel_status::DescribeDeliveryChannelStatusOutput;
 use aws_sdk_config::operation::describe_delivery_channels::DescribeDeliveryChannelsOutput;
+use aws_sdk_config::operation::list_configuration_recorders::ListConfigurationRecordersOutput;
 use aws_sdk_config::operation::put_config_rule::PutConfigRuleOutput;
 use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecorderOutput;
 use aws_sdk_config::operation::put_delivery_channel::PutDeliveryChannelOutput;
@@ -14,7 +16,7 @@ use aws_sdk_config::operation::start_configuration_recorder::StartConfigurationR
 use aws_sdk_config::operation::stop_configuration_recorder::StopConfigurationRecorderOutput;
 use aws_sdk_config::types::{
     ConfigSnapshotDeliveryProperties, ConfigurationRecorder, ConfigurationRecorderStatus, DeliveryChannel,
-    MaximumExecutionFrequency, RecorderStatus, RecordingGroup,
+    DeliveryChannelStatus, MaximumExecutionFrequency, RecorderStatus, RecordingGroup,
 };
 use aws_sdk_config::Client;
 use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
@@ -95,10 +97,12 @@ struct Snapshot {
     recorder: Option<ConfigurationRecorder>,
     status: Option<ConfigurationRecorderStatus>,
     channel: Option<DeliveryChannel>,
+    /// DescribeDeliveryChannelStatus's answer.
+    delivery: Option<DeliveryChannelStatus>,
 }
 
 fn reads(s: Snapshot) -> Vec<Rule> {
-    let (r, st, c) = (s.recorder, s.status, s.channel);
+    let (r, st, c, d) = (s.recorder, s.status, s.channel, s.delivery);
     vec![
         mock!(Client::describe_configuration_recorders).then_output(move || {
             DescribeConfigurationRecordersOutput::builder()
@@ -116,6 +120,17 @@ fn reads(s: Snapshot) -> Vec<Rule> {
                 .build()
         }),
         mock!(Client::describe_config_rules).then_output(|| DescribeConfigRulesOutput::builder().build()),
+        mock!(Client::describe_delivery_channel_status).then_output(move || {
+            DescribeDeliveryChannelStatusOutput::builder()
+                .set_delivery_channels_status(Some(d.clone().into_iter().collect()))
+                .build()
+        }),
+        mock!(Client::list_configuration_recorders).then_output(|| {
+            ListConfigurationRecordersOutput::builder()
+                .set_configuration_recorder_summaries(Some(vec![]))
+                .build()
+                .expect("summaries are set")
+        }),
     ]
 }
 
