@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 PORT ?= 4566
 
-.PHONY: all venv build test unit lint fmt demo emulator package bench clean-venv deny reliability
+.PHONY: all venv build test unit lint fmt demo emulator package bench clean-venv deny reliability fuzz
 
 all: build
 
@@ -44,8 +44,21 @@ deny: $(DENY)
 # the protocol and answerer tests (their counts and times).
 reliability: venv
 	$(CARGO) build --workspace --bins
-	$(CARGO) test -p tapguard-tests --test fault_matrix --test runtime_protocol --test failure_answerer 2>&1 | tee target/reliability.log
+	$(CARGO) test --workspace --test fault_matrix --test runtime_protocol --test failure_answerer --test hostile_input 2>&1 | tee target/reliability.log
 	$(PYTHON) -c 'import re,pathlib; m=pathlib.Path("target/fault-matrix.md").read_text(); log=pathlib.Path("target/reliability.log").read_text(); runs="\n".join(l for l in log.splitlines() if l.startswith(("     Running","test result"))); doc=pathlib.Path("RELIABILITY.md"); t=doc.read_text(); t=re.sub(r"(?s)<!-- matrix -->.*<!-- /matrix -->", lambda _: "<!-- matrix -->\n"+m+"\n<!-- /matrix -->", t); t=re.sub(r"(?s)<!-- runs -->.*<!-- /runs -->", lambda _: "<!-- runs -->\n```text\n"+runs+"\n```\n<!-- /runs -->", t); doc.write_text(t)'
+
+# The fuzz targets of fuzz/ (event and property parsing) under libFuzzer, each for FUZZ_SECONDS. Needs
+# the nightly toolchain (cargo-fuzz is installed if missing); not part of `make test` or CI. Crashes are
+# written to fuzz/artifacts/<target>/: each becomes a regression test in tests/hostile_input.rs.
+FUZZ_SECONDS ?= 120
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) +nightly fuzz build -O
+	mkdir -p target/fuzz-corpus/properties target/fuzz-corpus/event
+	for t in properties event; do \
+	  (cd fuzz && $(CARGO) +nightly fuzz run -O $$t ../target/fuzz-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)) 2>&1 | tee target/fuzz-$$t.log | grep -E "^(#[0-9]+ +DONE|Done|==|SUMMARY)|panicked" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 unit:
 	$(CARGO) test --workspace --bins --lib
