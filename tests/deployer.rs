@@ -1819,7 +1819,7 @@ fn verify_finds_drift_behind_the_stacks_back_and_a_held_baseline_only_reads() {
         .iter()
         .find(|l| l["kind"] == "control_check" && l["detail"]["control"] == "EBS.EncryptionByDefault")
         .unwrap_or_else(|| panic!("no audit line for the control: {audit:#?}"));
-    assert_eq!(line["target"], target.as_str());
+    assert_eq!(line["detail"]["target"], target.as_str());
     assert_eq!(
         (&line["detail"]["verdict"], &line["detail"]["observed"]),
         (&json!("drifted"), &json!("false"))

@@ -199,7 +199,7 @@ fn malformed_properties_fail_by_name_and_the_delete_after_touches_nothing() {
     assert!(
         failed
             .reason()
-            .starts_with("invalid property KmsKeyID: unknown property (supported: KmsKeyId)"),
+            .starts_with("invalid property KmsKeyID: unknown property (supported: KmsKeyId, RepairDrift)"),
         "{}",
         failed.reason()
     );
