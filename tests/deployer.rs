@@ -1752,3 +1752,186 @@ fn assumed_role_credentials_that_expire_mid_run_are_renewed() {
         "no ExpiredToken met"
     );
 }
+
+// ---- verify: the resources' own verify pass, from the deployer, read-only ----
+
+/// Runs `tapguard verify` as `account` in REGION with a fresh audit log; returns (code, stdout, stderr, log).
+fn verify_as(account: &Account, name: &str, extra: &[&str]) -> (i32, String, String, Vec<serde_json::Value>) {
+    let audit = audit_path(name);
+    let mut args = vec!["verify", "--audit-log", audit.to_str().unwrap()];
+    if !extra.contains(&"--targets") {
+        args.extend_from_slice(&["--regions", REGION]);
+    }
+    args.extend_from_slice(extra);
+    let (code, out, err) = tapguard_as(account, &args);
+    (code, out, err, audit_lines(&audit))
+}
+
+/// The matrix row of `control` of `target`, as `target resource control verdict`, whatever the widths.
+fn matrix_row(out: &str, target: &str, control: &str) -> String {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.first() == Some(&target) && w.get(2) == Some(&control))
+        .map(|w| w[..4].join(" "))
+        .unwrap_or_else(|| panic!("no matrix row for {target} {control}:\n{out}"))
+}
+
+#[test]
+fn verify_finds_drift_behind_the_stacks_back_and_a_held_baseline_only_reads() {
+    let account = emulator().fresh_account();
+    let (code, out, err) = local("local-ebs.yml", &account, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let target = format!("{}/{REGION}", account.account_id);
+
+    // Held: exit 0, the row, and nothing but reads in the account.
+    let before = emulator().calls(&account.account_id, None).len();
+    let (code, out, err, _) = verify_as(&account, "verify-held", &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        matrix_row(&out, &target, "EBS.EncryptionByDefault"),
+        format!("{target} TapStack-local/EbsEncryption EBS.EncryptionByDefault held")
+    );
+    assert_eq!(
+        matrix_row(&out, &target, "EBS.DefaultKmsKey"),
+        format!("{target} TapStack-local/EbsEncryption EBS.DefaultKmsKey held")
+    );
+    let during: Vec<String> = emulator().calls(&account.account_id, None)[before..]
+        .iter()
+        .filter_map(|c| c["operation"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        during.contains(&"GetEbsEncryptionByDefault".to_string())
+            && during.contains(&"GetParametersByPath".to_string()),
+        "{during:?}"
+    );
+    assert!(mutating(&during).is_empty(), "verify only reads: {during:?}");
+
+    // Someone turns encryption by default off: exit 1, the drifted row, its JSON and its audit line.
+    emulator().query(&account, REGION, "ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    let (code, out, err, audit) = verify_as(&account, "verify-drifted", &[]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        matrix_row(&out, &target, "EBS.EncryptionByDefault"),
+        format!("{target} TapStack-local/EbsEncryption EBS.EncryptionByDefault drifted")
+    );
+    assert!(out.contains("1 held, 1 drifted, 0 unknown"), "{out}");
+    let line = audit
+        .iter()
+        .find(|l| l["kind"] == "control_check" && l["detail"]["control"] == "EBS.EncryptionByDefault")
+        .unwrap_or_else(|| panic!("no audit line for the control: {audit:#?}"));
+    assert_eq!(line["detail"]["target"], target.as_str());
+    assert_eq!(
+        (&line["detail"]["verdict"], &line["detail"]["observed"]),
+        (&json!("drifted"), &json!("false"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["kind"] == "verify_matrix" && l["detail"]["exit_code"] == 1),
+        "{audit:#?}"
+    );
+
+    let (code, out, _, _) = verify_as(&account, "verify-json", &["--output", "json"]);
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        (doc["drifted"].as_u64(), doc["held"].as_u64()),
+        (Some(1), Some(1)),
+        "{doc:#}"
+    );
+    let drifted: Vec<&serde_json::Value> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "drifted")
+        .collect();
+    assert_eq!(drifted.len(), 1, "{doc:#}");
+    assert_eq!(
+        (
+            &drifted[0]["target"],
+            &drifted[0]["stack"],
+            &drifted[0]["logical_id"],
+            &drifted[0]["control"],
+            &drifted[0]["expected"],
+            &drifted[0]["observed"]
+        ),
+        (
+            &json!(target),
+            &json!("TapStack-local"),
+            &json!("EbsEncryption"),
+            &json!("EBS.EncryptionByDefault"),
+            &json!("true"),
+            &json!("false")
+        )
+    );
+    assert!(!ebs_state(&account).0, "verify never repairs");
+}
+
+#[test]
+fn verify_of_a_denied_target_is_unknown_with_the_reason_never_held() {
+    let caller = emulator().fresh_account();
+    let good = emulator().fresh_account();
+    let denied = emulator().fresh_account().account_id;
+    let (code, out, err) = local("local-ebs.yml", &good, &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    emulator().add_fault(json!({
+        "service": "sts", "operation": "AssumeRole", "code": "AccessDenied", "account": caller.account_id,
+        "message": format!("User: arn:aws:sts::{}:assumed-role/tapguard-test/x is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{denied}:role/tapguard-auditor", caller.account_id),
+        "count": 1
+    }));
+    let file = std::env::temp_dir().join(format!("tapguard-test-targets-{:016x}.txt", rand_id()));
+    std::fs::write(
+        &file,
+        format!(
+            "# the accounts to verify\n{denied}/{REGION}\n{}/{REGION}\n",
+            good.account_id
+        ),
+    )
+    .unwrap();
+    let (code, out, err, audit) = verify_as(
+        &caller,
+        "verify-denied",
+        &[
+            "--targets",
+            file.to_str().unwrap(),
+            "--role-name",
+            "tapguard-auditor",
+            "--concurrency",
+            "1",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(
+        code, 3,
+        "unknown without drift has its own exit status\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = doc["rows"].as_array().unwrap();
+    let denied_target = format!("{denied}/{REGION}");
+    let unknown: Vec<&serde_json::Value> = rows.iter().filter(|r| r["target"] == denied_target.as_str()).collect();
+    assert_eq!(unknown.len(), 1, "{doc:#}");
+    assert_eq!(unknown[0]["verdict"], "unknown");
+    let reason = unknown[0]["observed"].as_str().unwrap();
+    assert!(reason.starts_with("AssumeRole failed: AccessDenied: User:"), "{reason}");
+    assert!(
+        reason.contains(&format!("cannot assume arn:aws:iam::{denied}:role/tapguard-auditor")),
+        "{reason}"
+    );
+    // The other target is verified as usual.
+    let good_target = format!("{}/{REGION}", good.account_id);
+    assert!(
+        rows.iter()
+            .filter(|r| r["target"] == good_target.as_str())
+            .all(|r| r["verdict"] == "held")
+            && rows.iter().any(|r| r["target"] == good_target.as_str()),
+        "{doc:#}"
+    );
+    assert_eq!((doc["unknown"].as_u64(), doc["drifted"].as_u64()), (Some(1), Some(0)));
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["kind"] == "verify_matrix" && l["detail"]["exit_code"] == 3),
+        "{audit:#?}"
+    );
+}

@@ -199,7 +199,7 @@ fn malformed_properties_fail_by_name_and_the_delete_after_touches_nothing() {
     assert!(
         failed
             .reason()
-            .starts_with("invalid property KmsKeyID: unknown property (supported: KmsKeyId)"),
+            .starts_with("invalid property KmsKeyID: unknown property (supported: KmsKeyId, RepairDrift)"),
         "{}",
         failed.reason()
     );
@@ -617,4 +617,81 @@ fn the_verify_pass_finds_drift_publishes_it_and_reads_only() {
         "{again}"
     );
     assert_eq!(drift_findings(&w), vec![("PASSED".to_string(), "ARCHIVED".to_string())]);
+}
+
+/// The report of `logical_id` in a verify pass's summary.
+fn report_of<'a>(pass: &'a Value, logical_id: &str) -> &'a Value {
+    pass["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["logical_id"] == logical_id)
+        .unwrap_or_else(|| panic!("no report of {logical_id}: {pass}"))
+}
+
+#[test]
+fn repair_drift_puts_the_default_back_on_the_scheduled_pass_only_for_its_sole_claimant() {
+    let w = world();
+    let managed = managed_key(&w);
+    let mut r = w.resource(TYPE, "Ebs");
+    let created = r.create(json!({"RepairDrift": "true"}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+
+    // Turned off behind the stack's back: the scheduled pass reports the drift and puts it back.
+    w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    let before = w.operations("ec2").len();
+    let repaired = verify_pass(&w);
+    assert_eq!(
+        (repaired["drifted"].as_u64(), repaired["repaired"].as_u64()),
+        (Some(1), Some(1)),
+        "{repaired}"
+    );
+    let note = &report_of(&repaired, "Ebs")["repairs"][0];
+    assert_eq!(note["repaired"], true, "{repaired}");
+    assert!(note["detail"].as_str().unwrap().contains("turned back on"), "{note}");
+    assert_eq!(
+        mutating(&w.operations("ec2")[before..]),
+        vec!["EnableEbsEncryptionByDefault"],
+        "only what drifted is changed"
+    );
+    assert_eq!(ebs_state(&w), (true, managed.clone()));
+    assert!(
+        w.host.logs().contains("drift repaired (RepairDrift)"),
+        "the change is logged"
+    );
+    let held = verify_pass(&w);
+    assert_eq!(
+        (held["drifted"].as_u64(), held["repaired"].as_u64()),
+        (Some(0), Some(0)),
+        "{held}"
+    );
+
+    // An Update without RepairDrift takes it back: drift is then only reported.
+    assert_eq!(r.update(json!({})).status(), "SUCCESS");
+    w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    let reported = verify_pass(&w);
+    assert_eq!(
+        (reported["drifted"].as_u64(), reported["repaired"].as_u64()),
+        (Some(1), Some(0)),
+        "{reported}"
+    );
+    assert!(report_of(&reported, "Ebs").get("repairs").is_none(), "{reported}");
+    assert!(!ebs_state(&w).0);
+
+    // Asked again, but another resource now claims the setting too: the drift cannot be attributed.
+    assert_eq!(r.update(json!({"RepairDrift": true})).status(), "SUCCESS");
+    let mut other = w.resource(TYPE, "EbsRenamed");
+    assert_eq!(other.create(json!({})).status(), "SUCCESS");
+    w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    let shared = verify_pass(&w);
+    assert_eq!(shared["repaired"].as_u64(), Some(0), "{shared}");
+    let note = &report_of(&shared, "Ebs")["repairs"][0];
+    assert!(
+        note["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not repaired: also claimed by EbsRenamed in stack tap-test"),
+        "{note}"
+    );
+    assert!(!ebs_state(&w).0, "left as it is");
 }

@@ -539,6 +539,7 @@ mod tests {
                 regions: vec![],
                 accounts: vec![],
                 role_name: None,
+                targets_file: None,
                 external_id: None,
                 role_duration: 3600,
                 concurrency: 1,

@@ -18,6 +18,8 @@ mod stackset;
 mod status;
 mod targets;
 mod template;
+mod verifiers;
+mod verify;
 
 #[derive(Debug, Parser)]
 #[command(name = "tapguard", version, about)]
@@ -37,6 +39,10 @@ enum Command {
     /// Play CloudFormation's part for a template's Custom:: resources on this machine, with the real
     /// handler binaries, against the emulator (or another endpoint).
     Local(local::LocalArgs),
+    /// Verify, read-only, that every control the tapguard resources claim in their ledgers still holds
+    /// in every target (no template, no stack name, no Lambda): a matrix of held / drifted / unknown.
+    /// Exit status 0 all held, 1 drift, 3 no drift but something unknown.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +52,6 @@ fn main() -> ExitCode {
         Command::Status(args) => status::status(args),
         Command::Delete(args) => delete::delete(args),
         Command::Local(args) => local::run(args),
+        Command::Verify(args) => verify::verify(args),
     }
 }

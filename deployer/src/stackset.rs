@@ -30,6 +30,7 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
         regions: Vec::new(),
         accounts: Vec::new(),
         role_name: None,
+        targets_file: None,
         external_id: None,
         ..plan.args.targets.clone()
     };

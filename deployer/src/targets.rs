@@ -30,6 +30,10 @@ pub struct TargetArgs {
     /// Without it, the current credentials' account.
     #[arg(long, value_delimiter = ',', requires = "role_name")]
     pub accounts: Vec<String>,
+    /// A file listing the targets instead, one per line: `ACCOUNT/REGION`, or `REGION` for the current
+    /// credentials' account; `#` starts a comment. Accounts are entered with --role-name.
+    #[arg(long = "targets", value_name = "FILE", conflicts_with_all = ["regions", "accounts"])]
+    pub targets_file: Option<PathBuf>,
     /// The role to assume in each account.
     #[arg(long)]
     pub role_name: Option<String>,
@@ -123,6 +127,8 @@ pub struct Ctx {
     pub prompt: Arc<tokio::sync::Mutex<()>>,
     /// The last stack status seen, for the interrupted summary.
     pub last_status: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Every target of the run, in order (for work done once per account).
+    pub all_targets: Arc<Vec<Target>>,
 }
 
 impl Ctx {
@@ -274,7 +280,19 @@ pub async fn enter(
         .build())
 }
 
-pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Vec<Target> {
+pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Result<Vec<Target>, String> {
+    if let Some(path) = &args.targets_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the targets file {}: {e}", path.display()))?;
+        let targets = parse_targets_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if targets.iter().any(|t| t.account.is_some()) && args.role_name.is_none() {
+            return Err(format!(
+                "{} names accounts: give --role-name, the role to assume in each",
+                path.display()
+            ));
+        }
+        return Ok(targets);
+    }
     let regions: Vec<String> = if args.regions.is_empty() {
         vec![base
             .region()
@@ -288,7 +306,7 @@ pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Vec<Target> {
     } else {
         args.accounts.iter().cloned().map(Some).collect()
     };
-    accounts
+    Ok(accounts
         .iter()
         .flat_map(|a| {
             regions.iter().map(move |r| Target {
@@ -296,7 +314,43 @@ pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Vec<Target> {
                 region: r.clone(),
             })
         })
-        .collect()
+        .collect())
+}
+
+/// The targets of a `--targets` file: `ACCOUNT/REGION` or `REGION` per line, `#` comments, each once.
+pub fn parse_targets_file(text: &str) -> Result<Vec<Target>, String> {
+    let mut targets: Vec<Target> = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (account, region) = match line.split_once('/') {
+            Some((account, region)) => (Some(account.trim().to_string()), region.trim().to_string()),
+            None => (None, line.to_string()),
+        };
+        let account_ok = account
+            .as_ref()
+            .is_none_or(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
+        let region_ok = !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !account_ok || !region_ok {
+            return Err(format!(
+                "line {}: {line:?} is not ACCOUNT/REGION (a 12-digit account id) or REGION",
+                number + 1
+            ));
+        }
+        let target = Target { account, region };
+        if !targets.iter().any(|t| t.to_string() == target.to_string()) {
+            targets.push(target);
+        }
+    }
+    if targets.is_empty() {
+        return Err("no targets in the file".into());
+    }
+    Ok(targets)
 }
 
 /// The SDK configuration the run starts from: the environment, or `--profile` (SSO and
@@ -315,6 +369,35 @@ where
     F: Fn(Arc<Ctx>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    run_with_finish(command, run, args, work, finish_outcomes)
+}
+
+/// A run that has ended (or was interrupted): every target in order with how it ended.
+pub struct Finished {
+    pub command: String,
+    pub run: String,
+    pub audit: Audit,
+    pub audit_path: PathBuf,
+    pub interrupted: bool,
+    pub output: OutputFormat,
+    /// (target, whether it ended, its outcome); a target that did not end (interrupted) has a bad
+    /// outcome naming its last status.
+    pub rows: Vec<(Target, bool, Outcome)>,
+}
+
+/// The frame of [`run_on_targets`] with another ending: `finish` reports the outcomes and says the
+/// exit status (`tapguard verify` prints its matrix instead of the outcome table).
+pub fn run_with_finish<F, Fut>(
+    command: &str,
+    run: String,
+    args: &TargetArgs,
+    work: F,
+    finish: fn(Finished) -> ExitCode,
+) -> ExitCode
+where
+    F: Fn(Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     crate::progress::init(args.output == OutputFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -323,7 +406,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let code = runtime.block_on(run_targets(command, run, args, work));
+    let code = runtime.block_on(run_targets(command, run, args, work, finish));
     // A question still waiting for an answer on the terminal (Ctrl-C at the prompt) holds a
     // blocking thread: do not wait for it.
     runtime.shutdown_background();
@@ -333,7 +416,13 @@ where
     code
 }
 
-async fn run_targets<F, Fut>(command: &str, run: String, args: &TargetArgs, work: F) -> ExitCode
+async fn run_targets<F, Fut>(
+    command: &str,
+    run: String,
+    args: &TargetArgs,
+    work: F,
+    finish: fn(Finished) -> ExitCode,
+) -> ExitCode
 where
     F: Fn(Arc<Ctx>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
@@ -350,7 +439,14 @@ where
         }
     };
     let base = base_config(args).await;
-    let targets = targets(args, &base);
+    let targets = match targets(args, &base) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tapguard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let all_targets = Arc::new(targets.clone());
     audit.record(
         "-",
         "run_started",
@@ -377,6 +473,7 @@ where
                 run.clone(),
             );
             let args = args.clone();
+            let all_targets = all_targets.clone();
             // Each target runs as its own task so they really overlap on the runtime's threads.
             tokio::spawn(async move {
                 let label = target.to_string();
@@ -395,6 +492,7 @@ where
                             poll: Duration::from_millis(args.poll_interval_ms.max(50)),
                             prompt,
                             last_status,
+                            all_targets,
                         });
                         work(ctx).await
                     }
@@ -417,7 +515,6 @@ where
     };
     crate::progress::clear();
     let outcomes = outcomes.lock().expect("outcomes").clone();
-    let mut all_good = !interrupted;
     if interrupted {
         crate::progress::line(
             "\ninterrupted: stopped waiting. The stacks are left as they are: operations CloudFormation already started go on without us (see `tapguard status`).",
@@ -427,29 +524,52 @@ where
     let mut rows = Vec::new();
     for target in &targets {
         let label = target.to_string();
-        let (good, text, detail) = match outcomes.get(&label) {
-            Some(o) => (o.good, o.text.clone(), o.detail.clone()),
+        let row = match outcomes.get(&label) {
+            Some(o) => (target.clone(), true, o.clone()),
             None => {
                 let last = last_status.lock().expect("status").get(&label).cloned();
-                (
-                    false,
-                    format!(
-                        "interrupted (last seen: {})",
-                        last.unwrap_or_else(|| "nothing yet".into())
-                    ),
-                    Value::Null,
-                )
+                let text = format!(
+                    "interrupted (last seen: {})",
+                    last.unwrap_or_else(|| "nothing yet".into())
+                );
+                (target.clone(), false, Outcome::bad(text))
             }
         };
-        all_good &= good;
-        rows.push((target.clone(), good, text, detail));
+        rows.push(row);
     }
+    finish(Finished {
+        command: command.to_string(),
+        run,
+        audit,
+        audit_path,
+        interrupted,
+        output: args.output,
+        rows,
+    })
+}
+
+/// How deploy, status and delete end: the outcome table (or JSON) and 0 only if every target is good.
+fn finish_outcomes(done: Finished) -> ExitCode {
+    let Finished {
+        command,
+        run,
+        audit,
+        audit_path,
+        interrupted,
+        output,
+        rows,
+    } = done;
+    let rows: Vec<(Target, bool, String, Value)> = rows
+        .into_iter()
+        .map(|(t, _, o)| (t, o.good, o.text, o.detail))
+        .collect();
+    let all_good = !interrupted && rows.iter().all(|(_, good, _, _)| *good);
     audit.record(
         "-",
         "run_finished",
         json!({"all_good": all_good, "interrupted": interrupted}),
     );
-    if args.output == OutputFormat::Json {
+    if output == OutputFormat::Json {
         let doc = json!({
             "command": command,
             "run_id": run,
@@ -521,6 +641,7 @@ mod tests {
             regions: vec!["us-east-1".into(), "us-west-2".into()],
             accounts: vec!["111111111111".into(), "222222222222".into()],
             role_name: Some("r".into()),
+            targets_file: None,
             external_id: None,
             role_duration: 3600,
             concurrency: 4,
@@ -529,7 +650,7 @@ mod tests {
             profile: None,
             output: OutputFormat::Text,
         };
-        let labels: Vec<String> = targets(&args, &base).iter().map(Target::to_string).collect();
+        let labels: Vec<String> = targets(&args, &base).unwrap().iter().map(Target::to_string).collect();
         assert_eq!(
             labels,
             [
@@ -544,6 +665,25 @@ mod tests {
             accounts: vec![],
             ..args
         };
-        assert_eq!(targets(&none, &base)[0].to_string(), "eu-west-1");
+        assert_eq!(targets(&none, &base).unwrap()[0].to_string(), "eu-west-1");
+    }
+
+    #[test]
+    fn a_targets_file_lists_account_region_pairs_and_regions_of_the_current_account() {
+        let text = "# the baseline's targets\n111111111111/us-east-1\n\n  222222222222/eu-west-1  # prod\nus-west-2\n111111111111/us-east-1\n";
+        let labels: Vec<String> = parse_targets_file(text)
+            .unwrap()
+            .iter()
+            .map(Target::to_string)
+            .collect();
+        assert_eq!(
+            labels,
+            ["111111111111/us-east-1", "222222222222/eu-west-1", "us-west-2"]
+        );
+        assert_eq!(
+            parse_targets_file("1111/us-east-1").unwrap_err(),
+            "line 1: \"1111/us-east-1\" is not ACCOUNT/REGION (a 12-digit account id) or REGION"
+        );
+        assert!(parse_targets_file("# nothing\n").is_err());
     }
 }

@@ -79,7 +79,8 @@ impl EbsDefaultEncryption {
             enabled: true,
             kms_key_id: desired.recorded().to_string(),
         };
-        self.ledger.begin(inv, key, &[setting()], ()).await?;
+        let mut record = self.ledger.begin(inv, key, &[setting()], ()).await?;
+        verify::remember_repair(&self.ledger, inv, key, &mut record, props.repair_drift).await?;
         let claim = self
             .ledger
             .claim(inv, key, &setting(), to_value(&wants), observed.as_ref().map(to_value))
@@ -263,6 +264,53 @@ impl Verifier for EbsDefaultEncryption {
             ],
         }
     }
+
+    /// Puts the region's default back to the claim as an Update would: the key first, then encryption
+    /// on, then both read back. A claimed key that is no longer usable is not set (it would break every
+    /// encrypted launch): that is a failed repair, and nothing is changed.
+    async fn repair(
+        &self,
+        inv: &Invocation,
+        _setting: &str,
+        wants: &Value,
+        _drifted: &[ControlCheck],
+    ) -> Result<Vec<String>, HandlerError> {
+        let wants = serde_json::from_value::<DefaultEncryption>(wants.clone())
+            .map_err(|_| HandlerError::Failed("the claim in the ledger is damaged: nothing was changed".into()))?;
+        let desired = DesiredKey::from_recorded(&wants.kms_key_id);
+        let current = encryption::read(&self.ec2, inv).await?;
+        let mut changes = Vec::new();
+        if !desired.is_met_by(&current.kms_key_id) {
+            if let Some(problem) = key::restorable(&self.kms, inv, &desired).await {
+                return Err(HandlerError::Failed(format!(
+                    "the claimed default EBS key {} cannot be put back ({problem}): nothing was changed",
+                    desired.describe()
+                )));
+            }
+            encryption::set_key(&self.ec2, inv, &desired).await?;
+            changes.push(format!(
+                "default EBS key set back to {} (was {})",
+                desired.describe(),
+                current.kms_key_id
+            ));
+        }
+        if !current.enabled {
+            encryption::enable(&self.ec2, inv).await?;
+            changes.push("EBS encryption by default turned back on (EnableEbsEncryptionByDefault)".to_string());
+        }
+        if !changes.is_empty() {
+            inv.step("verifying the repaired EBS default encryption settings");
+            let after = encryption::read(&self.ec2, inv).await?;
+            if !after.enabled || !desired.is_met_by(&after.kms_key_id) {
+                return Err(HandlerError::NotVerified(format!(
+                    "after the repair, EBS encryption by default reads {} with key {} in {}: check for an SCP or \
+                     another automation that changes it",
+                    after.enabled, after.kms_key_id, inv.region
+                )));
+            }
+        }
+        Ok(changes)
+    }
 }
 
 /// The controls a verify pass reports for this resource.
@@ -320,7 +368,8 @@ impl CustomResource for EbsDefaultEncryption {
     }
 
     async fn verify(&self, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
-        verify::pass(self, inv).await
+        // Repairs only what resources with RepairDrift ask for; read-only otherwise.
+        verify::repairing_pass(self, inv).await
     }
 
     async fn undo_create(

@@ -160,6 +160,7 @@ fn handler(ec2_rules: &[&Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> Eb
 fn props(key: Option<&str>) -> Properties {
     Properties {
         kms_key_id: key.map(str::to_string),
+        repair_drift: false,
     }
 }
 

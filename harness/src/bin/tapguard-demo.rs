@@ -2,14 +2,18 @@
 //! the real handler binaries under a Lambda Runtime API, printing status, reason and Data of each answer.
 //!
 //! Scenarios run in file-name order (so a hub comes before its standards); their Deletes run at the
-//! end in reverse order, as CloudFormation deletes dependants first.
+//! end in reverse order, as CloudFormation deletes dependants first. Then `tapguard verify` and the
+//! repair of drift are shown on TapStack.yml, played with `tapguard local` (see [`drift_demo`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
-use serde_json::Value;
-use tapguard_harness::{binary_path, CustomResourceDriver, Emulator, Exchange, LambdaHost, ResponseServer};
+use serde_json::{json, Value};
+use tapguard_harness::{
+    binary_path, CustomResourceDriver, Emulator, Exchange, InvokeResult, LambdaHost, ResponseServer,
+};
 
 fn main() -> ExitCode {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
@@ -72,6 +76,8 @@ fn main() -> ExitCode {
             unexpected += run_step(driver, step);
         }
     }
+    println!();
+    unexpected += drift_demo(&root, &emulator, &region);
     if unexpected > 0 {
         println!("\n{unexpected} step(s) did not end as the scenario expects");
         ExitCode::FAILURE
@@ -255,4 +261,107 @@ fn steps(scenario: &Value) -> impl Iterator<Item = &Value> {
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
+}
+
+/// Continuous verification: TapStack.yml played with `tapguard local` (RepairDrift=true) in an account
+/// of its own; EBS encryption by default turned off behind the stack's back; `tapguard verify` shows
+/// the drifted row (exit 1); the function's scheduled verify pass puts it back; `tapguard verify`
+/// again (exit 0). Returns how many of these steps did not end as expected.
+fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
+    println!("== tapguard verify: TapStack.yml with RepairDrift=true, then drift behind its back");
+    let account = emulator.account("222222222222");
+    let tapguard = binary_path("tapguard");
+    let template = root.join("TapStack.yml");
+    let local = Command::new(&tapguard)
+        .args([
+            "local",
+            "--stand-ins",
+            "--parameter",
+            "RepairDrift=true",
+            "--region",
+            region,
+        ])
+        .arg("--template")
+        .arg(&template)
+        .args(["--account", &account.account_id])
+        .arg("--project-root")
+        .arg(root)
+        .env("TAPGUARD_EMULATOR_URL", &emulator.url)
+        .output();
+    let Ok(local) = local else {
+        println!("  tapguard local could not run: {local:?}");
+        return 1;
+    };
+    let text = String::from_utf8_lossy(&local.stdout);
+    println!(
+        "  tapguard local --template TapStack.yml --parameter RepairDrift=true: {}",
+        text.lines().last().unwrap_or_default()
+    );
+    if !local.status.success() {
+        println!("{text}");
+        return 1;
+    }
+    let mut unexpected = 0;
+    emulator.query(&account, region, "ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    println!("  behind the stack's back: DisableEbsEncryptionByDefault");
+
+    let audit = std::env::temp_dir().join(format!("tapguard-demo-verify-{}.jsonl", std::process::id()));
+    let verify = |expected: i32| {
+        let out = Command::new(&tapguard)
+            .args(["verify", "--regions", region])
+            .arg("--audit-log")
+            .arg(&audit)
+            .envs(emulator.sdk_env(&account, region))
+            .env_remove("AWS_PROFILE")
+            .output();
+        match out {
+            Ok(out) => {
+                let code = out.status.code().unwrap_or(-1);
+                println!("  tapguard verify: exit {code}");
+                for line in String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                {
+                    println!("    {line}");
+                }
+                usize::from(code != expected)
+            }
+            Err(e) => {
+                println!("  tapguard verify could not run: {e}");
+                1
+            }
+        }
+    };
+    unexpected += verify(1);
+
+    // What the daily EventBridge rule does: the verify event to the function, which repairs.
+    let host = LambdaHost::start(
+        &binary_path("ebs-default-encryption"),
+        &emulator.sdk_env(&account, region),
+    );
+    match host.invoke(&json!({"tapguard": "verify"}), Duration::from_secs(60)) {
+        InvokeResult::Response(summary) => {
+            println!(
+                "  scheduled verify pass of ebs-default-encryption: {} drifted, {} repaired",
+                summary["drifted"], summary["repaired"]
+            );
+            for report in summary["reports"].as_array().into_iter().flatten() {
+                for note in report["repairs"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {}: {}",
+                        report["logical_id"].as_str().unwrap_or_default(),
+                        note["detail"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            unexpected += usize::from(summary["repaired"].as_u64().unwrap_or_default() == 0);
+        }
+        other => {
+            println!("  the scheduled verify pass did not answer: {other:?}");
+            unexpected += 1;
+        }
+    }
+    unexpected += verify(0);
+    let _ = std::fs::remove_file(&audit);
+    unexpected
 }

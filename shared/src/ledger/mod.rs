@@ -58,6 +58,11 @@ pub struct Record<T> {
     pub settings: Vec<String>,
     /// What the handler needs besides its claims (for instance, what it created).
     pub state: T,
+    /// Whether a scheduled verify pass may put this resource's drifted settings back (its
+    /// `RepairDrift` property as of its last Create or Update; see `verify::remember_repair`).
+    /// Absent in records written before it existed, and when false: never repair.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair_drift: bool,
 }
 
 /// Who claims a setting, as the refusal of a conflicting claimant names it.
@@ -229,6 +234,7 @@ impl Ledger {
             region: inv.region.clone(),
             settings: Vec::new(),
             state,
+            repair_drift: false,
         }
     }
 

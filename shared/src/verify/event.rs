@@ -41,7 +41,8 @@ pub(crate) async fn serve<R: CustomResource>(
         Ok(Ok(summary)) => {
             info!(event_kind = "verify", resource_type = R::RESOURCE_TYPE, outcome = "SUCCESS", duration_ms,
                 drifted = summary["drifted"].as_u64().unwrap_or_default(),
-                unknown = summary["unknown"].as_u64().unwrap_or_default(), summary = %summary, "verify pass done");
+                unknown = summary["unknown"].as_u64().unwrap_or_default(),
+                repaired = summary["repaired"].as_u64().unwrap_or_default(), summary = %summary, "verify pass done");
             Ok(summary)
         }
         Ok(Err(err)) => {

@@ -5,9 +5,13 @@
 //! A handler implements [`Verifier`] (its ledger, and how to observe one claimed setting); the runtime
 //! runs [`pass`] for a `{"tapguard": "verify"}` event and [`publish`] sends the outcome to CloudWatch and
 //! Security Hub; `tapguard verify` runs the same [`pass`] with the deployer's credentials.
+//!
+//! A handler that can put a drifted setting back also implements [`Verifier::repair`] and serves its
+//! scheduled pass with [`repairing_pass`]: see [`repair`] for when a repair is made.
 
 mod event;
 mod publish;
+pub mod repair;
 
 use std::future::Future;
 
@@ -17,6 +21,7 @@ use serde_json::Value;
 pub use event::is_verify_event;
 pub(crate) use event::serve;
 pub use publish::{Published, Publisher};
+pub use repair::{remember_repair, repairing_pass, RepairNote};
 
 use crate::{HandlerError, Invocation, Ledger};
 
@@ -84,6 +89,9 @@ pub struct ResourceReport {
     pub key: String,
     pub region: String,
     pub checks: Vec<ControlCheck>,
+    /// What a [`repairing_pass`] did about this resource's drift (empty for a read-only [`pass`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<RepairNote>,
 }
 
 impl ResourceReport {
@@ -99,18 +107,51 @@ pub trait Verifier: Send + Sync {
     /// Observes one setting this resource claims, asking for `wants` (the claim's value), read-only.
     /// A read that fails is a [`Verdict::Unknown`] check, not an error.
     fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> impl Future<Output = Vec<ControlCheck>> + Send;
+
+    /// Puts one claimed setting back to `wants` (the claim's value) as the resource's Update would,
+    /// reads it back, and returns what it changed, one line per change (an empty list: nothing to do).
+    /// `drifted` are the checks of this setting that [`Verifier::check`] found drifted. Called only by
+    /// a [`repairing_pass`], only when the resource asked for it and is the setting's only claimant.
+    /// The default repairs nothing, for handlers that do not (yet) repair.
+    fn repair(
+        &self,
+        _inv: &Invocation,
+        _setting: &str,
+        _wants: &Value,
+        _drifted: &[ControlCheck],
+    ) -> impl Future<Output = Result<Vec<String>, HandlerError>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
-/// Verifies every resource this handler has in the ledger of `inv`'s account and region.
+/// Verifies every resource this handler has in the ledger of `inv`'s account and region, read-only.
 pub async fn pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
+    run(verifier, inv, false).await
+}
+
+/// The pass; with `repairing`, drifted settings of resources that asked for it are put back.
+async fn run<V: Verifier>(
+    verifier: &V,
+    inv: &Invocation,
+    repairing: bool,
+) -> Result<Vec<ResourceReport>, HandlerError> {
     let ledger = verifier.ledger();
     let mut reports = Vec::new();
     for (key, record) in ledger.records(inv).await? {
         let mut checks = Vec::new();
+        let mut repairs = Vec::new();
         for setting in &record.settings {
             let claims = ledger.claims(inv, setting).await?;
             match claims.iter().find(|c| c.claimant.key == key) {
-                Some(claim) => checks.extend(verifier.check(inv, setting, &claim.wants).await),
+                Some(claim) => {
+                    let found = verifier.check(inv, setting, &claim.wants).await;
+                    if repairing && record.repair_drift {
+                        if let Some(note) = repair::attempt(verifier, inv, setting, claim, &claims, &found).await {
+                            repairs.push(note);
+                        }
+                    }
+                    checks.extend(found);
+                }
                 None => checks.push(ControlCheck::unknown(
                     setting,
                     "a claim in the ownership ledger",
@@ -125,6 +166,7 @@ pub async fn pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<Res
             key,
             region: record.region,
             checks,
+            repairs,
         });
     }
     Ok(reports)
@@ -138,11 +180,13 @@ pub fn summary(reports: &[ResourceReport]) -> Value {
         .flat_map(|r| &r.checks)
         .filter(|c| c.verdict == Verdict::Unknown)
         .count();
+    let repaired = reports.iter().flat_map(|r| &r.repairs).filter(|n| n.repaired).count();
     serde_json::json!({
         "resources": reports.len(),
         "controls": reports.iter().map(|r| r.checks.len()).sum::<usize>(),
         "drifted": drifted,
         "unknown": unknown,
+        "repaired": repaired,
         "reports": reports,
     })
 }

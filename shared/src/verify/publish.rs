@@ -94,7 +94,7 @@ impl Publisher {
             for check in &report.checks {
                 let id = format!("{generator}/{}/{}", report.key, check.control);
                 let drifted = check.verdict == Verdict::Drifted;
-                if !drifted && !(check.verdict == Verdict::Held && open.contains(&id)) {
+                if !(drifted || check.verdict == Verdict::Held && open.contains(&id)) {
                     continue;
                 }
                 if drifted {
@@ -152,8 +152,9 @@ impl Publisher {
 }
 
 /// The pass's metrics as EMF lines: `ControlDrifted` (0 or 1) per control with its Control, Stack and
-/// Resource, and per handler the `ControlsDrifted` and `ControlsUnknown` counts its alarm watches. An
-/// unknown control gets no `ControlDrifted` point: 0 would read as held.
+/// Resource, and per handler the `ControlsDrifted` and `ControlsUnknown` counts its alarm watches (and
+/// `ControlsRepaired` when a repairing pass changed something). An unknown control gets no
+/// `ControlDrifted` point: 0 would read as held.
 pub fn metric_lines(handler: &str, reports: &[ResourceReport], timestamp_ms: u64) -> Vec<String> {
     let emf = |dimensions: &[&str], metric: &str, fields: serde_json::Value| {
         let mut line = serde_json::json!({
@@ -202,6 +203,15 @@ pub fn metric_lines(handler: &str, reports: &[ResourceReport], timestamp_ms: u64
         "ControlsUnknown",
         serde_json::json!({"Handler": handler, "ControlsUnknown": unknown}),
     ));
+    // Only a repairing pass that changed something writes this one (RepairDrift).
+    let repaired = reports.iter().flat_map(|r| &r.repairs).filter(|n| n.repaired).count();
+    if repaired > 0 {
+        lines.push(emf(
+            &["Handler"],
+            "ControlsRepaired",
+            serde_json::json!({"Handler": handler, "ControlsRepaired": repaired}),
+        ));
+    }
     lines
 }
 
