@@ -32,11 +32,18 @@ pub struct Handler {
 
 /// Every handler `tapguard verify` runs, in the order its rows are shown.
 pub fn handlers() -> Vec<Handler> {
-    vec![Handler {
-        name: "ebs-default-encryption",
-        scope: Scope::Regional,
-        pass: |config, inv| read_only(ebs_default_encryption::EbsDefaultEncryption::new(config), inv),
-    }]
+    vec![
+        Handler {
+            name: "ebs-default-encryption",
+            scope: Scope::Regional,
+            pass: |config, inv| read_only(ebs_default_encryption::EbsDefaultEncryption::new(config), inv),
+        },
+        Handler {
+            name: "config-setup",
+            scope: Scope::Regional,
+            pass: |config, inv| read_only(config_setup::ConfigSetup::new(config), inv),
+        },
+    ]
 }
 
 /// The read-only pass (never a repair: `tapguard verify` changes nothing).

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tapguard_harness::{
-    binary_path, CustomResourceDriver, Emulator, Exchange, InvokeResult, LambdaHost, ResponseServer,
+    binary_path, Account, CustomResourceDriver, Emulator, Exchange, InvokeResult, LambdaHost, ResponseServer,
 };
 
 fn main() -> ExitCode {
@@ -304,6 +304,9 @@ fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
     let mut unexpected = 0;
     emulator.query(&account, region, "ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
     println!("  behind the stack's back: DisableEbsEncryptionByDefault");
+    let recorder = config_recorder_name(emulator, &account, region);
+    config_recorder(emulator, &account, region, &recorder, "StopConfigurationRecorder");
+    println!("  behind the stack's back: StopConfigurationRecorder {recorder}");
 
     let audit = std::env::temp_dir().join(format!("tapguard-demo-verify-{}.jsonl", std::process::id()));
     let verify = |expected: i32| {
@@ -361,7 +364,35 @@ fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
             unexpected += 1;
         }
     }
+    // ConfigSetup has no RepairDrift: a person starts the recorder again, as the drifted row advises.
+    config_recorder(emulator, &account, region, &recorder, "StartConfigurationRecorder");
+    println!("  a person starts the recorder again: StartConfigurationRecorder {recorder}");
     unexpected += verify(0);
     let _ = std::fs::remove_file(&audit);
     unexpected
+}
+
+/// The name of the region's customer managed Config recorder (the one TapStack's ConfigSetup claims).
+fn config_recorder_name(emulator: &Emulator, account: &Account, region: &str) -> String {
+    let described = emulator.json_call(
+        account,
+        region,
+        "config",
+        "StarlingDoveService.DescribeConfigurationRecorders",
+        json!({}),
+    );
+    described["ConfigurationRecorders"][0]["name"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string()
+}
+
+fn config_recorder(emulator: &Emulator, account: &Account, region: &str, name: &str, action: &str) {
+    emulator.json_call(
+        account,
+        region,
+        "config",
+        &format!("StarlingDoveService.{action}"),
+        json!({"ConfigurationRecorderName": name}),
+    );
 }
