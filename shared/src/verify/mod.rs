@@ -18,7 +18,7 @@ pub use event::is_verify_event;
 pub(crate) use event::serve;
 pub use publish::{Published, Publisher};
 
-use crate::{HandlerError, Invocation, Ledger};
+use crate::{HandlerError, Invocation, Ledger, Record};
 
 /// The event that asks a function for a verify pass (an EventBridge rule's `Input`).
 pub const VERIFY_EVENT_KEY: &str = "tapguard";
@@ -99,13 +99,29 @@ pub trait Verifier: Send + Sync {
     /// Observes one setting this resource claims, asking for `wants` (the claim's value), read-only.
     /// A read that fails is a [`Verdict::Unknown`] check, not an error.
     fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> impl Future<Output = Vec<ControlCheck>> + Send;
+
+    /// Checks of what the resource's own record keeps besides its claims (for instance a setting it put
+    /// back that must stay put back), after its claimed settings; none by default. Read-only too.
+    fn check_record(
+        &self,
+        _inv: &Invocation,
+        _key: &str,
+        _record: &Record<Value>,
+    ) -> impl Future<Output = Vec<ControlCheck>> + Send {
+        async { Vec::new() }
+    }
 }
 
-/// Verifies every resource this handler has in the ledger of `inv`'s account and region.
+/// Verifies every resource this handler has in the ledger of `inv`'s account and region. A global
+/// ledger ([`Ledger::global`]) holds the records of stacks in every region: each is verified in its own
+/// stack's region (`record.region`), so by its own function, once.
 pub async fn pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
     let ledger = verifier.ledger();
     let mut reports = Vec::new();
     for (key, record) in ledger.records(inv).await? {
+        if !record.region.is_empty() && record.region != inv.region {
+            continue;
+        }
         let mut checks = Vec::new();
         for setting in &record.settings {
             let claims = ledger.claims(inv, setting).await?;
@@ -117,6 +133,11 @@ pub async fn pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<Res
                     "the claim is missing from the ledger (deleted by someone?)",
                 )),
             }
+        }
+        checks.extend(verifier.check_record(inv, &key, &record).await);
+        if checks.is_empty() {
+            // A record that claims nothing (bookkeeping, such as a resume point): nothing to verify.
+            continue;
         }
         reports.push(ResourceReport {
             handler: record.handler,
