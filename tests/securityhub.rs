@@ -1546,10 +1546,21 @@ fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_on
     assert_eq!(drift_findings(w, "securityhub-standards").get(&standard), Some(&open()));
     assert!(settled_standards(w).is_empty(), "verify does not repair");
 
-    // A denied read is unknown with its reason, never held; unknown controls get no ControlDrifted point.
+    // Put back by hand: every finding archived. Then a denied read is unknown with its reason, never
+    // held; unknown controls get no ControlDrifted point.
     enable_standard_directly(w, &standards_arn(FSBP));
     settled_standards(w);
     set_control_directly(w, &iam1, "DISABLED");
+    let back = verify_pass(host);
+    assert_eq!(verdicts(&back), all_held, "{back}");
+    assert_eq!(
+        drift_findings(w, "securityhub-standards").get(&standard),
+        Some(&resolved())
+    );
+    assert_eq!(
+        drift_findings(w, "securityhub-standards").get(&disabled),
+        Some(&resolved())
+    );
     let metrics_before = drift_metric(host, "SecurityHubStandards", &standard).len();
     w.fault(
         json!({"service": "securityhub", "operation": "GetEnabledStandards", "code": "AccessDeniedException",
