@@ -1480,7 +1480,8 @@ fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_on
     assert!(drift_findings(w, "securityhub-standards").is_empty());
 
     // Each control drifted in turn by hand, found, published, and resolved once put back.
-    let drifts: [(&str, &String, &str, Box<dyn Fn()>, Box<dyn Fn()>); 2] = [
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let drifts: [(&str, &String, &str, Step, Step); 2] = [
         (
             "a claimed control enabled",
             &disabled,

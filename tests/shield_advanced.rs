@@ -280,7 +280,8 @@ fn the_verify_pass_finds_an_ended_subscription_and_another_srt_role_reads_only_a
             json!({"account": w.account.account_id, "in_seconds": in_seconds, "auto_renew": auto_renew}),
         );
     };
-    let drifts: [(&str, &str, Box<dyn Fn()>, Box<dyn Fn()>); 2] = [
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let drifts: [(&str, &str, Step, Step); 2] = [
         (
             "Shield.SrtRole",
             "no role",

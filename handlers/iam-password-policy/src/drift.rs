@@ -34,10 +34,12 @@ impl Floor {
     }
 }
 
-/// The fields the claim asks for, each as (name, floor, observed value as a number or flag).
-fn fields(wants: &PasswordPolicy) -> Vec<(&'static str, Floor, fn(&PasswordPolicy) -> u32)> {
+/// How a field is read from a policy, as a number or a flag (1: true).
+type Read = fn(&PasswordPolicy) -> u32;
+
+/// The fields the claim asks for, each as (name, floor, how its observed value is read).
+fn fields(wants: &PasswordPolicy) -> Vec<(&'static str, Floor, Read)> {
     let flag = |on: bool| if on { Some(Floor::Required) } else { None };
-    type Read = fn(&PasswordPolicy) -> u32;
     let table: [(&'static str, Option<Floor>, Read); 9] = [
         (
             "MinimumPasswordLength",

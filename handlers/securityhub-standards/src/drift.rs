@@ -56,33 +56,33 @@ fn status_text(s: &Subscription) -> String {
 }
 
 /// Where a control's standard stands, for reading the control.
-pub(crate) enum ControlRead<'a> {
+pub(crate) enum ControlRead {
     HubOff,
     /// The standard is not subscribed (or being deleted): the control is not disabled anywhere.
     NotSubscribed,
     /// The control's state, or why it could not be found in its subscribed standard.
-    Read(Result<&'a ControlState, String>),
+    Read(Result<ControlState, String>),
 }
 
 /// A claimed disabled control: held while it reads DISABLED.
-pub(crate) fn disabled(key: &str, observed: ControlRead<'_>) -> ControlCheck {
+pub(crate) fn disabled(key: &str, observed: ControlRead) -> ControlCheck {
     let name = disabled_control(key);
     match observed {
         ControlRead::HubOff => ControlCheck::compare(&name, false, "DISABLED", HUB_OFF),
         ControlRead::NotSubscribed => ControlCheck::compare(&name, false, "DISABLED", "its standard is not subscribed"),
-        ControlRead::Read(Ok(state)) => ControlCheck::compare(&name, state.disabled, "DISABLED", state_text(state)),
+        ControlRead::Read(Ok(state)) => ControlCheck::compare(&name, state.disabled, "DISABLED", state_text(&state)),
         ControlRead::Read(Err(why)) => ControlCheck::unknown(&name, "DISABLED", why),
     }
 }
 
 /// A control this resource turned back on: held while it is not disabled (also when its standard or the
 /// hub is off: then it is disabled nowhere).
-pub(crate) fn reenabled(key: &str, observed: ControlRead<'_>) -> ControlCheck {
+pub(crate) fn reenabled(key: &str, observed: ControlRead) -> ControlCheck {
     let name = reenabled_control(key);
     match observed {
         ControlRead::HubOff => ControlCheck::compare(&name, true, "ENABLED", HUB_OFF),
         ControlRead::NotSubscribed => ControlCheck::compare(&name, true, "ENABLED", "its standard is not subscribed"),
-        ControlRead::Read(Ok(state)) => ControlCheck::compare(&name, !state.disabled, "ENABLED", state_text(state)),
+        ControlRead::Read(Ok(state)) => ControlCheck::compare(&name, !state.disabled, "ENABLED", state_text(&state)),
         ControlRead::Read(Err(why)) => ControlCheck::unknown(&name, "ENABLED", why),
     }
 }
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_claimed_control_holds_while_disabled_and_an_unreadable_one_is_unknown() {
         let key = "pci-dss/v/3.2.1#PCI.IAM.1";
-        let off = disabled(key, ControlRead::Read(Ok(&state(true))));
+        let off = disabled(key, ControlRead::Read(Ok(state(true))));
         assert_eq!(
             (off.control.as_str(), off.verdict, off.observed.as_str()),
             (
@@ -159,7 +159,7 @@ mod tests {
                 "DISABLED (not used here)"
             )
         );
-        let on = disabled(key, ControlRead::Read(Ok(&state(false))));
+        let on = disabled(key, ControlRead::Read(Ok(state(false))));
         assert_eq!((on.verdict, on.observed.as_str()), (Verdict::Drifted, "ENABLED"));
         assert_eq!(disabled(key, ControlRead::NotSubscribed).verdict, Verdict::Drifted);
         assert_eq!(disabled(key, ControlRead::HubOff).verdict, Verdict::Drifted);
@@ -174,10 +174,10 @@ mod tests {
     fn a_control_turned_back_on_drifts_only_when_disabled_again() {
         let key = "cis-aws-foundations-benchmark/v/1.2.0#1.1";
         assert_eq!(
-            reenabled(key, ControlRead::Read(Ok(&state(false)))).verdict,
+            reenabled(key, ControlRead::Read(Ok(state(false)))).verdict,
             Verdict::Held
         );
-        let again = reenabled(key, ControlRead::Read(Ok(&state(true))));
+        let again = reenabled(key, ControlRead::Read(Ok(state(true))));
         assert_eq!(
             (again.control.as_str(), again.verdict, again.expected.as_str()),
             (

@@ -60,13 +60,8 @@ impl SecurityHubStandards {
             .ok_or_else(|| format!("{} is not among the controls of its standard", target.key()))
     }
 
-    async fn read_control<'a>(
-        &self,
-        inv: &Invocation,
-        target: &Target,
-        observed: &Observed,
-        state: &'a mut Option<Result<ControlState, String>>,
-    ) -> ControlRead<'a> {
+    /// Where one control stands now, given the hub and its subscriptions as read.
+    async fn read_control(&self, inv: &Invocation, target: &Target, observed: &Observed) -> ControlRead {
         if !observed.hub_on {
             return ControlRead::HubOff;
         }
@@ -77,8 +72,7 @@ impl SecurityHubStandards {
         {
             return ControlRead::NotSubscribed;
         }
-        let read = self.control_state(inv, target, &observed.subscriptions).await;
-        ControlRead::Read(state.insert(read).as_ref().map_err(Clone::clone))
+        ControlRead::Read(self.control_state(inv, target, &observed.subscriptions).await)
     }
 }
 
@@ -126,8 +120,7 @@ impl Verifier for SecurityHubStandards {
                 observed.subscriptions.get(&s.id),
             )],
             Claimed::Control(target) => {
-                let mut state = None;
-                let read = self.read_control(inv, &target, &observed, &mut state).await;
+                let read = self.read_control(inv, &target, &observed).await;
                 vec![drift::disabled(&target.key(), read)]
             }
         }
@@ -161,8 +154,7 @@ impl Verifier for SecurityHubStandards {
             }
             match observed.as_ref() {
                 Some(Ok(observed)) => {
-                    let mut state = None;
-                    let read = self.read_control(inv, &target, observed, &mut state).await;
+                    let read = self.read_control(inv, &target, observed).await;
                     checks.push(drift::reenabled(&target.key(), read));
                 }
                 Some(Err(why)) => checks.push(ControlCheck::unknown(&name, "ENABLED", why)),

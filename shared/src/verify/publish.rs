@@ -94,7 +94,7 @@ impl Publisher {
             for check in &report.checks {
                 let id = format!("{generator}/{}/{}", report.key, check.control);
                 let drifted = check.verdict == Verdict::Drifted;
-                if !drifted && !(check.verdict == Verdict::Held && open.contains(&id)) {
+                if !(drifted || check.verdict == Verdict::Held && open.contains(&id)) {
                     continue;
                 }
                 if drifted {
