@@ -32,6 +32,12 @@ Behaviour follows AWS:
   AWS does while a subscription's controls are being set up (Security Hub CSPM API Reference,
   StandardsSubscription.StandardsControlsUpdatable: "NOT_READY_FOR_UPDATES - Controls are not ready to
   be updated", and BatchGetStandardsControlAssociations.UnprocessedAssociations).
+- GetFindings applies its `Filters` (moto ignores them and answers every finding of the account and
+  region): the string filters `Id`, `GeneratorId`, `ProductArn`, `AwsAccountId`, `Title`, `RecordState`
+  and `ComplianceStatus` with the comparisons EQUALS, PREFIX, NOT_EQUALS and PREFIX_NOT_EQUALS; filters
+  of one field are ORed, different fields ANDed, negated ones ANDed (Security Hub CSPM API Reference,
+  AwsSecurityFindingFilters and StringFilter). Other filter fields are refused with InvalidInputException
+  rather than silently ignored. Without the hub: InvalidAccessException, as AWS answers.
 
 Test controls (JSON bodies; `region` defaults to us-east-1):
 - `POST /tapguard/securityhub/standard-outcome` `{"account", "region", "standard": short id or ARN,
@@ -666,6 +672,49 @@ def _list_tags_for_resource(self):
     return _ok({"Tags": dict(backend.tags)})
 
 
+# GetFindings string filters the emulator applies: filter name -> the finding's value.
+FINDING_FIELDS = {
+    "Id": lambda f: f.get("Id"),
+    "GeneratorId": lambda f: f.get("GeneratorId"),
+    "ProductArn": lambda f: f.get("ProductArn"),
+    "AwsAccountId": lambda f: f.get("AwsAccountId"),
+    "Title": lambda f: f.get("Title"),
+    "RecordState": lambda f: f.get("RecordState"),
+    "ComplianceStatus": lambda f: (f.get("Compliance") or {}).get("Status"),
+}
+
+
+def _string_filter_matches(value, filters: list) -> bool:
+    positive = [f for f in filters if f.get("Comparison") in ("EQUALS", "PREFIX")]
+    negative = [f for f in filters if f.get("Comparison") in ("NOT_EQUALS", "PREFIX_NOT_EQUALS")]
+    value = value or ""
+
+    def hit(f) -> bool:
+        if f["Comparison"] in ("EQUALS", "NOT_EQUALS"):
+            return value == f.get("Value")
+        return value.startswith(f.get("Value") or "")
+
+    return (not positive or any(hit(f) for f in positive)) and not any(hit(f) for f in negative)
+
+
+def _get_findings(self):
+    backend = self.securityhub_backend
+    if not backend.enabled:
+        return _not_subscribed(self)
+    filters = _params(self).get("Filters") or {}
+    for name, given in filters.items():
+        if name not in FINDING_FIELDS:
+            return _error("InvalidInputException", f"the emulator does not apply the GetFindings filter {name}")
+        for f in given:
+            if f.get("Comparison") not in ("EQUALS", "PREFIX", "NOT_EQUALS", "PREFIX_NOT_EQUALS"):
+                return _error("InvalidInputException", f"unsupported Comparison {f.get('Comparison')} for {name}")
+    findings = [f.as_dict() for f in backend.findings]
+    findings = [
+        f for f in findings if all(_string_filter_matches(FINDING_FIELDS[n](f), g) for n, g in filters.items())
+    ]
+    return _ok({"Findings": findings})
+
+
 def _backend(body: dict):
     account = body.get("account")
     if not account:
@@ -738,6 +787,7 @@ def install() -> None:
     SecurityHubResponse.batch_enable_standards = _batch_enable_standards
     SecurityHubResponse.batch_disable_standards = _batch_disable_standards
     SecurityHubResponse.get_enabled_standards = _get_enabled_standards
+    SecurityHubResponse.get_findings = _get_findings
     SecurityHubResponse._get_action = _get_action
     SecurityHubResponse.tag_resource = _tag_resource
     SecurityHubResponse.untag_resource = _untag_resource

@@ -13,8 +13,14 @@ Behaviour follows the Shield API reference:
   ResourceNotFoundException.
 - AssociateDRTRole / DescribeDRTAccess / DisassociateDRTRole: one SRT role per subscription, replaced by a
   new association; without a subscription, ResourceNotFoundException.
+
+Test control (no AWS call can move a commitment's end): `POST /tapguard/shield/commitment-end`
+`{"account": A, "in_seconds": -60, "auto_renew": "DISABLED"}` moves the subscription's EndTime to now plus
+`in_seconds` (negative: a commitment that ran out, as one with auto-renew off does at its end) and
+optionally sets AutoRenew; a renewal is `in_seconds` a year ahead.
 """
 
+import datetime
 import json
 
 from moto.shield.exceptions import (
@@ -22,8 +28,10 @@ from moto.shield.exceptions import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from moto.shield.models import ShieldBackend, Subscription
+from moto.shield.models import ShieldBackend, Subscription, shield_backends
 from moto.shield.responses import ShieldResponse
+
+import faults
 
 
 def _subscription_dict(self: Subscription) -> dict:
@@ -89,6 +97,21 @@ def _disassociate_drt_role(self: ShieldResponse) -> str:
     return "{}"
 
 
+def _control_commitment_end(body: dict) -> dict:
+    account = body.get("account")
+    if not account:
+        raise ValueError("'account' is required")
+    subscription = shield_backends[account][body.get("partition") or "aws"].subscription
+    if subscription is None:
+        raise ValueError("the account has no Shield Advanced subscription")
+    seconds = int(body.get("in_seconds", 0))
+    # Naive local time, as moto's own Subscription keeps it.
+    subscription.end_time = datetime.datetime.now() + datetime.timedelta(seconds=seconds)
+    if body.get("auto_renew"):
+        subscription.auto_renew = body["auto_renew"]
+    return {"EndTime": subscription.end_time.timestamp(), "AutoRenew": subscription.auto_renew}
+
+
 def install() -> None:
     Subscription.to_dict = _subscription_dict
     ShieldBackend.create_subscription = _create_subscription
@@ -96,3 +119,4 @@ def install() -> None:
     ShieldResponse.associate_drt_role = _associate_drt_role
     ShieldResponse.describe_drt_access = _describe_drt_access
     ShieldResponse.disassociate_drt_role = _disassociate_drt_role
+    faults.CONTROLS[("POST", "/tapguard/shield/commitment-end")] = _control_commitment_end

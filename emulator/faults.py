@@ -48,6 +48,9 @@ REST_OPERATIONS = [
     ("GET", re.compile(r"^/tags/.+$"), "ListTagsForResource"),
     ("POST", re.compile(r"^/tags/.+$"), "TagResource"),
     ("DELETE", re.compile(r"^/tags/.+$"), "UntagResource"),
+    # The verify pass's drift findings (moto's own).
+    ("POST", re.compile(r"^/findings$"), "GetFindings"),
+    ("POST", re.compile(r"^/findings/import$"), "BatchImportFindings"),
 ]
 
 

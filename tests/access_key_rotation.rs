@@ -1029,3 +1029,141 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
     // and was deleted (then a fresh hand-over ran); after PutSecretValue it was the secret's value: kept.
     assert_eq!(undone, 3, "keys created and never handed over were deleted");
 }
+
+/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(w: &World) -> Value {
+    match w.host.invoke(&json!({"tapguard": "verify"}), Duration::from_secs(60)) {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
+    }
+}
+
+/// (verdict, observed) of the key-age control in a pass.
+fn key_age_check(summary: &Value) -> (String, String) {
+    let check = summary["reports"][0]["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["control"] == "IAM.AccessKeysWithinAge"))
+        .unwrap_or_else(|| panic!("no key-age control: {summary}"));
+    (
+        check["verdict"].as_str().unwrap_or_default().to_string(),
+        check["observed"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Values of `tapguard`'s ControlDrifted for the key-age control, from the EMF lines in the log.
+fn key_age_metric(w: &World) -> Vec<f64> {
+    w.host
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
+                && line["Control"] == "IAM.AccessKeysWithinAge"
+                && line["Resource"] == "AccessKeyRotation"
+        })
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// (compliance, record state) of the key-age drift findings.
+fn key_age_findings(w: &World) -> Vec<(String, String)> {
+    let filters =
+        json!({"Filters": {"GeneratorId": [{"Value": "tapguard/access-key-rotation", "Comparison": "EQUALS"}]}});
+    let answer = w.rest_call("securityhub", "POST", "/findings", Some(filters));
+    answer["Findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GetFindings: {answer}"))
+        .iter()
+        .map(|f| {
+            (
+                f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                f["RecordState"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_verify_pass_finds_an_over_age_key_never_touches_it_and_a_denied_report_is_unknown() {
+    let w = world_with(&[("Mode", "Disable")]);
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let fresh = users(&w, "fresh-", 2, json!([{"age_days": 3}]), json!({}));
+    users(&w, "exempt-", 1, json!([{"age_days": 300}]), json!({EXEMPT_TAG: "yes"}));
+    let created = driver(&w).send(create_event(&w, json!({"Mode": "Disable"})));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+
+    // Held (the exempt user's old key is out of scope), and the pass only reads.
+    let before = w.operations("iam").len();
+    let held = verify_pass(&w);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    assert_eq!(
+        key_age_check(&held),
+        ("held".to_string(), "none among 3 users".to_string())
+    );
+    let during = w.operations("iam")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+    assert_eq!(key_age_metric(&w), vec![0.0]);
+
+    // A key past MaxKeyAgeDays (90) and the day the schedule takes: drifted, and left as it is.
+    let (user, ids) = fresh.iter().next().expect("a fresh user");
+    age_key(&w, user, &ids[0], 120);
+    let before = w.operations("iam").len();
+    let drifted = verify_pass(&w);
+    assert_eq!(drifted["drifted"].as_u64(), Some(1), "{drifted}");
+    assert_eq!(
+        key_age_check(&drifted),
+        (
+            "drifted".to_string(),
+            format!("1 user with an older active key: {user} (120 days)")
+        )
+    );
+    assert_eq!(
+        drifted["reports"][0]["checks"][0]["expected"],
+        "no active access key older than 91 days"
+    );
+    assert_eq!(
+        status_of(&w, user, &ids[0]).as_deref(),
+        Some("Active"),
+        "verify never rotates"
+    );
+    let during = w.operations("iam")[before..].to_vec();
+    assert!(mutating(&during).is_empty(), "{during:?}");
+    assert_eq!(key_age_metric(&w), vec![0.0, 1.0]);
+    assert_eq!(key_age_findings(&w), vec![("FAILED".to_string(), "ACTIVE".to_string())]);
+
+    // Deactivated by hand: held again, the finding archived.
+    set_status(&w, user, &ids[0], "Inactive");
+    let again = verify_pass(&w);
+    assert_eq!(
+        (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+        (Some(0), Some(1)),
+        "{again}"
+    );
+    assert_eq!(
+        key_age_findings(&w),
+        vec![("PASSED".to_string(), "ARCHIVED".to_string())]
+    );
+
+    // A denied credential report is unknown with its reason, never held.
+    w.fault(
+        json!({"service": "iam", "operation": "GetCredentialReport", "code": "AccessDenied",
+        "message": "not authorized to perform iam:GetCredentialReport"}),
+    );
+    let denied = verify_pass(&w);
+    let (verdict, why) = key_age_check(&denied);
+    assert_eq!(
+        (verdict.as_str(), denied["unknown"].as_u64()),
+        ("unknown", Some(1)),
+        "{denied}"
+    );
+    assert!(why.contains("AccessDenied"), "{why}");
+}

@@ -271,3 +271,179 @@ fn failed_creates_leave_nothing_and_their_rollback_deletes_change_nothing() {
     assert_eq!(policy(&w), None);
     assert!(iam_mutations(&w).iter().all(|op| op == "UpdateAccountPasswordPolicy"));
 }
+
+/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(w: &World) -> Value {
+    match w
+        .host
+        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
+    {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
+    }
+}
+
+/// control -> (verdict, observed) of a pass.
+fn checks_of(summary: &Value) -> BTreeMap<String, (String, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["checks"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("control"), (text("verdict"), text("observed")))
+        })
+        .collect()
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control, from the EMF lines in the function's log.
+fn drift_metric(w: &World, control: &str) -> Vec<f64> {
+    w.host
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard" && line["Control"] == control)
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// control -> (compliance, record state) of the drift findings imported in this world's region.
+fn drift_findings(w: &World) -> BTreeMap<String, (String, String)> {
+    let filters =
+        json!({"Filters": {"GeneratorId": [{"Value": "tapguard/iam-password-policy", "Comparison": "EQUALS"}]}});
+    let answer = w.rest_call("securityhub", "POST", "/findings", Some(filters));
+    answer["Findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GetFindings: {answer}"))
+        .iter()
+        .map(|f| {
+            let id = f["Id"].as_str().unwrap_or_default();
+            (
+                id.rsplit('/').next().unwrap_or(id).to_string(),
+                (
+                    f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                    f["RecordState"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Sets the account's policy by hand: `strict()` with `changes` on top.
+fn set_policy_directly(w: &World, changes: &[(&str, &str)]) {
+    let mut params: BTreeMap<String, String> = strict()
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    for (k, v) in changes {
+        if v.is_empty() {
+            params.remove(*k);
+        } else {
+            params.insert(k.to_string(), v.to_string());
+        }
+    }
+    let mut query: Vec<(&str, &str)> = vec![("Action", "UpdateAccountPasswordPolicy")];
+    query.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let answer = w.query("iam", &query);
+    assert!(!answer.contains("<Error>"), "{answer}");
+}
+
+#[test]
+fn the_verify_pass_compares_by_strength_finds_each_weakened_field_and_a_denied_read_is_unknown() {
+    let w = World::new(BINARY, REGION);
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let mut r = w.resource(TYPE, "PasswordPolicy");
+    assert_eq!(r.create(strict()).status(), "SUCCESS");
+    let held_all = |summary: &Value| checks_of(summary).values().all(|(v, _)| v == "held");
+
+    // Held, and stronger than asked still holds; the pass only reads IAM.
+    set_policy_directly(&w, &[("MinimumPasswordLength", "20"), ("MaxPasswordAge", "30")]);
+    let before = w.operations("iam").len();
+    let held = verify_pass(&w);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    assert!(held_all(&held), "{held}");
+    assert_eq!(
+        checks_of(&held).len(),
+        9,
+        "the policy and the 8 fields strict() asks for: {held}"
+    );
+    let during = w.operations("iam")[before..].to_vec();
+    assert_eq!(during, vec!["GetAccountPasswordPolicy"], "reads only");
+
+    // Each field weakened by hand in turn: found, published, resolved once put back.
+    let weaker = [
+        ("MinimumPasswordLength", "10", "10"),
+        ("RequireSymbols", "false", "false"),
+        ("RequireNumbers", "false", "false"),
+        ("RequireUppercaseCharacters", "false", "false"),
+        ("RequireLowercaseCharacters", "false", "false"),
+        ("AllowUsersToChangePassword", "false", "false"),
+        ("MaxPasswordAge", "", "never expires"),
+        ("PasswordReusePrevention", "5", "5"),
+    ];
+    for (field, value, observed) in weaker {
+        let control = format!("IAM.PasswordPolicy.{field}");
+        set_policy_directly(&w, &[(field, value)]);
+        let drifted = verify_pass(&w);
+        assert_eq!(drifted["drifted"].as_u64(), Some(1), "{field}: {drifted}");
+        assert_eq!(
+            checks_of(&drifted)[&control],
+            ("drifted".to_string(), observed.to_string()),
+            "{field}"
+        );
+        assert_eq!(drift_metric(&w, &control).last(), Some(&1.0), "{field}");
+        assert_eq!(
+            drift_findings(&w).get(&control),
+            Some(&("FAILED".to_string(), "ACTIVE".to_string())),
+            "{field}"
+        );
+        set_policy_directly(&w, &[]);
+        let again = verify_pass(&w);
+        assert_eq!(
+            (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+            (Some(0), Some(1)),
+            "{again}"
+        );
+        assert_eq!(
+            drift_findings(&w).get(&control),
+            Some(&("PASSED".to_string(), "ARCHIVED".to_string())),
+            "{field}"
+        );
+    }
+
+    // No policy at all: every control drifts, and verify does not put it back.
+    w.query("iam", &[("Action", "DeleteAccountPasswordPolicy")]);
+    let gone = verify_pass(&w);
+    assert_eq!(gone["drifted"].as_u64(), Some(9), "{gone}");
+    assert_eq!(checks_of(&gone)["IAM.PasswordPolicy"].1, "no password policy");
+    assert_eq!(policy(&w), None, "verify does not repair");
+
+    // A denied read is unknown with its reason, never held.
+    set_policy_directly(&w, &[]);
+    w.fault(
+        json!({"service": "iam", "operation": "GetAccountPasswordPolicy", "code": "AccessDenied",
+        "message": "not authorized to perform iam:GetAccountPasswordPolicy"}),
+    );
+    let denied = verify_pass(&w);
+    assert_eq!(
+        (denied["drifted"].as_u64(), denied["unknown"].as_u64()),
+        (Some(0), Some(9)),
+        "{denied}"
+    );
+    assert!(
+        checks_of(&denied)["IAM.PasswordPolicy"].1.contains("AccessDenied"),
+        "{denied}"
+    );
+}

@@ -1350,3 +1350,347 @@ fn controls_are_changed_only_once_the_standard_says_they_are_ready_for_updates()
     );
     assert_eq!(ids(&settled_standards(w)), vec![FSBP], "PCI DSS disabled again");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The verify pass (issue 15): read-only, drift found, published and resolved.
+// ---------------------------------------------------------------------------------------------------
+
+/// Asks a function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(host: &LambdaHost) -> Value {
+    match host.invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60)) {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", host.logs()),
+    }
+}
+
+/// The checks of a pass's reports by control name: (verdict, observed, expected).
+fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, String, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["checks"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("control"), (text("verdict"), text("observed"), text("expected")))
+        })
+        .collect()
+}
+
+/// The verdicts of a pass by control name.
+fn verdicts(summary: &Value) -> std::collections::BTreeMap<String, String> {
+    checks_of(summary).into_iter().map(|(k, (v, _, _))| (k, v)).collect()
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control of `resource`, from the EMF lines in the log.
+fn drift_metric(host: &LambdaHost, resource: &str, control: &str) -> Vec<f64> {
+    host.logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
+                && line["Control"] == control
+                && line["Stack"] == "tap-test"
+                && line["Resource"] == resource
+        })
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// The drift findings a handler imported: control (the id's last part) -> (compliance, record state).
+fn drift_findings(w: &World, handler: &str) -> std::collections::BTreeMap<String, (String, String)> {
+    let filters =
+        json!({"Filters": {"GeneratorId": [{"Value": format!("tapguard/{handler}"), "Comparison": "EQUALS"}]}});
+    let answer = w.rest_call("securityhub", "POST", "/findings", Some(filters));
+    answer["Findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GetFindings: {answer}"))
+        .iter()
+        .map(|f| {
+            let id = f["Id"].as_str().unwrap_or_default();
+            let control = id.splitn(4, '/').nth(3).unwrap_or(id).to_string();
+            (
+                control,
+                (
+                    f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                    f["RecordState"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn open() -> (String, String) {
+    ("FAILED".to_string(), "ACTIVE".to_string())
+}
+
+fn resolved() -> (String, String) {
+    ("PASSED".to_string(), "ARCHIVED".to_string())
+}
+
+fn set_control_directly(w: &World, arn: &str, status: &str) {
+    let body = if status == "DISABLED" {
+        json!({"ControlStatus": status, "DisabledReason": "by hand"})
+    } else {
+        json!({"ControlStatus": status})
+    };
+    let answer = w.rest_call("securityhub", "PATCH", &format!("/standards/control/{arn}"), Some(body));
+    assert!(answer.get("__type").is_none(), "{answer}");
+}
+
+#[test]
+fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and_a_denied_read_is_unknown() {
+    let s = Stack::new();
+    let w = &s.world;
+    let host = &s.standards_host;
+    enable_hub_directly(w, "STANDARD_CONTROL");
+    let account = s.account_id().to_string();
+    let control_arn =
+        |standard: &str, control: &str| format!("arn:aws:securityhub:{REGION}:{account}:control/{standard}/{control}");
+    let (iam1, iam2) = (control_arn(FSBP, "IAM.1"), control_arn(FSBP, "IAM.2"));
+    let mut r = s.standards_resource();
+    let entry = |arn: &str| json!({"StandardsControlArn": arn, "Reason": "not used here"});
+    let created = r.create(json!({"Standards": [FSBP], "DisabledControls": [entry(&iam1), entry(&iam2)]}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    // IAM.2 leaves DisabledControls: the Update turns it back on, and it is to stay on.
+    let updated = r.update(json!({"Standards": [FSBP], "DisabledControls": [entry(&iam1)]}));
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    assert_eq!(control_status(w, FSBP, "IAM.2").0, "ENABLED");
+
+    let standard = format!("SecurityHub.StandardReady:{FSBP}");
+    let disabled = format!("SecurityHub.ControlDisabled:{FSBP}#IAM.1");
+    let reenabled = format!("SecurityHub.ControlReenabled:{FSBP}#IAM.2");
+    let all_held: std::collections::BTreeMap<String, String> = [&standard, &disabled, &reenabled]
+        .into_iter()
+        .map(|c| (c.clone(), "held".to_string()))
+        .collect();
+
+    // Held: no drift, and the pass only reads.
+    let before = w.operations("securityhub").len();
+    let held = verify_pass(host);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    assert_eq!(verdicts(&held), all_held, "{held}");
+    let during = w.operations("securityhub")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+    assert_eq!(drift_metric(host, "SecurityHubStandards", &disabled), vec![0.0]);
+    assert!(drift_findings(w, "securityhub-standards").is_empty());
+
+    // Each control drifted in turn by hand, found, published, and resolved once put back.
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let drifts: [(&str, &String, &str, Step, Step); 2] = [
+        (
+            "a claimed control enabled",
+            &disabled,
+            "ENABLED",
+            Box::new(|| set_control_directly(w, &iam1, "ENABLED")),
+            Box::new(|| set_control_directly(w, &iam1, "DISABLED")),
+        ),
+        (
+            "a control turned back on disabled again",
+            &reenabled,
+            "DISABLED (by hand)",
+            Box::new(|| set_control_directly(w, &iam2, "DISABLED")),
+            Box::new(|| set_control_directly(w, &iam2, "ENABLED")),
+        ),
+    ];
+    for (what, control, observed, drift, put_back) in &drifts {
+        drift();
+        let drifted = verify_pass(host);
+        assert_eq!(drifted["drifted"].as_u64(), Some(1), "{what}: {drifted}");
+        assert_eq!(checks_of(&drifted)[*control].0, "drifted", "{what}");
+        assert_eq!(checks_of(&drifted)[*control].1, *observed, "{what}");
+        assert_eq!(
+            drift_metric(host, "SecurityHubStandards", control).last(),
+            Some(&1.0),
+            "{what}"
+        );
+        assert_eq!(
+            drift_findings(w, "securityhub-standards").get(*control),
+            Some(&open()),
+            "{what}"
+        );
+        put_back();
+        let again = verify_pass(host);
+        assert_eq!(
+            (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+            (Some(0), Some(1)),
+            "{what}: {again}"
+        );
+        assert_eq!(
+            drift_findings(w, "securityhub-standards").get(*control),
+            Some(&resolved()),
+            "{what}"
+        );
+    }
+
+    // The standard disabled: it and its claimed control drift; verify changes nothing back.
+    let subscription = format!("arn:aws:securityhub:{REGION}:{account}:subscription/{FSBP}");
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/standards/deregister",
+        Some(json!({"StandardsSubscriptionArns": [subscription]})),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+    let drifted = verify_pass(host);
+    let found = checks_of(&drifted);
+    assert_eq!(found[&standard].0, "drifted", "{drifted}");
+    assert_eq!(found[&disabled].0, "drifted", "{drifted}");
+    assert_eq!(
+        found[&reenabled].0, "held",
+        "a control of an unsubscribed standard is disabled nowhere"
+    );
+    assert_eq!(drift_findings(w, "securityhub-standards").get(&standard), Some(&open()));
+    assert!(settled_standards(w).is_empty(), "verify does not repair");
+
+    // Put back by hand: every finding archived. Then a denied read is unknown with its reason, never
+    // held; unknown controls get no ControlDrifted point.
+    enable_standard_directly(w, &standards_arn(FSBP));
+    settled_standards(w);
+    set_control_directly(w, &iam1, "DISABLED");
+    let back = verify_pass(host);
+    assert_eq!(verdicts(&back), all_held, "{back}");
+    assert_eq!(
+        drift_findings(w, "securityhub-standards").get(&standard),
+        Some(&resolved())
+    );
+    assert_eq!(
+        drift_findings(w, "securityhub-standards").get(&disabled),
+        Some(&resolved())
+    );
+    let metrics_before = drift_metric(host, "SecurityHubStandards", &standard).len();
+    w.fault(
+        json!({"service": "securityhub", "operation": "GetEnabledStandards", "code": "AccessDeniedException",
+        "message": "not authorized to perform securityhub:GetEnabledStandards"}),
+    );
+    let denied = verify_pass(host);
+    let found = checks_of(&denied);
+    assert_eq!(
+        (denied["drifted"].as_u64(), denied["unknown"].as_u64()),
+        (Some(0), Some(3)),
+        "{denied}"
+    );
+    for control in [&standard, &disabled, &reenabled] {
+        assert_eq!(found[control].0, "unknown", "{denied}");
+        assert!(found[control].1.contains("AccessDeniedException"), "{denied}");
+    }
+    assert_eq!(
+        drift_metric(host, "SecurityHubStandards", &standard).len(),
+        metrics_before
+    );
+}
+
+#[test]
+fn the_hub_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and_a_denied_read_is_unknown() {
+    let s = Stack::new();
+    let w = &s.world;
+    let host = &w.host;
+    let mut r = s.hub_resource();
+    let created = r.create(json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": true}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let controls = [
+        "SecurityHub.HubEnabled",
+        "SecurityHub.ControlFindingGenerator",
+        "SecurityHub.AutoEnableControls",
+    ];
+    let all = |verdict: &str| -> std::collections::BTreeMap<String, String> {
+        controls.iter().map(|c| (c.to_string(), verdict.to_string())).collect()
+    };
+
+    // Held: no drift, and the pass only reads.
+    let before = w.operations("securityhub").len();
+    let held = verify_pass(host);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    assert_eq!(verdicts(&held), all("held"), "{held}");
+    let during = w.operations("securityhub")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+    assert_eq!(drift_metric(host, "SecurityHub", controls[1]), vec![0.0]);
+
+    // Each setting changed by hand in turn: found, published, resolved once put back.
+    let configure = |body: Value| {
+        let answer = w.rest_call("securityhub", "PATCH", "/accounts", Some(body));
+        assert!(answer.get("__type").is_none(), "{answer}");
+    };
+    let drifts = [
+        (
+            controls[1],
+            "STANDARD_CONTROL",
+            json!({"ControlFindingGenerator": "STANDARD_CONTROL"}),
+            json!({"ControlFindingGenerator": "SECURITY_CONTROL"}),
+        ),
+        (
+            controls[2],
+            "false",
+            json!({"AutoEnableControls": false}),
+            json!({"AutoEnableControls": true}),
+        ),
+    ];
+    for (control, observed, drift, put_back) in drifts {
+        configure(drift);
+        let drifted = verify_pass(host);
+        assert_eq!(drifted["drifted"].as_u64(), Some(1), "{control}: {drifted}");
+        assert_eq!(
+            checks_of(&drifted)[control],
+            (
+                "drifted".to_string(),
+                observed.to_string(),
+                checks_of(&held)[control].2.clone()
+            ),
+            "{control}"
+        );
+        assert_eq!(
+            drift_metric(host, "SecurityHub", control).last(),
+            Some(&1.0),
+            "{control}"
+        );
+        assert_eq!(
+            drift_findings(w, "securityhub-enable").get(control),
+            Some(&open()),
+            "{control}"
+        );
+        configure(put_back);
+        let again = verify_pass(host);
+        assert_eq!(
+            (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+            (Some(0), Some(1)),
+            "{again}"
+        );
+        assert_eq!(
+            drift_findings(w, "securityhub-enable").get(control),
+            Some(&resolved()),
+            "{control}"
+        );
+    }
+
+    // The hub turned off: every control drifts; with no hub for findings, the metrics say it.
+    let answer = w.rest_call("securityhub", "DELETE", "/accounts", None);
+    assert!(answer.get("__type").is_none(), "{answer}");
+    let off = verify_pass(host);
+    assert_eq!(verdicts(&off), all("drifted"), "{off}");
+    assert_eq!(drift_metric(host, "SecurityHub", controls[0]).last(), Some(&1.0));
+    assert!(off["findings_skipped"].is_string(), "{off}");
+    assert!(hub(w).is_none(), "verify does not repair");
+
+    // Back on by hand: held again. A denied read is unknown with its reason, never held.
+    enable_hub_directly(w, "SECURITY_CONTROL");
+    assert_eq!(verdicts(&verify_pass(host)), all("held"));
+    w.fault(
+        json!({"service": "securityhub", "operation": "DescribeHub", "code": "AccessDeniedException",
+        "message": "not authorized to perform securityhub:DescribeHub"}),
+    );
+    let denied = verify_pass(host);
+    assert_eq!(verdicts(&denied), all("unknown"), "{denied}");
+    assert!(
+        checks_of(&denied)[controls[0]].1.contains("AccessDeniedException"),
+        "{denied}"
+    );
+    assert_eq!(denied["drifted"].as_u64(), Some(0));
+}

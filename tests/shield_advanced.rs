@@ -191,3 +191,149 @@ fn a_failed_create_after_subscribing_turns_auto_renew_off_and_partitions_without
         );
     }
 }
+
+/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+fn verify_pass(w: &World) -> Value {
+    match w
+        .host
+        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
+    {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
+    }
+}
+
+/// control -> (verdict, observed) of a pass.
+fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["checks"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("control"), (text("verdict"), text("observed")))
+        })
+        .collect()
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control, from the EMF lines in the function's log.
+fn drift_metric(w: &World, control: &str) -> Vec<f64> {
+    w.host
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard" && line["Control"] == control)
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
+
+/// (compliance, record state) of the drift finding of `control`, in this world's region.
+fn drift_finding(w: &World, control: &str) -> Option<(String, String)> {
+    let filters = json!({"Filters": {"GeneratorId": [{"Value": "tapguard/shield-advanced", "Comparison": "EQUALS"}]}});
+    let answer = w.rest_call("securityhub", "POST", "/findings", Some(filters));
+    answer["Findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GetFindings: {answer}"))
+        .iter()
+        .find(|f| f["Id"].as_str().is_some_and(|id| id.ends_with(&format!("/{control}"))))
+        .map(|f| {
+            (
+                f["Compliance"]["Status"].as_str().unwrap_or_default().to_string(),
+                f["RecordState"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+#[test]
+fn the_verify_pass_finds_an_ended_subscription_and_another_srt_role_reads_only_and_a_denied_read_is_unknown() {
+    let w = World::new(BINARY, REGION);
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let srt = role_arn(&w, "tap-shield-srt");
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let created = r.create(json!({"CreateSubscription": "true", "SrtRoleArn": srt}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+
+    // Held, and the pass only reads.
+    let before = w.operations("shield").len();
+    let held = verify_pass(&w);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    let checks = checks_of(&held);
+    assert_eq!(checks["Shield.Subscription"].0, "held", "{held}");
+    assert_eq!(checks["Shield.SrtRole"], ("held".to_string(), srt.clone()));
+    let during = w.operations("shield")[before..].to_vec();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+
+    // Each control drifted in turn: found, published, resolved once put back.
+    let commitment = |in_seconds: i64, auto_renew: &str| {
+        emulator().control(
+            "/tapguard/shield/commitment-end",
+            json!({"account": w.account.account_id, "in_seconds": in_seconds, "auto_renew": auto_renew}),
+        );
+    };
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let drifts: [(&str, &str, Step, Step); 2] = [
+        (
+            "Shield.SrtRole",
+            "no role",
+            Box::new(|| {
+                shield(&w, "DisassociateDRTRole", json!({}));
+            }),
+            Box::new(|| {
+                shield(&w, "AssociateDRTRole", json!({"RoleArn": srt}));
+            }),
+        ),
+        (
+            "Shield.Subscription",
+            "ended ",
+            Box::new(|| commitment(-60, "DISABLED")),
+            Box::new(|| commitment(365 * 86_400, "ENABLED")),
+        ),
+    ];
+    for (control, observed, drift, put_back) in &drifts {
+        drift();
+        let drifted = verify_pass(&w);
+        assert_eq!(drifted["drifted"].as_u64(), Some(1), "{control}: {drifted}");
+        let (verdict, seen) = checks_of(&drifted)[*control].clone();
+        assert_eq!(verdict, "drifted", "{control}");
+        assert!(seen.starts_with(observed), "{control}: {seen}");
+        assert_eq!(drift_metric(&w, control).last(), Some(&1.0), "{control}");
+        assert_eq!(
+            drift_finding(&w, control),
+            Some(("FAILED".to_string(), "ACTIVE".to_string())),
+            "{control}"
+        );
+        put_back();
+        let again = verify_pass(&w);
+        assert_eq!(
+            (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
+            (Some(0), Some(1)),
+            "{again}"
+        );
+        assert_eq!(
+            drift_finding(&w, control),
+            Some(("PASSED".to_string(), "ARCHIVED".to_string())),
+            "{control}"
+        );
+    }
+
+    // A denied read is unknown with its reason, never held.
+    w.fault(
+        json!({"service": "shield", "operation": "DescribeSubscription", "code": "AccessDeniedException",
+        "message": "not authorized to perform shield:DescribeSubscription"}),
+    );
+    let denied = verify_pass(&w);
+    let (verdict, why) = checks_of(&denied)["Shield.Subscription"].clone();
+    assert_eq!(verdict, "unknown", "{denied}");
+    assert!(why.contains("AccessDeniedException"), "{why}");
+    assert_eq!(checks_of(&denied)["Shield.SrtRole"].0, "held");
+}

@@ -385,7 +385,13 @@ fn the_scheduled_function_reads_settings_named_like_its_properties() {
     let (_, rotation) = &functions_by_binary(&functions)["access-key-rotation"];
     let schedules: Vec<&Value> = rotation["Properties"]["Events"]
         .as_object()
-        .map(|events| events.values().filter(|e| e["Type"] == "Schedule").collect())
+        .map(|events| {
+            events
+                .values()
+                // The daily verify pass (issue 15) is a schedule of its own, with its own Input.
+                .filter(|e| e["Type"] == "Schedule" && e["Properties"]["Input"] != r#"{"tapguard": "verify"}"#)
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(schedules.len(), 1, "the access-key pass runs on one schedule");
     assert_eq!(

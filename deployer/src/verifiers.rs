@@ -43,10 +43,40 @@ pub fn handlers() -> Vec<Handler> {
             scope: Scope::Regional,
             pass: |config, inv| read_only(config_setup::ConfigSetup::new(config), inv),
         },
+        Handler {
+            name: "securityhub-enable",
+            scope: Scope::Regional,
+            pass: |config, inv| read_only(securityhub_enable::SecurityHubEnable::new(config), inv),
+        },
+        Handler {
+            name: "securityhub-standards",
+            scope: Scope::Regional,
+            pass: |config, inv| read_only(securityhub_standards::SecurityHubStandards::new(config), inv),
+        },
+        Handler {
+            name: "access-key-rotation",
+            scope: Scope::Regional,
+            pass: |config, inv| read_only(access_key_rotation::AccessKeyRotation::new(config), inv),
+        },
+        Handler {
+            name: "iam-password-policy",
+            scope: Scope::Global,
+            pass: |config, inv| every_region(iam_password_policy::IamPasswordPolicy::new(config), inv),
+        },
+        Handler {
+            name: "shield-advanced",
+            scope: Scope::Global,
+            pass: |config, inv| every_region(shield_advanced::ShieldAdvanced::new(config), inv),
+        },
     ]
 }
 
 /// The read-only pass (never a repair: `tapguard verify` changes nothing).
 fn read_only<'a, V: Verifier + 'a>(verifier: V, inv: &'a Invocation) -> PassFuture<'a> {
     Box::pin(async move { verify::pass(&verifier, inv).await })
+}
+
+/// The read-only pass over a global ledger: the records of the account's stacks in every region.
+fn every_region<'a, V: Verifier + 'a>(verifier: V, inv: &'a Invocation) -> PassFuture<'a> {
+    Box::pin(async move { verify::pass_every_region(&verifier, inv).await })
 }

@@ -6,9 +6,11 @@
 //! - `keys.rs`: IAM access keys and user tags; `state.rs`: the rotation state kept in those tags;
 //! - `secrets.rs`: Secrets Manager (names, ownership, policy); `notify.rs`: SNS notices;
 //! - `pass.rs`: one pass, the order of the steps; `summary.rs`: its counts;
-//! - `resource.rs`: the custom resource, its ledger entry, the schedule.
+//! - `resource.rs`: the custom resource, its ledger entry, the schedule;
+//! - `verify.rs`: the read-only verify pass; `drift.rs`: its comparison.
 
 mod calls;
+mod drift;
 mod keys;
 mod notify;
 mod pass;
@@ -20,7 +22,9 @@ mod state;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod verify;
 
+pub use drift::KEY_AGE_CONTROL;
 pub use notify::Event;
 pub use pass::role_of_session;
 pub use properties::{Mode, Properties, Tuning, PROPERTY_NAMES};

@@ -15,6 +15,7 @@ use aws_sdk_sts::Client as Sts;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::verify;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
@@ -249,6 +250,11 @@ impl CustomResource for AccessKeyRotation {
             }
         }
         self.release(inv, request_id).await
+    }
+
+    /// Read-only (it never rotates): see `verify.rs`.
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 
     async fn scheduled(&self, inv: &Invocation, _event: Value) -> Result<Value, HandlerError> {

@@ -10,9 +10,11 @@ use std::time::Duration;
 use aws_sdk_iam::Client as Iam;
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::verify::{self, ControlCheck, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
+use crate::drift;
 use crate::policy::{self, AccountPolicy, PasswordPolicy};
 use crate::properties::Properties;
 use crate::ID_PREFIX;
@@ -264,6 +266,24 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
+/// The verify pass: GetAccountPasswordPolicy, read-only, against the claim's `wants` by strength (the
+/// comparison is `drift.rs`). The ledger is global: each resource is verified by its own stack's region.
+impl Verifier for IamPasswordPolicy {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    async fn check(&self, inv: &Invocation, _setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        let Ok(wants) = serde_json::from_value::<PasswordPolicy>(wants.clone()) else {
+            return drift::unknown(None, "the claim in the ledger is damaged");
+        };
+        match policy::read(&self.iam, inv).await {
+            Ok(current) => drift::policy(&wants, current.as_ref()),
+            Err(err) => drift::unknown(Some(&wants), &err.to_string()),
+        }
+    }
+}
+
 impl CustomResource for IamPasswordPolicy {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::IamPasswordPolicy";
@@ -319,5 +339,10 @@ impl CustomResource for IamPasswordPolicy {
         _props: Option<Properties>,
     ) -> Result<(), HandlerError> {
         self.release(inv, request_id, true).await
+    }
+
+    /// Read-only: see `impl Verifier` above.
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 }

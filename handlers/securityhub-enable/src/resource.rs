@@ -11,9 +11,11 @@ use aws_sdk_securityhub::Client as SecurityHub;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Claim, Release};
+use tapguard_shared::verify::{self, ControlCheck, Verifier};
 use tapguard_shared::{is_access_denied, CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
+use crate::drift;
 use crate::hub::{self, Hub, HubState, ManagedBy, Setting};
 use crate::properties::Properties;
 use crate::tags::{self, Tags};
@@ -555,6 +557,23 @@ fn not_on(inv: &Invocation) -> HandlerError {
     ))
 }
 
+/// The verify pass: DescribeHub, read-only, against the claim's `wants` (the comparison is `drift.rs`).
+impl Verifier for SecurityHubEnable {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    async fn check(&self, inv: &Invocation, _setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        let Some(wants) = from_value(Some(wants.clone())) else {
+            return drift::unknown(None, "the claim in the ledger is damaged");
+        };
+        match hub::describe(&self.securityhub, inv).await {
+            Ok(observed) => drift::hub(&wants, observed.as_ref()),
+            Err(err) => drift::unknown(Some(&wants), &err.to_string()),
+        }
+    }
+}
+
 impl CustomResource for SecurityHubEnable {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::SecurityHubEnable";
@@ -604,5 +623,10 @@ impl CustomResource for SecurityHubEnable {
             legacy: None,
         };
         self.release(inv, &entry, true).await
+    }
+
+    /// Read-only: see `impl Verifier` above.
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 }

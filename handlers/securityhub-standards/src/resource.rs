@@ -15,6 +15,7 @@ use aws_sdk_securityhub::Client as SecurityHub;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Record};
+use tapguard_shared::verify;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
@@ -37,11 +38,15 @@ pub struct State {
     /// a later Update adds is never counted as this resource's own if it was on before.
     #[serde(default)]
     pub on_at_create: BTreeSet<String>,
+    /// The controls (their claim settings) an Update turned back on when it gave them up, and that the
+    /// verify pass expects to stay enabled while no one claims them disabled.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub reenabled: BTreeSet<String>,
 }
 
 pub struct SecurityHubStandards {
     securityhub: SecurityHub,
-    ledger: Ledger,
+    pub(crate) ledger: Ledger,
     first_poll: Duration,
 }
 
@@ -59,6 +64,14 @@ enum Decision {
     Restore,
     /// Prior state unknown: left as it is.
     Unknown,
+}
+
+/// What giving up claims put back: the ids of the standards disabled, and the claim settings of the
+/// controls turned back on (or left on) because they were enabled before the first claimant.
+#[derive(Default)]
+struct Released {
+    standards: Vec<String>,
+    controls: Vec<String>,
 }
 
 /// What a converge produced, for the answer.
@@ -88,14 +101,14 @@ impl SecurityHubStandards {
         self
     }
 
-    fn standards(&self) -> Standards<'_> {
+    pub(crate) fn standards(&self) -> Standards<'_> {
         Standards {
             securityhub: &self.securityhub,
             first_poll: self.first_poll,
         }
     }
 
-    fn controls(&self) -> Controls<'_> {
+    pub(crate) fn controls(&self) -> Controls<'_> {
         Controls {
             securityhub: &self.securityhub,
         }
@@ -189,6 +202,7 @@ impl SecurityHubStandards {
                 inv,
                 State {
                     on_at_create: on_now.clone(),
+                    ..State::default()
                 },
             )
         });
@@ -218,12 +232,18 @@ impl SecurityHubStandards {
             Ok(done) => {
                 // Removed from the properties: given up, after the new set is in place.
                 let removed: Vec<String> = before.iter().filter(|s| !done.settings.contains(s)).cloned().collect();
+                let mut reenabled = record.state.reenabled.clone();
                 if !removed.is_empty() {
-                    self.release_settings(inv, &entry.key, &removed, &BTreeMap::new(), wait_seconds)
+                    let released = self
+                        .release_settings(inv, &entry.key, &removed, &BTreeMap::new(), wait_seconds)
                         .await?;
+                    reenabled.extend(released.controls);
                 }
-                if record.settings != done.settings {
+                // A control claimed disabled again is no longer one this resource turned back on.
+                reenabled.retain(|s| !done.settings.contains(s));
+                if record.settings != done.settings || record.state.reenabled != reenabled {
                     record.settings = done.settings.clone();
+                    record.state.reenabled = reenabled;
                     self.ledger.save(inv, &entry.key, &record).await?;
                 }
                 Ok(Self::outcome(physical_id, &standards, &done))
@@ -240,7 +260,7 @@ impl SecurityHubStandards {
                     .release_settings(inv, &entry.key, &new, &BTreeMap::new(), wait_seconds)
                     .await
                 {
-                    Ok(undone) => {
+                    Ok(Released { standards: undone, .. }) => {
                         record.settings.retain(|s| before.contains(s));
                         if record.settings.is_empty() {
                             self.ledger.forget(inv, &entry.key).await?;
@@ -447,8 +467,7 @@ impl SecurityHubStandards {
     }
 
     /// Gives up the claims on `settings`: the last claimant turns controls that were enabled before
-    /// back on, then disables standards that were off before, and reads both back. Returns the ids of
-    /// the standards disabled.
+    /// back on, then disables standards that were off before, and reads both back.
     async fn release_settings(
         &self,
         inv: &Invocation,
@@ -456,9 +475,9 @@ impl SecurityHubStandards {
         settings: &[String],
         legacy: &BTreeMap<String, Value>,
         wait_seconds: Option<u32>,
-    ) -> Result<Vec<String>, HandlerError> {
+    ) -> Result<Released, HandlerError> {
         if settings.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Released::default());
         }
         let st = self.standards();
         let hub_on = st.hub_is_on(inv).await?;
@@ -515,7 +534,10 @@ impl SecurityHubStandards {
         for setting in &release {
             self.ledger.release(inv, key, setting).await?;
         }
-        Ok(to_disable.iter().map(|s| s.standard_id.clone()).collect())
+        Ok(Released {
+            standards: to_disable.iter().map(|s| s.standard_id.clone()).collect(),
+            controls: controls_back.iter().map(claims::control).collect(),
+        })
     }
 
     /// Turns the controls back on that still read disabled, in standards that are still on, and reads
@@ -695,5 +717,10 @@ impl CustomResource for SecurityHubStandards {
             legacy: None,
         };
         self.release_all(inv, &entry, props.as_ref(), true).await
+    }
+
+    /// Read-only: see `verify.rs`.
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 }

@@ -1,6 +1,7 @@
 //! Custom::ShieldAdvanced. The binary is `main.rs`; the resource and its properties are here so tests
 //! can check TapStack.yml against the property schema.
 
+mod drift;
 mod endpoint;
 mod properties;
 mod resource;
@@ -9,6 +10,7 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
+pub use drift::{SRT_ROLE_CONTROL, SUBSCRIPTION_CONTROL};
 pub use properties::Properties;
 pub use resource::{settings, ShieldAdvanced};
 

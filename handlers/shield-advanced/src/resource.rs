@@ -10,9 +10,11 @@ use aws_sdk_shield::Client as Shield;
 use serde_json::{json, Value};
 use tapguard_shared::arn::partition_for_region;
 use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::verify::{self, ControlCheck, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
+use crate::drift;
 use crate::endpoint::{self, SHIELD_REGION};
 use crate::properties::Properties;
 use crate::subscription::{self, SubscriptionState};
@@ -230,6 +232,57 @@ fn to_value(state: &SubscriptionState) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
 }
 
+/// The verify pass: DescribeSubscription and DescribeDRTAccess, read-only, against the claims (the
+/// comparison is `drift.rs`). The ledger is global: each resource is verified by its own stack's region.
+impl Verifier for ShieldAdvanced {
+    fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    async fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> Vec<ControlCheck> {
+        let (subscription_setting, srt_setting) = settings();
+        let (control, expected) = if setting == subscription_setting {
+            (drift::SUBSCRIPTION_CONTROL, "an active subscription".to_string())
+        } else if setting == srt_setting {
+            let Some(role) = wants["role_arn"].as_str() else {
+                return vec![ControlCheck::unknown(
+                    drift::SRT_ROLE_CONTROL,
+                    "the claimed role",
+                    "the claim in the ledger is damaged",
+                )];
+            };
+            (drift::SRT_ROLE_CONTROL, role.to_string())
+        } else {
+            return vec![ControlCheck::unknown(
+                setting,
+                "a setting this handler names",
+                "the ledger names a setting this handler does not know",
+            )];
+        };
+        if let Err(err) = endpoint::available(partition_for_region(&inv.region), &inv.region) {
+            return vec![ControlCheck::unknown(control, expected, err)];
+        }
+        if control == drift::SUBSCRIPTION_CONTROL {
+            match subscription::read(&self.shield, inv).await {
+                Ok(observed) => vec![drift::subscription(&observed, now_secs())],
+                Err(err) => vec![ControlCheck::unknown(control, expected, err)],
+            }
+        } else {
+            match srt::read(&self.shield, inv).await {
+                Ok(observed) => vec![drift::srt_role(&expected, observed.as_deref())],
+                Err(err) => vec![ControlCheck::unknown(control, expected, err)],
+            }
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
 impl CustomResource for ShieldAdvanced {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::ShieldAdvanced";
@@ -270,5 +323,10 @@ impl CustomResource for ShieldAdvanced {
         _props: Option<Properties>,
     ) -> Result<(), HandlerError> {
         self.release(inv, request_id, true).await
+    }
+
+    /// Read-only: see `impl Verifier` above.
+    async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
+        verify::pass(self, inv).await
     }
 }

@@ -23,7 +23,7 @@ pub(crate) use event::serve;
 pub use publish::{Published, Publisher};
 pub use repair::{remember_repair, repairing_pass, RepairNote};
 
-use crate::{HandlerError, Invocation, Ledger};
+use crate::{HandlerError, Invocation, Ledger, Record};
 
 /// The event that asks a function for a verify pass (an EventBridge rule's `Input`).
 pub const VERIFY_EVENT_KEY: &str = "tapguard";
@@ -122,11 +122,33 @@ pub trait Verifier: Send + Sync {
     ) -> impl Future<Output = Result<Vec<String>, HandlerError>> + Send {
         async { Ok(Vec::new()) }
     }
+
+    /// Checks of what the resource's own record keeps besides its claims (for instance a setting it put
+    /// back that must stay put back), after its claimed settings; none by default. Read-only too.
+    fn check_record(
+        &self,
+        _inv: &Invocation,
+        _key: &str,
+        _record: &Record<Value>,
+    ) -> impl Future<Output = Vec<ControlCheck>> + Send {
+        async { Vec::new() }
+    }
 }
 
 /// Verifies every resource this handler has in the ledger of `inv`'s account and region, read-only.
+/// A global ledger ([`Ledger::global`]) holds the records of stacks in every region: each is verified
+/// in its own stack's region (`record.region`), so by its own function, once. (`tapguard verify`,
+/// which verifies an account's global ledger once for all its regions, uses [`pass_every_region`].)
 pub async fn pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
-    run(verifier, inv, false).await
+    run(verifier, inv, false, true).await
+}
+
+/// [`pass`] over every record of the ledger, whichever region its stack is in, read-only.
+pub async fn pass_every_region<V: Verifier>(
+    verifier: &V,
+    inv: &Invocation,
+) -> Result<Vec<ResourceReport>, HandlerError> {
+    run(verifier, inv, false, false).await
 }
 
 /// The pass; with `repairing`, drifted settings of resources that asked for it are put back.
@@ -134,10 +156,14 @@ async fn run<V: Verifier>(
     verifier: &V,
     inv: &Invocation,
     repairing: bool,
+    own_region_only: bool,
 ) -> Result<Vec<ResourceReport>, HandlerError> {
     let ledger = verifier.ledger();
     let mut reports = Vec::new();
     for (key, record) in ledger.records(inv).await? {
+        if own_region_only && !record.region.is_empty() && record.region != inv.region {
+            continue;
+        }
         let mut checks = Vec::new();
         let mut repairs = Vec::new();
         for setting in &record.settings {
@@ -158,6 +184,11 @@ async fn run<V: Verifier>(
                     "the claim is missing from the ledger (deleted by someone?)",
                 )),
             }
+        }
+        checks.extend(verifier.check_record(inv, &key, &record).await);
+        if checks.is_empty() {
+            // A record that claims nothing (bookkeeping, such as a resume point): nothing to verify.
+            continue;
         }
         reports.push(ResourceReport {
             handler: record.handler,

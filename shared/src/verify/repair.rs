@@ -31,7 +31,7 @@ pub struct RepairNote {
 /// The scheduled pass: [`super::pass`], then, for each resource whose record asks for it, its drifted
 /// settings put back where the drift can be attributed (see the module's rules).
 pub async fn repairing_pass<V: Verifier>(verifier: &V, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
-    run(verifier, inv, true).await
+    run(verifier, inv, true, true).await
 }
 
 /// Makes the resource's record say whether it asked for repair (its `RepairDrift` property): called

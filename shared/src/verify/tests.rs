@@ -137,6 +137,29 @@ async fn a_claim_missing_from_the_ledger_is_unknown_never_held() {
     assert_eq!(summary(&reports)["unknown"], 1);
 }
 
+#[tokio::test]
+async fn a_global_ledger_record_is_verified_only_in_its_own_region_and_one_claiming_nothing_not_at_all() {
+    let mut elsewhere = record(&["x/b"]);
+    elsewhere["region"] = json!("us-east-1");
+    let ledger = ledger_with(
+        vec![
+            parameter("/tapguard/ledger/fake/k1", record(&["x/a"])),
+            parameter("/tapguard/ledger/fake/k2", elsewhere),
+            parameter("/tapguard/ledger/fake/cursor", record(&[])),
+        ],
+        vec![parameter("/tapguard/claims/x/a/k1", claim("k1", "on"))],
+    );
+    let reports = pass(&Fake { ledger }, &Invocation::detached("eu-west-1", "111122223333"))
+        .await
+        .unwrap();
+    let keys: Vec<&str> = reports.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["k1"],
+        "k2 is verified in us-east-1, the cursor claims nothing"
+    );
+}
+
 #[test]
 fn metrics_are_emf_lines_one_per_known_control_and_the_handler_totals() {
     let report = ResourceReport {
