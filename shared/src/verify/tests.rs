@@ -149,7 +149,7 @@ async fn a_global_ledger_record_is_verified_only_in_its_own_region_and_one_claim
         ],
         vec![parameter("/tapguard/claims/x/a/k1", claim("k1", "on"))],
     );
-    let reports = pass(&Fake { ledger }, &Invocation::detached("eu-west-1", "111122223333"))
+    let reports = pass(&Fake::new(ledger), &Invocation::detached("eu-west-1", "111122223333"))
         .await
         .unwrap();
     let keys: Vec<&str> = reports.iter().map(|r| r.key.as_str()).collect();
