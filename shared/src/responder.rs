@@ -8,6 +8,7 @@
 //! time the runtime keeps back from the handler for the answer is derived from the same [`RetryPolicy`]
 //! ([`RetryPolicy::reserve`]), so the two cannot drift apart.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -59,9 +60,12 @@ impl RetryPolicy {
     }
 }
 
+/// The response PUT's HTTPS client is made at the first PUT, not at start-up: building it loads and
+/// parses the system's root certificates (reqwest's platform verifier), which the process does not need
+/// before its first event has been worked on, and which otherwise lengthened every cold start.
 #[derive(Debug, Clone)]
 pub struct Responder {
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
     policy: RetryPolicy,
 }
 
@@ -85,12 +89,20 @@ impl Responder {
     }
 
     pub fn with_policy(policy: RetryPolicy) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.attempt_timeout)
-            .build()
-            .expect("the HTTP client for responses builds");
-        Responder { http, policy }
+        Responder {
+            http: Arc::default(),
+            policy,
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(self.policy.connect_timeout)
+                .timeout(self.policy.attempt_timeout)
+                .build()
+                .expect("the HTTP client for responses builds")
+        })
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -114,7 +126,7 @@ impl Responder {
             }
             // S3 pre-signed URLs are signed without a content type: send none.
             let request = self
-                .http
+                .http()
                 .put(url)
                 .header(reqwest::header::CONTENT_LENGTH, body.len())
                 .body(body.clone())
