@@ -16,7 +16,6 @@ pub mod props;
 pub mod responder;
 pub mod response;
 mod runtime;
-mod sdk_http;
 pub mod verify;
 
 pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
@@ -28,8 +27,7 @@ pub use runtime::{handler_name, run, CustomResource, Invocation, Outcome, Runtim
 ///
 /// Loaded once per process and environment: `main` and the runtime both ask for it before the first
 /// event, and a later call with the same `AWS_*` environment gets the same configuration (a program that
-/// changes the environment in between, as the rotation bench does, gets a fresh one). Every client made
-/// from it shares one HTTPS client whose TLS set-up waits for the first request ([`sdk_http`]).
+/// changes the environment in between, as the rotation bench does, gets a fresh one).
 pub async fn aws_config() -> aws_config::SdkConfig {
     static LOADED: std::sync::Mutex<Option<(Vec<(String, String)>, aws_config::SdkConfig)>> =
         std::sync::Mutex::new(None);
@@ -39,10 +37,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
             return config.clone();
         }
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sdk_http::client())
-        .load()
-        .await;
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     *LOADED.lock().expect("config cache") = Some((env, config.clone()));
     config
 }

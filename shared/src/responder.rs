@@ -60,9 +60,10 @@ impl RetryPolicy {
     }
 }
 
-/// The response PUT's HTTPS client is made at the first PUT, not at start-up: building it loads and
-/// parses the system's root certificates (reqwest's platform verifier), which the process does not need
-/// before its first event has been worked on, and which otherwise lengthened every cold start.
+/// The response PUT's HTTPS client is not made on the way to the first `GET /next`: building it loads
+/// and parses the system's root certificates (reqwest's platform verifier), which lengthened every cold
+/// start. [`Responder::with_policy`] starts building it on a thread of its own, so it is ready (or nearly)
+/// when the first answer is sent, whose time is kept back from the handler and must not pay for it.
 #[derive(Debug, Clone)]
 pub struct Responder {
     http: Arc<OnceLock<reqwest::Client>>,
@@ -89,12 +90,19 @@ impl Responder {
     }
 
     pub fn with_policy(policy: RetryPolicy) -> Self {
-        Responder {
+        let responder = Responder {
             http: Arc::default(),
             policy,
-        }
+        };
+        let early = responder.clone();
+        // If the thread cannot start, the first PUT builds the client itself.
+        let _ = std::thread::Builder::new().name("responder-tls".into()).spawn(move || {
+            early.http();
+        });
+        responder
     }
 
+    /// The client, built here by whichever comes first: the thread started at construction or a PUT.
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
             reqwest::Client::builder()
