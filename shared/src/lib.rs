@@ -22,10 +22,24 @@ pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
 pub use ledger::{Claim, Claimant, Ledger, Record, Release};
 pub use runtime::{handler_name, run, CustomResource, Invocation, Outcome, Runtime, FAILED_CREATE_PREFIX};
 
-/// AWS configuration from the environment, loaded once at start-up. `AWS_ENDPOINT_URL` points every
-/// client at another endpoint (the local emulator in tests).
+/// AWS configuration from the environment. `AWS_ENDPOINT_URL` points every client at another endpoint
+/// (the local emulator in tests).
+///
+/// Loaded once per process and environment: `main` and the runtime both ask for it before the first
+/// event, and a later call with the same `AWS_*` environment gets the same configuration (a program that
+/// changes the environment in between, as the rotation bench does, gets a fresh one).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    static LOADED: std::sync::Mutex<Option<(Vec<(String, String)>, aws_config::SdkConfig)>> =
+        std::sync::Mutex::new(None);
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).collect();
+    if let Some((seen, config)) = LOADED.lock().expect("config cache").as_ref() {
+        if *seen == env {
+            return config.clone();
+        }
+    }
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    *LOADED.lock().expect("config cache") = Some((env, config.clone()));
+    config
 }
 
 /// Structured logs on stdout, JSON unless `AWS_LAMBDA_LOG_FORMAT=Text`, at `AWS_LAMBDA_LOG_LEVEL`

@@ -8,6 +8,7 @@
 //! time the runtime keeps back from the handler for the answer is derived from the same [`RetryPolicy`]
 //! ([`RetryPolicy::reserve`]), so the two cannot drift apart.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -59,9 +60,13 @@ impl RetryPolicy {
     }
 }
 
+/// The response PUT's HTTPS client is not made on the way to the first `GET /next`: building it loads
+/// and parses the system's root certificates (reqwest's platform verifier), which lengthened every cold
+/// start. [`Responder::with_policy`] starts building it on a thread of its own, so it is ready (or nearly)
+/// when the first answer is sent, whose time is kept back from the handler and must not pay for it.
 #[derive(Debug, Clone)]
 pub struct Responder {
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
     policy: RetryPolicy,
 }
 
@@ -85,12 +90,27 @@ impl Responder {
     }
 
     pub fn with_policy(policy: RetryPolicy) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.attempt_timeout)
-            .build()
-            .expect("the HTTP client for responses builds");
-        Responder { http, policy }
+        let responder = Responder {
+            http: Arc::default(),
+            policy,
+        };
+        let early = responder.clone();
+        // If the thread cannot start, the first PUT builds the client itself.
+        let _ = std::thread::Builder::new().name("responder-tls".into()).spawn(move || {
+            early.http();
+        });
+        responder
+    }
+
+    /// The client, built here by whichever comes first: the thread started at construction or a PUT.
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(self.policy.connect_timeout)
+                .timeout(self.policy.attempt_timeout)
+                .build()
+                .expect("the HTTP client for responses builds")
+        })
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -114,7 +134,7 @@ impl Responder {
             }
             // S3 pre-signed URLs are signed without a content type: send none.
             let request = self
-                .http
+                .http()
                 .put(url)
                 .header(reqwest::header::CONTENT_LENGTH, body.len())
                 .body(body.clone())

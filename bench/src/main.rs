@@ -1,0 +1,221 @@
+//! `make bench`: the handler binaries against their Python peer (bench/peer: boto3 + crhelper under
+//! awslambdaric), side by side in one run on this machine, under a Lambda Runtime API on loopback and
+//! against the local emulator. Measurements, never assertions on time: each figure is the median, min
+//! and max over `BENCH_RUNS` cold starts, runs of every subject interleaved so that a change in the
+//! machine's load falls on all of them alike.
+//!
+//! Environment:
+//!   BENCH_SIZE     `full` (default: the deploy-profile binaries, 9 runs) or `tiny` (debug binaries,
+//!                  1 run: proves the bench runs, in `make test`)
+//!   BENCH_RUNS     runs of each figure
+//!   BENCH_BIN_DIR  where the handler binaries are (default by size)
+//!   BENCH_PYTHON   the peer's Python (default .venv-bench/bin/python)
+//!   BENCH_OUT      the folder for latest.md and latest.json (default bench/results, or target/bench for tiny)
+
+mod launch;
+mod report;
+mod workloads;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use launch::{Launch, Sample};
+use report::{Report, Subject};
+use tapguard_harness::Emulator;
+
+/// The handler binaries template.yml deploys, and the runtime's floor.
+const HANDLERS: [&str; 8] = [
+    "config-setup",
+    "securityhub-enable",
+    "securityhub-standards",
+    "access-key-rotation",
+    "ebs-default-encryption",
+    "iam-password-policy",
+    "shield-advanced",
+    "failure-answerer",
+];
+const PROBE: &str = "bench-protocol-probe";
+const REGION: &str = "eu-west-1";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Settings {
+    root: PathBuf,
+    tiny: bool,
+    runs: usize,
+    bin_dir: PathBuf,
+    python: PathBuf,
+    out: PathBuf,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
+        let tiny = std::env::var("BENCH_SIZE").is_ok_and(|s| s == "tiny");
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let runs = var("BENCH_RUNS")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(if tiny { 1 } else { 9 });
+        let bin_dir = var("BENCH_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            root.join(if tiny {
+                "target/debug"
+            } else {
+                "target/x86_64-unknown-linux-gnu/deploy"
+            })
+        });
+        let python = var("BENCH_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv-bench/bin/python"));
+        let out = var("BENCH_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(if tiny { "target/bench" } else { "bench/results" }));
+        Settings {
+            root,
+            tiny,
+            runs,
+            bin_dir,
+            python,
+            out,
+        }
+    }
+
+    fn binary(&self, name: &str) -> Result<Launch, String> {
+        let program = self.bin_dir.join(name);
+        if !program.exists() {
+            return Err(format!(
+                "{} is not built ({})",
+                program.display(),
+                if self.tiny {
+                    "cargo build --workspace --bins"
+                } else {
+                    "make bench builds it"
+                }
+            ));
+        }
+        Ok(Launch {
+            name: name.to_string(),
+            program,
+            args: vec![],
+            cwd: None,
+            env: vec![],
+        })
+    }
+
+    /// The peer's `module.handler` under awslambdaric, as Lambda's Python runtime starts it.
+    fn peer(&self, module: &str) -> Result<Launch, String> {
+        if !self.python.exists() {
+            return Err(format!("{} is missing: make bench installs it", self.python.display()));
+        }
+        let dir = self.root.join("bench/peer");
+        Ok(Launch {
+            name: format!("peer-{module}"),
+            program: self.python.clone(),
+            args: vec!["-m".into(), "awslambdaric".into(), format!("{module}.handler")],
+            env: vec![
+                ("LAMBDA_TASK_ROOT".into(), dir.display().to_string()),
+                ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+                ("BENCH_RESPONSE_HTTP".into(), "1".into()),
+            ],
+            cwd: Some(dir),
+        })
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let settings = Settings::from_env();
+    let logs = settings.root.join("target/bench/logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+    std::fs::create_dir_all(&settings.out).map_err(|e| format!("{}: {e}", settings.out.display()))?;
+    let emulator = Emulator::start(&settings.root)?;
+    let mut report = Report::new(settings.tiny, settings.runs, &settings.bin_dir);
+
+    // Cold start and start-up RSS: every binary, the floor and the peer's two functions, no event.
+    let mut starters: Vec<Launch> = vec![settings.binary(PROBE)?];
+    for name in HANDLERS {
+        starters.push(settings.binary(name)?);
+    }
+    starters.push(settings.peer("config_setup")?);
+    starters.push(settings.peer("ebs_default_encryption")?);
+    // Creates: each run a cold process in a fresh account, Rust and peer alike.
+    let creates: Vec<(Subject, Launch, workloads::Workload)> = vec![
+        (
+            Subject::rust("ConfigSetup Create, 10 rules"),
+            settings.binary("config-setup")?,
+            workloads::config_setup(10),
+        ),
+        (
+            Subject::peer("ConfigSetup Create, 10 rules"),
+            settings.peer("config_setup")?,
+            workloads::config_setup(10),
+        ),
+        (
+            Subject::rust("EbsDefaultEncryption Create"),
+            settings.binary("ebs-default-encryption")?,
+            workloads::ebs_default_encryption(),
+        ),
+        (
+            Subject::peer("EbsDefaultEncryption Create"),
+            settings.peer("ebs_default_encryption")?,
+            workloads::ebs_default_encryption(),
+        ),
+    ];
+
+    let mut cold: Vec<Vec<Sample>> = vec![Vec::new(); starters.len()];
+    let mut created: Vec<Vec<(Sample, usize)>> = vec![Vec::new(); creates.len()];
+    let responses = tapguard_harness::ResponseServer::start();
+    for run in 0..settings.runs {
+        eprintln!("bench: run {} of {}", run + 1, settings.runs);
+        for (i, launch) in starters.iter().enumerate() {
+            let account = emulator.fresh_account();
+            let mut launch = launch.clone();
+            launch.env.extend(emulator.sdk_env(&account, REGION));
+            let log = logs.join(format!("{}.start.log", launch.name));
+            cold[i].push(launch.run(None, &log, TIMEOUT)?);
+        }
+        for (i, (subject, launch, workload)) in creates.iter().enumerate() {
+            let account = emulator.fresh_account();
+            let mut launch = launch.clone();
+            launch.env.extend(emulator.sdk_env(&account, REGION));
+            let url = responses.url();
+            let event = workload.event(&account.account_id, REGION, &url);
+            let log = logs.join(format!("{}.create.log", launch.name));
+            let sample = launch.run(Some(&event), &log, TIMEOUT)?;
+            let answer = responses
+                .wait_for(&url, Duration::from_secs(5))
+                .ok_or_else(|| format!("{}: no answer reached the ResponseURL", subject.label()))?;
+            if answer["Status"] != "SUCCESS" {
+                return Err(format!("{}: answered {answer}", subject.label()));
+            }
+            workload.check(&emulator, &account, REGION)?;
+            let calls = emulator.calls(&account.account_id, None).len();
+            created[i].push((sample, calls));
+        }
+    }
+
+    for (launch, samples) in starters.iter().zip(&cold) {
+        report.cold_start(&launch.name, samples);
+    }
+    for ((subject, _, _), samples) in creates.iter().zip(&created) {
+        report.create(subject.clone(), samples);
+    }
+    report.zip_sizes(&settings.root.join("target/lambda"), &HANDLERS);
+
+    let table = report.markdown();
+    println!("{table}");
+    let md = settings.out.join("latest.md");
+    std::fs::write(&md, &table).map_err(|e| format!("{}: {e}", md.display()))?;
+    let json = settings.out.join("latest.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report.json()).expect("json"))
+        .map_err(|e| format!("{}: {e}", json.display()))?;
+    eprintln!("bench: wrote {} and {}", md.display(), json.display());
+    Ok(())
+}
