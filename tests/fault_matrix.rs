@@ -228,6 +228,14 @@ fn parameters(w: &World, regions: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// What a resource left in its ledgers: every tapguard parameter but the answer records.
+fn left_behind(w: &World, regions: &[&str]) -> Vec<String> {
+    parameters(w, regions)
+        .into_iter()
+        .filter(|p| !p.contains("/answers/"))
+        .collect()
+}
+
 /// How often the rules of this account fired.
 fn fired(w: &World) -> u64 {
     emulator()
@@ -378,10 +386,7 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
                 "after the Delete the emulator holds {after:?}, before {before:?}"
             ));
         }
-        let left: Vec<String> = parameters(&w, subject.ledger_regions)
-            .into_iter()
-            .filter(|p| !p.contains("/answers/"))
-            .collect();
+        let left = left_behind(&w, subject.ledger_regions);
         if !left.is_empty() {
             problems.push(format!("left behind: {left:?}"));
         }
@@ -565,9 +570,6 @@ fn a_rollback_delete_arriving_while_the_cut_off_create_still_has_a_call_in_fligh
     // Whatever was in flight has landed by now.
     std::thread::sleep(SLOW);
     assert_eq!(ebs_state(&w), before, "the region after the rollback");
-    let left: Vec<String> = parameters(&w, &[REGION])
-        .into_iter()
-        .filter(|p| !p.contains("/answers/"))
-        .collect();
+    let left = left_behind(&w, &[REGION]);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
