@@ -1030,14 +1030,6 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
     assert_eq!(undone, 3, "keys created and never handed over were deleted");
 }
 
-/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
-fn verify_pass(w: &World) -> Value {
-    match w.host.invoke(&json!({"tapguard": "verify"}), Duration::from_secs(60)) {
-        InvokeResult::Response(summary) => summary,
-        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
-    }
-}
-
 /// (verdict, observed) of the key-age control in a pass.
 fn key_age_check(summary: &Value) -> (String, String) {
     let check = summary["reports"][0]["checks"]
@@ -1099,7 +1091,7 @@ fn the_verify_pass_finds_an_over_age_key_never_touches_it_and_a_denied_report_is
 
     // Held (the exempt user's old key is out of scope), and the pass only reads.
     let before = w.operations("iam").len();
-    let held = verify_pass(&w);
+    let held = verify_pass(&w.host);
     assert_eq!(
         (held["resources"].as_u64(), held["drifted"].as_u64()),
         (Some(1), Some(0)),
@@ -1117,7 +1109,7 @@ fn the_verify_pass_finds_an_over_age_key_never_touches_it_and_a_denied_report_is
     let (user, ids) = fresh.iter().next().expect("a fresh user");
     age_key(&w, user, &ids[0], 120);
     let before = w.operations("iam").len();
-    let drifted = verify_pass(&w);
+    let drifted = verify_pass(&w.host);
     assert_eq!(drifted["drifted"].as_u64(), Some(1), "{drifted}");
     assert_eq!(
         key_age_check(&drifted),
@@ -1142,7 +1134,7 @@ fn the_verify_pass_finds_an_over_age_key_never_touches_it_and_a_denied_report_is
 
     // Deactivated by hand: held again, the finding archived.
     set_status(&w, user, &ids[0], "Inactive");
-    let again = verify_pass(&w);
+    let again = verify_pass(&w.host);
     assert_eq!(
         (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
         (Some(0), Some(1)),
@@ -1158,7 +1150,7 @@ fn the_verify_pass_finds_an_over_age_key_never_touches_it_and_a_denied_report_is
         json!({"service": "iam", "operation": "GetCredentialReport", "code": "AccessDenied",
         "message": "not authorized to perform iam:GetCredentialReport"}),
     );
-    let denied = verify_pass(&w);
+    let denied = verify_pass(&w.host);
     let (verdict, why) = key_age_check(&denied);
     assert_eq!(
         (verdict.as_str(), denied["unknown"].as_u64()),

@@ -956,34 +956,6 @@ fn renaming_a_created_recorder_replaces_it_under_the_same_id() {
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
 
-/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
-fn verify_pass(w: &World) -> Value {
-    match w
-        .host
-        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
-    {
-        InvokeResult::Response(summary) => summary,
-        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
-    }
-}
-
-/// Values of `tapguard`'s ControlDrifted for one control of the resource `Config`, from the
-/// embedded-metric-format lines the function wrote to its log (what CloudWatch turns into metrics).
-fn drift_metric(w: &World, control: &str) -> Vec<f64> {
-    w.host
-        .logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| {
-            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
-                && line["Control"] == control
-                && line["Stack"] == "tap-test"
-                && line["Resource"] == "Config"
-        })
-        .filter_map(|line| line["ControlDrifted"].as_f64())
-        .collect()
-}
-
 /// (control, compliance status, record state) of the drift findings tapguard imported, by control.
 fn drift_findings(w: &World) -> Vec<(String, String, String)> {
     let answer = w.rest_call(
@@ -1057,7 +1029,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
 
     // A held baseline: every control held, and the pass only reads the account's Config.
     let before = w.operations("config").len();
-    let held = verify_pass(&w);
+    let held = verify_pass(&w.host);
     assert_eq!(
         (
             held["resources"].as_u64(),
@@ -1085,7 +1057,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         "Config.DeliveryChannelDelivering",
         rule_control,
     ] {
-        assert_eq!(drift_metric(&w, control), vec![0.0], "{control}");
+        assert_eq!(drift_metric(&w.host, Some("Config"), control), vec![0.0], "{control}");
     }
     assert!(drift_findings(&w).is_empty(), "{:?}", drift_findings(&w));
 
@@ -1095,10 +1067,13 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         "StopConfigurationRecorder",
         json!({"ConfigurationRecorderName": "default"}),
     );
-    let stopped = verify_pass(&w);
+    let stopped = verify_pass(&w.host);
     assert_eq!(drifted_controls(&stopped), ["Config.RecorderRecording"], "{stopped}");
     assert_eq!(control_of(&stopped, "Config.RecorderRecording").1, "false");
-    assert_eq!(drift_metric(&w, "Config.RecorderRecording"), vec![0.0, 1.0]);
+    assert_eq!(
+        drift_metric(&w.host, Some("Config"), "Config.RecorderRecording"),
+        vec![0.0, 1.0]
+    );
     assert_eq!(
         drift_findings(&w),
         vec![finding("Config.RecorderRecording", "FAILED", "ACTIVE")]
@@ -1111,7 +1086,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         "StartConfigurationRecorder",
         json!({"ConfigurationRecorderName": "default"}),
     );
-    let again = verify_pass(&w);
+    let again = verify_pass(&w.host);
     assert_eq!(
         (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
         (Some(0), Some(1)),
@@ -1129,7 +1104,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         json!({"ConfigurationRecorderName": "default"}),
     );
     config(&w, "DeleteDeliveryChannel", json!({"DeliveryChannelName": "default"}));
-    let no_channel = verify_pass(&w);
+    let no_channel = verify_pass(&w.host);
     assert_eq!(
         drifted_controls(&no_channel),
         [
@@ -1143,7 +1118,10 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         control_of(&no_channel, "Config.DeliveryChannel").1,
         "no delivery channel"
     );
-    assert_eq!(drift_metric(&w, "Config.DeliveryChannel"), vec![0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(
+        drift_metric(&w.host, Some("Config"), "Config.DeliveryChannel"),
+        vec![0.0, 0.0, 0.0, 1.0]
+    );
     config(
         &w,
         "PutDeliveryChannel",
@@ -1161,7 +1139,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         json!({"account": w.account.account_id, "region": REGION, "status": "Failure",
                "code": "NoSuchBucket", "message": "The specified bucket does not exist"}),
     );
-    let failing = verify_pass(&w);
+    let failing = verify_pass(&w.host);
     assert_eq!(
         drifted_controls(&failing),
         ["Config.DeliveryChannelDelivering"],
@@ -1184,7 +1162,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         json!({"account": w.account.account_id, "region": REGION, "last_status": "Failure",
                "code": "AccessDenied", "message": "the role cannot describe resources"}),
     );
-    let failed = verify_pass(&w);
+    let failed = verify_pass(&w.host);
     assert_eq!(drifted_controls(&failed), ["Config.RecorderLastStatus"], "{failed}");
     emulator().control(
         "/tapguard/config/recorder-status",
@@ -1197,10 +1175,13 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         "DeleteConfigRule",
         json!({"ConfigRuleName": "tap-access-keys-rotated"}),
     );
-    let no_rule = verify_pass(&w);
+    let no_rule = verify_pass(&w.host);
     assert_eq!(drifted_controls(&no_rule), [rule_control], "{no_rule}");
     assert_eq!(control_of(&no_rule, rule_control).1, "no such rule");
-    assert_eq!(*drift_metric(&w, rule_control).last().unwrap(), 1.0);
+    assert_eq!(
+        *drift_metric(&w.host, Some("Config"), rule_control).last().unwrap(),
+        1.0
+    );
     config(
         &w,
         "PutConfigRule",
@@ -1219,7 +1200,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
         )
     };
     recorder(org_role(&w));
-    let other_role = verify_pass(&w);
+    let other_role = verify_pass(&w.host);
     assert_eq!(drifted_controls(&other_role), ["Config.Recorder"], "{other_role}");
     assert!(
         control_of(&other_role, "Config.Recorder").1.contains(&org_role(&w)),
@@ -1228,7 +1209,7 @@ fn the_verify_pass_finds_each_drifted_control_publishes_it_and_reads_only() {
     recorder(role(&w));
 
     // Everything put back: no drift, and every finding ever opened is resolved.
-    let healed = verify_pass(&w);
+    let healed = verify_pass(&w.host);
     assert_eq!(healed["drifted"].as_u64(), Some(0), "{healed}");
     let findings = drift_findings(&w);
     assert_eq!(findings.len(), 6, "{findings:?}");

@@ -513,34 +513,6 @@ fn an_old_format_id_moves_into_the_ledger_and_is_still_restored() {
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
 
-/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
-fn verify_pass(w: &World) -> Value {
-    match w
-        .host
-        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
-    {
-        InvokeResult::Response(summary) => summary,
-        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
-    }
-}
-
-/// Values of `tapguard`'s ControlDrifted for one control, from the embedded-metric-format lines the
-/// function wrote to its log (what CloudWatch turns into metrics on Lambda).
-fn drift_metric(w: &World, control: &str) -> Vec<f64> {
-    w.host
-        .logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| {
-            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
-                && line["Control"] == control
-                && line["Stack"] == "tap-test"
-                && line["Resource"] == "Ebs"
-        })
-        .filter_map(|line| line["ControlDrifted"].as_f64())
-        .collect()
-}
-
 /// (compliance status, record state) of the drift findings tapguard imported into Security Hub.
 fn drift_findings(w: &World) -> Vec<(String, String)> {
     let answer = w.rest_call(
@@ -578,7 +550,7 @@ fn the_verify_pass_finds_drift_publishes_it_and_reads_only() {
 
     // A held baseline: no drift, and the pass only reads the account's settings.
     let before = w.operations("ec2").len();
-    let held = verify_pass(&w);
+    let held = verify_pass(&w.host);
     assert_eq!(
         (held["resources"].as_u64(), held["drifted"].as_u64()),
         (Some(1), Some(0)),
@@ -586,12 +558,12 @@ fn the_verify_pass_finds_drift_publishes_it_and_reads_only() {
     );
     let during = w.operations("ec2")[before..].to_vec();
     assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
-    assert_eq!(drift_metric(&w, "EBS.EncryptionByDefault"), vec![0.0]);
+    assert_eq!(drift_metric(&w.host, Some("Ebs"), "EBS.EncryptionByDefault"), vec![0.0]);
     assert!(drift_findings(&w).is_empty(), "{:?}", drift_findings(&w));
 
     // Someone turns encryption by default off behind the stack's back.
     w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
-    let drifted = verify_pass(&w);
+    let drifted = verify_pass(&w.host);
     assert_eq!(drifted["drifted"].as_u64(), Some(1), "{drifted}");
     let checks = &drifted["reports"][0]["checks"];
     let encryption = checks
@@ -604,13 +576,16 @@ fn the_verify_pass_finds_drift_publishes_it_and_reads_only() {
         (encryption["verdict"].as_str(), encryption["observed"].as_str()),
         (Some("drifted"), Some("false"))
     );
-    assert_eq!(drift_metric(&w, "EBS.EncryptionByDefault"), vec![0.0, 1.0]);
+    assert_eq!(
+        drift_metric(&w.host, Some("Ebs"), "EBS.EncryptionByDefault"),
+        vec![0.0, 1.0]
+    );
     assert_eq!(drift_findings(&w), vec![("FAILED".to_string(), "ACTIVE".to_string())]);
     assert!(!ebs_state(&w).0, "verify does not repair");
 
     // Put back by hand: the next pass archives the finding.
     w.query("ec2", &[("Action", "EnableEbsEncryptionByDefault")]);
-    let again = verify_pass(&w);
+    let again = verify_pass(&w.host);
     assert_eq!(
         (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
         (Some(0), Some(1)),
@@ -640,7 +615,7 @@ fn repair_drift_puts_the_default_back_on_the_scheduled_pass_only_for_its_sole_cl
     // Turned off behind the stack's back: the scheduled pass reports the drift and puts it back.
     w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
     let before = w.operations("ec2").len();
-    let repaired = verify_pass(&w);
+    let repaired = verify_pass(&w.host);
     assert_eq!(
         (repaired["drifted"].as_u64(), repaired["repaired"].as_u64()),
         (Some(1), Some(1)),
@@ -659,7 +634,7 @@ fn repair_drift_puts_the_default_back_on_the_scheduled_pass_only_for_its_sole_cl
         w.host.logs().contains("drift repaired (RepairDrift)"),
         "the change is logged"
     );
-    let held = verify_pass(&w);
+    let held = verify_pass(&w.host);
     assert_eq!(
         (held["drifted"].as_u64(), held["repaired"].as_u64()),
         (Some(0), Some(0)),
@@ -669,7 +644,7 @@ fn repair_drift_puts_the_default_back_on_the_scheduled_pass_only_for_its_sole_cl
     // An Update without RepairDrift takes it back: drift is then only reported.
     assert_eq!(r.update(json!({})).status(), "SUCCESS");
     w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
-    let reported = verify_pass(&w);
+    let reported = verify_pass(&w.host);
     assert_eq!(
         (reported["drifted"].as_u64(), reported["repaired"].as_u64()),
         (Some(1), Some(0)),
@@ -683,7 +658,7 @@ fn repair_drift_puts_the_default_back_on_the_scheduled_pass_only_for_its_sole_cl
     let mut other = w.resource(TYPE, "EbsRenamed");
     assert_eq!(other.create(json!({})).status(), "SUCCESS");
     w.query("ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
-    let shared = verify_pass(&w);
+    let shared = verify_pass(&w.host);
     assert_eq!(shared["repaired"].as_u64(), Some(0), "{shared}");
     let note = &report_of(&shared, "Ebs")["repairs"][0];
     assert!(

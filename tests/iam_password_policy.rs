@@ -272,17 +272,6 @@ fn failed_creates_leave_nothing_and_their_rollback_deletes_change_nothing() {
     assert!(iam_mutations(&w).iter().all(|op| op == "UpdateAccountPasswordPolicy"));
 }
 
-/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
-fn verify_pass(w: &World) -> Value {
-    match w
-        .host
-        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
-    {
-        InvokeResult::Response(summary) => summary,
-        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
-    }
-}
-
 /// control -> (verdict, observed) of a pass.
 fn checks_of(summary: &Value) -> BTreeMap<String, (String, String)> {
     summary["reports"]
@@ -294,17 +283,6 @@ fn checks_of(summary: &Value) -> BTreeMap<String, (String, String)> {
             let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
             (text("control"), (text("verdict"), text("observed")))
         })
-        .collect()
-}
-
-/// Values of `tapguard`'s ControlDrifted for one control, from the EMF lines in the function's log.
-fn drift_metric(w: &World, control: &str) -> Vec<f64> {
-    w.host
-        .logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard" && line["Control"] == control)
-        .filter_map(|line| line["ControlDrifted"].as_f64())
         .collect()
 }
 
@@ -367,7 +345,7 @@ fn the_verify_pass_compares_by_strength_finds_each_weakened_field_and_a_denied_r
     // Held, and stronger than asked still holds; the pass only reads IAM.
     set_policy_directly(&w, &[("MinimumPasswordLength", "20"), ("MaxPasswordAge", "30")]);
     let before = w.operations("iam").len();
-    let held = verify_pass(&w);
+    let held = verify_pass(&w.host);
     assert_eq!(
         (held["resources"].as_u64(), held["drifted"].as_u64()),
         (Some(1), Some(0)),
@@ -396,21 +374,21 @@ fn the_verify_pass_compares_by_strength_finds_each_weakened_field_and_a_denied_r
     for (field, value, observed) in weaker {
         let control = format!("IAM.PasswordPolicy.{field}");
         set_policy_directly(&w, &[(field, value)]);
-        let drifted = verify_pass(&w);
+        let drifted = verify_pass(&w.host);
         assert_eq!(drifted["drifted"].as_u64(), Some(1), "{field}: {drifted}");
         assert_eq!(
             checks_of(&drifted)[&control],
             ("drifted".to_string(), observed.to_string()),
             "{field}"
         );
-        assert_eq!(drift_metric(&w, &control).last(), Some(&1.0), "{field}");
+        assert_eq!(drift_metric(&w.host, None, &control).last(), Some(&1.0), "{field}");
         assert_eq!(
             drift_findings(&w).get(&control),
             Some(&("FAILED".to_string(), "ACTIVE".to_string())),
             "{field}"
         );
         set_policy_directly(&w, &[]);
-        let again = verify_pass(&w);
+        let again = verify_pass(&w.host);
         assert_eq!(
             (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
             (Some(0), Some(1)),
@@ -425,7 +403,7 @@ fn the_verify_pass_compares_by_strength_finds_each_weakened_field_and_a_denied_r
 
     // No policy at all: every control drifts, and verify does not put it back.
     w.query("iam", &[("Action", "DeleteAccountPasswordPolicy")]);
-    let gone = verify_pass(&w);
+    let gone = verify_pass(&w.host);
     assert_eq!(gone["drifted"].as_u64(), Some(9), "{gone}");
     assert_eq!(checks_of(&gone)["IAM.PasswordPolicy"].1, "no password policy");
     assert_eq!(policy(&w), None, "verify does not repair");
@@ -436,7 +414,7 @@ fn the_verify_pass_compares_by_strength_finds_each_weakened_field_and_a_denied_r
         json!({"service": "iam", "operation": "GetAccountPasswordPolicy", "code": "AccessDenied",
         "message": "not authorized to perform iam:GetAccountPasswordPolicy"}),
     );
-    let denied = verify_pass(&w);
+    let denied = verify_pass(&w.host);
     assert_eq!(
         (denied["drifted"].as_u64(), denied["unknown"].as_u64()),
         (Some(0), Some(9)),

@@ -1355,14 +1355,6 @@ fn controls_are_changed_only_once_the_standard_says_they_are_ready_for_updates()
 // The verify pass (issue 15): read-only, drift found, published and resolved.
 // ---------------------------------------------------------------------------------------------------
 
-/// Asks a function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
-fn verify_pass(host: &LambdaHost) -> Value {
-    match host.invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60)) {
-        InvokeResult::Response(summary) => summary,
-        other => panic!("the verify pass did not answer: {other:?}\n{}", host.logs()),
-    }
-}
-
 /// The checks of a pass's reports by control name: (verdict, observed, expected).
 fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, String, String)> {
     summary["reports"]
@@ -1380,21 +1372,6 @@ fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, Str
 /// The verdicts of a pass by control name.
 fn verdicts(summary: &Value) -> std::collections::BTreeMap<String, String> {
     checks_of(summary).into_iter().map(|(k, (v, _, _))| (k, v)).collect()
-}
-
-/// Values of `tapguard`'s ControlDrifted for one control of `resource`, from the EMF lines in the log.
-fn drift_metric(host: &LambdaHost, resource: &str, control: &str) -> Vec<f64> {
-    host.logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| {
-            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
-                && line["Control"] == control
-                && line["Stack"] == "tap-test"
-                && line["Resource"] == resource
-        })
-        .filter_map(|line| line["ControlDrifted"].as_f64())
-        .collect()
 }
 
 /// The drift findings a handler imported: control (the id's last part) -> (compliance, record state).
@@ -1476,7 +1453,7 @@ fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_on
     assert_eq!(verdicts(&held), all_held, "{held}");
     let during = w.operations("securityhub")[before..].to_vec();
     assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
-    assert_eq!(drift_metric(host, "SecurityHubStandards", &disabled), vec![0.0]);
+    assert_eq!(drift_metric(host, Some("SecurityHubStandards"), &disabled), vec![0.0]);
     assert!(drift_findings(w, "securityhub-standards").is_empty());
 
     // Each control drifted in turn by hand, found, published, and resolved once put back.
@@ -1504,7 +1481,7 @@ fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_on
         assert_eq!(checks_of(&drifted)[*control].0, "drifted", "{what}");
         assert_eq!(checks_of(&drifted)[*control].1, *observed, "{what}");
         assert_eq!(
-            drift_metric(host, "SecurityHubStandards", control).last(),
+            drift_metric(host, Some("SecurityHubStandards"), control).last(),
             Some(&1.0),
             "{what}"
         );
@@ -1562,7 +1539,7 @@ fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_on
         drift_findings(w, "securityhub-standards").get(&disabled),
         Some(&resolved())
     );
-    let metrics_before = drift_metric(host, "SecurityHubStandards", &standard).len();
+    let metrics_before = drift_metric(host, Some("SecurityHubStandards"), &standard).len();
     w.fault(
         json!({"service": "securityhub", "operation": "GetEnabledStandards", "code": "AccessDeniedException",
         "message": "not authorized to perform securityhub:GetEnabledStandards"}),
@@ -1579,7 +1556,7 @@ fn the_standards_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_on
         assert!(found[control].1.contains("AccessDeniedException"), "{denied}");
     }
     assert_eq!(
-        drift_metric(host, "SecurityHubStandards", &standard).len(),
+        drift_metric(host, Some("SecurityHubStandards"), &standard).len(),
         metrics_before
     );
 }
@@ -1612,7 +1589,7 @@ fn the_hub_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and
     assert_eq!(verdicts(&held), all("held"), "{held}");
     let during = w.operations("securityhub")[before..].to_vec();
     assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
-    assert_eq!(drift_metric(host, "SecurityHub", controls[1]), vec![0.0]);
+    assert_eq!(drift_metric(host, Some("SecurityHub"), controls[1]), vec![0.0]);
 
     // Each setting changed by hand in turn: found, published, resolved once put back.
     let configure = |body: Value| {
@@ -1647,7 +1624,7 @@ fn the_hub_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and
             "{control}"
         );
         assert_eq!(
-            drift_metric(host, "SecurityHub", control).last(),
+            drift_metric(host, Some("SecurityHub"), control).last(),
             Some(&1.0),
             "{control}"
         );
@@ -1675,7 +1652,7 @@ fn the_hub_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and
     assert!(answer.get("__type").is_none(), "{answer}");
     let off = verify_pass(host);
     assert_eq!(verdicts(&off), all("drifted"), "{off}");
-    assert_eq!(drift_metric(host, "SecurityHub", controls[0]).last(), Some(&1.0));
+    assert_eq!(drift_metric(host, Some("SecurityHub"), controls[0]).last(), Some(&1.0));
     assert!(off["findings_skipped"].is_string(), "{off}");
     assert!(hub(w).is_none(), "verify does not repair");
 

@@ -192,17 +192,6 @@ fn a_failed_create_after_subscribing_turns_auto_renew_off_and_partitions_without
     }
 }
 
-/// Asks the function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
-fn verify_pass(w: &World) -> Value {
-    match w
-        .host
-        .invoke(&json!({"tapguard": "verify"}), std::time::Duration::from_secs(60))
-    {
-        InvokeResult::Response(summary) => summary,
-        other => panic!("the verify pass did not answer: {other:?}\n{}", w.host.logs()),
-    }
-}
-
 /// control -> (verdict, observed) of a pass.
 fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, String)> {
     summary["reports"]
@@ -214,17 +203,6 @@ fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, Str
             let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
             (text("control"), (text("verdict"), text("observed")))
         })
-        .collect()
-}
-
-/// Values of `tapguard`'s ControlDrifted for one control, from the EMF lines in the function's log.
-fn drift_metric(w: &World, control: &str) -> Vec<f64> {
-    w.host
-        .logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard" && line["Control"] == control)
-        .filter_map(|line| line["ControlDrifted"].as_f64())
         .collect()
 }
 
@@ -261,7 +239,7 @@ fn the_verify_pass_finds_an_ended_subscription_and_another_srt_role_reads_only_a
 
     // Held, and the pass only reads.
     let before = w.operations("shield").len();
-    let held = verify_pass(&w);
+    let held = verify_pass(&w.host);
     assert_eq!(
         (held["resources"].as_u64(), held["drifted"].as_u64()),
         (Some(1), Some(0)),
@@ -301,19 +279,19 @@ fn the_verify_pass_finds_an_ended_subscription_and_another_srt_role_reads_only_a
     ];
     for (control, observed, drift, put_back) in &drifts {
         drift();
-        let drifted = verify_pass(&w);
+        let drifted = verify_pass(&w.host);
         assert_eq!(drifted["drifted"].as_u64(), Some(1), "{control}: {drifted}");
         let (verdict, seen) = checks_of(&drifted)[*control].clone();
         assert_eq!(verdict, "drifted", "{control}");
         assert!(seen.starts_with(observed), "{control}: {seen}");
-        assert_eq!(drift_metric(&w, control).last(), Some(&1.0), "{control}");
+        assert_eq!(drift_metric(&w.host, None, control).last(), Some(&1.0), "{control}");
         assert_eq!(
             drift_finding(&w, control),
             Some(("FAILED".to_string(), "ACTIVE".to_string())),
             "{control}"
         );
         put_back();
-        let again = verify_pass(&w);
+        let again = verify_pass(&w.host);
         assert_eq!(
             (again["drifted"].as_u64(), again["findings_archived"].as_u64()),
             (Some(0), Some(1)),
@@ -331,7 +309,7 @@ fn the_verify_pass_finds_an_ended_subscription_and_another_srt_role_reads_only_a
         json!({"service": "shield", "operation": "DescribeSubscription", "code": "AccessDeniedException",
         "message": "not authorized to perform shield:DescribeSubscription"}),
     );
-    let denied = verify_pass(&w);
+    let denied = verify_pass(&w.host);
     let (verdict, why) = checks_of(&denied)["Shield.Subscription"].clone();
     assert_eq!(verdict, "unknown", "{denied}");
     assert!(why.contains("AccessDeniedException"), "{why}");

@@ -141,3 +141,30 @@ pub fn ledger_parameters_of(account: &Account, region: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Asks a function for a verify pass, as its EventBridge schedule does; returns the pass's summary.
+pub fn verify_pass(host: &LambdaHost) -> Value {
+    match host.invoke(
+        &serde_json::json!({"tapguard": "verify"}),
+        std::time::Duration::from_secs(60),
+    ) {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the verify pass did not answer: {other:?}\n{}", host.logs()),
+    }
+}
+
+/// Values of `tapguard`'s ControlDrifted for one control, from the embedded-metric-format lines the
+/// function wrote to its log (what CloudWatch turns into metrics on Lambda); with `resource`, only the
+/// lines of that resource of the test stack `tap-test`.
+pub fn drift_metric(host: &LambdaHost, resource: Option<&str>, control: &str) -> Vec<f64> {
+    host.logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tapguard"
+                && line["Control"] == control
+                && resource.is_none_or(|r| line["Stack"] == "tap-test" && line["Resource"] == r)
+        })
+        .filter_map(|line| line["ControlDrifted"].as_f64())
+        .collect()
+}
