@@ -195,7 +195,81 @@ fn subjects() -> Vec<Subject> {
             state: shield_state,
             plan: shield_plan,
         },
+        Subject {
+            binary: "config-setup",
+            resource_type: "Custom::ConfigSetup",
+            operations: declared(config_setup::ConfigSetup::OPERATIONS),
+            timeout: TIMEOUT,
+            ledger_regions: &[REGION],
+            state: config_state,
+            plan: config_plan,
+        },
     ]
+}
+
+/// The region's AWS Config: each recorder with whether it records, each delivery channel with its
+/// bucket, and each rule with its source, or `none`.
+fn config_state(w: &World) -> String {
+    let call = |operation: &str| w.json_call("config", &format!("StarlingDoveService.{operation}"), json!({}));
+    let list = |answer: Value, key: &str| answer[key].as_array().cloned().unwrap_or_default();
+    let statuses = list(
+        call("DescribeConfigurationRecorderStatus"),
+        "ConfigurationRecordersStatus",
+    );
+    let mut parts: Vec<String> = list(call("DescribeConfigurationRecorders"), "ConfigurationRecorders")
+        .iter()
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or_default();
+            let recording = statuses.iter().any(|s| s["name"] == name && s["recording"] == true);
+            format!("recorder {name} recording {recording}")
+        })
+        .collect();
+    parts.extend(
+        list(call("DescribeDeliveryChannels"), "DeliveryChannels")
+            .iter()
+            .map(|c| {
+                format!(
+                    "channel {} {}",
+                    c["name"].as_str().unwrap_or_default(),
+                    c["s3BucketName"].as_str().unwrap_or_default()
+                )
+            }),
+    );
+    let mut rules: Vec<String> = list(call("DescribeConfigRules"), "ConfigRules")
+        .iter()
+        .map(|r| {
+            format!(
+                "rule {} {}",
+                r["ConfigRuleName"].as_str().unwrap_or_default(),
+                r["Source"]["SourceIdentifier"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    rules.sort();
+    parts.extend(rules);
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// A recorder, channel and one rule in a fresh region, then an Update that swaps the rule for another.
+fn config_plan(w: &World) -> Plan {
+    let account = &w.account.account_id;
+    let props = |rule: Value| {
+        json!({"RoleArn": format!("arn:aws:iam::{account}:role/tap-config-recorder"),
+            "DeliveryBucketName": format!("tap-config-{account}"), "Rules": [rule]})
+    };
+    let state = |rule: &str, source: &str| {
+        format!("recorder default recording true; channel default tap-config-{account}; rule {rule} {source}")
+    };
+    Plan {
+        create: props(json!({"Name": "tap-encrypted-volumes", "SourceIdentifier": "ENCRYPTED_VOLUMES"})),
+        after_create: state("tap-encrypted-volumes", "ENCRYPTED_VOLUMES"),
+        update: props(json!({"Name": "tap-root-mfa", "SourceIdentifier": "ROOT_ACCOUNT_MFA_ENABLED"})),
+        after_update: state("tap-root-mfa", "ROOT_ACCOUNT_MFA_ENABLED"),
+    }
 }
 
 /// The region's hub: `off`, or `on <ControlFindingGenerator> <AutoEnableControls> <tag keys>`.

@@ -161,6 +161,8 @@ pub struct Invocation {
     pub account_id: String,
     pub region: String,
     step: Mutex<String>,
+    /// Why the Create failed, while its undo runs: a deadline that cuts the undo off still names it.
+    undoing: Mutex<Option<String>>,
     pub(crate) deadline: Option<Instant>,
 }
 
@@ -176,6 +178,7 @@ impl Invocation {
             account_id: account_id.to_string(),
             region: region.to_string(),
             step: Mutex::new("starting".into()),
+            undoing: Mutex::new(None),
             deadline: None,
         }
     }
@@ -187,6 +190,15 @@ impl Invocation {
 
     pub fn current_step(&self) -> String {
         self.step.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The error of the failed Create being undone now, if any.
+    fn undoing(&self) -> Option<String> {
+        self.undoing.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_undoing(&self, failure: Option<String>) {
+        *self.undoing.lock().unwrap_or_else(|p| p.into_inner()) = failure;
     }
 
     /// Time left before the response must be sent, when there is a deadline.
@@ -483,6 +495,7 @@ impl<R: CustomResource> Runtime<R> {
             account_id,
             region,
             step: Mutex::new("starting".into()),
+            undoing: Mutex::new(None),
             deadline: Some(handler_deadline),
         });
 
@@ -688,6 +701,7 @@ impl<R: CustomResource> Runtime<R> {
         };
         let failed_step = inv.current_step();
         inv.step("undoing the failed Create");
+        inv.set_undoing(Some(err.to_string()));
         let props = props::parse_retiring(properties, R::RETIRED_PROPERTIES).ok();
         let result = match self.resource.undo_create(inv, request_id, props).await {
             Ok(()) => Err(err),
@@ -698,6 +712,7 @@ impl<R: CustomResource> Runtime<R> {
                 )))
             }
         };
+        inv.set_undoing(None);
         inv.step(failed_step);
         result
     }
@@ -708,9 +723,16 @@ impl<R: CustomResource> Runtime<R> {
 }
 
 fn timed_out(started: Instant, inv: &Invocation) -> HandlerError {
+    // Cut off while undoing a failed Create: the failure comes first in what a person must know.
+    let undoing = inv
+        .undoing()
+        .map(|failure| {
+            format!(", undoing the Create that had failed ({failure}; the rollback Delete finishes the undo)")
+        })
+        .unwrap_or_default();
     HandlerError::Failed(format!(
-        "{CUT_OFF_REASON}{} s while {}: answering now so the stack does not wait; raise the function's timeout \
-         (and the resource's ServiceTimeout) or find out why that step is slow",
+        "{CUT_OFF_REASON}{} s while {}{undoing}: answering now so the stack does not wait; raise the function's \
+         timeout (and the resource's ServiceTimeout) or find out why that step is slow",
         started.elapsed().as_secs(),
         inv.current_step()
     ))
@@ -727,4 +749,37 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_that_cuts_off_the_undo_of_a_failed_create_still_names_why_the_create_failed() {
+        let inv = Invocation::detached("eu-west-1", "123456789012");
+        inv.step("calling config:PutConfigRule");
+        let plain = timed_out(Instant::now(), &inv).to_string();
+        assert!(plain.starts_with(CUT_OFF_REASON), "{plain}");
+        assert!(
+            plain.contains("while calling config:PutConfigRule: answering now"),
+            "{plain}"
+        );
+        assert!(!plain.contains("undoing"), "{plain}");
+
+        inv.set_undoing(Some("PutConfigRule failed: InternalFailure (injected)".into()));
+        inv.step("calling ssm:DeleteParameter (the ledger)");
+        let undoing = timed_out(Instant::now(), &inv).to_string();
+        assert!(
+            undoing.starts_with(CUT_OFF_REASON),
+            "the rollback Delete still sees a cut-off: {undoing}"
+        );
+        assert!(
+            undoing.contains(
+                "while calling ssm:DeleteParameter (the ledger), undoing the Create that had failed \
+                 (PutConfigRule failed: InternalFailure (injected); the rollback Delete finishes the undo)"
+            ),
+            "{undoing}"
+        );
+    }
 }

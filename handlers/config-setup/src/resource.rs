@@ -121,12 +121,7 @@ enum Restore<P, W> {
     /// Another resource still claims it, or its prior state is unknown: leave it.
     Leave,
     /// This was the last claim: put `prior` back where the setting still holds `wants`.
-    To {
-        prior: P,
-        wants: Option<W>,
-        /// The claim as it was, to put back if the restore fails (so a retried Delete still restores).
-        raw: (Value, Value),
-    },
+    To { prior: P, wants: Option<W> },
 }
 
 /// A release in progress: whose claims, and what the restores must read back.
@@ -136,6 +131,9 @@ struct Undo<'a> {
     undoing: bool,
     state: &'a State,
     expect: Vec<Expect>,
+    /// The settings whose claims go once the restores are read back: a Delete that fails or is cut off
+    /// before keeps them, so its retry still knows the prior state.
+    settled: Vec<String>,
 }
 
 /// One thing a restore must read back.
@@ -532,8 +530,9 @@ impl ConfigSetup {
             .with("ServiceLinkedRecorders", state.service_linked.join(","))
     }
 
-    /// Gives up this resource's claim on `setting` and says what is left to do. `legacy` is the prior
-    /// an old-format id carries (with what it asked for), used when the ledger holds no claim yet.
+    /// Says what giving up this resource's claim on `setting` leaves to do (the claim itself goes only
+    /// after the restore is read back, see `Undo::settled`). `legacy` is the prior an old-format id
+    /// carries (with what it asked for), used when the ledger holds no claim yet.
     async fn released<P: DeserializeOwned + Serialize, W: DeserializeOwned + Serialize>(
         &self,
         inv: &Invocation,
@@ -542,13 +541,12 @@ impl ConfigSetup {
         legacy: Option<(P, Option<W>)>,
         undoing: bool,
     ) -> Result<Restore<P, W>, HandlerError> {
-        Ok(match self.ledger.release(inv, key, setting).await? {
+        Ok(match self.ledger.pending_release(inv, key, setting).await? {
             Release::StillClaimed(_) => Restore::Leave,
-            Release::Last { prior, wants } => match parse::<P>(prior.clone()) {
+            Release::Last { prior, wants } => match parse::<P>(prior) {
                 Some(p) => Restore::To {
                     prior: p,
-                    wants: serde_json::from_value(wants.clone()).ok(),
-                    raw: (prior.unwrap_or(Value::Null), wants),
+                    wants: serde_json::from_value(wants).ok(),
                 },
                 None => {
                     warn!(
@@ -560,10 +558,7 @@ impl ConfigSetup {
                 }
             },
             Release::Unclaimed => match legacy {
-                Some((prior, wants)) => {
-                    let raw = (json(&prior), wants.as_ref().map(json).unwrap_or(Value::Null));
-                    Restore::To { prior, wants, raw }
-                }
+                Some((prior, wants)) => Restore::To { prior, wants },
                 None => {
                     if !undoing {
                         warn!(
@@ -579,15 +574,12 @@ impl ConfigSetup {
         })
     }
 
-    /// Puts a failed restore's claim back, so that the retried Delete still restores the setting.
-    async fn reclaim(&self, inv: &Invocation, key: &str, setting: &str, raw: &(Value, Value)) {
-        if let Err(err) = self
-            .ledger
-            .claim(inv, key, setting, raw.1.clone(), Some(raw.0.clone()))
-            .await
-        {
-            warn!(setting, error = %err, "the claim of a failed restore could not be put back in the ledger");
+    /// Drops the claims of the settings an undo restored and read back.
+    async fn drop_settled(&self, inv: &Invocation, key: &str, settled: &[String]) -> Result<(), HandlerError> {
+        for setting in settled {
+            self.ledger.drop_claim(inv, key, setting).await?;
         }
+        Ok(())
     }
 
     async fn release_rule(
@@ -599,12 +591,14 @@ impl ConfigSetup {
     ) -> Result<(), HandlerError> {
         let (key, expect) = (undo.key, &mut undo.expect);
         let setting = rule_setting(name);
-        let Restore::To { prior, wants, raw } = self.released(inv, key, &setting, legacy, undo.undoing).await? else {
+        let restore = self.released(inv, key, &setting, legacy, undo.undoing).await?;
+        undo.settled.push(setting);
+        let Restore::To { prior, wants } = restore else {
             return Ok(());
         };
         let current = undo.state.rules.get(name);
         let ours = current.is_some_and(|c| wants.as_ref().is_none_or(|w| w.is_met_by(c)));
-        let result = match (prior.exists, current, prior.definition) {
+        match (prior.exists, current, prior.definition) {
             (false, None, _) => Ok(()),
             (false, Some(_), _) if ours => {
                 expect.push(Expect::RuleGone(name.to_string()));
@@ -637,12 +631,7 @@ impl ConfigSetup {
                 );
                 Ok(())
             }
-        };
-        if let Err(err) = result {
-            self.reclaim(inv, key, &setting, &raw).await;
-            return Err(err);
         }
-        Ok(())
     }
 
     /// Gives up the recorder and channel claims; the last claimant puts back what was there before.
@@ -682,18 +671,9 @@ impl ConfigSetup {
         let chan = self
             .released::<ChannelPrior, ChannelWants>(inv, key, &channel_setting(), legacy_channel, undoing)
             .await?;
-        let result = self
-            .restore_recorder_and_channel(inv, &rec, &chan, undo.state, &mut undo.expect)
-            .await;
-        if result.is_err() {
-            if let Restore::To { raw, .. } = &rec {
-                self.reclaim(inv, key, &recorder_setting(), raw).await;
-            }
-            if let Restore::To { raw, .. } = &chan {
-                self.reclaim(inv, key, &channel_setting(), raw).await;
-            }
-        }
-        result
+        undo.settled.extend([recorder_setting(), channel_setting()]);
+        self.restore_recorder_and_channel(inv, &rec, &chan, undo.state, &mut undo.expect)
+            .await
     }
 
     async fn restore_recorder_and_channel(
@@ -876,6 +856,7 @@ impl ConfigSetup {
             undoing,
             state: &state,
             expect: Vec::new(),
+            settled: Vec::new(),
         };
         for name in &names {
             let legacy = entry.legacy.as_ref().map(|_| {
@@ -894,6 +875,7 @@ impl ConfigSetup {
         self.release_recorder_and_channel(inv, entry, desired.as_ref(), &mut undo)
             .await?;
         self.verify_restored(inv, &undo.expect).await?;
+        self.drop_settled(inv, &entry.key, &undo.settled).await?;
         self.ledger.forget(inv, &entry.key).await
     }
 
@@ -1056,6 +1038,30 @@ impl CustomResource for ConfigSetup {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::ConfigSetup";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        ("config", "DescribeConfigurationRecorders"),
+        ("config", "ListConfigurationRecorders"),
+        ("config", "DescribeConfigurationRecorderStatus"),
+        ("config", "PutConfigurationRecorder"),
+        ("config", "StartConfigurationRecorder"),
+        ("config", "StopConfigurationRecorder"),
+        ("config", "DeleteConfigurationRecorder"),
+        ("config", "DescribeDeliveryChannels"),
+        ("config", "DescribeDeliveryChannelStatus"),
+        ("config", "PutDeliveryChannel"),
+        ("config", "DeleteDeliveryChannel"),
+        ("config", "DescribeConfigRules"),
+        ("config", "PutConfigRule"),
+        ("config", "DeleteConfigRule"),
+        ("config", "ListTagsForResource"),
+        // The ownership ledger.
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let desired = validate(&props, &inv.region)?;
@@ -1171,6 +1177,7 @@ impl CustomResource for ConfigSetup {
                 undoing: false,
                 state: &state,
                 expect: Vec::new(),
+                settled: Vec::new(),
             };
             for name in &removed {
                 let legacy = entry
@@ -1187,6 +1194,7 @@ impl CustomResource for ConfigSetup {
                 self.release_rule(inv, &mut undo, name, legacy).await?;
             }
             self.verify_restored(inv, &undo.expect).await?;
+            self.drop_settled(inv, &entry.key, &undo.settled).await?;
             record.state.rules.retain(|n| wanted.contains(n.as_str()));
             let gone: BTreeSet<String> = removed.iter().map(|n| rule_setting(n)).collect();
             record.settings.retain(|s| !gone.contains(s));
