@@ -22,16 +22,6 @@ pub enum Fact {
     Unknown(String),
 }
 
-impl Fact {
-    pub fn json(&self) -> Value {
-        match self {
-            Fact::Present(what) => json!({"present": true, "what": what}),
-            Fact::Absent => json!({"present": false}),
-            Fact::Unknown(why) => json!({"present": null, "unknown": why}),
-        }
-    }
-}
-
 /// A thing the stack manages and that exists only once per account and region (or account).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Singleton {
@@ -370,6 +360,7 @@ impl Decision {
     }
 
     /// The things with `action`, comma-separated.
+    #[cfg(test)]
     pub fn things(&self, action: Action) -> String {
         self.items
             .iter()
