@@ -21,7 +21,9 @@ test script a resource's fate:
    that StackSet instance fails when CreateStackInstances reaches it: it is listed OUTDATED with
    DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
    failure tolerance is not modelled: any failed instance fails the operation).
-- Stack instances created through OUs are listed with their `OrganizationalUnitId`, as AWS lists them.
+- Stack instances created through OUs are listed with their `OrganizationalUnitId`, as AWS lists them,
+   and `DeleteStackInstances` of a service-managed StackSet takes OUs (`DeploymentTargets`) as AWS does:
+   the instances deployed through them in the regions given are deleted (moto reads only `Accounts`).
 
 - `POST /tapguard/cloudformation/sent` `{"account": "...", "region": "..."}`: what clients sent there,
    as sent: `{"change_sets": [...], "executions": [...]}`, each CreateChangeSet as `{"stack",
@@ -30,6 +32,22 @@ test script a resource's fate:
    "on_stack_failure"}` and each ExecuteChangeSet as `{"change_set", "stack", "disable_rollback"}`. moto itself keeps a parameter's previous
    value when an update omits it (AWS uses the template default), so a test of carry-over must look
    at what was sent, not at the stack afterwards.
+
+- A creation's change set and events hold only the resources whose `Condition` holds, as in
+   CloudFormation (moto lists every resource of the template).
+- A resource that another extension models for real (`AWS::GuardDuty::Detector`, `AWS::AccessAnalyzer::Analyzer`)
+   and whose service refuses it (`ResourceRefused`: a second detector, a second account analyzer) fails
+   with the service's error as its reason, and the stack rolls back as for a scripted fate.
+
+- A delegated administrator (a member account registered with `RegisterDelegatedAdministrator` for
+   `member.org.stacksets.cloudformation.amazonaws.com`) acts on service-managed StackSets with
+   `CallAs DELEGATED_ADMIN`, and they deploy to the organization's OUs. A member account that is not
+   registered is refused with AWS's ValidationError "Account used is not a delegated administrator"; one
+   that calls as `SELF` with a ValidationError in the emulator's wording. AWS documentation: the
+   CloudFormation API Reference's `CallAs` ("If you are signed in to a delegated administrator account,
+   specify DELEGATED_ADMIN. Your AWS account must be registered as a delegated administrator in the
+   management account"). Not modelled: AWS keeps a delegated administrator's StackSets in the management
+   account; the emulator keeps them in the caller's.
 
 Also as CloudFormation does: a change set for a stack whose operation is in progress, or for a stack in
 ROLLBACK_COMPLETE, is refused with a ValidationError naming the state.
@@ -41,7 +59,13 @@ import threading
 import time
 
 from moto.cloudformation.exceptions import ValidationError
-from moto.cloudformation.models import CloudFormationBackend, Event, StackInstance, cloudformation_backends
+from moto.cloudformation.models import (
+    CloudFormationBackend,
+    Event,
+    StackInstance,
+    StackInstances,
+    cloudformation_backends,
+)
 from moto.cloudformation.responses import CloudFormationResponse
 
 import faults
@@ -53,8 +77,18 @@ _original_create_stack_instances = CloudFormationBackend.create_stack_instances
 _original_instance_to_dict = StackInstance.to_dict
 _original_create_change_set_response = CloudFormationResponse.create_change_set
 _original_execute_change_set_response = CloudFormationResponse.execute_change_set
+_original_delete_stack_instances_response = CloudFormationResponse.delete_stack_instances
 
 _lock = threading.Lock()
+
+
+class ResourceRefused(Exception):
+    """Raised by a resource model of another extension (ext_guardduty.py, ext_accessanalyzer.py) when
+    its service refuses the creation: the execution fails that resource with `reason`."""
+
+    def __init__(self, logical_id: str, reason: str):
+        super().__init__(reason)
+        self.logical_id, self.reason = logical_id, reason
 
 
 def _fates(backend: CloudFormationBackend) -> list:
@@ -238,7 +272,13 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
     kind = change_set.change_set_type
     changes = [(c.action, c.logical_resource_id, c.resource_type) for c in change_set.changes]
     if kind == "CREATE":
-        resources = _resources(change_set.template_dict)
+        template_resources = (change_set.template_dict or {}).get("Resources") or {}
+        holds = _conditions(self, change_set)
+        resources = [
+            r
+            for r in _resources(change_set.template_dict)
+            if holds.get((template_resources.get(r[0]) or {}).get("Condition"), True)
+        ]
         fate = _take_fate(self, stack.name, "CREATE", [r[0] for r in resources])
     else:
         touched = [c[1] for c in changes if c[0] in ("Add", "Modify")]
@@ -258,7 +298,26 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
             _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
         return None
     seen = len(stack.events)
-    _original_execute(self, change_set_name, stack_name)
+    try:
+        _original_execute(self, change_set_name, stack_name)
+    except ResourceRefused as refused:
+        # A resource the service refused (a second GuardDuty detector, a second account analyzer):
+        # played as that resource's failure, as CloudFormation reports it, and rolled back.
+        del stack.events[seen:]
+        fate = {"logical_id": refused.logical_id, "reason": refused.reason, "rollback_fails": False}
+        stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
+        change_set.execution_status = "EXECUTE_COMPLETE"
+        if kind == "CREATE":
+            stack.template = change_set.template
+            stack.template_dict = change_set.template_dict
+            script, final = _creation_script(stack, resources, fate)
+            _play(self, stack, script, final, "CREATE_IN_PROGRESS")
+        else:
+            if refused.logical_id not in [c[1] for c in changes]:
+                changes.append(("Add", refused.logical_id, ""))
+            script, final = _update_script(stack, changes, fate, False)
+            _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
+        return None
     # Keep moto's first stack event (CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS); the rest is scripted.
     del stack.events[seen + 1 :]
     # moto keeps the template and Outputs the stack had before the change set (none, for a creation).
@@ -286,7 +345,44 @@ def _create_change_set(self: CloudFormationBackend, stack_name: str, change_set_
             raise ValidationError(
                 stack_name, message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
             )
-    return _original_create_change_set(self, stack_name, change_set_name, *args, **kwargs)
+    change_set_id, stack_id = _original_create_change_set(self, stack_name, change_set_name, *args, **kwargs)
+    change_set = self.change_sets.get(change_set_id)
+    if change_set is not None and change_set.change_set_type == "CREATE":
+        # As CloudFormation: a creation adds only the resources whose condition holds (moto lists all).
+        holds = _conditions(self, change_set)
+        resources = (change_set.template_dict or {}).get("Resources") or {}
+        change_set.changes = [
+            c
+            for c in change_set.changes
+            if holds.get((resources.get(c.logical_resource_id) or {}).get("Condition"), True)
+        ]
+    return change_set_id, stack_id
+
+
+def _conditions(backend: CloudFormationBackend, change_set) -> dict:
+    """The change set's conditions, evaluated with its parameters: {name: bool}, {} if they cannot be."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    template = change_set.template_dict or {}
+    if not template.get("Conditions"):
+        return {}
+    try:
+        resource_map = ResourceMap(
+            change_set.stack_id,
+            change_set.stack_name,
+            change_set.parameters,
+            {},
+            backend.region_name,
+            backend.account_id,
+            template,
+            None,
+        )
+        resource_map.load_mapping()
+        resource_map.load_parameters()
+        resource_map.load_conditions()
+        return {name: bool(resource_map.lazy_condition_map[name]) for name in template["Conditions"]}
+    except Exception:  # an unusual template: no filtering rather than a broken change set
+        return {}
 
 
 def _delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
@@ -331,6 +427,91 @@ def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *ar
     if failed:
         stack_set.update_operation(operation_id, "FAILED")
     return operation_id
+
+
+def _delete_stack_instances_response(self: CloudFormationResponse):
+    """DeleteStackInstances of a service-managed StackSet names OUs (DeploymentTargets), not accounts:
+    the instances deployed through those OUs in the regions given are deleted."""
+    deployment_targets = self._get_params().get("DeploymentTargets") or {}
+    ous = deployment_targets.get("OrganizationalUnitIds") or []
+    if ous and not self._get_param("Accounts", []):
+        stack_set = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+        accounts = sorted(
+            {i.account_id for i in stack_set.instances.stack_instances if getattr(i, "tapguard_ou", None) in ous}
+        )
+        regions = self._get_param("Regions", [])
+        stack_set = self.cloudformation_backend.delete_stack_instances(stack_set.name, accounts, regions)
+        from moto.core.responses import ActionResult
+
+        return ActionResult({"OperationId": stack_set.operations[-1]["OperationId"]})
+    return _original_delete_stack_instances_response(self)
+
+
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
+STACK_SET_OPERATIONS = [
+    "create_stack_set",
+    "describe_stack_set",
+    "update_stack_set",
+    "delete_stack_set",
+    "create_stack_instances",
+    "list_stack_instances",
+    "delete_stack_instances",
+    "describe_stack_set_operation",
+]
+
+
+def _management_of(account: str):
+    """(management account, partition) of the organization `account` is a member of; None for the
+    management account itself or an account in no organization."""
+    from moto.organizations.models import organizations_backends
+
+    entry = organizations_backends.master_accounts.get(account)
+    return entry if entry and entry[0] != account else None
+
+
+def _org_backend(self: StackInstances):
+    # A delegated administrator's service-managed StackSet deploys to the organization's OUs, which
+    # moto keeps in the management account's backend.
+    from moto.organizations.models import organizations_backends
+
+    entry = _management_of(self.account_id)
+    if entry:
+        return organizations_backends[entry[0]][entry[1]]
+    return organizations_backends[self.account_id][self.partition]
+
+
+def _checking_call_as(original):
+    """A member account acts on a service-managed StackSet only as a registered delegated
+    administrator, saying so with CallAs DELEGATED_ADMIN."""
+
+    def respond(self: CloudFormationResponse):
+        account = self.current_account
+        entry = _management_of(account)
+        if entry:
+            name = self._get_param("StackSetName")
+            model = self._get_param("PermissionModel")
+            if model is None:
+                found = [st for st in self.cloudformation_backend.stacksets.values() if name in (st.name, st.id)]
+                model = found[0].permission_model if found else None
+            if model == "SERVICE_MANAGED":
+                from moto.organizations.models import organizations_backends
+
+                admins = organizations_backends[entry[0]][entry[1]].list_delegated_administrators(
+                    ServicePrincipal=STACKSETS_PRINCIPAL
+                )["DelegatedAdministrators"]
+                if account not in [a["Id"] for a in admins]:
+                    raise ValidationError(
+                        name,
+                        message="Account used is not a delegated administrator",
+                    )
+                if (self._get_param("CallAs") or "SELF") != "DELEGATED_ADMIN":
+                    raise ValidationError(
+                        name,
+                        message=f"Account {account} is not the management account of its organization: a delegated administrator must call with CallAs DELEGATED_ADMIN",
+                    )
+        return original(self)
+
+    return respond
 
 
 def _parent_ou(management: str, account: str, ous: list) -> str | None:
@@ -457,6 +638,15 @@ def install() -> None:
     StackInstance.to_dict = _instance_to_dict
     CloudFormationResponse.create_change_set = _create_change_set_response
     CloudFormationResponse.execute_change_set = _execute_change_set_response
+    CloudFormationResponse.delete_stack_instances = _delete_stack_instances_response
+    StackInstances.org_backend = property(_org_backend)
+    # AWS Organizations lets CloudFormation StackSets have a delegated administrator; moto's list lacks it.
+    from moto.organizations.models import FakeDelegatedAdministrator
+
+    if STACKSETS_PRINCIPAL not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+        FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(STACKSETS_PRINCIPAL)
+    for operation in STACK_SET_OPERATIONS:
+        setattr(CloudFormationResponse, operation, _checking_call_as(getattr(CloudFormationResponse, operation)))
     faults.CONTROLS[("POST", "/tapguard/cloudformation/sent")] = _control_sent
     faults.CONTROLS[("POST", "/tapguard/cloudformation/stack-instance-fate")] = _control_stack_instance_fate
     faults.CONTROLS[("POST", "/tapguard/cloudformation/fate")] = _control_fate

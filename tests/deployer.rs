@@ -1935,3 +1935,461 @@ fn verify_of_a_denied_target_is_unknown_with_the_reason_never_held() {
         "{audit:#?}"
     );
 }
+
+// ---- plan: what each target already has sets the Existing... parameters ----
+
+/// A fleet of four accounts x two regions, some with a GuardDuty detector, a multi-region trail or an
+/// account analyzer made by direct calls (not by any stack): (accounts, what each target has).
+fn mixed_fleet() -> (Vec<String>, Vec<(String, [&'static str; 3])>) {
+    let accounts: Vec<Account> = (0..4).map(|_| emulator().fresh_account()).collect();
+    let ids: Vec<String> = accounts.iter().map(|a| a.account_id.clone()).collect();
+    let (a, b, c) = (&accounts[0], &accounts[1], &accounts[2]);
+    // a: a detector in us-east-1 and an analyzer in eu-west-1.
+    emulator().rest_call(
+        a,
+        "us-east-1",
+        "guardduty",
+        "POST",
+        "/detector",
+        Some(json!({"enable": true})),
+    );
+    emulator().rest_call(
+        a,
+        "eu-west-1",
+        "access-analyzer",
+        "PUT",
+        "/analyzer",
+        Some(json!({"analyzerName": "security-team", "type": "ACCOUNT"})),
+    );
+    // b: a multi-region trail (home us-east-1), seen in every region.
+    let bucket = format!("org-trail-{}", b.account_id);
+    emulator().rest_call(b, "us-east-1", "s3", "PUT", &format!("/{bucket}"), None);
+    let trail = emulator().json_call(
+        b,
+        "us-east-1",
+        "cloudtrail",
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail",
+        json!({"Name": "org-trail", "S3BucketName": bucket, "IsMultiRegionTrail": true}),
+    );
+    assert!(trail["TrailARN"].is_string(), "{trail}");
+    // c: a detector in both regions and an analyzer in us-east-1. d: nothing.
+    for region in ["us-east-1", "eu-west-1"] {
+        emulator().rest_call(
+            c,
+            region,
+            "guardduty",
+            "POST",
+            "/detector",
+            Some(json!({"enable": true})),
+        );
+    }
+    emulator().rest_call(
+        c,
+        "us-east-1",
+        "access-analyzer",
+        "PUT",
+        "/analyzer",
+        Some(json!({"analyzerName": "legacy", "type": "ACCOUNT"})),
+    );
+    // (ExistingCloudTrail, ExistingGuardDutyDetector, ExistingAccessAnalyzer) per target.
+    let expected = vec![
+        (format!("{}/us-east-1", ids[0]), ["false", "true", "false"]),
+        (format!("{}/eu-west-1", ids[0]), ["false", "false", "true"]),
+        (format!("{}/us-east-1", ids[1]), ["true", "false", "false"]),
+        (format!("{}/eu-west-1", ids[1]), ["true", "false", "false"]),
+        (format!("{}/us-east-1", ids[2]), ["false", "true", "true"]),
+        (format!("{}/eu-west-1", ids[2]), ["false", "true", "false"]),
+        (format!("{}/us-east-1", ids[3]), ["false", "false", "false"]),
+        (format!("{}/eu-west-1", ids[3]), ["false", "false", "false"]),
+    ];
+    (ids, expected)
+}
+
+const EXISTING: [&str; 3] = [
+    "ExistingCloudTrail",
+    "ExistingGuardDutyDetector",
+    "ExistingAccessAnalyzer",
+];
+
+/// (value, source) of `key` among a target's parameters in the JSON document.
+fn parameter_of<'a>(target: &'a serde_json::Value, key: &str) -> (&'a str, &'a str) {
+    let p = target["detail"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["key"] == key))
+        .unwrap_or_else(|| panic!("no parameter {key} in {target:#}"));
+    (p["value"].as_str().unwrap(), p["source"].as_str().unwrap())
+}
+
+/// Calls in `account` that change something: anything but Get/Describe/List/Head, by service.
+fn writes_in(account: &str) -> Vec<String> {
+    emulator()
+        .calls(account, None)
+        .iter()
+        .filter_map(|c| {
+            let op = c["operation"].as_str()?;
+            let read = ["Get", "Describe", "List", "Head"].iter().any(|r| op.starts_with(r));
+            (!read).then(|| format!("{}:{op}", c["service"].as_str().unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn detector_count(account: &str, region: &str) -> usize {
+    let listed = emulator().rest_call(
+        &emulator().account(account),
+        region,
+        "guardduty",
+        "GET",
+        "/detector",
+        None,
+    );
+    listed["detectorIds"].as_array().map(Vec::len).unwrap_or(0)
+}
+
+#[test]
+fn plan_reads_each_target_sets_its_parameters_and_changes_nothing_then_deploy_uses_it() {
+    let caller = emulator().fresh_account();
+    let (accounts, expected) = mixed_fleet();
+    let template = fixture_path("fleet.yml");
+    let template = template.to_str().unwrap();
+    let audit = audit_path("plan");
+    let (code, out, err) = tapguard_as(
+        &caller,
+        &[
+            "plan",
+            "--template",
+            template,
+            "--accounts",
+            &accounts.join(","),
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--role-name",
+            "tapguard-deployer",
+            "--concurrency",
+            "8",
+            "--poll-interval-ms",
+            "100",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["command"], "plan");
+    let targets = doc["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 8, "{doc:#}");
+    for (label, values) in &expected {
+        let target = targets
+            .iter()
+            .find(|t| t["target"] == label.as_str())
+            .unwrap_or_else(|| panic!("no {label} in {doc:#}"));
+        assert_eq!(target["good"], true, "{target:#}");
+        for (key, value) in EXISTING.iter().zip(values) {
+            assert_eq!(
+                parameter_of(target, key),
+                (*value, "detected"),
+                "{label} {key}: {target:#}"
+            );
+        }
+        // The summary of the change set a creation would run: the marker, and what is not there.
+        let outcome = target["outcome"].as_str().unwrap();
+        // The HomeRegion trail is not counted: the emulator's change set leaves out the trail's
+        // placeholder resource (moto has no AWS::CloudTrail::Trail), whatever CreateTrail says.
+        let adds = 1 + values[1..].iter().filter(|v| **v == "false").count();
+        assert!(
+            outcome.starts_with("CREATE change set: ") && outcome.contains(&format!("{adds} to add")),
+            "{label}: {outcome}"
+        );
+    }
+    // What b's trail looks like in its other region: the shadow of a multi-region trail.
+    let b_eu = targets
+        .iter()
+        .find(|t| t["target"] == format!("{}/eu-west-1", accounts[1]).as_str())
+        .unwrap();
+    let trail_item = b_eu["detail"]["plan"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["thing"] == "CloudTrail")
+        .unwrap();
+    assert_eq!(trail_item["action"], "leave");
+    assert!(
+        trail_item["detail"]
+            .as_str()
+            .unwrap()
+            .contains("trail org-trail (multi-region, home us-east-1)"),
+        "{trail_item}"
+    );
+    // plan changed nothing: in every account only reads, and the change set it made to summarise
+    // (deleted again, with the REVIEW_IN_PROGRESS stack that held it); no stack, no new detector.
+    for account in &accounts {
+        let mut writes = writes_in(account);
+        writes.sort();
+        writes.dedup();
+        assert_eq!(
+            writes,
+            [
+                "cloudformation:CreateChangeSet",
+                "cloudformation:DeleteChangeSet",
+                "cloudformation:DeleteStack"
+            ],
+            "{account}"
+        );
+        for region in ["us-east-1", "eu-west-1"] {
+            assert_eq!(stack_status(&emulator().account(account), region, "TapStack"), None);
+        }
+    }
+    assert_eq!(detector_count(&accounts[3], "us-east-1"), 0);
+    assert_eq!(detector_count(&accounts[0], "us-east-1"), 1);
+
+    // deploy with a targets file over the same fleet: no parameter given, one target's own override.
+    let file = std::env::temp_dir().join(format!("tapguard-test-fleet-{:016x}.txt", rand_id()));
+    let mut lines = String::from("# the fleet\n");
+    for (label, _) in &expected {
+        lines.push_str(label);
+        if *label == format!("{}/eu-west-1", accounts[3]) {
+            // The targets file wins over what the plan reads.
+            lines.push_str("  ExistingAccessAnalyzer=true");
+        }
+        lines.push('\n');
+    }
+    std::fs::write(&file, lines).unwrap();
+    let run = |name: &str| {
+        let audit = audit_path(name);
+        tapguard_as(
+            &caller,
+            &[
+                "deploy",
+                "--template",
+                template,
+                "--targets",
+                file.to_str().unwrap(),
+                "--role-name",
+                "tapguard-deployer",
+                "--yes",
+                "--concurrency",
+                "8",
+                "--poll-interval-ms",
+                "100",
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        )
+    };
+    let (code, out, err) = run("fleet-deploy");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["all_good"], true, "{doc:#}");
+    for (label, values) in &expected {
+        let target = doc["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == label.as_str())
+            .unwrap();
+        assert_eq!(target["outcome"], "CREATE_COMPLETE", "{target:#}");
+        let (account, region) = label.split_once('/').unwrap();
+        // One detector in every target: the one that was there, or the stack's.
+        assert_eq!(detector_count(account, region), 1, "{label}");
+        if *label == format!("{}/eu-west-1", accounts[3]) {
+            assert_eq!(parameter_of(target, "ExistingAccessAnalyzer"), ("true", "given"));
+        } else {
+            assert_eq!(parameter_of(target, "ExistingAccessAnalyzer"), (values[2], "detected"));
+        }
+    }
+    // A re-run finds the stacks' own detectors and analyzers as theirs: nothing changes.
+    let (code, out, err) = run("fleet-again");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for target in doc["targets"].as_array().unwrap() {
+        assert_eq!(target["outcome"], "no changes (CREATE_COMPLETE)", "{target:#}");
+        assert_eq!(target["detail"]["executed"], false);
+    }
+    let d_us = format!("{}/us-east-1", accounts[3]);
+    let again = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == d_us.as_str())
+        .unwrap();
+    let detector_item = again["detail"]["plan"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["thing"] == "GuardDuty")
+        .unwrap();
+    assert!(
+        detector_item["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("this stack's own ("),
+        "{detector_item}"
+    );
+    assert_eq!(parameter_of(again, "ExistingGuardDutyDetector"), ("false", "detected"));
+}
+
+#[test]
+fn a_parameter_given_wins_over_the_plan_and_the_emulator_refuses_a_second_detector_as_aws_does() {
+    let account = emulator().fresh_account();
+    emulator().rest_call(
+        &account,
+        REGION,
+        "guardduty",
+        "POST",
+        "/detector",
+        Some(json!({"enable": true})),
+    );
+    let audit = audit_path("second-detector");
+    let (code, out, err) = deploy(
+        &account,
+        "TapStack",
+        "fleet.yml",
+        &audit,
+        &[
+            "--parameter",
+            "ExistingGuardDutyDetector=false",
+            "--parameter",
+            "HomeRegion=us-east-1",
+        ],
+    );
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" GuardDuty ") && l.contains("already there: not created")),
+        "the plan still says what it found:\n{out}"
+    );
+    assert!(
+        outcomes_table(&out).contains("root cause: GuardDutyDetector (AWS::GuardDuty::Detector) CREATE_FAILED: The request is rejected because a detector already exists for the current account."),
+        "{out}"
+    );
+    assert_eq!(detector_count(&account.account_id, REGION), 1);
+}
+
+#[test]
+fn a_delegated_administrator_is_detected_and_status_and_delete_work_in_stack_set_mode() {
+    let management = emulator().fresh_account();
+    let (ou, members) = organization(&management);
+    // A member account outside the OU, registered as the StackSets delegated administrator.
+    let org = |target: &str, body: serde_json::Value| {
+        emulator().json_call(
+            &management,
+            "us-east-1",
+            "organizations",
+            &format!("AWSOrganizationsV20161128.{target}"),
+            body,
+        )
+    };
+    let created = org(
+        "CreateAccount",
+        json!({"AccountName": "security-tooling", "Email": "security@example.com"}),
+    );
+    let admin_id = created["CreateAccountStatus"]["AccountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    org(
+        "RegisterDelegatedAdministrator",
+        json!({"AccountId": admin_id, "ServicePrincipal": "member.org.stacksets.cloudformation.amazonaws.com"}),
+    );
+    let admin = emulator().account(&admin_id);
+    let audit = audit_path("delegated");
+    let set = ["--stack-set", "--ou", ou.as_str(), "--regions", "us-east-1"];
+
+    // As SELF, CloudFormation refuses a member account.
+    let mut refused = set.to_vec();
+    refused.extend(["--call-as", "SELF"]);
+    let (code, out, _) = deploy(&admin, "TapBaseline", "stack.yml", &audit, &refused);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("CallAs DELEGATED_ADMIN"), "{out}");
+
+    // Without --call-as, the deployer finds it is not the management account.
+    let (code, out, err) = deploy(&admin, "TapBaseline", "stack.yml", &audit, &set);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(
+            "call as DELEGATED_ADMIN: {admin_id} is not the management account ({}): acting as a delegated administrator",
+            management.account_id
+        )),
+        "{out}"
+    );
+    for member in &members {
+        assert!(
+            out.contains(&format!("  instance {member}/us-east-1: CURRENT")),
+            "{out}"
+        );
+    }
+
+    // status in StackSet mode: the StackSet and each instance.
+    let (code, out, err) = tapguard_as(
+        &admin,
+        &[
+            "status",
+            "--stack-set",
+            "--stack-name",
+            "TapBaseline",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for member in &members {
+        assert!(
+            out.contains(&format!("  instance {member}/us-east-1: CURRENT")),
+            "{out}"
+        );
+    }
+    assert!(
+        outcomes_table(&out).contains("StackSet TapBaseline: ACTIVE, 2 instance(s), 0 not current"),
+        "{out}"
+    );
+
+    // delete in StackSet mode: the instances (their stacks go), then the StackSet.
+    let (code, out, err) = tapguard_as(
+        &admin,
+        &[
+            "delete",
+            "--stack-set",
+            "--stack-name",
+            "TapBaseline",
+            "--yes",
+            "--poll-interval-ms",
+            "100",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(": delete instances of OUs {ou} in us-east-1")),
+        "{out}"
+    );
+    assert!(
+        outcomes_table(&out).contains("StackSet TapBaseline deleted with 2 instance(s)"),
+        "{out}"
+    );
+    for member in &members {
+        let topics = emulator().query(
+            &emulator().account(member),
+            "us-east-1",
+            "sns",
+            &[("Action", "ListTopics")],
+        );
+        assert!(!topics.contains("tapguard-alarms-dev"), "{member}: {topics}");
+    }
+    let (code, out, _) = tapguard_as(
+        &admin,
+        &[
+            "status",
+            "--stack-set",
+            "--stack-name",
+            "TapBaseline",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("StackSet TapBaseline does not exist"), "{out}");
+}

@@ -18,6 +18,13 @@ pub struct DeleteArgs {
     /// Delete without asking.
     #[arg(long)]
     pub yes: bool,
+    /// The StackSet named --stack-name instead (from its administrator account): its instances
+    /// (DeleteStackInstances, stacks not retained), then the StackSet.
+    #[arg(long)]
+    pub stack_set: bool,
+    /// StackSet mode: SELF or DELEGATED_ADMIN (default: detected, as for deploy).
+    #[arg(long, value_parser = ["SELF", "DELEGATED_ADMIN"])]
+    pub call_as: Option<String>,
     #[command(flatten)]
     pub targets: TargetArgs,
 }

@@ -1,5 +1,6 @@
-//! `tapguard deploy`: a change set per target, shown (resources and where each parameter value
-//! comes from) before it is executed, then the stack watched to its end.
+//! `tapguard deploy`: per target, first the plan (what the target already has, and from it the
+//! template's `Existing...` parameters), then a change set shown (resources and where each parameter
+//! value comes from) before it is executed, then the stack watched to its end.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -7,15 +8,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Tag};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Stack, Tag};
 use aws_sdk_cloudformation::Client as CloudFormation;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::{api_error, explain_entry_error};
+use crate::parameters::Source;
 use crate::prompt::confirm;
 use crate::stack_watch::{
     describe_stack, explain_change_set_error, explain_status, fail, is_no_changes, settle, stack_events, stack_status,
 };
+use crate::survey::{decide, stack_resources, survey, Decision};
 use crate::targets::{run_id, run_on_targets, Ctx, Outcome, TargetArgs};
 
 #[derive(Debug, clap::Args, Clone)]
@@ -69,9 +72,10 @@ pub struct DeployArgs {
     #[arg(long, default_value_t = 0)]
     pub failure_tolerance: i32,
     /// StackSet mode: SELF in the management account, DELEGATED_ADMIN in a delegated administrator
-    /// account of the organization.
-    #[arg(long, default_value = "SELF", value_parser = ["SELF", "DELEGATED_ADMIN"])]
-    pub call_as: String,
+    /// account of the organization. Default: detected (Organizations DescribeOrganization: SELF when
+    /// the caller is the management account, DELEGATED_ADMIN otherwise).
+    #[arg(long, value_parser = ["SELF", "DELEGATED_ADMIN"])]
+    pub call_as: Option<String>,
     /// StackSet mode: how many accounts at once per region.
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: i32,
@@ -280,12 +284,114 @@ async fn upload_template(ctx: &Ctx, plan: &DeployPlan, prefix: &str) -> Result<S
     Ok(url)
 }
 
-async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
+/// A change set computed for a target and shown, not executed yet.
+pub struct Prepared {
+    pub cfn: CloudFormation,
+    pub existing: Option<Stack>,
+    pub change_set_type: ChangeSetType,
+    pub change_set_name: String,
+    pub change_set_id: String,
+    pub stack_id: String,
+    pub resolved: Vec<crate::parameters::Resolved>,
+    pub decision: Decision,
+    pub changes: Vec<Value>,
+}
+
+impl Prepared {
+    /// What `--output json` shows of the target.
+    pub fn detail(&self, plan: &DeployPlan, executed: bool, status: &str) -> Value {
+        json!({
+            "stack_id": self.stack_id,
+            "stack_status": status,
+            "change_set": {"name": self.change_set_name, "id": self.change_set_id, "type": self.change_set_type.as_str()},
+            "changes": self.changes,
+            "parameters": self.resolved.iter().map(crate::parameters::Resolved::json).collect::<Vec<_>>(),
+            "plan": self.decision.json(),
+            "capabilities": plan.capabilities,
+            "executed": executed,
+        })
+    }
+
+    /// The stack status before this change set ("REVIEW_IN_PROGRESS" for a new stack).
+    pub fn status_before(&self) -> String {
+        self.existing
+            .as_ref()
+            .map(stack_status)
+            .unwrap_or_else(|| "REVIEW_IN_PROGRESS".into())
+    }
+}
+
+/// The stack's parameters as DescribeStacks gives them.
+fn stack_parameters(stack: &Stack) -> Vec<(String, String)> {
+    stack
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.parameter_key().unwrap_or_default().to_string(),
+                p.parameter_value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The plan of a target: what it already has (survey.rs), and from it the `Existing...`
+/// parameters. Shown as lines of the target and recorded in the audit log (keys, not values).
+pub async fn plan_target(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    plan: &DeployPlan,
+    existing: Option<&Stack>,
+    given: &[(String, String)],
+) -> Result<Decision, String> {
+    let resources = match existing.and_then(|s| s.stack_id()) {
+        Some(id) => stack_resources(ctx, cfn, id).await.map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let found = survey(ctx, &resources).await;
+    let declared: Vec<&str> = plan.declared.iter().map(|d| d.key.as_str()).collect();
+    // HomeRegion as the change set will have it: given, else the stack's, else the template default.
+    let previous = existing.map(stack_parameters).unwrap_or_default();
+    let home_region = given
+        .iter()
+        .chain(previous.iter())
+        .find(|(k, _)| k == "HomeRegion")
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            plan.declared
+                .iter()
+                .find(|d| d.key == "HomeRegion")
+                .and_then(|d| d.default.clone())
+        });
+    let decision = decide(&found, &declared, home_region.as_deref(), &ctx.target.region);
+    ctx.say("plan:");
+    for item in &decision.items {
+        ctx.say(format!(
+            "  {:<8} {:<26} {}",
+            item.action.as_str(),
+            item.thing,
+            item.detail
+        ));
+    }
+    ctx.record(
+        "plan",
+        json!({
+            "items": decision.items.iter().map(|i| json!({"thing": i.thing, "action": i.action.as_str()})).collect::<Vec<_>>(),
+            "parameters_detected": decision.detected.iter().map(|d| d.key).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(decision)
+}
+
+/// The first steps of `deploy` (and all of `plan`) in a target: the stack's state, the plan, the
+/// parameters (given, then this target's own from the targets file, over what the plan read), and
+/// the change set computed and shown. Err: how the target already ends (no changes, or a failure).
+pub async fn change_set(ctx: &Ctx, plan: &DeployPlan) -> Result<Prepared, Outcome> {
     let cfn = CloudFormation::new(&ctx.config);
     let name = &plan.args.stack_name;
     let existing = match describe_stack(ctx, &cfn, name).await {
         Ok(s) => s,
-        Err(e) => return fail(ctx, explain_entry_error(&e, None)),
+        Err(e) => return Err(fail(ctx, explain_entry_error(&e, None))),
     };
     let change_set_type = match &existing {
         None => ChangeSetType::Create,
@@ -295,30 +401,55 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             if status == "REVIEW_IN_PROGRESS" {
                 ChangeSetType::Create
             } else if let Some(why) = explain_status(&status).filter(|_| status != "UPDATE_ROLLBACK_COMPLETE") {
-                return fail(ctx, format!("stack {name} is in {status}: {why}"));
+                return Err(fail(ctx, format!("stack {name} is in {status}: {why}")));
             } else {
                 ChangeSetType::Update
             }
         }
     };
+    let mut given = plan.parameters.clone();
+    for (k, v) in &ctx.target.parameters {
+        given.retain(|(g, _)| g != k);
+        given.push((k.clone(), v.clone()));
+    }
+    if let Err(e) = crate::parameters::check_known(&plan.declared, &given) {
+        return Err(fail(ctx, format!("the targets file: {e}")));
+    }
+    let decision = match plan_target(ctx, &cfn, plan, existing.as_ref(), &given).await {
+        Ok(d) => d,
+        Err(e) => return Err(fail(ctx, format!("cannot plan: {e}"))),
+    };
+    // What the plan read, unless given.
+    let mut sent_values = given.clone();
+    for d in &decision.detected {
+        if !given.iter().any(|(k, _)| k == d.key) {
+            sent_values.push((d.key.to_string(), d.value.to_string()));
+        }
+    }
     let change_set_name = format!("tapguard-{}", plan.run);
     // On an update, every parameter not given keeps its value (UsePreviousValue).
     let previous: Option<Vec<(String, String)>> = existing
         .as_ref()
         .filter(|_| change_set_type == ChangeSetType::Update)
-        .map(|stack| {
-            stack
-                .parameters()
-                .iter()
-                .map(|p| {
-                    (
-                        p.parameter_key().unwrap_or_default().to_string(),
-                        p.parameter_value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        });
-    let (sent, resolved) = crate::parameters::resolve(&plan.declared, &plan.parameters, previous.as_deref());
+        .map(stack_parameters);
+    let (sent, mut resolved) = crate::parameters::resolve(&plan.declared, &sent_values, previous.as_deref());
+    for r in resolved.iter_mut() {
+        if r.source == Source::Given && !given.iter().any(|(k, _)| *k == r.key) {
+            r.source = Source::Detected;
+        }
+    }
+    let no_changes = |reason: &str| {
+        ctx.say(format!("no changes: stack {name} is already up to date"));
+        ctx.record("change_set_empty", json!({"name": change_set_name, "reason": reason}));
+        let status = existing.as_ref().map(stack_status).unwrap_or_default();
+        Outcome::good(format!("no changes ({status})")).with(json!({
+            "stack_status": status,
+            "changes": [],
+            "parameters": resolved.iter().map(crate::parameters::Resolved::json).collect::<Vec<_>>(),
+            "plan": decision.json(),
+            "executed": false,
+        }))
+    };
     let mut request = cfn
         .create_change_set()
         .stack_name(name)
@@ -334,7 +465,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     ) {
         (Some(prefix), true) => match upload_template(ctx, plan, prefix).await {
             Ok(url) => request.template_url(url),
-            Err(e) => return fail(ctx, format!("cannot upload the template: {e}")),
+            Err(e) => return Err(fail(ctx, format!("cannot upload the template: {e}"))),
         },
         _ => request.template_body(&plan.template_body),
     };
@@ -348,17 +479,8 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         Ok(c) => c,
         // CloudFormation answers an update that changes nothing either way: this refusal here, or a
         // change set that ends FAILED with "didn't contain changes" (below).
-        Err(e) if is_no_changes(&e.message) => {
-            ctx.say(format!("no changes: stack {name} is already up to date"));
-            ctx.record(
-                "change_set_empty",
-                json!({"name": change_set_name, "reason": e.message}),
-            );
-            let status = existing.as_ref().map(stack_status).unwrap_or_default();
-            return Outcome::good(format!("no changes ({status})"))
-                .with(json!({"stack_status": status, "changes": [], "executed": false}));
-        }
-        Err(e) => return fail(ctx, explain_change_set_error(&e)),
+        Err(e) if is_no_changes(&e.message) => return Err(no_changes(&e.message)),
+        Err(e) => return Err(fail(ctx, explain_change_set_error(&e))),
     };
     let change_set_id = created.id().unwrap_or(&change_set_name).to_string();
     let stack_id = created.stack_id().unwrap_or(name).to_string();
@@ -369,9 +491,10 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             "type": change_set_type.as_str(),
             "stack_id": stack_id,
             "capabilities": plan.capabilities,
-            "parameters_given": resolved.iter().filter(|r| r.source == crate::parameters::Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
-            "parameters_kept": resolved.iter().filter(|r| r.source == crate::parameters::Source::Previous).map(|r| &r.key).collect::<Vec<_>>(),
-            "parameters_changed": resolved.iter().filter(|r| r.changed == Some(true) && r.source == crate::parameters::Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
+            "parameters_given": resolved.iter().filter(|r| r.source == Source::Given).map(|r| &r.key).collect::<Vec<_>>(),
+            "parameters_detected": resolved.iter().filter(|r| r.source == Source::Detected).map(|r| &r.key).collect::<Vec<_>>(),
+            "parameters_kept": resolved.iter().filter(|r| r.source == Source::Previous).map(|r| &r.key).collect::<Vec<_>>(),
+            "parameters_changed": resolved.iter().filter(|r| r.changed == Some(true) && matches!(r.source, Source::Given | Source::Detected)).map(|r| &r.key).collect::<Vec<_>>(),
         }),
     );
 
@@ -387,7 +510,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .await
         {
             Ok(o) => o,
-            Err(e) => return fail(ctx, e.to_string()),
+            Err(e) => return Err(fail(ctx, e.to_string())),
         };
         match out.status() {
             Some(ChangeSetStatus::CreateComplete) | Some(ChangeSetStatus::Failed) => break out,
@@ -396,7 +519,6 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     };
     if described.status() == Some(&ChangeSetStatus::Failed) {
         let reason = described.status_reason().unwrap_or("no reason given").to_string();
-        let no_changes = is_no_changes(&reason);
         // A change set that cannot be executed is only clutter in the console.
         let _ = ctx
             .call(
@@ -407,14 +529,10 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                     .send(),
             )
             .await;
-        if no_changes {
-            ctx.say(format!("no changes: stack {name} is already up to date"));
-            ctx.record("change_set_empty", json!({"name": change_set_name, "reason": reason}));
-            let status = existing.as_ref().map(stack_status).unwrap_or_default();
-            return Outcome::good(format!("no changes ({status})"))
-                .with(json!({"stack_status": status, "changes": [], "executed": false}));
+        if is_no_changes(&reason) {
+            return Err(no_changes(&reason));
         }
-        return fail(ctx, format!("the change set failed: {reason}"));
+        return Err(fail(ctx, format!("the change set failed: {reason}")));
     }
 
     ctx.say(format!(
@@ -446,46 +564,59 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         }
     }
     ctx.record("change_set_ready", json!({"name": change_set_name, "changes": changes}));
-    let detail = |executed: bool, status: &str| {
-        json!({
-            "stack_id": stack_id,
-            "stack_status": status,
-            "change_set": {"name": change_set_name, "id": change_set_id, "type": change_set_type.as_str()},
-            "changes": changes,
-            "parameters": resolved.iter().map(crate::parameters::Resolved::json).collect::<Vec<_>>(),
-            "capabilities": plan.capabilities,
-            "executed": executed,
-        })
-    };
+    Ok(Prepared {
+        cfn,
+        existing,
+        change_set_type,
+        change_set_name,
+        change_set_id,
+        stack_id,
+        resolved,
+        decision,
+        changes,
+    })
+}
 
+async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
+    let prepared = match change_set(ctx, plan).await {
+        Ok(p) => p,
+        Err(outcome) => return outcome,
+    };
+    let Prepared {
+        cfn,
+        change_set_name,
+        change_set_id,
+        stack_id,
+        ..
+    } = &prepared;
+    let name = &plan.args.stack_name;
     if plan.args.no_execute {
         ctx.say(format!(
             "change set {change_set_name} is ready; not executed (--no-execute)"
         ));
-        let status = existing
-            .as_ref()
-            .map(stack_status)
-            .unwrap_or_else(|| "REVIEW_IN_PROGRESS".into());
-        return Outcome::good(format!("change set {change_set_name} ready, not executed")).with(detail(false, &status));
+        return Outcome::good(format!("change set {change_set_name} ready, not executed")).with(prepared.detail(
+            plan,
+            false,
+            &prepared.status_before(),
+        ));
     }
     if !plan.args.yes && !confirm(ctx, &format!("execute change set {change_set_name}?")).await {
-        let status = existing
-            .as_ref()
-            .map(stack_status)
-            .unwrap_or_else(|| "REVIEW_IN_PROGRESS".into());
-        return Outcome::bad(format!("change set {change_set_name} created, not executed"))
-            .with(detail(false, &status));
+        return Outcome::bad(format!("change set {change_set_name} created, not executed")).with(prepared.detail(
+            plan,
+            false,
+            &prepared.status_before(),
+        ));
     }
 
     // Events from before this run are history: only what this execution causes is shown.
-    let mut seen: HashSet<String> = match stack_events(ctx, &cfn, &stack_id, &HashSet::new()).await {
+    let mut seen: HashSet<String> = match stack_events(ctx, cfn, stack_id, &HashSet::new()).await {
         Ok(events) => events.iter().filter_map(|e| e.event_id().map(str::to_string)).collect(),
         Err(e) => return fail(ctx, e.to_string()),
     };
     let mut execute = cfn
         .execute_change_set()
-        .change_set_name(&change_set_id)
-        .stack_name(&stack_id);
+        .change_set_name(change_set_id)
+        .stack_name(stack_id);
     if plan.args.disable_rollback {
         execute = execute.disable_rollback(true);
     }
@@ -493,7 +624,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         return fail(ctx, explain_change_set_error(&e));
     }
     ctx.say(format!("executing {change_set_name}"));
-    let outcome = settle(ctx, &cfn, &stack_id, &mut seen, name).await;
+    let outcome = settle(ctx, cfn, stack_id, &mut seen, name).await;
     let status = ctx
         .last_status
         .lock()
@@ -501,7 +632,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         .get(&ctx.label)
         .cloned()
         .unwrap_or_default();
-    let detail = detail(true, &status);
+    let detail = prepared.detail(plan, true, &status);
     outcome.with(detail)
 }
 
@@ -551,7 +682,7 @@ mod tests {
             stack_set: false,
             ous: vec![],
             failure_tolerance: 0,
-            call_as: "SELF".into(),
+            call_as: None,
             max_concurrent: 1,
         };
         assert_eq!(

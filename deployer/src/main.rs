@@ -11,11 +11,13 @@ mod delete;
 mod deploy;
 mod local;
 mod parameters;
+mod plan;
 mod progress;
 mod prompt;
 mod stack_watch;
 mod stackset;
 mod status;
+mod survey;
 mod targets;
 mod template;
 mod verifiers;
@@ -30,8 +32,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create or update the stack through a change set in every target, streaming its events.
+    /// Create or update the stack through a change set in every target, streaming its events. The
+    /// plan comes first: what each target already has sets the template's Existing... parameters.
     Deploy(deploy::DeployArgs),
+    /// What deploy would do in every target, changing nothing: what is already there (trail,
+    /// detector, analyzer, Config, Security Hub, EBS encryption), the Existing... parameters set from
+    /// it, and the change set's summary (the change set is deleted again).
+    Plan(plan::PlanArgs),
     /// The stack status, outputs and (with --drift) drift status in every target.
     Status(status::StatusArgs),
     /// Delete the stack in every target, streaming its events.
@@ -49,7 +56,10 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Deploy(args) if args.stack_set => stackset::deploy(args),
         Command::Deploy(args) => deploy::deploy(args),
+        Command::Plan(args) => plan::plan(args),
+        Command::Status(args) if args.stack_set => stackset::status(args),
         Command::Status(args) => status::status(args),
+        Command::Delete(args) if args.stack_set => stackset::delete(args),
         Command::Delete(args) => delete::delete(args),
         Command::Local(args) => local::run(args),
         Command::Verify(args) => verify::verify(args),

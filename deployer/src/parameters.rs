@@ -93,6 +93,8 @@ pub fn check_known(declared: &[Declared], given: &[(String, String)]) -> Result<
 pub enum Source {
     /// Given on the command line, in the parameters file or the targets file.
     Given,
+    /// Set by the plan from what the target already has (an `Existing...` parameter).
+    Detected,
     /// Kept from the stack with UsePreviousValue.
     Previous,
     /// Not sent: the template default applies (a new stack, or a parameter new to the template).
@@ -122,17 +124,19 @@ impl Resolved {
             (Source::Given, Some(_), Some(false)) => "given, unchanged".to_string(),
             (Source::Given, Some(old), Some(true)) => format!("CHANGED from {old}"),
             (Source::Given, Some(_), None) => "given (NoEcho: whether it changes is not shown)".to_string(),
+            (Source::Detected, None, _) => "read from the target (new)".to_string(),
+            (Source::Detected, Some(_), Some(false)) => "read from the target, unchanged".to_string(),
+            (Source::Detected, Some(old), _) => format!("read from the target: CHANGED from {old}"),
         };
         format!("  {:<32} {:<24} {note}", self.key, self.shown)
             .trim_end()
             .to_string()
     }
 
-    #[allow(dead_code)] // used by --output json
     pub fn json(&self) -> Value {
         json!({
             "key": self.key,
-            "source": match self.source { Source::Given => "given", Source::Previous => "previous", Source::Default => "default" },
+            "source": match self.source { Source::Given => "given", Source::Detected => "detected", Source::Previous => "previous", Source::Default => "default" },
             "value": self.shown,
             "previous": self.previous,
             "changed": self.changed,

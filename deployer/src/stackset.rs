@@ -1,6 +1,7 @@
 //! `deploy --stack-set`: the same template as a service-managed StackSet, deployed by CloudFormation
-//! to every account of the given organizational units in the given regions. This runs in the
-//! organization's management (or delegated administrator) account, in its home region.
+//! to every account of the given organizational units in the given regions; and `status` and
+//! `delete` of it. This runs in the organization's management (or delegated administrator) account,
+//! in its home region; which of the two is found out (`call_as`) unless --call-as says.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,8 +15,231 @@ use crate::api::ApiError;
 use aws_sdk_cloudformation::Client as CloudFormation;
 use serde_json::json;
 
+use crate::delete::DeleteArgs;
 use crate::deploy::{prepare, DeployArgs, DeployPlan};
-use crate::targets::{run_on_targets, Ctx, Outcome, TargetArgs};
+use crate::status::StatusArgs;
+use crate::targets::{run_id, run_on_targets, Ctx, Outcome, TargetArgs};
+
+/// The targets frame of StackSet mode: one caller, the administrator account in its own region;
+/// --regions say where instances are, not where the caller runs.
+fn administrator(targets: &TargetArgs) -> TargetArgs {
+    TargetArgs {
+        regions: Vec::new(),
+        accounts: Vec::new(),
+        role_name: None,
+        targets_file: None,
+        external_id: None,
+        ..targets.clone()
+    }
+}
+
+/// CloudFormation's `CallAs` for this caller: as given, or found out. Organizations'
+/// DescribeOrganization names the management account: the caller is SELF there and must be a
+/// delegated administrator (DELEGATED_ADMIN) anywhere else. When the organization cannot be read,
+/// SELF, and the line says how to override it.
+pub async fn call_as(ctx: &Ctx, given: Option<&str>) -> CallAs {
+    if let Some(given) = given {
+        return CallAs::from(given);
+    }
+    let sts = aws_sdk_sts::Client::new(&ctx.config);
+    let organizations = aws_sdk_organizations::Client::new(&ctx.config);
+    let caller = ctx
+        .call("GetCallerIdentity", sts.get_caller_identity().send())
+        .await
+        .ok()
+        .and_then(|c| c.account().map(str::to_string));
+    let organization = ctx
+        .call("DescribeOrganization", organizations.describe_organization().send())
+        .await;
+    let (call_as, why) = match (caller, organization) {
+        (Some(caller), Ok(out)) => {
+            let management = out
+                .organization()
+                .and_then(|o| o.master_account_id())
+                .unwrap_or_default()
+                .to_string();
+            if management == caller {
+                ("SELF", format!("{caller} is the organization's management account"))
+            } else {
+                (
+                    "DELEGATED_ADMIN",
+                    format!("{caller} is not the management account ({management}): acting as a delegated administrator"),
+                )
+            }
+        }
+        (_, Err(e)) => (
+            "SELF",
+            format!("the organization cannot be read ({}: {}); give --call-as DELEGATED_ADMIN in a delegated administrator account", e.operation, e.code),
+        ),
+        (None, Ok(_)) => ("SELF", "the caller's account is not known".to_string()),
+    };
+    ctx.say(format!("call as {call_as}: {why}"));
+    ctx.record("call_as", json!({"call_as": call_as, "why": why}));
+    CallAs::from(call_as)
+}
+
+/// A one-line account/region summary of an instance, with its status and reason.
+fn instance_line(instance: &StackInstanceSummary) -> (bool, String) {
+    let status = instance.status().map(|s| s.as_str()).unwrap_or("");
+    let detailed = instance
+        .stack_instance_status()
+        .and_then(|s| s.detailed_status())
+        .map(|s| s.as_str())
+        .unwrap_or("");
+    let line = format!(
+        "  instance {}/{}: {status} {detailed} {}",
+        instance.account().unwrap_or(""),
+        instance.region().unwrap_or(""),
+        instance.status_reason().unwrap_or("")
+    );
+    (status == "CURRENT", line.trim_end().to_string())
+}
+
+/// `tapguard status --stack-set`: the StackSet's status and every instance's.
+pub fn status(args: StatusArgs) -> ExitCode {
+    let admin = administrator(&args.targets);
+    let args = Arc::new(args);
+    run_on_targets("status --stack-set", run_id(), &admin, move |ctx| {
+        let args = args.clone();
+        async move {
+            let cfn = CloudFormation::new(&ctx.config);
+            let name = &args.stack_name;
+            let call_as = call_as(&ctx, args.call_as.as_deref()).await;
+            let set = match ctx
+                .call(
+                    "DescribeStackSet",
+                    cfn.describe_stack_set()
+                        .stack_set_name(name)
+                        .call_as(call_as.clone())
+                        .send(),
+                )
+                .await
+            {
+                Ok(out) => out.stack_set().cloned(),
+                Err(e) if e.code == "StackSetNotFoundException" => None,
+                Err(e) => return fail(&ctx, e.to_string()),
+            };
+            let Some(set) = set.filter(|s| s.status().is_some_and(|st| st.as_str() != "DELETED")) else {
+                return fail(&ctx, format!("StackSet {name} does not exist"));
+            };
+            let set_status = set.status().map(|s| s.as_str()).unwrap_or("").to_string();
+            ctx.say(format!("StackSet {name}: {set_status}"));
+            let regions = &args.targets.regions;
+            let listed = match instances(&ctx, &cfn, name, &call_as).await {
+                Ok(all) => all
+                    .into_iter()
+                    .filter(|i| regions.is_empty() || i.region().is_some_and(|r| regions.iter().any(|x| x == r)))
+                    .collect::<Vec<_>>(),
+                Err(e) => return fail(&ctx, e.to_string()),
+            };
+            let mut not_current = 0;
+            for instance in &listed {
+                let (current, line) = instance_line(instance);
+                not_current += usize::from(!current);
+                ctx.say(line);
+            }
+            ctx.record(
+                "stack_set_status",
+                json!({"stack_set": name, "status": set_status, "instances": listed.len(), "not_current": not_current}),
+            );
+            let text = format!(
+                "StackSet {name}: {set_status}, {} instance(s), {not_current} not current",
+                listed.len()
+            );
+            if not_current == 0 {
+                Outcome::good(text)
+            } else {
+                Outcome::bad(text)
+            }
+        }
+    })
+}
+
+/// `tapguard delete --stack-set`: every instance (through the OUs they were deployed to, in their
+/// regions; the stacks are deleted, not retained), then the StackSet itself.
+pub fn delete(args: DeleteArgs) -> ExitCode {
+    let admin = administrator(&args.targets);
+    let args = Arc::new(args);
+    run_on_targets("delete --stack-set", run_id(), &admin, move |ctx| {
+        let args = args.clone();
+        async move {
+            let cfn = CloudFormation::new(&ctx.config);
+            let name = &args.stack_name;
+            let call_as = call_as(&ctx, args.call_as.as_deref()).await;
+            let listed = match instances(&ctx, &cfn, name, &call_as).await {
+                Ok(all) => all,
+                Err(e) if e.code == "StackSetNotFoundException" => {
+                    ctx.say(format!("StackSet {name} does not exist: nothing to delete"));
+                    return Outcome::good("absent");
+                }
+                Err(e) => return fail(&ctx, e.to_string()),
+            };
+            let mut ous: Vec<String> = listed
+                .iter()
+                .filter_map(|i| i.organizational_unit_id().map(str::to_string))
+                .collect();
+            ous.sort();
+            ous.dedup();
+            let mut regions: Vec<String> = listed.iter().filter_map(|i| i.region().map(str::to_string)).collect();
+            regions.sort();
+            regions.dedup();
+            if !args.yes
+                && !crate::prompt::confirm(
+                    &ctx,
+                    &format!("delete StackSet {name} and its {} instance(s)?", listed.len()),
+                )
+                .await
+            {
+                return Outcome::bad("not deleted");
+            }
+            if !listed.is_empty() {
+                let request = cfn
+                    .delete_stack_instances()
+                    .stack_set_name(name)
+                    .call_as(call_as.clone())
+                    .deployment_targets(
+                        DeploymentTargets::builder()
+                            .set_organizational_unit_ids(Some(ous.clone()))
+                            .build(),
+                    )
+                    .set_regions(Some(regions.clone()))
+                    .retain_stacks(false);
+                let operation = match ctx.call("DeleteStackInstances", request.send()).await {
+                    Ok(out) => out.operation_id().unwrap_or_default().to_string(),
+                    Err(e) => return fail(&ctx, e.to_string()),
+                };
+                ctx.say(format!(
+                    "operation {operation}: delete instances of OUs {} in {}",
+                    ous.join(","),
+                    regions.join(",")
+                ));
+                match wait_operation(&ctx, &cfn, name, &operation, &call_as).await {
+                    Ok(StackSetOperationStatus::Succeeded) => {}
+                    Ok(status) => return fail(&ctx, format!("operation {operation}: {}", status.as_str())),
+                    Err(e) => return fail(&ctx, e.to_string()),
+                }
+            }
+            if let Err(e) = ctx
+                .call(
+                    "DeleteStackSet",
+                    cfn.delete_stack_set()
+                        .stack_set_name(name)
+                        .call_as(call_as.clone())
+                        .send(),
+                )
+                .await
+            {
+                return fail(&ctx, e.to_string());
+            }
+            ctx.say(format!("StackSet {name} deleted"));
+            ctx.record(
+                "stack_set_deleted",
+                json!({"stack_set": name, "instances": listed.len()}),
+            );
+            Outcome::good(format!("StackSet {name} deleted with {} instance(s)", listed.len()))
+        }
+    })
+}
 
 pub fn deploy(args: DeployArgs) -> ExitCode {
     let plan = match prepare(&args) {
@@ -25,15 +249,7 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // One caller: the administrator account in its own region; --regions are where instances go.
-    let admin = TargetArgs {
-        regions: Vec::new(),
-        accounts: Vec::new(),
-        role_name: None,
-        targets_file: None,
-        external_id: None,
-        ..plan.args.targets.clone()
-    };
+    let admin = administrator(&plan.args.targets);
     run_on_targets("deploy --stack-set", plan.run.clone(), &admin, move |ctx| {
         let plan = plan.clone();
         async move { deploy_stack_set(&ctx, &plan).await }
@@ -67,7 +283,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         .collect();
     let capabilities: Vec<Capability> = plan.capabilities.iter().map(|c| Capability::from(c.as_str())).collect();
 
-    let call_as = CallAs::from(plan.args.call_as.as_str());
+    let call_as = call_as(ctx, plan.args.call_as.as_deref()).await;
     let exists = match ctx
         .call(
             "DescribeStackSet",
@@ -262,7 +478,8 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .and_then(|s| s.detailed_status())
             .map(|s| s.as_str())
             .unwrap_or("");
-        if status != "CURRENT" {
+        let (current, line) = instance_line(instance);
+        if !current {
             bad += 1;
             first_failure.get_or_insert_with(|| {
                 format!(
@@ -273,13 +490,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                 )
             });
         }
-        let line = format!(
-            "  instance {}/{}: {status} {detailed} {}",
-            instance.account().unwrap_or(""),
-            instance.region().unwrap_or(""),
-            instance.status_reason().unwrap_or("")
-        );
-        ctx.say(line.trim_end());
+        ctx.say(line);
         ctx.record(
             "stack_instance",
             json!({"account": instance.account(), "region": instance.region(), "status": status, "detailed_status": detailed, "reason": instance.status_reason()}),

@@ -15,8 +15,15 @@ pub struct StatusArgs {
     #[arg(long, default_value = "TapStack")]
     pub stack_name: String,
     /// Also detect drift (DetectStackDrift) and report it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stack_set")]
     pub drift: bool,
+    /// The StackSet named --stack-name instead (from its administrator account): its status and
+    /// every instance's (in --regions, if given).
+    #[arg(long)]
+    pub stack_set: bool,
+    /// StackSet mode: SELF or DELEGATED_ADMIN (default: detected, as for deploy).
+    #[arg(long, value_parser = ["SELF", "DELEGATED_ADMIN"])]
+    pub call_as: Option<String>,
     #[command(flatten)]
     pub targets: TargetArgs,
 }

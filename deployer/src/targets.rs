@@ -31,7 +31,8 @@ pub struct TargetArgs {
     #[arg(long, value_delimiter = ',', requires = "role_name")]
     pub accounts: Vec<String>,
     /// A file listing the targets instead, one per line: `ACCOUNT/REGION`, or `REGION` for the current
-    /// credentials' account; `#` starts a comment. Accounts are entered with --role-name.
+    /// credentials' account, then optionally `KEY=VALUE` stack parameters for that target only; `#`
+    /// starts a comment. Accounts are entered with --role-name.
     #[arg(long = "targets", value_name = "FILE", conflicts_with_all = ["regions", "accounts"])]
     pub targets_file: Option<PathBuf>,
     /// The role to assume in each account.
@@ -75,6 +76,9 @@ pub enum OutputFormat {
 pub struct Target {
     pub account: Option<String>,
     pub region: String,
+    /// Stack parameters for this target only (a targets file's `KEY=VALUE` after the target); they
+    /// win over `--parameter` and over what the plan reads.
+    pub parameters: Vec<(String, String)>,
 }
 
 impl fmt::Display for Target {
@@ -312,12 +316,14 @@ pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Result<Vec<Target>, Strin
             regions.iter().map(move |r| Target {
                 account: a.clone(),
                 region: r.clone(),
+                parameters: Vec::new(),
             })
         })
         .collect())
 }
 
-/// The targets of a `--targets` file: `ACCOUNT/REGION` or `REGION` per line, `#` comments, each once.
+/// The targets of a `--targets` file: `ACCOUNT/REGION` or `REGION` per line, then optionally that
+/// target's stack parameters as `KEY=VALUE` words; `#` comments; each target once.
 pub fn parse_targets_file(text: &str) -> Result<Vec<Target>, String> {
     let mut targets: Vec<Target> = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -325,6 +331,10 @@ pub fn parse_targets_file(text: &str) -> Result<Vec<Target>, String> {
         if line.is_empty() {
             continue;
         }
+        let mut words = line.split_whitespace();
+        let line = words.next().unwrap_or_default();
+        let words: Vec<String> = words.map(str::to_string).collect();
+        let parameters = crate::parameters::key_values(&words, &format!("line {}:", number + 1))?;
         let (account, region) = match line.split_once('/') {
             Some((account, region)) => (Some(account.trim().to_string()), region.trim().to_string()),
             None => (None, line.to_string()),
@@ -342,7 +352,11 @@ pub fn parse_targets_file(text: &str) -> Result<Vec<Target>, String> {
                 number + 1
             ));
         }
-        let target = Target { account, region };
+        let target = Target {
+            account,
+            region,
+            parameters,
+        };
         if !targets.iter().any(|t| t.to_string() == target.to_string()) {
             targets.push(target);
         }
@@ -549,7 +563,7 @@ where
 }
 
 /// How deploy, status and delete end: the outcome table (or JSON) and 0 only if every target is good.
-fn finish_outcomes(done: Finished) -> ExitCode {
+pub fn finish_outcomes(done: Finished) -> ExitCode {
     let Finished {
         command,
         run,
@@ -685,5 +699,17 @@ mod tests {
             "line 1: \"1111/us-east-1\" is not ACCOUNT/REGION (a 12-digit account id) or REGION"
         );
         assert!(parse_targets_file("# nothing\n").is_err());
+        let with = parse_targets_file("111111111111/us-east-1 ExistingCloudTrail=true  Owner=a=b\n").unwrap();
+        assert_eq!(
+            with[0].parameters,
+            vec![
+                ("ExistingCloudTrail".to_string(), "true".to_string()),
+                ("Owner".to_string(), "a=b".to_string())
+            ]
+        );
+        assert_eq!(
+            parse_targets_file("111111111111/us-east-1 Oops").unwrap_err(),
+            "line 1: \"Oops\": expected KEY=VALUE"
+        );
     }
 }
