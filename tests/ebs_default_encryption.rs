@@ -35,7 +35,8 @@ fn managed_key(w: &World) -> String {
 /// service-linked role.
 fn usable_policy(w: &World) -> Value {
     let account = &w.account.account_id;
-    let role = format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
+    let role =
+        format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
     json!({"Version": "2012-10-17", "Statement": [
         {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
          "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
@@ -710,13 +711,16 @@ fn stale_reads(w: &World, reads: u32, which: &[&str]) {
 /// The operations of this world's account on `service` from the first `after` on.
 fn operations_after(w: &World, service: &str, after: &str) -> Vec<String> {
     let ops = w.operations(service);
-    let start = ops.iter().position(|op| op == after).unwrap_or_else(|| panic!("no {after}: {ops:?}"));
+    let start = ops
+        .iter()
+        .position(|op| op == after)
+        .unwrap_or_else(|| panic!("no {after}: {ops:?}"));
     ops[start..].to_vec()
 }
 
 #[test]
-fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_and_a_key_pending_deletion_are_refused(
-) {
+fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_and_a_key_pending_deletion_are_refused()
+{
     let w = world();
     let mut r = w.resource(TYPE, "Ebs");
 
@@ -733,7 +737,11 @@ fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_a
         "{}",
         refused.reason()
     );
-    assert!(refused.reason().contains("Give alias/aws/ebs (or no key)"), "{}", refused.reason());
+    assert!(
+        refused.reason().contains("Give alias/aws/ebs (or no key)"),
+        "{}",
+        refused.reason()
+    );
 
     // A customer managed key with KMS's default key policy: the account may use it, the Auto Scaling
     // service-linked role may not.
@@ -742,11 +750,19 @@ fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_a
     assert_eq!(refused.status(), "FAILED");
     let reason = refused.reason();
     assert!(
-        reason.starts_with("invalid property KmsKeyId: alias/default-policy: its key policy (GetKeyPolicy) does not let EBS use it"),
+        reason.starts_with(
+            "invalid property KmsKeyId: alias/default-policy: its key policy (GetKeyPolicy) does not let EBS use it"
+        ),
         "{reason}"
     );
-    assert!(reason.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"), "{reason}");
-    assert!(!reason.contains("through EC2 (kms:ViaService"), "the account's principals may: {reason}");
+    assert!(
+        reason.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("through EC2 (kms:ViaService"),
+        "the account's principals may: {reason}"
+    );
     assert!(w.operations("kms").contains(&"GetKeyPolicy".to_string()));
 
     // A key that is scheduled for deletion.
@@ -759,11 +775,17 @@ fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_a
     let refused = r.create(json!({"KmsKeyId": "alias/doomed"}));
     assert_eq!(refused.status(), "FAILED");
     assert!(
-        refused.reason().contains("alias/doomed: the key is PendingDeletion (scheduled for deletion"),
+        refused
+            .reason()
+            .contains("alias/doomed: the key is PendingDeletion (scheduled for deletion"),
         "{}",
         refused.reason()
     );
-    assert!(refused.reason().contains("cancel the deletion (CancelKeyDeletion)"), "{}", refused.reason());
+    assert!(
+        refused.reason().contains("cancel the deletion (CancelKeyDeletion)"),
+        "{}",
+        refused.reason()
+    );
 
     assert!(mutating(&w.operations("ec2")).is_empty(), "{:?}", w.operations("ec2"));
     assert_eq!(ebs_state(&w), (false, managed_key(&w)), "nothing was changed");
@@ -782,7 +804,10 @@ fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_a
 fn a_prior_key_scheduled_for_deletion_gives_way_to_the_aws_managed_key_on_delete() {
     let w = world();
     let prior = customer_key(&w, "alias/prior");
-    w.query("ec2", &[("Action", "ModifyEbsDefaultKmsKeyId"), ("KmsKeyId", prior.as_str())]);
+    w.query(
+        "ec2",
+        &[("Action", "ModifyEbsDefaultKmsKeyId"), ("KmsKeyId", prior.as_str())],
+    );
     customer_key(&w, "alias/tap-ebs");
     let mut r = w.resource(TYPE, "Ebs");
     let created = r.create(json!({"KmsKeyId": "alias/tap-ebs"}));
@@ -845,7 +870,10 @@ fn reads_stale_past_the_bound_are_failed_naming_the_operation_and_the_rollback_r
         .take_while(|op| op.starts_with("Get"))
         .filter(|op| *op == "GetEbsEncryptionByDefault")
         .count();
-    assert_eq!(reads, 6, "the bound, five reads, then the undo's own read before it turns encryption off");
+    assert_eq!(
+        reads, 6,
+        "the bound, five reads, then the undo's own read before it turns encryption off"
+    );
 
     let rolled_back = r.delete();
     assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());

@@ -168,7 +168,8 @@ fn ebs_state(w: &World) -> String {
 /// that lets EBS use it: the account, and the Auto Scaling service-linked role).
 fn ebs_plan(w: &World) -> Plan {
     let account = &w.account.account_id;
-    let role = format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
+    let role =
+        format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
         {"Effect": "Allow", "Principal": {"AWS": role}, "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",

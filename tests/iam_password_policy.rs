@@ -485,7 +485,10 @@ fn a_policy_read_stale_past_the_bound_is_failed_naming_the_operation_and_undone(
         .iter()
         .take_while(|op| *op == "GetAccountPasswordPolicy")
         .count();
-    assert_eq!(reads, 6, "the bound, five reads, then the undo's own read before it deletes the policy");
+    assert_eq!(
+        reads, 6,
+        "the bound, five reads, then the undo's own read before it deletes the policy"
+    );
     // The failed Create was undone: no policy had been there, so none is.
     assert_eq!(policy(&w), None);
     let rolled_back = r.delete();

@@ -179,11 +179,9 @@ fn unusable(meta: &aws_sdk_kms::types::KeyMetadata) -> Option<String> {
     if state != Some(&KeyState::Enabled) {
         let what = match state {
             Some(KeyState::Disabled) => "is Disabled: enable it (EnableKey) or choose another".to_string(),
-            Some(KeyState::PendingDeletion) => format!(
-                "is PendingDeletion (scheduled for deletion{}): cancel the deletion (CancelKeyDeletion) and enable it \
-                 (EnableKey), or choose another",
-                meta.deletion_date().map(|d| format!(" on {d}")).unwrap_or_default()
-            ),
+            Some(KeyState::PendingDeletion) => "is PendingDeletion (scheduled for deletion): cancel the deletion \
+                 (CancelKeyDeletion) and enable it (EnableKey), or choose another"
+                .to_string(),
             Some(KeyState::PendingImport) => {
                 "is PendingImport: import its key material (ImportKeyMaterial) or choose another".to_string()
             }
@@ -192,7 +190,10 @@ fn unusable(meta: &aws_sdk_kms::types::KeyMetadata) -> Option<String> {
                  another"
                     .to_string()
             }
-            Some(other) => format!("is {}, not Enabled: wait until it is Enabled or choose another", other.as_str()),
+            Some(other) => format!(
+                "is {}, not Enabled: wait until it is Enabled or choose another",
+                other.as_str()
+            ),
             None => "has no KeyState in DescribeKey's answer: choose another".to_string(),
         };
         Some(format!("the key {what}"))

@@ -126,7 +126,9 @@ fn not_allowed(statements: &[&Value], caller: &Caller, wanted: &[&str]) -> Vec<S
 }
 
 fn is_deny(statement: &Value) -> bool {
-    statement["Effect"].as_str().is_some_and(|e| e.eq_ignore_ascii_case("deny"))
+    statement["Effect"]
+        .as_str()
+        .is_some_and(|e| e.eq_ignore_ascii_case("deny"))
 }
 
 /// Whether `statement` covers `caller` doing `action` on this key: `Some(false)` when it surely does
@@ -284,7 +286,10 @@ mod tests {
     #[test]
     fn the_default_policy_alone_lacks_the_autoscaling_role() {
         let problem = check(json!([root_statement()])).expect("refused");
-        assert!(problem.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"), "{problem}");
+        assert!(
+            problem.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"),
+            "{problem}"
+        );
         assert!(!problem.contains("through EC2"), "the account may use it: {problem}");
     }
 
@@ -302,7 +307,10 @@ mod tests {
             s3.contains("through EC2 (kms:ViaService ec2.eu-west-1.amazonaws.com) for kms:CreateGrant"),
             "{s3}"
         );
-        assert!(check(via("ec2.us-east-1.amazonaws.com")).is_some(), "another region's EC2");
+        assert!(
+            check(via("ec2.us-east-1.amazonaws.com")).is_some(),
+            "another region's EC2"
+        );
     }
 
     #[test]
@@ -324,15 +332,19 @@ mod tests {
     fn a_deny_through_ec2_takes_it_away_and_names_its_statement() {
         let mut statements = vec![root_statement()];
         statements.extend(autoscaling_statements());
-        statements.push(json!({"Sid": "NoEbs", "Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant",
-            "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": "ec2.eu-west-1.amazonaws.com"}}}));
+        statements.push(
+            json!({"Sid": "NoEbs", "Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant",
+            "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": "ec2.eu-west-1.amazonaws.com"}}}),
+        );
         let problem = check(json!(statements)).expect("refused");
         assert!(problem.contains("kms:CreateGrant (denied by NoEbs)"), "{problem}");
         // A Deny for another service leaves EC2 alone.
         let mut statements = vec![root_statement()];
         statements.extend(autoscaling_statements());
-        statements.push(json!({"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
-            "Condition": {"StringEquals": {"kms:ViaService": "lambda.eu-west-1.amazonaws.com"}}}));
+        statements.push(
+            json!({"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": "lambda.eu-west-1.amazonaws.com"}}}),
+        );
         assert_eq!(check(json!(statements)), None);
     }
 

@@ -178,7 +178,8 @@ fn claim(key: &str, logical_id: &str, wants_key: &str, prior: serde_json::Value)
 fn handler(ec2_rules: &[&Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> EbsDefaultEncryption {
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules);
     let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules);
-    EbsDefaultEncryption::from_clients(ec2, kms, ledger.ledger()).with_read_back(ReadBackPolicy::default().without_waiting())
+    EbsDefaultEncryption::from_clients(ec2, kms, ledger.ledger())
+        .with_read_back(ReadBackPolicy::default().without_waiting())
 }
 
 fn props(key: Option<&str>) -> Properties {
@@ -305,8 +306,9 @@ async fn a_read_back_that_disagrees_is_failed_not_success() {
     let err = h.create(&inv(), props(None)).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
     assert!(
-        err.to_string()
-            .contains("GetEbsEncryptionByDefault still answers false in eu-west-1 after EnableEbsEncryptionByDefault (5 reads"),
+        err.to_string().contains(
+            "GetEbsEncryptionByDefault still answers false in eu-west-1 after EnableEbsEncryptionByDefault (5 reads"
+        ),
         "{err}"
     );
     assert_eq!(reads.num_calls(), 7);
@@ -557,7 +559,11 @@ async fn a_read_back_that_catches_up_after_a_few_reads_is_success() {
     let out = h.create(&inv(), props(None)).await.unwrap();
     assert_eq!(out.data["Enabled"], "true");
     assert_eq!(reads.num_calls(), 5, "two reads before the change, three after it");
-    assert_eq!(enable.num_calls(), 1, "the change is made once, only the read is repeated");
+    assert_eq!(
+        enable.num_calls(),
+        1,
+        "the change is made once, only the read is repeated"
+    );
 }
 
 fn aws_managed_key(key_id: &'static str, description: &'static str) -> KeyMetadata {
@@ -584,10 +590,18 @@ async fn another_services_aws_managed_key_is_refused_and_the_ebs_one_is_the_mana
         });
     let ebs = mock!(Kms::describe_key)
         .match_requests(|r| r.key_id() == Some("alias/aws/ebs"))
-        .then_output(|| DescribeKeyOutput::builder().key_metadata(aws_managed_key("ebs-key", "EBS")).build());
+        .then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(aws_managed_key("ebs-key", "EBS"))
+                .build()
+        });
     let by_id = mock!(Kms::describe_key)
         .match_requests(|r| r.key_id() == Some("ebs-key"))
-        .then_output(|| DescribeKeyOutput::builder().key_metadata(aws_managed_key("ebs-key", "EBS")).build());
+        .then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(aws_managed_key("ebs-key", "EBS"))
+                .build()
+        });
     let (reads, keys, modify, ledger) = (
         encryption_reads(&[false; 3]),
         key_reads(&[MANAGED; 3]),
@@ -601,7 +615,11 @@ async fn another_services_aws_managed_key_is_refused_and_the_ebs_one_is_the_mana
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("invalid property KmsKeyId: arn:aws:kms:eu-west-1:111122223333:key/s3-key: DescribeKey says it is an AWS managed key (KeyManager AWS: Default key that protects my S3 objects), not the one of EBS"), "{err}");
-    assert_eq!((modify.num_calls(), ledger.put.num_calls()), (0, 0), "refused before any change");
+    assert_eq!(
+        (modify.num_calls(), ledger.put.num_calls()),
+        (0, 0),
+        "refused before any change"
+    );
 
     // The AWS managed key of EBS given by its key id is the managed default: set by ResetEbsDefaultKmsKeyId.
     let (reads, keys, enable, ledger) = (
@@ -627,13 +645,25 @@ async fn a_customer_key_whose_policy_leaves_out_the_auto_scaling_role_is_refused
         LedgerMocks::empty(),
     );
     let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &ledger);
-    let err = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap_err().to_string();
+    let err = h
+        .create(&inv(), props(Some("alias/tap-ebs")))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.starts_with("invalid property KmsKeyId: alias/tap-ebs: its key policy (GetKeyPolicy) does not let EBS use it"),
+        err.starts_with(
+            "invalid property KmsKeyId: alias/tap-ebs: its key policy (GetKeyPolicy) does not let EBS use it"
+        ),
         "{err}"
     );
-    assert!(err.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"), "{err}");
-    assert!(err.contains("Required AWS KMS key policy for use with encrypted volumes"), "{err}");
+    assert!(
+        err.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Required AWS KMS key policy for use with encrypted volumes"),
+        "{err}"
+    );
     assert_eq!((modify.num_calls(), ledger.put.num_calls()), (0, 0));
 }
 
@@ -646,22 +676,37 @@ async fn a_key_pending_deletion_is_refused_with_what_to_do() {
         LedgerMocks::empty(),
     );
     let h = handler(&[&reads, &keys], &[&describe], &ledger);
-    let err = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap_err().to_string();
+    let err = h
+        .create(&inv(), props(Some("alias/tap-ebs")))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("alias/tap-ebs: the key is PendingDeletion"), "{err}");
-    assert!(err.contains("cancel the deletion (CancelKeyDeletion) and enable it (EnableKey)"), "{err}");
+    assert!(
+        err.contains("cancel the deletion (CancelKeyDeletion) and enable it (EnableKey)"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_denied_describe_key_is_the_calls_error_not_a_bad_property() {
     let describe = mock!(Kms::describe_key).then_error(|| {
-        DescribeKeyError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("no").build())
+        DescribeKeyError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("no")
+                .build(),
+        )
     });
     let (reads, keys, ledger) = (encryption_reads(&[false]), key_reads(&[MANAGED]), LedgerMocks::empty());
     let h = handler(&[&reads, &keys], &[&describe], &ledger);
     let err = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap_err();
     assert_eq!(err.code(), Some("AccessDeniedException"));
     let text = err.to_string();
-    assert!(text.starts_with("DescribeKey failed: AccessDeniedException: no ("), "{text}");
+    assert!(
+        text.starts_with("DescribeKey failed: AccessDeniedException: no ("),
+        "{text}"
+    );
     assert!(text.contains("kms:DescribeKey on alias/tap-ebs was denied"), "{text}");
 }
 
@@ -704,14 +749,23 @@ async fn a_prior_key_that_cannot_be_described_fails_the_delete_and_keeps_the_cla
     )]);
     let (reads, keys, modify, reset) = (encryption_reads(&[true]), key_reads(&[OURS]), modify_ok(), reset_ok());
     let describe = mock!(Kms::describe_key).then_error(|| {
-        DescribeKeyError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("denied").build())
+        DescribeKeyError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("denied")
+                .build(),
+        )
     });
     let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
     let err = h
         .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
         .await
         .unwrap_err();
-    assert!(err.to_string().starts_with("DescribeKey failed: AccessDeniedException: denied"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("DescribeKey failed: AccessDeniedException: denied"),
+        "{err}"
+    );
     assert_eq!(modify.num_calls() + reset.num_calls(), 0, "nothing changed on a guess");
     assert_eq!(ledger.delete.num_calls(), 0, "the claim stays for the retry");
 }

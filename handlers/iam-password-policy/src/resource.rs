@@ -142,7 +142,9 @@ impl IamPasswordPolicy {
         };
         let problem = match (&after, expected) {
             (None, Some(_)) => "GetAccountPasswordPolicy answers NoSuchEntity: the account has no policy".into(),
-            (Some(_), None) => "GetAccountPasswordPolicy still answers a policy after DeleteAccountPasswordPolicy".into(),
+            (Some(_), None) => {
+                "GetAccountPasswordPolicy still answers a policy after DeleteAccountPasswordPolicy".into()
+            }
             (Some(a), Some(e)) => format!("GetAccountPasswordPolicy answers {}", a.differences(e).join(", ")),
             (None, None) => unreachable!("equal"),
         };
