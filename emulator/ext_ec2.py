@@ -9,12 +9,19 @@ Behaviour follows AWS:
   AWS checks the key asynchronously ("the action can appear to complete, but eventually fails"),
   so an unknown key is accepted here too: callers that want certainty must check the key themselves.
 - ResetEbsDefaultKmsKeyId goes back to the AWS managed key.
+
+Switched on per account and region (`POST /tapguard/consistency/behave`, consistency.py): the EC2 API is
+eventually consistent, so GetEbsEncryptionByDefault answers its previous value for N reads after
+EnableEbsEncryptionByDefault / DisableEbsEncryptionByDefault, and GetEbsDefaultKmsKeyId after
+ModifyEbsDefaultKmsKeyId / ResetEbsDefaultKmsKeyId.
 """
 
 from moto.core.responses import ActionResult
-from moto.ec2.models import EC2Backend
+from moto.ec2.models import EC2Backend, ec2_backends
 from moto.ec2.responses import EC2Response
 from moto.utilities.utils import get_partition
+
+import consistency
 
 AWS_MANAGED_EBS_ALIAS = "alias/aws/ebs"
 
@@ -62,3 +69,14 @@ def install() -> None:
     EC2Response.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
     EC2Response.modify_ebs_default_kms_key_id = _modify_ebs_default_kms_key_id
     EC2Response.reset_ebs_default_kms_key_id = _reset_ebs_default_kms_key_id
+    consistency.wrap(
+        EC2Response,
+        lambda response: response.ec2_backend,
+        lambda account, region: ec2_backends[account][region],
+        {
+            "EnableEbsEncryptionByDefault": ["GetEbsEncryptionByDefault"],
+            "DisableEbsEncryptionByDefault": ["GetEbsEncryptionByDefault"],
+            "ModifyEbsDefaultKmsKeyId": ["GetEbsDefaultKmsKeyId"],
+            "ResetEbsDefaultKmsKeyId": ["GetEbsDefaultKmsKeyId"],
+        },
+    )

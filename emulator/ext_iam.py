@@ -26,6 +26,11 @@ its users and keys (the credential report, ListUsers, the key lookups) while ano
 which failed at a few hundred users with "dictionary changed size during iteration" (the rotation bench
 stalled there). IAM is one global service per account; one lock per emulator keeps it consistent.
 
+Switched on per account (`POST /tapguard/consistency/behave`, consistency.py): IAM is eventually
+consistent, so GetAccountPasswordPolicy answers what it answered before (the old policy, or NoSuchEntity)
+for N reads after UpdateAccountPasswordPolicy / DeleteAccountPasswordPolicy. The wrap runs inside the
+lock above, like every IAM action.
+
 Operation fixed: ListUsers pages with MaxItems (default 100, as AWS) and Marker, answering IsTruncated,
 where moto answers every user at once.
 """
@@ -39,6 +44,7 @@ from moto.iam.models import LIMIT_KEYS_PER_USER, AccessKeyLastUsed, User, iam_ba
 from moto.iam.responses import IamResponse
 from moto.utilities.utils import PARTITION_NAMES
 
+import consistency
 import faults
 
 DEFAULT_PAGE = 100
@@ -180,6 +186,15 @@ def _quoted_csv(self: User) -> str:
 def install() -> None:
     IamResponse.list_users = _list_users
     IamResponse.call_action = _one_at_a_time
+    consistency.wrap(
+        IamResponse,
+        lambda response: response.backend,
+        lambda account, _region: iam_backends[account]["aws"],
+        {
+            "UpdateAccountPasswordPolicy": ["GetAccountPasswordPolicy"],
+            "DeleteAccountPasswordPolicy": ["GetAccountPasswordPolicy"],
+        },
+    )
     User.to_csv = _quoted_csv
     faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = _locked(age_key)
     faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = _locked(bulk_users)

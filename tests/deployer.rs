@@ -162,10 +162,27 @@ fn local_teardown_deletes_in_reverse_order_and_restores_the_account() {
         .contains(&"DisableEbsEncryptionByDefault".to_string()));
 }
 
+/// A key policy that lets EBS use the key (the handler refuses others): TapStack's BaselineKey statement.
+fn ebs_key_policy(account: &Account) -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", account.account_id)},
+         "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Resource": "*",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"],
+         "Condition": {"StringEquals": {"kms:CallerAccount": account.account_id,
+                                        "kms:ViaService": format!("ec2.{REGION}.amazonaws.com")}}}]})
+}
+
 #[test]
 fn local_condition_false_skips_the_resource_and_parameters_reach_the_handler() {
     let account = emulator().fresh_account();
-    let created = emulator().json_call(&account, REGION, "kms", "TrentService.CreateKey", json!({}));
+    let created = emulator().json_call(
+        &account,
+        REGION,
+        "kms",
+        "TrentService.CreateKey",
+        json!({"Policy": ebs_key_policy(&account).to_string()}),
+    );
     let key_arn = created["KeyMetadata"]["Arn"].as_str().expect("key ARN").to_string();
     let parameter = format!("EbsKmsKeyId={key_arn}");
     let (code, out, err) = local("local-ebs.yml", &account, &["--parameter", &parameter]);
@@ -210,7 +227,14 @@ fn local_failure_names_the_root_cause_and_rolls_back() {
 #[test]
 fn local_resource_value_replaces_the_placeholder() {
     let account = emulator().fresh_account();
-    let created = emulator().json_call(&account, REGION, "kms", "TrentService.CreateKey", json!({}));
+    let policy = ebs_key_policy(&account);
+    let created = emulator().json_call(
+        &account,
+        REGION,
+        "kms",
+        "TrentService.CreateKey",
+        json!({"Policy": policy.to_string()}),
+    );
     let key_arn = created["KeyMetadata"]["Arn"].as_str().expect("key ARN").to_string();
     let value = format!("BaselineKey.Arn={key_arn}");
     let (code, out, err) = local(

@@ -30,9 +30,32 @@ fn managed_key(w: &World) -> String {
     format!("arn:aws:kms:{REGION}:{}:alias/aws/ebs", w.account.account_id)
 }
 
-/// Creates a customer managed key with an alias; returns the key ARN.
-fn customer_key(w: &World, alias: &str) -> String {
-    let created = w.json_call("kms", "TrentService.CreateKey", json!({"Description": "tapguard test"}));
+/// A key policy that lets EBS use the key as AWS documents it: the default statement for the account
+/// (its IAM policies decide) and the EC2 Auto Scaling User Guide's two statements for the Auto Scaling
+/// service-linked role.
+fn usable_policy(w: &World) -> Value {
+    let account = &w.account.account_id;
+    let role =
+        format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Allow service-linked role use of the customer managed key", "Effect": "Allow",
+         "Principal": {"AWS": [role]}, "Resource": "*",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]},
+        {"Sid": "Allow attachment of persistent resources", "Effect": "Allow",
+         "Principal": {"AWS": [role]}, "Action": ["kms:CreateGrant"], "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": true}}}]})
+}
+
+/// Creates a customer managed key with an alias and `policy` (none: KMS's default key policy);
+/// returns the key ARN.
+fn customer_key_with(w: &World, alias: &str, policy: Option<Value>) -> String {
+    let mut body = json!({"Description": "tapguard test"});
+    if let Some(policy) = policy {
+        body["Policy"] = json!(policy.to_string());
+    }
+    let created = w.json_call("kms", "TrentService.CreateKey", body);
     let arn = created["KeyMetadata"]["Arn"].as_str().expect("key ARN").to_string();
     let key_id = created["KeyMetadata"]["KeyId"].as_str().expect("key id");
     w.json_call(
@@ -41,6 +64,11 @@ fn customer_key(w: &World, alias: &str) -> String {
         json!({"AliasName": alias, "TargetKeyId": key_id}),
     );
     arn
+}
+
+/// A customer managed key EBS can use (see `usable_policy`), with an alias; returns the key ARN.
+fn customer_key(w: &World, alias: &str) -> String {
+    customer_key_with(w, alias, Some(usable_policy(w)))
 }
 
 fn from_fixture(name: &str, w: &World, physical_id: Option<&str>, props: Value) -> Value {
@@ -672,4 +700,187 @@ fn repair_drift_puts_the_default_back_on_the_scheduled_pass_only_for_its_sole_cl
         "{note}"
     );
     assert!(!ebs_state(&w).0, "left as it is");
+}
+
+/// Makes this world's chosen EC2 reads answer their previous value for `reads` reads after each write,
+/// as an eventually consistent API does (emulator/README.md).
+fn stale_reads(w: &World, reads: u32, which: &[&str]) {
+    emulator().control(
+        "/tapguard/consistency/behave",
+        json!({"account": w.account.account_id, "region": REGION, "stale_reads": reads, "reads": which}),
+    );
+}
+
+/// The operations of this world's account on `service` from the first `after` on.
+fn operations_after(w: &World, service: &str, after: &str) -> Vec<String> {
+    let ops = w.operations(service);
+    let start = ops
+        .iter()
+        .position(|op| op == after)
+        .unwrap_or_else(|| panic!("no {after}: {ops:?}"));
+    ops[start..].to_vec()
+}
+
+#[test]
+fn another_services_aws_managed_key_a_key_policy_without_the_auto_scaling_role_and_a_key_pending_deletion_are_refused()
+{
+    let w = world();
+    let mut r = w.resource(TYPE, "Ebs");
+
+    // The AWS managed key of S3 (DescribeKey of its predefined alias makes it, as KMS does).
+    let s3 = w.json_call("kms", "TrentService.DescribeKey", json!({"KeyId": "alias/aws/s3"}));
+    assert_eq!(s3["KeyMetadata"]["KeyManager"], "AWS", "{s3}");
+    let s3_arn = s3["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let refused = r.create(json!({"KmsKeyId": s3_arn}));
+    assert_eq!(refused.status(), "FAILED");
+    assert!(
+        refused.reason().starts_with(&format!(
+            "invalid property KmsKeyId: {s3_arn}: DescribeKey says it is an AWS managed key (KeyManager AWS"
+        )),
+        "{}",
+        refused.reason()
+    );
+    assert!(
+        refused.reason().contains("Give alias/aws/ebs (or no key)"),
+        "{}",
+        refused.reason()
+    );
+
+    // A customer managed key with KMS's default key policy: the account may use it, the Auto Scaling
+    // service-linked role may not.
+    customer_key_with(&w, "alias/default-policy", None);
+    let refused = r.create(json!({"KmsKeyId": "alias/default-policy"}));
+    assert_eq!(refused.status(), "FAILED");
+    let reason = refused.reason();
+    assert!(
+        reason.starts_with(
+            "invalid property KmsKeyId: alias/default-policy: its key policy (GetKeyPolicy) does not let EBS use it"
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("through EC2 (kms:ViaService"),
+        "the account's principals may: {reason}"
+    );
+    assert!(w.operations("kms").contains(&"GetKeyPolicy".to_string()));
+
+    // A key that is scheduled for deletion.
+    let doomed = customer_key(&w, "alias/doomed");
+    w.json_call(
+        "kms",
+        "TrentService.ScheduleKeyDeletion",
+        json!({"KeyId": doomed.rsplit('/').next().unwrap(), "PendingWindowInDays": 7}),
+    );
+    let refused = r.create(json!({"KmsKeyId": "alias/doomed"}));
+    assert_eq!(refused.status(), "FAILED");
+    assert!(
+        refused
+            .reason()
+            .contains("alias/doomed: the key is PendingDeletion (scheduled for deletion"),
+        "{}",
+        refused.reason()
+    );
+    assert!(
+        refused.reason().contains("cancel the deletion (CancelKeyDeletion)"),
+        "{}",
+        refused.reason()
+    );
+
+    assert!(mutating(&w.operations("ec2")).is_empty(), "{:?}", w.operations("ec2"));
+    assert_eq!(ebs_state(&w), (false, managed_key(&w)), "nothing was changed");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+
+    // The AWS managed key of EBS itself, given by its key id, is the managed default.
+    let ebs = w.json_call("kms", "TrentService.DescribeKey", json!({"KeyId": "alias/aws/ebs"}));
+    let ebs_id = ebs["KeyMetadata"]["KeyId"].as_str().unwrap();
+    let created = r.create(json!({"KmsKeyId": ebs_id}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("KmsKeyId"), Some(managed_key(&w).as_str()));
+    assert_eq!(mutating(&w.operations("ec2")), vec!["EnableEbsEncryptionByDefault"]);
+}
+
+#[test]
+fn a_prior_key_scheduled_for_deletion_gives_way_to_the_aws_managed_key_on_delete() {
+    let w = world();
+    let prior = customer_key(&w, "alias/prior");
+    w.query(
+        "ec2",
+        &[("Action", "ModifyEbsDefaultKmsKeyId"), ("KmsKeyId", prior.as_str())],
+    );
+    customer_key(&w, "alias/tap-ebs");
+    let mut r = w.resource(TYPE, "Ebs");
+    let created = r.create(json!({"KmsKeyId": "alias/tap-ebs"}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+
+    // The prior key is scheduled for deletion while the stack runs: as the default it would break every
+    // encrypted launch, and the resource's own key must not outlive it either.
+    w.json_call(
+        "kms",
+        "TrentService.ScheduleKeyDeletion",
+        json!({"KeyId": prior.rsplit('/').next().unwrap(), "PendingWindowInDays": 7}),
+    );
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(ebs_state(&w), (false, managed_key(&w)));
+    assert!(
+        w.host.logs().contains("the prior default EBS key cannot be put back"),
+        "the choice is logged"
+    );
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn a_read_back_that_ec2_shows_late_is_read_again_and_then_success() {
+    let w = world();
+    let key = customer_key(&w, "alias/tap-ebs");
+    stale_reads(&w, 2, &["GetEbsEncryptionByDefault", "GetEbsDefaultKmsKeyId"]);
+    let mut r = w.resource(TYPE, "Ebs");
+    let created = r.create(json!({"KmsKeyId": "alias/tap-ebs"}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("KmsKeyId"), Some(key.as_str()));
+    // Two reads still answer the values before the writes, the third the new ones.
+    let read = |op: &str| ["GetEbsEncryptionByDefault".to_string(), op.to_string()];
+    let mut expected = vec!["EnableEbsEncryptionByDefault".to_string()];
+    for _ in 0..3 {
+        expected.extend(read("GetEbsDefaultKmsKeyId"));
+    }
+    assert_eq!(operations_after(&w, "ec2", "EnableEbsEncryptionByDefault"), expected);
+    assert!(w.host.logs().contains("reading again"), "the repeated reads are logged");
+    assert_eq!(ebs_state(&w), (true, key));
+}
+
+#[test]
+fn reads_stale_past_the_bound_are_failed_naming_the_operation_and_the_rollback_restores_the_region() {
+    let w = world();
+    stale_reads(&w, 5, &["GetEbsEncryptionByDefault"]);
+    let mut r = w.resource(TYPE, "Ebs");
+    let failed = r.create(json!({}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(
+            "not verified: GetEbsEncryptionByDefault still answers false in eu-west-1 after \
+             EnableEbsEncryptionByDefault (5 reads with backoff"
+        ),
+        "{}",
+        failed.reason()
+    );
+    let reads = operations_after(&w, "ec2", "EnableEbsEncryptionByDefault")
+        .iter()
+        .skip(1)
+        .take_while(|op| op.starts_with("Get"))
+        .filter(|op| *op == "GetEbsEncryptionByDefault")
+        .count();
+    assert_eq!(
+        reads, 6,
+        "the bound, five reads, then the undo's own read before it turns encryption off"
+    );
+
+    let rolled_back = r.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert_eq!(ebs_state(&w), (false, managed_key(&w)), "the region as it was");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }

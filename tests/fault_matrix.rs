@@ -415,9 +415,23 @@ fn ebs_state(w: &World) -> String {
     )
 }
 
-/// Create with the AWS managed key, Update to a customer managed key by its alias.
+/// Create with the AWS managed key, Update to a customer managed key by its alias (with a key policy
+/// that lets EBS use it: the account, and the Auto Scaling service-linked role).
 fn ebs_plan(w: &World) -> Plan {
-    let created = w.json_call("kms", "TrentService.CreateKey", json!({"Description": "matrix"}));
+    let account = &w.account.account_id;
+    let role =
+        format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": role}, "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",
+         "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": role}, "Action": "kms:CreateGrant", "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": true}}}]});
+    let created = w.json_call(
+        "kms",
+        "TrentService.CreateKey",
+        json!({"Description": "matrix", "Policy": policy.to_string()}),
+    );
     let id = created["KeyMetadata"]["KeyId"].as_str().unwrap_or_default().to_string();
     w.json_call(
         "kms",

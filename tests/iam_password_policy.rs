@@ -425,3 +425,73 @@ fn the_verify_pass_compares_by_strength_finds_each_weakened_field_and_a_denied_r
         "{denied}"
     );
 }
+
+/// Makes this world's GetAccountPasswordPolicy answer its previous value for `reads` reads after each
+/// write, as IAM's eventual consistency does (emulator/README.md).
+fn stale_policy_reads(w: &World, reads: u32) {
+    emulator().control(
+        "/tapguard/consistency/behave",
+        json!({"account": w.account.account_id, "stale_reads": reads, "reads": ["GetAccountPasswordPolicy"]}),
+    );
+}
+
+/// The IAM operations of this world's account from the first UpdateAccountPasswordPolicy on.
+fn iam_calls_from_the_update(w: &World) -> Vec<String> {
+    let ops = w.operations("iam");
+    let start = ops
+        .iter()
+        .position(|op| op == "UpdateAccountPasswordPolicy")
+        .unwrap_or_else(|| panic!("no update: {ops:?}"));
+    ops[start..].to_vec()
+}
+
+#[test]
+fn a_policy_that_iam_shows_late_is_read_again_and_then_success() {
+    let w = World::new(BINARY, REGION);
+    stale_policy_reads(&w, 2);
+    let mut r = w.resource(TYPE, "PasswordPolicy");
+    let created = r.create(strict());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("MinimumPasswordLength"), Some("14"));
+    assert_eq!(
+        iam_calls_from_the_update(&w),
+        vec![
+            "UpdateAccountPasswordPolicy",
+            "GetAccountPasswordPolicy",
+            "GetAccountPasswordPolicy",
+            "GetAccountPasswordPolicy"
+        ],
+        "two reads still answer NoSuchEntity, the third the new policy"
+    );
+    assert!(w.host.logs().contains("reading again"), "the repeated reads are logged");
+    assert_eq!(policy(&w), strict_policy());
+}
+
+#[test]
+fn a_policy_read_stale_past_the_bound_is_failed_naming_the_operation_and_undone() {
+    let w = World::new(BINARY, REGION);
+    stale_policy_reads(&w, 5);
+    let mut r = w.resource(TYPE, "PasswordPolicy");
+    let failed = r.create(strict());
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(
+            "not verified: GetAccountPasswordPolicy answers NoSuchEntity: the account has no policy after 5 reads"
+        ),
+        "{}",
+        failed.reason()
+    );
+    let reads = iam_calls_from_the_update(&w)[1..]
+        .iter()
+        .take_while(|op| *op == "GetAccountPasswordPolicy")
+        .count();
+    assert_eq!(
+        reads, 6,
+        "the bound, five reads, then the undo's own read before it deletes the policy"
+    );
+    // The failed Create was undone: no policy had been there, so none is.
+    assert_eq!(policy(&w), None);
+    let rolled_back = r.delete();
+    assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
+    assert_eq!(claims(&w), 0);
+}

@@ -228,12 +228,25 @@ fn stand_in(
     let partition = partition_for_region(region);
     match resource_type {
         "AWS::KMS::Key" => {
+            // The template's key policy is not evaluated here: the stand-in gets the statements every key
+            // of the baseline must have for EBS default encryption, which the handler checks (the account
+            // administers it through IAM; EC2 in this region may use it for this account's callers).
+            let account_id = &account.account_id;
+            let policy = json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:{partition}:iam::{account_id}:root")},
+                 "Action": "kms:*", "Resource": "*"},
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Resource": "*",
+                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                            "kms:DescribeKey", "kms:CreateGrant"],
+                 "Condition": {"StringEquals": {"kms:CallerAccount": account_id,
+                                                "kms:ViaService": format!("ec2.{region}.amazonaws.com")}}}]});
             let created = emulator.json_call(
                 account,
                 region,
                 "kms",
                 "TrentService.CreateKey",
-                json!({"Description": format!("tapguard local stand-in for {stack}/{logical_id}")}),
+                json!({"Description": format!("tapguard local stand-in for {stack}/{logical_id}"),
+                       "Policy": policy.to_string()}),
             );
             Some(Substitute {
                 reference: created["KeyMetadata"]["KeyId"].as_str()?.to_string(),

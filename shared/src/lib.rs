@@ -13,6 +13,7 @@ pub mod arn;
 mod error;
 pub mod ledger;
 pub mod props;
+pub mod readback;
 pub mod responder;
 pub mod response;
 mod runtime;

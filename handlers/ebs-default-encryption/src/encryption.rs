@@ -2,6 +2,7 @@
 
 use aws_sdk_ec2::Client as Ec2;
 use serde::{Deserialize, Serialize};
+use tapguard_shared::readback::{self, ReadBack, ReadBackPolicy};
 use tapguard_shared::{HandlerError, Invocation};
 
 pub(crate) const AWS_MANAGED_ALIAS: &str = "alias/aws/ebs";
@@ -73,6 +74,24 @@ pub(crate) async fn read(ec2: &Ec2, inv: &Invocation) -> Result<DefaultEncryptio
         .unwrap_or(AWS_MANAGED_ALIAS)
         .to_string();
     Ok(DefaultEncryption { enabled, kms_key_id })
+}
+
+/// Reads the setting until `wanted` accepts it, or the read-back policy runs out: the EC2 API is
+/// eventually consistent, and a read right after a change may still answer the value before it.
+pub(crate) async fn read_back(
+    ec2: &Ec2,
+    inv: &Invocation,
+    policy: &ReadBackPolicy,
+    wanted: impl Fn(&DefaultEncryption) -> bool,
+) -> Result<ReadBack<DefaultEncryption>, HandlerError> {
+    readback::read_back(
+        inv,
+        policy,
+        "GetEbsEncryptionByDefault and GetEbsDefaultKmsKeyId",
+        || read(ec2, inv),
+        wanted,
+    )
+    .await
 }
 
 pub(crate) async fn set_key(ec2: &Ec2, inv: &Invocation, key: &DesiredKey) -> Result<(), HandlerError> {

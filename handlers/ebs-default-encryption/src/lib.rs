@@ -3,6 +3,7 @@
 
 mod encryption;
 mod key;
+mod key_policy;
 mod legacy;
 mod properties;
 mod resource;

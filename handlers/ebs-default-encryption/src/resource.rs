@@ -9,6 +9,7 @@ use aws_sdk_ec2::Client as Ec2;
 use aws_sdk_kms::Client as Kms;
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::readback::{ReadBack, ReadBackPolicy};
 use tapguard_shared::verify::{self, ControlCheck, ResourceReport, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
@@ -28,6 +29,8 @@ pub struct EbsDefaultEncryption {
     ec2: Ec2,
     kms: Kms,
     ledger: Ledger,
+    /// How a change is read back (the EC2 API is eventually consistent).
+    read_back: ReadBackPolicy,
 }
 
 /// Where a resource's ledger entry is, and the prior state an old-format id carries.
@@ -42,7 +45,18 @@ impl EbsDefaultEncryption {
     }
 
     pub fn from_clients(ec2: Ec2, kms: Kms, ledger: Ledger) -> Self {
-        EbsDefaultEncryption { ec2, kms, ledger }
+        EbsDefaultEncryption {
+            ec2,
+            kms,
+            ledger,
+            read_back: ReadBackPolicy::default(),
+        }
+    }
+
+    /// How changes are read back (unit tests read without waiting).
+    pub fn with_read_back(mut self, policy: ReadBackPolicy) -> Self {
+        self.read_back = policy;
+        self
     }
 
     fn entry(physical_id: &str) -> Result<Entry, HandlerError> {
@@ -93,22 +107,14 @@ impl EbsDefaultEncryption {
             encryption::enable(&self.ec2, inv).await?;
         }
         inv.step("verifying the EBS default encryption settings");
-        let after = encryption::read(&self.ec2, inv).await?;
-        if !after.enabled {
-            return Err(HandlerError::NotVerified(format!(
-                "GetEbsEncryptionByDefault still answers false in {} after EnableEbsEncryptionByDefault: \
-                 check for an SCP or another automation that turns it off",
-                inv.region
-            )));
-        }
-        if !desired.is_met_by(&after.kms_key_id) {
-            return Err(HandlerError::NotVerified(format!(
-                "GetEbsDefaultKmsKeyId answers {} in {}, not {}: check for another automation that sets the key",
-                after.kms_key_id,
-                inv.region,
-                desired.describe()
-            )));
-        }
+        let seen = encryption::read_back(&self.ec2, inv, &self.read_back, |after| {
+            after.enabled && desired.is_met_by(&after.kms_key_id)
+        })
+        .await?;
+        let after = match seen {
+            ReadBack::Settled { value, .. } => value,
+            ReadBack::Stale { value, reads } => return Err(unverified(inv, &desired, &value, reads)),
+        };
         let prior = claim.prior.and_then(|p| serde_json::from_value(p).ok());
         Ok((after, prior))
     }
@@ -141,7 +147,7 @@ impl EbsDefaultEncryption {
                 serde_json::from_value::<DefaultEncryption>(wants).ok(),
             )),
             Release::Unclaimed => match &entry.legacy_prior {
-                Some(prior) => Some((Some(prior.clone()), self.legacy_wants(inv, props).await)),
+                Some(prior) => Some((Some(prior.clone()), self.legacy_wants(inv, props).await?)),
                 None if undoing_create => {
                     info!("the failed Create had claimed nothing: nothing to undo");
                     None
@@ -164,13 +170,24 @@ impl EbsDefaultEncryption {
     }
 
     /// What an old-format resource asked for, from its properties; `None` (treat the current key as
-    /// its own) when they no longer resolve.
-    async fn legacy_wants(&self, inv: &Invocation, props: Option<&Properties>) -> Option<DefaultEncryption> {
-        let desired = key::resolve(&self.kms, inv, props?).await.ok()?;
-        Some(DefaultEncryption {
+    /// its own) when it named no key that exists any more. A DescribeKey that is denied or keeps failing
+    /// fails the Delete: guessing would restore over someone else's key.
+    async fn legacy_wants(
+        &self,
+        inv: &Invocation,
+        props: Option<&Properties>,
+    ) -> Result<Option<DefaultEncryption>, HandlerError> {
+        let Some(props) = props else {
+            return Ok(None);
+        };
+        let recorded = match props.requested_key() {
+            None => Some(encryption::AWS_MANAGED_ALIAS.to_string()),
+            Some(key) => key::arn_of(&self.kms, inv, key).await?,
+        };
+        Ok(recorded.map(|kms_key_id| DefaultEncryption {
             enabled: true,
-            kms_key_id: desired.recorded().to_string(),
-        })
+            kms_key_id: DesiredKey::from_recorded(&kms_key_id).recorded().to_string(),
+        }))
     }
 
     /// Puts back `prior` where the region still holds what the claimants set (`wants`, or anything when
@@ -190,43 +207,64 @@ impl EbsDefaultEncryption {
         let ours = wants
             .as_ref()
             .is_none_or(|w| DesiredKey::from_recorded(&w.kms_key_id).is_met_by(&current.kms_key_id));
-        let mut key_restored = false;
+        // What the key is to be once this resource is gone: the prior key, or, when that one can no longer
+        // be used (deleted, disabled, pending deletion), the AWS managed key: leaving the claimants' key in
+        // place would keep a setting no resource owns, and a broken prior key breaks every encrypted launch.
+        let mut restore_key = None;
         if !prior_key.is_met_by(&current.kms_key_id) {
             if !ours {
                 info!(
                     current_key = current.kms_key_id,
                     "default EBS key was changed by someone else since: left as it is"
                 );
-            } else if let Some(problem) = key::restorable(&self.kms, inv, &prior_key).await {
-                warn!(
-                    prior_key = prior.kms_key_id,
-                    problem, "the prior default EBS key cannot be put back (it would break encrypted launches): the current key stays"
-                );
             } else {
-                encryption::set_key(&self.ec2, inv, &prior_key).await?;
-                key_restored = true;
+                match key::restorable(&self.kms, inv, &prior_key).await? {
+                    None => restore_key = Some(prior_key.clone()),
+                    Some(problem) => {
+                        warn!(
+                            prior_key = prior.kms_key_id,
+                            problem,
+                            "the prior default EBS key cannot be put back (it would break every encrypted launch): \
+                             the AWS managed key alias/aws/ebs is set instead (ResetEbsDefaultKmsKeyId)"
+                        );
+                        if !DesiredKey::AwsManaged.is_met_by(&current.kms_key_id) {
+                            restore_key = Some(DesiredKey::AwsManaged);
+                        }
+                    }
+                }
             }
+        }
+        if let Some(key) = &restore_key {
+            encryption::set_key(&self.ec2, inv, key).await?;
         }
         // Turn encryption off only when it was off before the first claimant turned it on.
         let disabled = !prior.enabled && current.enabled;
         if disabled {
             encryption::disable(&self.ec2, inv).await?;
         }
-        if disabled || key_restored {
+        if disabled || restore_key.is_some() {
             inv.step("verifying the restored EBS default encryption settings");
-            let after = encryption::read(&self.ec2, inv).await?;
+            let seen = encryption::read_back(&self.ec2, inv, &self.read_back, |after| {
+                !(disabled && after.enabled) && restore_key.as_ref().is_none_or(|k| k.is_met_by(&after.kms_key_id))
+            })
+            .await?;
+            let ReadBack::Stale { value: after, reads } = seen else {
+                return Ok(());
+            };
             if disabled && after.enabled {
                 return Err(HandlerError::NotVerified(format!(
-                    "GetEbsEncryptionByDefault still answers true in {} after DisableEbsEncryptionByDefault",
+                    "GetEbsEncryptionByDefault still answers true in {} after DisableEbsEncryptionByDefault ({reads} \
+                     reads with backoff): check for another automation that turns it on, then retry the Delete",
                     inv.region
                 )));
             }
-            if key_restored && !prior_key.is_met_by(&after.kms_key_id) {
+            if let Some(key) = &restore_key {
                 return Err(HandlerError::NotVerified(format!(
-                    "GetEbsDefaultKmsKeyId answers {} in {}, not the prior key {}",
+                    "GetEbsDefaultKmsKeyId answers {} in {}, not {} ({reads} reads with backoff): check for another \
+                     automation that sets the key, then retry the Delete",
                     after.kms_key_id,
                     inv.region,
-                    prior_key.describe()
+                    key.describe()
                 )));
             }
         }
@@ -281,7 +319,7 @@ impl Verifier for EbsDefaultEncryption {
         let current = encryption::read(&self.ec2, inv).await?;
         let mut changes = Vec::new();
         if !desired.is_met_by(&current.kms_key_id) {
-            if let Some(problem) = key::restorable(&self.kms, inv, &desired).await {
+            if let Some(problem) = key::restorable(&self.kms, inv, &desired).await? {
                 return Err(HandlerError::Failed(format!(
                     "the claimed default EBS key {} cannot be put back ({problem}): nothing was changed",
                     desired.describe()
@@ -300,11 +338,15 @@ impl Verifier for EbsDefaultEncryption {
         }
         if !changes.is_empty() {
             inv.step("verifying the repaired EBS default encryption settings");
-            let after = encryption::read(&self.ec2, inv).await?;
-            if !after.enabled || !desired.is_met_by(&after.kms_key_id) {
+            let seen = encryption::read_back(&self.ec2, inv, &self.read_back, |after| {
+                after.enabled && desired.is_met_by(&after.kms_key_id)
+            })
+            .await?;
+            if let ReadBack::Stale { value: after, reads } = seen {
                 return Err(HandlerError::NotVerified(format!(
-                    "after the repair, EBS encryption by default reads {} with key {} in {}: check for an SCP or \
-                     another automation that changes it",
+                    "after the repair, EBS encryption by default reads {} with key {} in {} ({reads} reads of \
+                     GetEbsEncryptionByDefault and GetEbsDefaultKmsKeyId with backoff): check for an SCP or another \
+                     automation that changes it",
                     after.enabled, after.kms_key_id, inv.region
                 )));
             }
@@ -316,6 +358,26 @@ impl Verifier for EbsDefaultEncryption {
 /// The controls a verify pass reports for this resource.
 pub const ENCRYPTION_CONTROL: &str = "EBS.EncryptionByDefault";
 pub const KEY_CONTROL: &str = "EBS.DefaultKmsKey";
+
+/// Why a read-back that still disagrees after its last read is not a SUCCESS, naming the read.
+fn unverified(inv: &Invocation, desired: &DesiredKey, after: &DefaultEncryption, reads: u32) -> HandlerError {
+    if !after.enabled {
+        HandlerError::NotVerified(format!(
+            "GetEbsEncryptionByDefault still answers false in {} after EnableEbsEncryptionByDefault ({reads} reads \
+             with backoff: the EC2 API is eventually consistent): check for an SCP or another automation that \
+             turns it off, then retry the stack operation",
+            inv.region
+        ))
+    } else {
+        HandlerError::NotVerified(format!(
+            "GetEbsDefaultKmsKeyId answers {} in {}, not {} ({reads} reads with backoff: the EC2 API is eventually \
+             consistent): check for another automation that sets the key, then retry the stack operation",
+            after.kms_key_id,
+            inv.region,
+            desired.describe()
+        ))
+    }
+}
 
 fn to_value(state: &DefaultEncryption) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
@@ -335,6 +397,7 @@ impl CustomResource for EbsDefaultEncryption {
         ("ec2", "ModifyEbsDefaultKmsKeyId"),
         ("ec2", "ResetEbsDefaultKmsKeyId"),
         ("kms", "DescribeKey"),
+        ("kms", "GetKeyPolicy"),
         // The ownership ledger.
         ("ssm", "GetParameter"),
         ("ssm", "PutParameter"),

@@ -10,7 +10,8 @@ use aws_sdk_ec2::operation::modify_ebs_default_kms_key_id::ModifyEbsDefaultKmsKe
 use aws_sdk_ec2::operation::reset_ebs_default_kms_key_id::ResetEbsDefaultKmsKeyIdOutput;
 use aws_sdk_ec2::Client as Ec2;
 use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
-use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType};
+use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput;
+use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
 use aws_sdk_kms::Client as Kms;
 use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
 use aws_sdk_ssm::operation::get_parameter::GetParameterError;
@@ -21,6 +22,7 @@ use aws_sdk_ssm::Client as Ssm;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use serde_json::json;
+use tapguard_shared::readback::ReadBackPolicy;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger};
 
 use crate::{EbsDefaultEncryption, Properties};
@@ -98,6 +100,28 @@ fn describe_key(state: KeyState) -> Rule {
     })
 }
 
+/// The key policy of the EC2 Auto Scaling User Guide's example: the account, and the Auto Scaling
+/// service-linked role with its two statements.
+fn usable_policy() -> Rule {
+    let role = "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling";
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": role}, "Resource": "*",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]},
+        {"Effect": "Allow", "Principal": {"AWS": role}, "Action": "kms:CreateGrant", "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": true}}}]})
+    .to_string();
+    mock!(Kms::get_key_policy).then_output(move || GetKeyPolicyOutput::builder().policy(policy.clone()).build())
+}
+
+/// The default key policy KMS gives a key created without one: the account only.
+fn default_policy() -> Rule {
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}]})
+    .to_string();
+    mock!(Kms::get_key_policy).then_output(move || GetKeyPolicyOutput::builder().policy(policy.clone()).build())
+}
+
 /// The ledger's SSM: no record yet, the given claims on the setting, writes accepted.
 struct LedgerMocks {
     get: Rule,
@@ -155,6 +179,7 @@ fn handler(ec2_rules: &[&Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> Eb
     let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules);
     let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules);
     EbsDefaultEncryption::from_clients(ec2, kms, ledger.ledger())
+        .with_read_back(ReadBackPolicy::default().without_waiting())
 }
 
 fn props(key: Option<&str>) -> Properties {
@@ -199,7 +224,8 @@ async fn create_with_a_customer_key_sets_it_before_enabling() {
         describe_key(KeyState::Enabled),
         LedgerMocks::empty(),
     );
-    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe], &ledger);
+    let policy = usable_policy();
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe, &policy], &ledger);
     let out = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap();
     assert_eq!(out.data["KmsKeyId"], KEY_ARN);
     assert_eq!(
@@ -237,8 +263,8 @@ async fn a_claimant_asking_for_another_key_is_refused_before_any_change() {
         "alias/aws/ebs",
         json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
     )]);
-    let (modify, describe) = (modify_ok(), describe_key(KeyState::Enabled));
-    let h = handler(&[&reads, &keys, &modify], &[&describe], &ledger);
+    let (modify, describe, policy) = (modify_ok(), describe_key(KeyState::Enabled), usable_policy());
+    let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &ledger);
     let err = h.create(&inv(), props(Some(KEY_ARN))).await.unwrap_err().to_string();
     assert!(err.contains("already claimed by EbsDefault in stack TapStack"), "{err}");
     assert_eq!(modify.num_calls(), 0);
@@ -269,9 +295,10 @@ async fn access_denied_names_the_operation_the_code_and_the_action() {
 
 #[tokio::test]
 async fn a_read_back_that_disagrees_is_failed_not_success() {
+    // The state before, the one the converge starts from, then five read-backs that never show it.
     let (reads, keys, enable, ledger) = (
-        encryption_reads(&[false, false, false]),
-        key_reads(&[MANAGED, MANAGED, MANAGED]),
+        encryption_reads(&[false; 7]),
+        key_reads(&[MANAGED; 7]),
         enable_ok(),
         LedgerMocks::empty(),
     );
@@ -279,10 +306,12 @@ async fn a_read_back_that_disagrees_is_failed_not_success() {
     let err = h.create(&inv(), props(None)).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
     assert!(
-        err.to_string()
-            .contains("GetEbsEncryptionByDefault still answers false"),
+        err.to_string().contains(
+            "GetEbsEncryptionByDefault still answers false in eu-west-1 after EnableEbsEncryptionByDefault (5 reads"
+        ),
         "{err}"
     );
+    assert_eq!(reads.num_calls(), 7);
 }
 
 #[tokio::test]
@@ -516,4 +545,227 @@ async fn a_restore_that_fails_keeps_the_claim_so_the_retried_delete_still_restor
         0,
         "the claim and the record stay for the retry"
     );
+}
+
+#[tokio::test]
+async fn a_read_back_that_catches_up_after_a_few_reads_is_success() {
+    let (reads, keys, enable, ledger) = (
+        encryption_reads(&[false, false, false, false, true]),
+        key_reads(&[MANAGED; 5]),
+        enable_ok(),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys, &enable], &[], &ledger);
+    let out = h.create(&inv(), props(None)).await.unwrap();
+    assert_eq!(out.data["Enabled"], "true");
+    assert_eq!(reads.num_calls(), 5, "two reads before the change, three after it");
+    assert_eq!(
+        enable.num_calls(),
+        1,
+        "the change is made once, only the read is repeated"
+    );
+}
+
+fn aws_managed_key(key_id: &'static str, description: &'static str) -> KeyMetadata {
+    KeyMetadata::builder()
+        .key_id(key_id)
+        .arn(format!("arn:aws:kms:eu-west-1:111122223333:key/{key_id}"))
+        .key_manager(KeyManagerType::Aws)
+        .description(description)
+        .key_state(KeyState::Enabled)
+        .key_spec(KeySpec::SymmetricDefault)
+        .key_usage(KeyUsageType::EncryptDecrypt)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn another_services_aws_managed_key_is_refused_and_the_ebs_one_is_the_managed_default() {
+    let s3 = mock!(Kms::describe_key)
+        .match_requests(|r| r.key_id() == Some("arn:aws:kms:eu-west-1:111122223333:key/s3-key"))
+        .then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(aws_managed_key("s3-key", "Default key that protects my S3 objects"))
+                .build()
+        });
+    let ebs = mock!(Kms::describe_key)
+        .match_requests(|r| r.key_id() == Some("alias/aws/ebs"))
+        .then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(aws_managed_key("ebs-key", "EBS"))
+                .build()
+        });
+    let by_id = mock!(Kms::describe_key)
+        .match_requests(|r| r.key_id() == Some("ebs-key"))
+        .then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(aws_managed_key("ebs-key", "EBS"))
+                .build()
+        });
+    let (reads, keys, modify, ledger) = (
+        encryption_reads(&[false; 3]),
+        key_reads(&[MANAGED; 3]),
+        modify_ok(),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys, &modify], &[&s3, &ebs, &by_id], &ledger);
+    let err = h
+        .create(&inv(), props(Some("arn:aws:kms:eu-west-1:111122223333:key/s3-key")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("invalid property KmsKeyId: arn:aws:kms:eu-west-1:111122223333:key/s3-key: DescribeKey says it is an AWS managed key (KeyManager AWS: Default key that protects my S3 objects), not the one of EBS"), "{err}");
+    assert_eq!(
+        (modify.num_calls(), ledger.put.num_calls()),
+        (0, 0),
+        "refused before any change"
+    );
+
+    // The AWS managed key of EBS given by its key id is the managed default: set by ResetEbsDefaultKmsKeyId.
+    let (reads, keys, enable, ledger) = (
+        encryption_reads(&[false, false, true]),
+        key_reads(&[MANAGED; 3]),
+        enable_ok(),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&ebs, &by_id], &ledger);
+    let out = h.create(&inv(), props(Some("ebs-key"))).await.unwrap();
+    assert_eq!(out.data["KmsKeyId"], MANAGED);
+    assert_eq!(modify.num_calls(), 0, "no customer key is set");
+}
+
+#[tokio::test]
+async fn a_customer_key_whose_policy_leaves_out_the_auto_scaling_role_is_refused_naming_get_key_policy() {
+    let (reads, keys, modify, describe, policy, ledger) = (
+        encryption_reads(&[false; 2]),
+        key_reads(&[MANAGED; 2]),
+        modify_ok(),
+        describe_key(KeyState::Enabled),
+        default_policy(),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &ledger);
+    let err = h
+        .create(&inv(), props(Some("alias/tap-ebs")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "invalid property KmsKeyId: alias/tap-ebs: its key policy (GetKeyPolicy) does not let EBS use it"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("AWSServiceRoleForAutoScaling use the key for kms:Encrypt"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Required AWS KMS key policy for use with encrypted volumes"),
+        "{err}"
+    );
+    assert_eq!((modify.num_calls(), ledger.put.num_calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_key_pending_deletion_is_refused_with_what_to_do() {
+    let (reads, keys, describe, ledger) = (
+        encryption_reads(&[false; 2]),
+        key_reads(&[MANAGED; 2]),
+        describe_key(KeyState::PendingDeletion),
+        LedgerMocks::empty(),
+    );
+    let h = handler(&[&reads, &keys], &[&describe], &ledger);
+    let err = h
+        .create(&inv(), props(Some("alias/tap-ebs")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("alias/tap-ebs: the key is PendingDeletion"), "{err}");
+    assert!(
+        err.contains("cancel the deletion (CancelKeyDeletion) and enable it (EnableKey)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_denied_describe_key_is_the_calls_error_not_a_bad_property() {
+    let describe = mock!(Kms::describe_key).then_error(|| {
+        DescribeKeyError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("no")
+                .build(),
+        )
+    });
+    let (reads, keys, ledger) = (encryption_reads(&[false]), key_reads(&[MANAGED]), LedgerMocks::empty());
+    let h = handler(&[&reads, &keys], &[&describe], &ledger);
+    let err = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("DescribeKey failed: AccessDeniedException: no ("),
+        "{text}"
+    );
+    assert!(text.contains("kms:DescribeKey on alias/tap-ebs was denied"), "{text}");
+}
+
+#[tokio::test]
+async fn a_prior_key_pending_deletion_gives_way_to_the_aws_managed_key_on_delete() {
+    // The claimants set another customer key; the prior one is now scheduled for deletion.
+    const OURS: &str = "arn:aws:kms:eu-west-1:111122223333:key/ours";
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        OURS,
+        json!({"enabled": true, "kms_key_id": KEY_ARN}),
+    )]);
+    let (reads, keys, modify, reset) = (
+        encryption_reads(&[true, true]),
+        key_reads(&[OURS, MANAGED]),
+        modify_ok(),
+        reset_ok(),
+    );
+    let describe = describe_key(KeyState::PendingDeletion);
+    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
+    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (modify.num_calls(), reset.num_calls()),
+        (0, 1),
+        "not the broken prior key, and not the gone resource's key: the AWS managed one"
+    );
+}
+
+#[tokio::test]
+async fn a_prior_key_that_cannot_be_described_fails_the_delete_and_keeps_the_claim() {
+    const OURS: &str = "arn:aws:kms:eu-west-1:111122223333:key/ours";
+    let ledger = LedgerMocks::with_claims(vec![claim(
+        "req-1",
+        "Ebs",
+        OURS,
+        json!({"enabled": true, "kms_key_id": KEY_ARN}),
+    )]);
+    let (reads, keys, modify, reset) = (encryption_reads(&[true]), key_reads(&[OURS]), modify_ok(), reset_ok());
+    let describe = mock!(Kms::describe_key).then_error(|| {
+        DescribeKeyError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("denied")
+                .build(),
+        )
+    });
+    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
+    let err = h
+        .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("DescribeKey failed: AccessDeniedException: denied"),
+        "{err}"
+    );
+    assert_eq!(modify.num_calls() + reset.num_calls(), 0, "nothing changed on a guess");
+    assert_eq!(ledger.delete.num_calls(), 0, "the claim stays for the retry");
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_sdk_iam::Client as Iam;
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Release};
+use tapguard_shared::readback::{self, ReadBack, ReadBackPolicy};
 use tapguard_shared::verify::{self, ControlCheck, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
@@ -20,8 +21,6 @@ use crate::properties::Properties;
 use crate::ID_PREFIX;
 
 const HANDLER: &str = "iam-password-policy";
-/// Reads of the policy after a change before the answer is NotVerified (IAM is eventually consistent).
-const VERIFY_READS: u32 = 5;
 
 /// The one setting this resource claims: the account's password policy.
 pub fn setting() -> String {
@@ -31,7 +30,8 @@ pub fn setting() -> String {
 pub struct IamPasswordPolicy {
     iam: Iam,
     ledger: Ledger,
-    verify_pause: Duration,
+    /// How the policy is read back after a change (IAM is eventually consistent).
+    read_back: ReadBackPolicy,
 }
 
 /// What a converge produced: the policy read back, what was found before the first claimant, and
@@ -51,13 +51,14 @@ impl IamPasswordPolicy {
         IamPasswordPolicy {
             iam,
             ledger,
-            verify_pause: Duration::from_secs(2),
+            read_back: ReadBackPolicy::default(),
         }
     }
 
-    /// How long to wait between read-backs that still disagree (tests use zero).
+    /// The longest wait between read-backs that still disagree (tests use zero).
     pub fn with_verify_pause(mut self, pause: Duration) -> Self {
-        self.verify_pause = pause;
+        self.read_back.base_backoff = pause.min(self.read_back.base_backoff);
+        self.read_back.max_backoff = pause;
         self
     }
 
@@ -119,38 +120,39 @@ impl IamPasswordPolicy {
         Ok(Converged { verified, prior, kept })
     }
 
-    /// Reads the policy until it is `expected` (a few reads apart: IAM is eventually consistent);
-    /// NotVerified naming each field that still differs.
+    /// Reads the policy until it is `expected`: IAM is eventually consistent, so a read right after
+    /// a change may still show the policy before it. The reads are bounded, with backoff, within the
+    /// deadline (`tapguard_shared::readback`); then NotVerified naming each field that still differs.
     async fn read_back(
         &self,
         inv: &Invocation,
         expected: Option<&PasswordPolicy>,
     ) -> Result<Option<PasswordPolicy>, HandlerError> {
-        let mut attempt = 1;
-        loop {
-            let after = policy::read(&self.iam, inv).await?;
-            if after.as_ref() == expected {
-                return Ok(after);
+        let seen = readback::read_back(
+            inv,
+            &self.read_back,
+            "GetAccountPasswordPolicy",
+            || policy::read(&self.iam, inv),
+            |after| after.as_ref() == expected,
+        )
+        .await?;
+        let (after, reads) = match seen {
+            ReadBack::Settled { value, .. } => return Ok(value),
+            ReadBack::Stale { value, reads } => (value, reads),
+        };
+        let problem = match (&after, expected) {
+            (None, Some(_)) => "GetAccountPasswordPolicy answers NoSuchEntity: the account has no policy".into(),
+            (Some(_), None) => {
+                "GetAccountPasswordPolicy still answers a policy after DeleteAccountPasswordPolicy".into()
             }
-            if attempt >= VERIFY_READS {
-                let problem = match (&after, expected) {
-                    (None, Some(_)) => {
-                        "GetAccountPasswordPolicy answers NoSuchEntity: the account has no policy".into()
-                    }
-                    (Some(_), None) => {
-                        "GetAccountPasswordPolicy still answers a policy after DeleteAccountPasswordPolicy".into()
-                    }
-                    (Some(a), Some(e)) => format!("GetAccountPasswordPolicy answers {}", a.differences(e).join(", ")),
-                    (None, None) => unreachable!("equal"),
-                };
-                return Err(HandlerError::NotVerified(format!(
-                    "{problem} after {attempt} reads: check for an SCP or another automation that manages the \
-                     account's password policy"
-                )));
-            }
-            attempt += 1;
-            tokio::time::sleep(self.verify_pause).await;
-        }
+            (Some(a), Some(e)) => format!("GetAccountPasswordPolicy answers {}", a.differences(e).join(", ")),
+            (None, None) => unreachable!("equal"),
+        };
+        Err(HandlerError::NotVerified(format!(
+            "{problem} after {reads} reads (IAM is eventually consistent, and the reads were repeated with \
+             backoff): check for an SCP or another automation that manages the account's password policy, \
+             then retry the stack operation"
+        )))
     }
 
     fn outcome(physical_id: String, converged: &Converged) -> Outcome {
