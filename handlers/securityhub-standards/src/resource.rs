@@ -42,6 +42,10 @@ pub struct State {
     /// verify pass expects to stay enabled while no one claims them disabled.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub reenabled: BTreeSet<String>,
+    /// The DisabledReason of each claimed control (by its claim setting), for a repair that disables it
+    /// again as the resource's Update would.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, String>,
 }
 
 pub struct SecurityHubStandards {
@@ -224,6 +228,7 @@ impl SecurityHubStandards {
         if dirty {
             self.ledger.save(inv, &entry.key, &record).await?;
         }
+        verify::remember_repair(&self.ledger, inv, &entry.key, &mut record, props.repair_drift).await?;
         let wait_seconds = props.wait_seconds;
         match self
             .claim_and_apply(inv, &entry.key, &mut record, &legacy, &standards, &existing, props)
@@ -241,9 +246,15 @@ impl SecurityHubStandards {
                 }
                 // A control claimed disabled again is no longer one this resource turned back on.
                 reenabled.retain(|s| !done.settings.contains(s));
-                if record.settings != done.settings || record.state.reenabled != reenabled {
+                let mut reasons = record.state.reasons.clone();
+                reasons.retain(|s, _| done.settings.contains(s));
+                if record.settings != done.settings
+                    || record.state.reenabled != reenabled
+                    || record.state.reasons != reasons
+                {
                     record.settings = done.settings.clone();
                     record.state.reenabled = reenabled;
+                    record.state.reasons = reasons;
                     self.ledger.save(inv, &entry.key, &record).await?;
                 }
                 Ok(Self::outcome(physical_id, &standards, &done))
@@ -388,10 +399,14 @@ impl SecurityHubStandards {
             .read(inv, &props.disabled_controls, standards, ready, true)
             .await?;
         let mut dirty = false;
-        for (target, _, _) in &found {
+        for (target, reason, _) in &found {
             let setting = claims::control(target);
             if !record.settings.contains(&setting) {
                 record.settings.push(setting.clone());
+                dirty = true;
+            }
+            if record.state.reasons.get(&setting) != Some(reason) {
+                record.state.reasons.insert(setting.clone(), reason.clone());
                 dirty = true;
             }
             settings.push(setting);
@@ -586,7 +601,7 @@ impl SecurityHubStandards {
     }
 
     /// Whether one control reads disabled now.
-    async fn read_one(
+    pub(crate) async fn read_one(
         &self,
         inv: &Invocation,
         target: &Target,
@@ -719,8 +734,8 @@ impl CustomResource for SecurityHubStandards {
         self.release_all(inv, &entry, props.as_ref(), true).await
     }
 
-    /// Read-only: see `verify.rs`.
+    /// See `verify.rs`; repairs only what resources with RepairDrift ask for (`repair.rs`).
     async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
-        verify::pass(self, inv).await
+        verify::repairing_pass(self, inv).await
     }
 }
