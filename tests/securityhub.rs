@@ -1749,7 +1749,7 @@ fn repair_drift_sets_the_hub_settings_back_on_the_scheduled_pass_only_for_its_so
         "{reported}"
     );
     assert!(repair_notes(&reported, "SecurityHub").is_empty(), "{reported}");
-    assert_eq!(hub_settings(w).1, false);
+    assert!(!hub_settings(w).1);
 
     // Asked again, but another resource now claims the hub too: the drift cannot be attributed.
     assert_eq!(r.update(asked(true)).status(), "SUCCESS");
@@ -1771,7 +1771,7 @@ fn repair_drift_sets_the_hub_settings_back_on_the_scheduled_pass_only_for_its_so
         count(&w.operations("securityhub")[before..], "UpdateSecurityHubConfiguration"),
         0
     );
-    assert_eq!(hub_settings(w).1, false, "left as it is");
+    assert!(!hub_settings(w).1, "left as it is");
 }
 
 #[test]
@@ -1808,7 +1808,9 @@ fn repair_drift_enables_a_standard_again_and_disables_its_control_again_only_for
     let notes = repair_notes(&repaired, "SecurityHubStandards");
     assert!(notes[0].1.contains("enabled again and READY"), "{notes:?}");
     assert!(
-        notes[1].1.contains("disabled again (reason: not used here"),
+        notes[1]
+            .1
+            .contains("disabled again (reason: disabled again by the tapguard verify pass"),
         "{notes:?}"
     );
     let during = w.operations("securityhub")[before..].to_vec();
@@ -1817,7 +1819,10 @@ fn repair_drift_enables_a_standard_again_and_disables_its_control_again_only_for
     assert_eq!(ids(&settled_standards(w)), [FSBP]);
     assert_eq!(
         control_status(w, FSBP, "IAM.1"),
-        ("DISABLED".to_string(), Some("not used here".to_string()))
+        (
+            "DISABLED".to_string(),
+            Some("disabled again by the tapguard verify pass (RepairDrift)".to_string())
+        )
     );
     assert!(
         host.logs().contains("drift repaired (RepairDrift)"),

@@ -3,8 +3,8 @@
 //! - a claimed standard that is no longer subscribed is enabled again (BatchEnableStandards) and waited
 //!   for until READY (with its controls updatable); one INCOMPLETE or FAILED is not something enabling
 //!   changes, so it is reported, not touched;
-//! - a claimed control that reads enabled again is disabled again (with the DisabledReason the resource
-//!   gave it), once its standard is on.
+//! - a claimed control that reads enabled again is disabled again (with the reason [`REPAIR_REASON`]),
+//!   once its standard is on.
 //!
 //! With Security Hub itself off, nothing is repaired here: the hub is Custom::SecurityHubEnable's.
 //! Whether a repair is made at all (the resource asked for it, it is the setting's only claimant) is
@@ -18,11 +18,12 @@ use tapguard_shared::{HandlerError, Invocation};
 use crate::claims::{self, Claimed};
 use crate::controls::Target;
 use crate::properties::Standard;
-use crate::resource::{SecurityHubStandards, State};
+use crate::resource::SecurityHubStandards;
 use crate::standards::Subscription;
 
-/// The reason a control is disabled with when the resource's record kept none (written before it did).
-const FALLBACK_REASON: &str = "disabled again by the tapguard verify pass (RepairDrift)";
+/// The DisabledReason of a control a repair disables again. The reason the properties gave is not in
+/// the ledger: a record holds 4 KB, and a resource may disable many controls with long reasons.
+const REPAIR_REASON: &str = "disabled again by the tapguard verify pass (RepairDrift)";
 
 impl SecurityHubStandards {
     /// Puts one claimed setting back; one line per change, or why it is not repaired.
@@ -43,7 +44,7 @@ impl SecurityHubStandards {
         let subscriptions = st.subscriptions(inv, None).await?;
         match claimed {
             Claimed::Standard(standard) => self.repair_standard(inv, &standard, &subscriptions).await,
-            Claimed::Control(target) => self.repair_control(inv, setting, &target, &subscriptions).await,
+            Claimed::Control(target) => self.repair_control(inv, &target, &subscriptions).await,
         }
     }
 
@@ -85,7 +86,6 @@ impl SecurityHubStandards {
     async fn repair_control(
         &self,
         inv: &Invocation,
-        setting: &str,
         target: &Target,
         subscriptions: &BTreeMap<String, Subscription>,
     ) -> Result<Vec<String>, HandlerError> {
@@ -100,8 +100,7 @@ impl SecurityHubStandards {
         if self.read_one(inv, target, subscriptions).await? {
             return Ok(Vec::new());
         }
-        let reason = self.reason_of(inv, setting).await?;
-        self.controls().set(inv, &[(target, reason.as_str())], true).await?;
+        self.controls().set(inv, &[(target, REPAIR_REASON)], true).await?;
         inv.step("verifying the control is disabled again");
         if !self.read_one(inv, target, subscriptions).await? {
             return Err(HandlerError::NotVerified(format!(
@@ -113,22 +112,9 @@ impl SecurityHubStandards {
             )));
         }
         Ok(vec![format!(
-            "control {} disabled again (reason: {reason}; it read ENABLED)",
+            "control {} disabled again (reason: {REPAIR_REASON}; it read ENABLED)",
             target.key()
         )])
-    }
-
-    /// The DisabledReason the only claimant of `setting` gave it, from its record.
-    async fn reason_of(&self, inv: &Invocation, setting: &str) -> Result<String, HandlerError> {
-        let claims = self.ledger.claims(inv, setting).await?;
-        let Some(claim) = claims.first() else {
-            return Ok(FALLBACK_REASON.to_string());
-        };
-        let record = self.ledger.load::<State>(inv, &claim.claimant.key).await?;
-        Ok(record
-            .and_then(|r| r.state.reasons.get(setting).cloned())
-            .filter(|r| !r.trim().is_empty())
-            .unwrap_or_else(|| FALLBACK_REASON.to_string()))
     }
 }
 

@@ -42,10 +42,6 @@ pub struct State {
     /// verify pass expects to stay enabled while no one claims them disabled.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub reenabled: BTreeSet<String>,
-    /// The DisabledReason of each claimed control (by its claim setting), for a repair that disables it
-    /// again as the resource's Update would.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub reasons: BTreeMap<String, String>,
 }
 
 pub struct SecurityHubStandards {
@@ -246,15 +242,9 @@ impl SecurityHubStandards {
                 }
                 // A control claimed disabled again is no longer one this resource turned back on.
                 reenabled.retain(|s| !done.settings.contains(s));
-                let mut reasons = record.state.reasons.clone();
-                reasons.retain(|s, _| done.settings.contains(s));
-                if record.settings != done.settings
-                    || record.state.reenabled != reenabled
-                    || record.state.reasons != reasons
-                {
+                if record.settings != done.settings || record.state.reenabled != reenabled {
                     record.settings = done.settings.clone();
                     record.state.reenabled = reenabled;
-                    record.state.reasons = reasons;
                     self.ledger.save(inv, &entry.key, &record).await?;
                 }
                 Ok(Self::outcome(physical_id, &standards, &done))
@@ -399,14 +389,10 @@ impl SecurityHubStandards {
             .read(inv, &props.disabled_controls, standards, ready, true)
             .await?;
         let mut dirty = false;
-        for (target, reason, _) in &found {
+        for (target, _, _) in &found {
             let setting = claims::control(target);
             if !record.settings.contains(&setting) {
                 record.settings.push(setting.clone());
-                dirty = true;
-            }
-            if record.state.reasons.get(&setting) != Some(reason) {
-                record.state.reasons.insert(setting.clone(), reason.clone());
                 dirty = true;
             }
             settings.push(setting);
