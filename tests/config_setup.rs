@@ -1512,3 +1512,143 @@ fn undoing_a_create_whose_adopted_recorder_role_may_not_be_passed_changes_nothin
     assert_eq!(snapshot(&w), before, "the organization's setup is back");
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
+
+/// The report of `logical_id` in a verify pass's summary.
+fn report_of<'a>(pass: &'a Value, logical_id: &str) -> &'a Value {
+    pass["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["logical_id"] == logical_id)
+        .unwrap_or_else(|| panic!("no report of {logical_id}: {pass}"))
+}
+
+fn repair_details(pass: &Value, logical_id: &str) -> Vec<(bool, String)> {
+    report_of(pass, logical_id)["repairs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                n["repaired"].as_bool().unwrap_or_default(),
+                n["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn repair_drift_restarts_the_recorder_and_puts_rules_back_on_the_scheduled_pass_only_for_its_sole_claimant() {
+    let w = world();
+    let mut r = w.resource(TYPE, "Config");
+    let mut asked = props(&w, vec![keys_rule()]);
+    asked["RepairDrift"] = json!("true");
+    let created = r.create(asked.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let rule = "tap-access-keys-rotated";
+    let tag = rule_owner_tag(&w, &ConfigState::read(&w), rule);
+    assert!(tag.is_some());
+
+    // The recorder stopped and the rule deleted behind the stack's back: both reported, both put back.
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    config(&w, "DeleteConfigRule", json!({"ConfigRuleName": rule}));
+    let before = w.operations("config").len();
+    let repaired = verify_pass(&w.host);
+    assert_eq!(
+        (repaired["drifted"].as_u64(), repaired["repaired"].as_u64()),
+        (Some(2), Some(2)),
+        "{repaired}"
+    );
+    assert_eq!(
+        drifted_controls(&repaired),
+        ["Config.RecorderRecording", "Config.Rule/tap-access-keys-rotated"],
+        "the pass still reports the drift it repaired"
+    );
+    let notes = repair_details(&repaired, "Config");
+    assert!(notes.iter().all(|(done, _)| *done), "{notes:?}");
+    assert!(notes[0].1.contains("recording again"), "{notes:?}");
+    assert!(notes[1].1.contains("created again as claimed"), "{notes:?}");
+    assert_eq!(
+        mutating(&w.operations("config")[before..]),
+        ["StartConfigurationRecorder", "PutConfigRule"],
+        "only what drifted is changed"
+    );
+    let state = ConfigState::read(&w);
+    assert!(state.recording("default"));
+    assert_eq!(params_of(state.rule(rule)), json!({"maxAccessKeyAge": "90"}));
+    assert_eq!(
+        rule_owner_tag(&w, &state, rule),
+        tag,
+        "created again with its owner tag"
+    );
+    assert!(
+        w.host.logs().contains("drift repaired (RepairDrift)"),
+        "the change is logged"
+    );
+    let held = verify_pass(&w.host);
+    assert_eq!(
+        (held["drifted"].as_u64(), held["repaired"].as_u64()),
+        (Some(0), Some(0)),
+        "{held}"
+    );
+
+    // The rule changed rather than deleted: put back as claimed.
+    config(
+        &w,
+        "PutConfigRule",
+        json!({"ConfigRule": {"ConfigRuleName": rule,
+            "Source": {"Owner": "AWS", "SourceIdentifier": "ACCESS_KEYS_ROTATED"},
+            "InputParameters": "{\"maxAccessKeyAge\":\"365\"}"}}),
+    );
+    let changed = verify_pass(&w.host);
+    assert_eq!(changed["repaired"].as_u64(), Some(1), "{changed}");
+    assert!(repair_details(&changed, "Config")[0].1.contains("365"), "{changed}");
+    assert_eq!(
+        params_of(ConfigState::read(&w).rule(rule)),
+        json!({"maxAccessKeyAge": "90"})
+    );
+
+    // An Update without RepairDrift takes it back: drift is then only reported.
+    assert_eq!(r.update(props(&w, vec![keys_rule()])).status(), "SUCCESS");
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    let reported = verify_pass(&w.host);
+    assert_eq!(
+        (reported["drifted"].as_u64(), reported["repaired"].as_u64()),
+        (Some(1), Some(0)),
+        "{reported}"
+    );
+    assert!(report_of(&reported, "Config").get("repairs").is_none(), "{reported}");
+    assert!(!ConfigState::read(&w).recording("default"));
+
+    // Asked again, but another resource now claims the recorder too: the drift cannot be attributed.
+    let updated = r.update(asked.clone());
+    assert_eq!(updated.status(), "SUCCESS", "{}", updated.reason());
+    let mut other = w.resource(TYPE, "ConfigRenamed");
+    assert_eq!(other.create(props(&w, vec![])).status(), "SUCCESS");
+    config(
+        &w,
+        "StopConfigurationRecorder",
+        json!({"ConfigurationRecorderName": "default"}),
+    );
+    let before = w.operations("config").len();
+    let shared = verify_pass(&w.host);
+    assert_eq!(shared["repaired"].as_u64(), Some(0), "{shared}");
+    let notes = repair_details(&shared, "Config");
+    assert_eq!(notes.len(), 1, "{shared}");
+    assert!(
+        notes[0]
+            .1
+            .starts_with("not repaired: also claimed by ConfigRenamed in stack tap-test"),
+        "{notes:?}"
+    );
+    assert!(mutating(&w.operations("config")[before..]).is_empty());
+    assert!(!ConfigState::read(&w).recording("default"), "left as it is");
+}

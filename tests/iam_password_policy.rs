@@ -495,3 +495,94 @@ fn a_policy_read_stale_past_the_bound_is_failed_naming_the_operation_and_undone(
     assert_eq!(rolled_back.status(), "SUCCESS", "{}", rolled_back.reason());
     assert_eq!(claims(&w), 0);
 }
+
+/// (repaired, detail) of each repair note of `logical_id` in a pass's summary.
+fn repair_notes(summary: &Value, logical_id: &str) -> Vec<(bool, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["logical_id"] == logical_id)
+        .flat_map(|r| r["repairs"].as_array().cloned().unwrap_or_default())
+        .map(|n| {
+            (
+                n["repaired"].as_bool().unwrap_or_default(),
+                n["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn repair_drift_raises_a_weakened_policy_back_keeping_stronger_fields_only_for_its_sole_claimant() {
+    let w = World::new(BINARY, REGION);
+    let mut r = w.resource(TYPE, "PasswordPolicy");
+    let mut asked = strict();
+    asked["RepairDrift"] = json!("true");
+    assert_eq!(r.create(asked.clone()).status(), "SUCCESS");
+
+    // Weakened in one field and made stronger in another: the weak one is raised, the strong one stays.
+    set_policy_directly(&w, &[("MinimumPasswordLength", "10"), ("MaxPasswordAge", "30")]);
+    let before = w.operations("iam").len();
+    let repaired = verify_pass(&w.host);
+    assert_eq!(
+        (repaired["drifted"].as_u64(), repaired["repaired"].as_u64()),
+        (Some(1), Some(1)),
+        "{repaired}"
+    );
+    let notes = repair_notes(&repaired, "PasswordPolicy");
+    assert_eq!(notes.len(), 1, "{repaired}");
+    assert!(
+        notes[0].0 && notes[0].1.contains("MinimumPasswordLength 14 (not 10)"),
+        "{notes:?}"
+    );
+    assert_eq!(
+        mutating(&w.operations("iam")[before..]),
+        ["UpdateAccountPasswordPolicy"]
+    );
+    let mut expected = strict_policy().unwrap();
+    expected.insert("MaxPasswordAge".into(), "30".into());
+    assert_eq!(policy(&w), Some(expected));
+    assert!(
+        w.host.logs().contains("drift repaired (RepairDrift)"),
+        "the change is logged"
+    );
+    assert_eq!(verify_pass(&w.host)["drifted"].as_u64(), Some(0));
+
+    // No policy at all: set again as asked.
+    w.query("iam", &[("Action", "DeleteAccountPasswordPolicy")]);
+    let gone = verify_pass(&w.host);
+    assert_eq!(gone["repaired"].as_u64(), Some(1), "{gone}");
+    assert_eq!(policy(&w), strict_policy());
+
+    // An Update without RepairDrift takes it back: drift is then only reported.
+    assert_eq!(r.update(strict()).status(), "SUCCESS");
+    set_policy_directly(&w, &[("RequireSymbols", "false")]);
+    let reported = verify_pass(&w.host);
+    assert_eq!(
+        (reported["drifted"].as_u64(), reported["repaired"].as_u64()),
+        (Some(1), Some(0)),
+        "{reported}"
+    );
+    assert!(repair_notes(&reported, "PasswordPolicy").is_empty(), "{reported}");
+    assert_eq!(policy(&w).unwrap()["RequireSymbols"], "false");
+
+    // Asked again, but another resource now claims the policy too: the drift cannot be attributed.
+    assert_eq!(r.update(asked).status(), "SUCCESS");
+    let mut other = w.resource(TYPE, "PasswordPolicyRenamed");
+    assert_eq!(other.create(strict()).status(), "SUCCESS");
+    set_policy_directly(&w, &[("RequireSymbols", "false")]);
+    let before = w.operations("iam").len();
+    let shared = verify_pass(&w.host);
+    assert_eq!(shared["repaired"].as_u64(), Some(0), "{shared}");
+    let notes = repair_notes(&shared, "PasswordPolicy");
+    assert!(
+        notes.len() == 1
+            && notes[0]
+                .1
+                .starts_with("not repaired: also claimed by PasswordPolicyRenamed in stack tap-test"),
+        "{notes:?}"
+    );
+    assert!(mutating(&w.operations("iam")[before..]).is_empty());
+    assert_eq!(policy(&w).unwrap()["RequireSymbols"], "false", "left as it is");
+}

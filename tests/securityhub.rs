@@ -1671,3 +1671,203 @@ fn the_hub_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and
     );
     assert_eq!(denied["drifted"].as_u64(), Some(0));
 }
+
+/// (repaired, detail) of each repair note of `logical_id` in a pass's summary.
+fn repair_notes(summary: &Value, logical_id: &str) -> Vec<(bool, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["logical_id"] == logical_id)
+        .flat_map(|r| r["repairs"].as_array().cloned().unwrap_or_default())
+        .map(|n| {
+            (
+                n["repaired"].as_bool().unwrap_or_default(),
+                n["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn repair_drift_sets_the_hub_settings_back_on_the_scheduled_pass_only_for_its_sole_claimant() {
+    let s = Stack::new();
+    let w = &s.world;
+    let host = &w.host;
+    let asked = |repair: bool| json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": true, "RepairDrift": repair});
+    let configure = |body: Value| {
+        let answer = w.rest_call("securityhub", "PATCH", "/accounts", Some(body));
+        assert!(answer.get("__type").is_none(), "{answer}");
+    };
+    let mut r = s.hub_resource();
+    assert_eq!(r.create(asked(true)).status(), "SUCCESS");
+
+    // Both settings changed behind the stack's back: reported, and set back one call each.
+    configure(json!({"ControlFindingGenerator": "STANDARD_CONTROL", "AutoEnableControls": false}));
+    let before = w.operations("securityhub").len();
+    let repaired = verify_pass(host);
+    assert_eq!(
+        (repaired["drifted"].as_u64(), repaired["repaired"].as_u64()),
+        (Some(2), Some(1)),
+        "{repaired}"
+    );
+    let notes = repair_notes(&repaired, "SecurityHub");
+    assert!(notes.len() == 1 && notes[0].0, "{notes:?}");
+    assert!(
+        notes[0]
+            .1
+            .contains("ControlFindingGenerator set back to SECURITY_CONTROL"),
+        "{notes:?}"
+    );
+    assert!(notes[0].1.contains("AutoEnableControls set back to true"), "{notes:?}");
+    let during = w.operations("securityhub")[before..].to_vec();
+    assert_eq!(count(&during, "UpdateSecurityHubConfiguration"), 2, "{during:?}");
+    assert_eq!(hub_settings(w), ("SECURITY_CONTROL".to_string(), true));
+    assert!(
+        host.logs().contains("drift repaired (RepairDrift)"),
+        "the change is logged"
+    );
+    assert_eq!(verify_pass(host)["drifted"].as_u64(), Some(0));
+
+    // The hub turned off is reported, never turned back on by a repair.
+    let answer = w.rest_call("securityhub", "DELETE", "/accounts", None);
+    assert!(answer.get("__type").is_none(), "{answer}");
+    let off = verify_pass(host);
+    let notes = repair_notes(&off, "SecurityHub");
+    assert!(notes.len() == 1 && !notes[0].0, "{off}");
+    assert!(notes[0].1.contains("does not turn it back on"), "{notes:?}");
+    assert!(hub(w).is_none());
+    enable_hub_directly(w, "SECURITY_CONTROL");
+
+    // An Update without RepairDrift takes it back: drift is then only reported.
+    assert_eq!(r.update(asked(false)).status(), "SUCCESS");
+    configure(json!({"AutoEnableControls": false}));
+    let reported = verify_pass(host);
+    assert_eq!(
+        (reported["drifted"].as_u64(), reported["repaired"].as_u64()),
+        (Some(1), Some(0)),
+        "{reported}"
+    );
+    assert!(repair_notes(&reported, "SecurityHub").is_empty(), "{reported}");
+    assert!(!hub_settings(w).1);
+
+    // Asked again, but another resource now claims the hub too: the drift cannot be attributed.
+    assert_eq!(r.update(asked(true)).status(), "SUCCESS");
+    let mut other = s.named_hub("SecurityHubRenamed");
+    assert_eq!(other.create(asked(false)).status(), "SUCCESS");
+    configure(json!({"AutoEnableControls": false}));
+    let before = w.operations("securityhub").len();
+    let shared = verify_pass(host);
+    assert_eq!(shared["repaired"].as_u64(), Some(0), "{shared}");
+    let notes = repair_notes(&shared, "SecurityHub");
+    assert!(
+        notes.len() == 1
+            && notes[0]
+                .1
+                .starts_with("not repaired: also claimed by SecurityHubRenamed in stack tap-test"),
+        "{notes:?}"
+    );
+    assert_eq!(
+        count(&w.operations("securityhub")[before..], "UpdateSecurityHubConfiguration"),
+        0
+    );
+    assert!(!hub_settings(w).1, "left as it is");
+}
+
+#[test]
+fn repair_drift_enables_a_standard_again_and_disables_its_control_again_only_for_its_sole_claimant() {
+    let s = Stack::new();
+    let w = &s.world;
+    let host = &s.standards_host;
+    enable_hub_directly(w, "STANDARD_CONTROL");
+    let account = s.account_id().to_string();
+    let iam1 = format!("arn:aws:securityhub:{REGION}:{account}:control/{FSBP}/IAM.1");
+    let asked = |repair: bool| {
+        json!({"Standards": [FSBP], "RepairDrift": repair,
+            "DisabledControls": [{"StandardsControlArn": iam1, "Reason": "not used here"}]})
+    };
+    let mut r = s.standards_resource();
+    let created = r.create(asked(true));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let standard = format!("SecurityHub.StandardReady:{FSBP}");
+    let disabled = format!("SecurityHub.ControlDisabled:{FSBP}#IAM.1");
+
+    // The standard disabled behind the stack's back: enabled again, and its control disabled again.
+    let subscription = format!("arn:aws:securityhub:{REGION}:{account}:subscription/{FSBP}");
+    let answer = w.rest_call(
+        "securityhub",
+        "POST",
+        "/standards/deregister",
+        Some(json!({"StandardsSubscriptionArns": [subscription]})),
+    );
+    assert!(answer.get("__type").is_none(), "{answer}");
+    let before = w.operations("securityhub").len();
+    let repaired = verify_pass(host);
+    assert_eq!(verdicts(&repaired)[&standard], "drifted", "{repaired}");
+    assert_eq!(repaired["repaired"].as_u64(), Some(2), "{repaired}");
+    let notes = repair_notes(&repaired, "SecurityHubStandards");
+    assert!(notes[0].1.contains("enabled again and READY"), "{notes:?}");
+    assert!(
+        notes[1]
+            .1
+            .contains("disabled again (reason: disabled again by the tapguard verify pass"),
+        "{notes:?}"
+    );
+    let during = w.operations("securityhub")[before..].to_vec();
+    assert_eq!(count(&during, "BatchEnableStandards"), 1, "{during:?}");
+    assert_eq!(count(&during, "UpdateStandardsControl"), 1, "{during:?}");
+    assert_eq!(ids(&settled_standards(w)), [FSBP]);
+    assert_eq!(
+        control_status(w, FSBP, "IAM.1"),
+        (
+            "DISABLED".to_string(),
+            Some("disabled again by the tapguard verify pass (RepairDrift)".to_string())
+        )
+    );
+    assert!(
+        host.logs().contains("drift repaired (RepairDrift)"),
+        "the change is logged"
+    );
+    assert_eq!(verify_pass(host)["drifted"].as_u64(), Some(0));
+
+    // The control alone enabled by hand: disabled again with its reason.
+    set_control_directly(w, &iam1, "ENABLED");
+    let control = verify_pass(host);
+    assert_eq!(verdicts(&control)[&disabled], "drifted", "{control}");
+    assert_eq!(control["repaired"].as_u64(), Some(1), "{control}");
+    assert_eq!(control_status(w, FSBP, "IAM.1").0, "DISABLED");
+
+    // An Update without RepairDrift takes it back: drift is then only reported.
+    assert_eq!(r.update(asked(false)).status(), "SUCCESS");
+    set_control_directly(w, &iam1, "ENABLED");
+    let reported = verify_pass(host);
+    assert_eq!(
+        (reported["drifted"].as_u64(), reported["repaired"].as_u64()),
+        (Some(1), Some(0)),
+        "{reported}"
+    );
+    assert!(repair_notes(&reported, "SecurityHubStandards").is_empty(), "{reported}");
+    assert_eq!(control_status(w, FSBP, "IAM.1").0, "ENABLED");
+
+    // Asked again, but another resource now claims the control too: the drift cannot be attributed.
+    assert_eq!(r.update(asked(true)).status(), "SUCCESS");
+    let mut other = s.named_standards("StandardsRenamed");
+    assert_eq!(other.create(asked(false)).status(), "SUCCESS");
+    set_control_directly(w, &iam1, "ENABLED");
+    let before = w.operations("securityhub").len();
+    let shared = verify_pass(host);
+    assert_eq!(shared["repaired"].as_u64(), Some(0), "{shared}");
+    let notes = repair_notes(&shared, "SecurityHubStandards");
+    assert!(
+        notes.len() == 1
+            && notes[0]
+                .1
+                .starts_with("not repaired: also claimed by StandardsRenamed in stack tap-test"),
+        "{notes:?}"
+    );
+    assert_eq!(
+        count(&w.operations("securityhub")[before..], "UpdateStandardsControl"),
+        0
+    );
+    assert_eq!(control_status(w, FSBP, "IAM.1").0, "ENABLED", "left as it is");
+}

@@ -7,6 +7,7 @@ mod controls;
 mod legacy;
 mod properties;
 mod recorder;
+mod repair;
 mod resource;
 mod retry;
 mod rules;

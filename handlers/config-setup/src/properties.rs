@@ -47,6 +47,10 @@ pub struct Properties {
     pub resource_types: Vec<String>,
     #[serde(default)]
     pub rules: Vec<RuleProperties>,
+    /// Whether the scheduled verify pass restarts a stopped recorder and puts a missing or changed rule
+    /// back as an Update would (default no).
+    #[serde(default, deserialize_with = "flex::bool")]
+    pub repair_drift: bool,
 }
 
 /// One AWS managed Config rule.
@@ -94,6 +98,7 @@ pub struct Desired {
     pub sns_topic_arn: Option<String>,
     pub frequency: String,
     pub rules: Vec<DesiredRule>,
+    pub repair_drift: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -317,6 +322,7 @@ pub fn validate(props: &Properties, region: &str) -> Result<Desired, HandlerErro
         sns_topic_arn: sns_topic_arn.map(str::to_string),
         frequency,
         rules,
+        repair_drift: props.repair_drift,
     })
 }
 

@@ -149,8 +149,8 @@ enum Expect {
 }
 
 pub struct ConfigSetup {
-    config: Client,
-    ledger: Ledger,
+    pub(crate) config: Client,
+    pub(crate) ledger: Ledger,
 }
 
 fn json<T: Serialize>(value: &T) -> Value {
@@ -243,6 +243,7 @@ impl ConfigSetup {
             rules: names.clone(),
         };
         let mut record = self.ledger.begin(inv, key, &settings, fresh).await?;
+        verify::remember_repair(&self.ledger, inv, key, &mut record, desired.repair_drift).await?;
         let mut state = record.state.clone();
         state.recorder_name = Some(recorder_name.to_string());
         for name in &names {
@@ -1032,6 +1033,17 @@ impl Verifier for ConfigSetup {
             )],
         }
     }
+
+    /// See `repair.rs`: a stopped recorder started again, a missing or changed rule put back.
+    async fn repair(
+        &self,
+        inv: &Invocation,
+        setting: &str,
+        wants: &Value,
+        _drifted: &[ControlCheck],
+    ) -> Result<Vec<String>, HandlerError> {
+        self.repair_setting(inv, setting, wants).await
+    }
 }
 
 impl CustomResource for ConfigSetup {
@@ -1215,7 +1227,8 @@ impl CustomResource for ConfigSetup {
     }
 
     async fn verify(&self, inv: &Invocation) -> Result<Vec<ResourceReport>, HandlerError> {
-        verify::pass(self, inv).await
+        // Repairs only what resources with RepairDrift ask for (see `repair.rs`); read-only otherwise.
+        verify::repairing_pass(self, inv).await
     }
 
     async fn undo_create(

@@ -373,8 +373,13 @@ pub async fn tagged_by(
 
 /// Identifies the resource on the tags of the rules it creates: stable across Updates, distinct per stack.
 pub fn owner_token(inv: &Invocation) -> String {
-    let stack = inv.stack_id.splitn(6, ':').nth(5).unwrap_or(&inv.stack_id);
-    let token = format!("{stack}/{}", inv.logical_resource_id);
+    owner_token_of(&inv.stack_id, &inv.logical_resource_id)
+}
+
+/// [`owner_token`] of the resource `logical_id` of the stack `stack_id` (a verify pass has no event).
+pub fn owner_token_of(stack_id: &str, logical_id: &str) -> String {
+    let stack = stack_id.splitn(6, ':').nth(5).unwrap_or(stack_id);
+    let token = format!("{stack}/{logical_id}");
     if token.len() <= 256 {
         token
     } else {
@@ -391,7 +396,11 @@ pub fn owner_token(inv: &Invocation) -> String {
 }
 
 pub fn owner_tag(inv: &Invocation) -> Tag {
-    Tag::builder().key(OWNER_TAG).value(owner_token(inv)).build()
+    owner_tag_of(owner_token(inv))
+}
+
+pub fn owner_tag_of(token: String) -> Tag {
+    Tag::builder().key(OWNER_TAG).value(token).build()
 }
 
 /// One rule by name; `None` when Config has no rule of that name.

@@ -30,6 +30,10 @@ pub struct Properties {
     pub password_reuse_prevention: Option<u32>,
     #[serde(default, deserialize_with = "flex::option_bool")]
     pub hard_expiry: Option<bool>,
+    /// Whether the scheduled verify pass raises a policy found weaker than asked back to what was asked
+    /// (never weakening a field someone made stronger); default no.
+    #[serde(default, deserialize_with = "flex::bool")]
+    pub repair_drift: bool,
 }
 
 impl Properties {

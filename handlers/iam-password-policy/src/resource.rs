@@ -98,7 +98,8 @@ impl IamPasswordPolicy {
         let wants = props.requested()?;
         let current = policy::read(&self.iam, inv).await?;
         let observed = adopt.then(|| to_value(&AccountPolicy::of(current.clone())));
-        self.ledger.begin(inv, key, &[setting()], ()).await?;
+        let mut record = self.ledger.begin(inv, key, &[setting()], ()).await?;
+        verify::remember_repair(&self.ledger, inv, key, &mut record, props.repair_drift).await?;
         let claim = self
             .ledger
             .claim(inv, key, &setting(), to_value(&wants), observed)
@@ -269,7 +270,7 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
 }
 
 /// The verify pass: GetAccountPasswordPolicy, read-only, against the claim's `wants` by strength (the
-/// comparison is `drift.rs`). The ledger is global: each resource is verified by its own stack's region.
+/// comparison is `drift.rs`), and the repair of a resource with RepairDrift. The ledger is global: each resource is verified by its own stack's region.
 impl Verifier for IamPasswordPolicy {
     fn ledger(&self) -> &Ledger {
         &self.ledger
@@ -283,6 +284,37 @@ impl Verifier for IamPasswordPolicy {
             Ok(current) => drift::policy(&wants, current.as_ref()),
             Err(err) => drift::unknown(Some(&wants), &err.to_string()),
         }
+    }
+
+    /// Raises the account's policy back to what the claim asks, field by field the stronger of the two
+    /// (a field someone made stronger since stays so), then reads it back. The claim's `wants` is what
+    /// the verify pass compares with, so a repaired policy holds on the next pass.
+    async fn repair(
+        &self,
+        inv: &Invocation,
+        _setting: &str,
+        wants: &Value,
+        _drifted: &[ControlCheck],
+    ) -> Result<Vec<String>, HandlerError> {
+        let wants = serde_json::from_value::<PasswordPolicy>(wants.clone())
+            .map_err(|_| HandlerError::Failed("the claim in the ledger is damaged: nothing was changed".into()))?;
+        let current = policy::read(&self.iam, inv).await?;
+        let target = current.as_ref().map_or_else(|| wants.clone(), |c| wants.stronger(c));
+        if current.as_ref() == Some(&target) {
+            return Ok(Vec::new());
+        }
+        policy::set(&self.iam, inv, &target).await?;
+        inv.step("verifying the repaired account password policy");
+        self.read_back(inv, Some(&target)).await?;
+        Ok(vec![match &current {
+            None => {
+                "password policy set again as requested (UpdateAccountPasswordPolicy; the account had none)".to_string()
+            }
+            Some(current) => format!(
+                "password policy raised back to what was requested (UpdateAccountPasswordPolicy): {}",
+                target.differences(current).join(", ")
+            ),
+        }])
     }
 }
 
@@ -343,8 +375,8 @@ impl CustomResource for IamPasswordPolicy {
         self.release(inv, request_id, true).await
     }
 
-    /// Read-only: see `impl Verifier` above.
+    /// See `impl Verifier` above: repairs only what resources with RepairDrift ask for.
     async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
-        verify::pass(self, inv).await
+        verify::repairing_pass(self, inv).await
     }
 }

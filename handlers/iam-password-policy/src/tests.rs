@@ -45,6 +45,7 @@ fn strict_props() -> Properties {
         max_password_age: Some(90),
         password_reuse_prevention: Some(24),
         hard_expiry: None,
+        repair_drift: false,
     }
 }
 

@@ -22,6 +22,10 @@ pub struct Properties {
     /// Tags for the hub: given to EnableSecurityHub, and set with TagResource on a hub that is on.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Whether the scheduled verify pass sets ControlFindingGenerator and AutoEnableControls back when
+    /// they were changed, as an Update would (default no).
+    #[serde(default, deserialize_with = "flex::bool")]
+    pub repair_drift: bool,
 }
 
 fn default_true() -> bool {

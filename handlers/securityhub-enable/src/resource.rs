@@ -137,6 +137,7 @@ impl SecurityHubEnable {
             tags: Tags::new(),
         };
         let mut record = self.ledger.begin(inv, &entry.key, &[setting()], initial).await?;
+        verify::remember_repair(&self.ledger, inv, &entry.key, &mut record, props.repair_drift).await?;
         let previous_tags = record.state.tags.clone();
         // The tags this resource may set are in its record before it sets them.
         let mut may_set = previous_tags.clone();
@@ -560,7 +561,8 @@ fn not_on(inv: &Invocation) -> HandlerError {
     ))
 }
 
-/// The verify pass: DescribeHub, read-only, against the claim's `wants` (the comparison is `drift.rs`).
+/// The verify pass: DescribeHub, read-only, against the claim's `wants` (the comparison is `drift.rs`);
+/// the repair of a resource with RepairDrift.
 impl Verifier for SecurityHubEnable {
     fn ledger(&self) -> &Ledger {
         &self.ledger
@@ -574,6 +576,66 @@ impl Verifier for SecurityHubEnable {
             Ok(observed) => drift::hub(&wants, observed.as_ref()),
             Err(err) => drift::unknown(Some(&wants), &err.to_string()),
         }
+    }
+
+    /// Sets the hub's ControlFindingGenerator and AutoEnableControls back to the claim, one call per
+    /// setting that differs, as an Update does, then reads them back. A hub that is off is not turned
+    /// back on here (enabling it again may subscribe default standards and starts billing: a stack
+    /// Update decides), nor is a setting a configuration policy or an administrator governs.
+    async fn repair(
+        &self,
+        inv: &Invocation,
+        _setting: &str,
+        wants: &Value,
+        _drifted: &[ControlCheck],
+    ) -> Result<Vec<String>, HandlerError> {
+        let wants = from_value(Some(wants.clone()))
+            .ok_or_else(|| HandlerError::Failed("the claim in the ledger is damaged: nothing was changed".into()))?;
+        let sh = &self.securityhub;
+        let Some(current) = hub::describe(sh, inv).await? else {
+            return Err(HandlerError::Failed(format!(
+                "Security Hub is off in {}/{}: the verify pass does not turn it back on; a stack Update does",
+                inv.account_id, inv.region
+            )));
+        };
+        let mut changes = Vec::new();
+        for wanted in settings_of(&wants) {
+            if wanted.is_met_by(&current) {
+                continue;
+            }
+            hub::configure(sh, inv, wanted).await.map_err(|err| {
+                if hub::mentions_configuration_policy(&err) {
+                    err.with_note("the hub is managed by a configuration policy: the setting is left as it is")
+                } else {
+                    err
+                }
+            })?;
+            changes.push(match wanted {
+                Setting::Generator(g) => format!(
+                    "ControlFindingGenerator set back to {g} (UpdateSecurityHubConfiguration; it was {})",
+                    current.control_finding_generator
+                ),
+                Setting::AutoEnableControls(a) => format!(
+                    "AutoEnableControls set back to {a} (UpdateSecurityHubConfiguration; it was {})",
+                    current.auto_enable_controls
+                ),
+            });
+        }
+        if !changes.is_empty() {
+            inv.step("verifying the repaired Security Hub configuration");
+            let after = hub::describe(sh, inv).await?.ok_or_else(|| not_on(inv))?;
+            if let Some(wanted) = settings_of(&wants).into_iter().find(|w| !w.is_met_by(&after)) {
+                return Err(HandlerError::NotVerified(format!(
+                    "DescribeHub still answers {} other than claimed in {}/{} after the repair (ControlFindingGenerator                      {}, AutoEnableControls {}): check for another automation or an administrator that sets it",
+                    wanted.name(),
+                    inv.account_id,
+                    inv.region,
+                    after.control_finding_generator,
+                    after.auto_enable_controls
+                )));
+            }
+        }
+        Ok(changes)
     }
 }
 
@@ -645,8 +707,8 @@ impl CustomResource for SecurityHubEnable {
         self.release(inv, &entry, true).await
     }
 
-    /// Read-only: see `impl Verifier` above.
+    /// See `impl Verifier` above: repairs only what resources with RepairDrift ask for.
     async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
-        verify::pass(self, inv).await
+        verify::repairing_pass(self, inv).await
     }
 }

@@ -6,6 +6,7 @@ mod controls;
 mod drift;
 mod legacy;
 mod properties;
+mod repair;
 mod resource;
 mod standards;
 #[cfg(test)]

@@ -20,6 +20,10 @@ pub struct Properties {
     /// How long to wait for every standard to be READY; by default as long as the Lambda timeout allows.
     #[serde(default, deserialize_with = "flex::option_u32")]
     pub wait_seconds: Option<u32>,
+    /// Whether the scheduled verify pass re-enables a claimed standard that was disabled and disables
+    /// again a claimed control that was enabled, as an Update would (default no).
+    #[serde(default, deserialize_with = "flex::bool")]
+    pub repair_drift: bool,
 }
 
 /// One standard, named by its id (the part after `standards/` or `ruleset/`) and its ARN.

@@ -224,6 +224,7 @@ impl SecurityHubStandards {
         if dirty {
             self.ledger.save(inv, &entry.key, &record).await?;
         }
+        verify::remember_repair(&self.ledger, inv, &entry.key, &mut record, props.repair_drift).await?;
         let wait_seconds = props.wait_seconds;
         match self
             .claim_and_apply(inv, &entry.key, &mut record, &legacy, &standards, &existing, props)
@@ -586,7 +587,7 @@ impl SecurityHubStandards {
     }
 
     /// Whether one control reads disabled now.
-    async fn read_one(
+    pub(crate) async fn read_one(
         &self,
         inv: &Invocation,
         target: &Target,
@@ -737,8 +738,8 @@ impl CustomResource for SecurityHubStandards {
         self.release_all(inv, &entry, props.as_ref(), true).await
     }
 
-    /// Read-only: see `verify.rs`.
+    /// See `verify.rs`; repairs only what resources with RepairDrift ask for (`repair.rs`).
     async fn verify(&self, inv: &Invocation) -> Result<Vec<verify::ResourceReport>, HandlerError> {
-        verify::pass(self, inv).await
+        verify::repairing_pass(self, inv).await
     }
 }

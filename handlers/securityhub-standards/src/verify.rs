@@ -1,6 +1,7 @@
 //! The verify pass of Custom::SecurityHubStandards, read-only: each claimed standard READY, each claimed
 //! control still disabled, and each control an Update turned back on not disabled again (from the
-//! resource's record) unless someone claims it disabled now. The comparisons are in `drift.rs`.
+//! resource's record) unless someone claims it disabled now. The comparisons are in `drift.rs`; what a
+//! scheduled pass of a resource with RepairDrift puts back is in `repair.rs`.
 
 use std::collections::BTreeMap;
 
@@ -124,6 +125,22 @@ impl Verifier for SecurityHubStandards {
                 vec![drift::disabled(&target.key(), read)]
             }
         }
+    }
+
+    /// See `repair.rs`: a standard enabled again, a control disabled again.
+    async fn repair(
+        &self,
+        inv: &Invocation,
+        setting: &str,
+        wants: &Value,
+        _drifted: &[ControlCheck],
+    ) -> Result<Vec<String>, HandlerError> {
+        if !crate::repair::asks_what_it_should(inv, setting, wants) {
+            return Err(HandlerError::Failed(
+                "the claim in the ledger is damaged: nothing was changed".into(),
+            ));
+        }
+        self.repair_setting(inv, setting).await
     }
 
     async fn check_record(&self, inv: &Invocation, _key: &str, record: &Record<Value>) -> Vec<ControlCheck> {

@@ -264,9 +264,10 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// Continuous verification: TapStack.yml played with `tapguard local` (RepairDrift=true) in an account
-/// of its own; EBS encryption by default turned off behind the stack's back; `tapguard verify` shows
-/// the drifted row (exit 1); the function's scheduled verify pass puts it back; `tapguard verify`
-/// again (exit 0). Returns how many of these steps did not end as expected.
+/// of its own; behind the stack's back the Config recorder is stopped, a Security Hub standard disabled
+/// and EBS encryption by default turned off; `tapguard verify` shows the drifted rows (exit 1); each
+/// function's scheduled verify pass puts its drift back (RepairDrift); `tapguard verify` again (exit 0).
+/// Returns how many of these steps did not end as expected.
 fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
     println!("== tapguard verify: TapStack.yml with RepairDrift=true, then drift behind its back");
     let account = emulator.account("222222222222");
@@ -302,11 +303,25 @@ fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
         return 1;
     }
     let mut unexpected = 0;
-    emulator.query(&account, region, "ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
-    println!("  behind the stack's back: DisableEbsEncryptionByDefault");
     let recorder = config_recorder_name(emulator, &account, region);
     config_recorder(emulator, &account, region, &recorder, "StopConfigurationRecorder");
     println!("  behind the stack's back: StopConfigurationRecorder {recorder}");
+    let standard = DRIFT_STANDARD;
+    let subscription = format!(
+        "arn:aws:securityhub:{region}:{}:subscription/{standard}",
+        account.account_id
+    );
+    emulator.rest_call(
+        &account,
+        region,
+        "securityhub",
+        "POST",
+        "/standards/deregister",
+        Some(json!({"StandardsSubscriptionArns": [subscription]})),
+    );
+    println!("  behind the stack's back: BatchDisableStandards {standard}");
+    emulator.query(&account, region, "ec2", &[("Action", "DisableEbsEncryptionByDefault")]);
+    println!("  behind the stack's back: DisableEbsEncryptionByDefault");
 
     let audit = std::env::temp_dir().join(format!("tapguard-demo-verify-{}.jsonl", std::process::id()));
     let verify = |expected: i32| {
@@ -337,15 +352,26 @@ fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
     };
     unexpected += verify(1);
 
-    // What the daily EventBridge rule does: the verify event to the function, which repairs.
-    let host = LambdaHost::start(
-        &binary_path("ebs-default-encryption"),
-        &emulator.sdk_env(&account, region),
-    );
-    match host.invoke(&json!({"tapguard": "verify"}), Duration::from_secs(60)) {
+    // What the daily EventBridge rule does: the verify event to each function, which repairs. The
+    // recorder first: a standard's controls are evaluated from what Config records.
+    for function in ["config-setup", "securityhub-standards", "ebs-default-encryption"] {
+        unexpected += scheduled_pass(emulator, &account, region, function);
+    }
+    unexpected += verify(0);
+    let _ = std::fs::remove_file(&audit);
+    unexpected
+}
+
+/// The standard the demo disables behind the stack's back (one of TapStack.yml's StandardIds).
+const DRIFT_STANDARD: &str = "aws-foundational-security-best-practices/v/1.0.0";
+
+/// One scheduled verify pass of `function`, as its EventBridge rule starts it; 1 when it repaired nothing.
+fn scheduled_pass(emulator: &Emulator, account: &Account, region: &str, function: &str) -> usize {
+    let host = LambdaHost::start(&binary_path(function), &emulator.sdk_env(account, region));
+    match host.invoke(&json!({"tapguard": "verify"}), Duration::from_secs(120)) {
         InvokeResult::Response(summary) => {
             println!(
-                "  scheduled verify pass of ebs-default-encryption: {} drifted, {} repaired",
+                "  scheduled verify pass of {function}: {} drifted, {} repaired",
                 summary["drifted"], summary["repaired"]
             );
             for report in summary["reports"].as_array().into_iter().flatten() {
@@ -357,19 +383,13 @@ fn drift_demo(root: &Path, emulator: &Emulator, region: &str) -> usize {
                     );
                 }
             }
-            unexpected += usize::from(summary["repaired"].as_u64().unwrap_or_default() == 0);
+            usize::from(summary["repaired"].as_u64().unwrap_or_default() == 0)
         }
         other => {
-            println!("  the scheduled verify pass did not answer: {other:?}");
-            unexpected += 1;
+            println!("  the scheduled verify pass of {function} did not answer: {other:?}");
+            1
         }
     }
-    // ConfigSetup has no RepairDrift: a person starts the recorder again, as the drifted row advises.
-    config_recorder(emulator, &account, region, &recorder, "StartConfigurationRecorder");
-    println!("  a person starts the recorder again: StartConfigurationRecorder {recorder}");
-    unexpected += verify(0);
-    let _ = std::fs::remove_file(&audit);
-    unexpected
 }
 
 /// The name of the region's customer managed Config recorder (the one TapStack's ConfigSetup claims).

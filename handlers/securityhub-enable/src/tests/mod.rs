@@ -205,5 +205,6 @@ pub(crate) fn props() -> Properties {
         control_finding_generator: None,
         auto_enable_controls: true,
         tags: BTreeMap::new(),
+        repair_drift: false,
     }
 }

@@ -156,6 +156,7 @@ fn props(standards: &[&str]) -> Properties {
         standards: standards.iter().map(|s| s.to_string()).collect(),
         disabled_controls: Vec::new(),
         wait_seconds: Some(5),
+        repair_drift: false,
     }
 }
 
