@@ -30,8 +30,9 @@ pub use runtime::{handler_name, run, CustomResource, Invocation, Outcome, Runtim
 /// event, and a later call with the same `AWS_*` environment gets the same configuration (a program that
 /// changes the environment in between, as the rotation bench does, gets a fresh one).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    static LOADED: std::sync::Mutex<Option<(Vec<(String, String)>, aws_config::SdkConfig)>> =
-        std::sync::Mutex::new(None);
+    /// The `AWS_*` environment a configuration was loaded with, and the configuration.
+    type Loaded = (Vec<(String, String)>, aws_config::SdkConfig);
+    static LOADED: std::sync::Mutex<Option<Loaded>> = std::sync::Mutex::new(None);
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).collect();
     if let Some((seen, config)) = LOADED.lock().expect("config cache").as_ref() {
         if *seen == env {

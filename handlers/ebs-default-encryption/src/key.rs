@@ -25,7 +25,7 @@ pub(crate) async fn resolve(kms: &Kms, inv: &Invocation, props: &Properties) -> 
         return Ok(DesiredKey::AwsManaged);
     }
     let meta = match describe(kms, inv, key).await? {
-        Described::Found(meta) => meta,
+        Described::Found(meta) => *meta,
         Described::NotFound(err) => return Err(invalid(key, &not_found(&err))),
     };
     if meta.key_manager() == Some(&KeyManagerType::Aws) {
@@ -96,7 +96,7 @@ pub(crate) async fn arn_of(kms: &Kms, inv: &Invocation, key: &str) -> Result<Opt
 }
 
 enum Described {
-    Found(aws_sdk_kms::types::KeyMetadata),
+    Found(Box<aws_sdk_kms::types::KeyMetadata>),
     NotFound(HandlerError),
 }
 
@@ -110,7 +110,7 @@ async fn describe(kms: &Kms, inv: &Invocation, key: &str) -> Result<Described, H
         Ok(out) => out
             .key_metadata()
             .cloned()
-            .map(Described::Found)
+            .map(|meta| Described::Found(Box::new(meta)))
             .ok_or_else(|| HandlerError::Failed(format!("DescribeKey for {key} answered without KeyMetadata"))),
         Err(err) if err.code() == Some("NotFoundException") => Ok(Described::NotFound(err)),
         Err(err) => Err(match err.code() {

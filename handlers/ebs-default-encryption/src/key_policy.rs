@@ -208,10 +208,10 @@ fn condition(operator: &str, key: &str, values: &[String], caller: &Caller, acti
         _ => return None,
     };
     match operator {
-        "StringEquals" | "Bool" => Some(values.iter().any(|v| *v == context)),
+        "StringEquals" | "Bool" => Some(values.contains(&context)),
         "StringEqualsIgnoreCase" => Some(values.iter().any(|v| v.eq_ignore_ascii_case(&context))),
         "StringLike" => Some(values.iter().any(|v| glob(v, &context))),
-        "StringNotEquals" => Some(!values.iter().any(|v| *v == context)),
+        "StringNotEquals" => Some(!values.contains(&context)),
         "StringNotLike" => Some(!values.iter().any(|v| glob(v, &context))),
         _ => None,
     }
