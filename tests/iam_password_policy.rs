@@ -496,23 +496,6 @@ fn a_policy_read_stale_past_the_bound_is_failed_naming_the_operation_and_undone(
     assert_eq!(claims(&w), 0);
 }
 
-/// (repaired, detail) of each repair note of `logical_id` in a pass's summary.
-fn repair_notes(summary: &Value, logical_id: &str) -> Vec<(bool, String)> {
-    summary["reports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["logical_id"] == logical_id)
-        .flat_map(|r| r["repairs"].as_array().cloned().unwrap_or_default())
-        .map(|n| {
-            (
-                n["repaired"].as_bool().unwrap_or_default(),
-                n["detail"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn repair_drift_raises_a_weakened_policy_back_keeping_stronger_fields_only_for_its_sole_claimant() {
     let w = World::new(BINARY, REGION);

@@ -1672,23 +1672,6 @@ fn the_hub_verify_pass_finds_each_drift_publishes_and_resolves_it_reads_only_and
     assert_eq!(denied["drifted"].as_u64(), Some(0));
 }
 
-/// (repaired, detail) of each repair note of `logical_id` in a pass's summary.
-fn repair_notes(summary: &Value, logical_id: &str) -> Vec<(bool, String)> {
-    summary["reports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["logical_id"] == logical_id)
-        .flat_map(|r| r["repairs"].as_array().cloned().unwrap_or_default())
-        .map(|n| {
-            (
-                n["repaired"].as_bool().unwrap_or_default(),
-                n["detail"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn repair_drift_sets_the_hub_settings_back_on_the_scheduled_pass_only_for_its_sole_claimant() {
     let s = Stack::new();

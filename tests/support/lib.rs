@@ -153,6 +153,23 @@ pub fn verify_pass(host: &LambdaHost) -> Value {
     }
 }
 
+/// (repaired, detail) of each repair note of `logical_id` in a pass's summary.
+pub fn repair_notes(summary: &Value, logical_id: &str) -> Vec<(bool, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["logical_id"] == logical_id)
+        .flat_map(|r| r["repairs"].as_array().cloned().unwrap_or_default())
+        .map(|n| {
+            (
+                n["repaired"].as_bool().unwrap_or_default(),
+                n["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Values of `tapguard`'s ControlDrifted for one control, from the embedded-metric-format lines the
 /// function wrote to its log (what CloudWatch turns into metrics on Lambda); with `resource`, only the
 /// lines of that resource of the test stack `tap-test`.
