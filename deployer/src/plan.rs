@@ -174,14 +174,7 @@ fn finish(done: Finished) -> ExitCode {
         "run_finished",
         json!({"all_good": all_good, "interrupted": done.interrupted}),
     );
-    let mut table = comfy_table::Table::new();
-    if crate::progress::stdout_is_terminal() {
-        table
-            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    } else {
-        table.load_preset(comfy_table::presets::NOTHING);
-    }
+    let mut table = crate::progress::table();
     table.set_header([
         "target",
         "create",

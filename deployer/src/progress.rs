@@ -45,6 +45,19 @@ pub fn json() -> bool {
 }
 
 /// Whether standard output is a terminal (for the summary table's borders).
+/// A table for the terminal: borders when stdout is a terminal, plain aligned columns otherwise.
+pub fn table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    if stdout_is_terminal() {
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    } else {
+        table.load_preset(comfy_table::presets::NOTHING);
+    }
+    table
+}
+
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }

@@ -625,14 +625,7 @@ fn interruption() -> &'static tokio::sync::Notify {
 
 /// The outcome of every target: borders on a terminal, plain aligned columns otherwise.
 fn summary_table(rows: &[(Target, bool, String, Value)]) -> comfy_table::Table {
-    let mut table = comfy_table::Table::new();
-    if crate::progress::stdout_is_terminal() {
-        table
-            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    } else {
-        table.load_preset(comfy_table::presets::NOTHING);
-    }
+    let mut table = crate::progress::table();
     table.set_header(["target", "", "outcome"]);
     for (target, good, text, _) in rows {
         table.add_row([

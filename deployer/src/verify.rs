@@ -209,14 +209,7 @@ fn finish(done: Finished) -> ExitCode {
 
 /// One line per target x control: borders on a terminal, plain aligned columns otherwise.
 fn matrix(rows: &[Value]) -> comfy_table::Table {
-    let mut table = comfy_table::Table::new();
-    if crate::progress::stdout_is_terminal() {
-        table
-            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    } else {
-        table.load_preset(comfy_table::presets::NOTHING);
-    }
+    let mut table = crate::progress::table();
     table.set_header([
         "target",
         "resource",
