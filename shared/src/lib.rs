@@ -21,7 +21,9 @@ pub mod verify;
 
 pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
 pub use ledger::{Claim, Claimant, Ledger, Record, Release};
-pub use runtime::{handler_name, run, CustomResource, Invocation, Outcome, Runtime, FAILED_CREATE_PREFIX};
+pub use runtime::{
+    handler_name, run, CustomResource, Invocation, Outcome, Runtime, CUT_OFF_REASON, FAILED_CREATE_PREFIX,
+};
 
 /// AWS configuration from the environment. `AWS_ENDPOINT_URL` points every client at another endpoint
 /// (the local emulator in tests).

@@ -44,7 +44,7 @@ const STUCK_GRACE: Duration = Duration::from_millis(500);
 
 /// How the answer of a handler cut off by the deadline begins (see [`timed_out`]): the rollback
 /// Delete of such a Create knows from it that calls of the Create may still have been in flight.
-const CUT_OFF_REASON: &str = "timed out after ";
+pub const CUT_OFF_REASON: &str = "timed out after ";
 
 /// How long, beyond the Create's own deadline, a call the Create had in flight may still take to land
 /// in AWS before its rollback Delete reads the state it undoes.
@@ -163,6 +163,9 @@ pub struct Invocation {
     step: Mutex<String>,
     /// Why the Create failed, while its undo runs: a deadline that cuts the undo off still names it.
     undoing: Mutex<Option<String>>,
+    /// The last AWS error of this event (`service:Operation Code`), even one the handler tolerated or
+    /// retried past: a deadline that cuts the event off names it, since it is often why time ran out.
+    last_error: Mutex<Option<String>>,
     pub(crate) deadline: Option<Instant>,
 }
 
@@ -179,6 +182,7 @@ impl Invocation {
             region: region.to_string(),
             step: Mutex::new("starting".into()),
             undoing: Mutex::new(None),
+            last_error: Mutex::new(None),
             deadline: None,
         }
     }
@@ -217,11 +221,29 @@ impl Invocation {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         self.step(format!("calling {service}:{operation}"));
-        call.await.map_err(|err| {
-            let err = HandlerError::from_sdk(service, operation, &err);
-            warn!(service, operation, code = err.code().unwrap_or(""), "AWS call failed");
-            err
-        })
+        call.await.map_err(|err| self.aws_failed(service, operation, &err))
+    }
+
+    /// The error of a failed AWS call made without [`Invocation::aws`] (a paginator's page, say): logged
+    /// and remembered as the event's last AWS error, as `aws` does.
+    pub fn aws_failed<E>(&self, service: &str, operation: &str, err: &SdkError<E, HttpResponse>) -> HandlerError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let err = HandlerError::from_sdk(service, operation, err);
+        let code = err.code().unwrap_or("");
+        warn!(service, operation, code, "AWS call failed");
+        let seen = if code.is_empty() {
+            format!("{service}:{operation} (no error code)")
+        } else {
+            format!("{service}:{operation} {code}")
+        };
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
+        err
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -496,6 +518,7 @@ impl<R: CustomResource> Runtime<R> {
             region,
             step: Mutex::new("starting".into()),
             undoing: Mutex::new(None),
+            last_error: Mutex::new(None),
             deadline: Some(handler_deadline),
         });
 
@@ -730,8 +753,12 @@ fn timed_out(started: Instant, inv: &Invocation) -> HandlerError {
             format!(", undoing the Create that had failed ({failure}; the rollback Delete finishes the undo)")
         })
         .unwrap_or_default();
+    let last_error = inv
+        .last_error()
+        .map(|seen| format!(" (the last AWS error of this event: {seen})"))
+        .unwrap_or_default();
     HandlerError::Failed(format!(
-        "{CUT_OFF_REASON}{} s while {}{undoing}: answering now so the stack does not wait; raise the function's \
+        "{CUT_OFF_REASON}{} s while {}{last_error}{undoing}: answering now so the stack does not wait; raise the function's \
          timeout (and the resource's ServiceTimeout) or find out why that step is slow",
         started.elapsed().as_secs(),
         inv.current_step()
@@ -780,6 +807,31 @@ mod tests {
                  (PutConfigRule failed: InternalFailure (injected); the rollback Delete finishes the undo)"
             ),
             "{undoing}"
+        );
+    }
+    #[tokio::test]
+    async fn a_deadline_after_a_tolerated_aws_error_names_that_error_too() {
+        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        use aws_smithy_types::error::ErrorMetadata;
+        let rule = mock!(aws_sdk_ssm::Client::get_parameter)
+            .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("InternalFailure").build()));
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&rule]);
+        let inv = Invocation::detached("eu-west-1", "123456789012");
+        let err = inv
+            .aws("ssm", "GetParameter", ssm.get_parameter().name("x").send())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("InternalFailure"));
+        // The handler carries on past that error; the deadline then cuts it off elsewhere.
+        inv.step("calling config:DescribeDeliveryChannels");
+        let plain = timed_out(Instant::now(), &inv).to_string();
+        assert!(
+            plain.contains(
+                "while calling config:DescribeDeliveryChannels (the last AWS error of this event: \
+                 ssm:GetParameter InternalFailure): answering now"
+            ),
+            "{plain}"
         );
     }
 }

@@ -252,7 +252,7 @@ pub async fn list_service_linked(config: &Client, inv: &Invocation) -> Result<Ve
     let mut pages = config.list_configuration_recorders().into_paginator().send();
     inv.step("calling config:ListConfigurationRecorders");
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| HandlerError::from_sdk(SERVICE, "ListConfigurationRecorders", &err))?;
+        let page = page.map_err(|err| inv.aws_failed(SERVICE, "ListConfigurationRecorders", &err))?;
         names.extend(
             page.configuration_recorder_summaries()
                 .iter()

@@ -201,23 +201,32 @@ impl ConfigSetup {
         }
     }
 
+    /// The region's Config setup, with its service-linked recorders (reported in Data only).
     async fn read_state(&self, inv: &Invocation) -> Result<State, HandlerError> {
-        let recorder = recorder::read(&self.config, inv).await?;
+        let mut state = self.read_settings(inv).await?;
         // Only reported in Data: a region where the list cannot be read still gets its Config.
-        let service_linked = match recorder::list_service_linked(&self.config, inv).await {
+        state.service_linked = match recorder::list_service_linked(&self.config, inv).await {
             Ok(names) => names,
             Err(err) => {
                 warn!(error = %err, "the service-linked recorders could not be listed");
                 vec![format!("unknown ({})", err.code().unwrap_or("error"))]
             }
         };
+        Ok(state)
+    }
+
+    /// The region's Config setup without the service-linked recorders: what a read-back compares. This
+    /// handler never changes those (their services own them), so listing them again after a change would
+    /// only spend the event's time, retrying a list whose answer is for Data only.
+    async fn read_settings(&self, inv: &Invocation) -> Result<State, HandlerError> {
+        let recorder = recorder::read(&self.config, inv).await?;
         let status = match recorder.as_ref().and_then(|r| r.name()) {
             Some(name) => recorder::read_status(&self.config, inv, name).await?,
             None => None,
         };
         Ok(State {
             recorder,
-            service_linked,
+            service_linked: Vec::new(),
             status,
             channel: channel::read(&self.config, inv).await?,
             rules: rules::read_all(&self.config, inv).await?,
@@ -395,7 +404,7 @@ impl ConfigSetup {
         changed_at: Option<i64>,
     ) -> Result<(State, String), HandlerError> {
         inv.step("verifying the AWS Config setup");
-        let after = self.read_state(inv).await?;
+        let after = self.read_settings(inv).await?;
         let region = &inv.region;
         let recorder = after
             .recorder
@@ -783,7 +792,7 @@ impl ConfigSetup {
             return Ok(());
         }
         inv.step("verifying the restored AWS Config settings");
-        let after = self.read_state(inv).await?;
+        let after = self.read_settings(inv).await?;
         for e in expect {
             let ok = match e {
                 Expect::RuleGone(name) => after.rules.get(name).is_none_or(rules::is_deleting),
@@ -829,7 +838,7 @@ impl ConfigSetup {
             );
         }
         let desired = props.and_then(|p| validate(p, &inv.region).ok());
-        let state = self.read_state(inv).await?;
+        let state = self.read_settings(inv).await?;
         if let Some(own) = entry.legacy.as_ref().filter(|_| record.is_none()) {
             if own.created_recorder && state.recorder_name().is_some_and(|n| n != own.recorder_name) {
                 info!(
@@ -1091,7 +1100,8 @@ impl CustomResource for ConfigSetup {
             .claim_all(inv, &key, &desired, &recorder_name, &state.observed(&desired))
             .await?;
         let changed_at = self.converge(inv, &desired, &recorder_name, &state).await?;
-        let (after, delivery) = self.read_back(inv, &desired, &recorder_name, changed_at).await?;
+        let (mut after, delivery) = self.read_back(inv, &desired, &recorder_name, changed_at).await?;
+        after.service_linked = state.service_linked;
         let physical_id = ledger::physical_id(ID_PREFIX, &inv.region, &key);
         Ok(Self::outcome(physical_id, &after, &desired, &recorder_name, &priors).with("DeliveryStatus", delivery))
     }
@@ -1212,7 +1222,8 @@ impl CustomResource for ConfigSetup {
             record.settings.retain(|s| !gone.contains(s));
             self.ledger.save(inv, &entry.key, &record).await?;
         }
-        let (after, delivery) = self.read_back(inv, &desired, &recorder_name, changed_at).await?;
+        let (mut after, delivery) = self.read_back(inv, &desired, &recorder_name, changed_at).await?;
+        after.service_linked = state.service_linked.clone();
         // The physical id stays: a new one would make CloudFormation delete this resource.
         Ok(
             Self::outcome(physical_id.to_string(), &after, &desired, &recorder_name, &priors)

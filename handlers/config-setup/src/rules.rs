@@ -276,7 +276,7 @@ pub async fn read_all(config: &Client, inv: &Invocation) -> Result<BTreeMap<Stri
     let mut pages = config.describe_config_rules().into_paginator().send();
     inv.step("calling config:DescribeConfigRules");
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| HandlerError::from_sdk(SERVICE, "DescribeConfigRules", &err))?;
+        let page = page.map_err(|err| inv.aws_failed(SERVICE, "DescribeConfigRules", &err))?;
         for rule in page.config_rules() {
             if let Some(name) = rule.config_rule_name() {
                 rules.insert(name.to_string(), rule.clone());
