@@ -127,8 +127,9 @@ struct Subject {
     ledger_regions: &'static [&'static str],
     /// The state the resource manages, as one comparable string, read from the emulator.
     state: fn(&World) -> String,
-    /// Prepares the account and says what to ask for and what the state must then be.
-    plan: fn(&World) -> Plan,
+    /// Prepares the account and says what to ask for and what the state must then be, for a case of
+    /// the operation given (a plan may take another path so that the operation is reached at all).
+    plan: fn(&World, &str) -> Plan,
 }
 
 /// The Create and the Update of a case, each with the state a SUCCESS must leave.
@@ -256,7 +257,7 @@ fn config_state(w: &World) -> String {
 }
 
 /// A recorder, channel and one rule in a fresh region, then an Update that swaps the rule for another.
-fn config_plan(w: &World) -> Plan {
+fn config_plan(w: &World, _: &str) -> Plan {
     let account = &w.account.account_id;
     let props = |rule: Value| {
         json!({"RoleArn": format!("arn:aws:iam::{account}:role/tap-config-recorder"),
@@ -293,8 +294,17 @@ fn hub_state(w: &World) -> String {
     )
 }
 
-/// Turn the hub on in a fresh account, then Update a setting and add a tag.
-fn hub_plan(_: &World) -> Plan {
+/// Turn the hub on in a fresh account, then Update a setting and add a tag. For UntagResource's cases
+/// the tag comes with the Create and the Update drops it, so that the Update takes the tag off.
+fn hub_plan(_: &World, operation: &str) -> Plan {
+    if operation == "UntagResource" {
+        return Plan {
+            create: json!({"ControlFindingGenerator": "SECURITY_CONTROL", "Tags": {"owner": "matrix"}}),
+            after_create: "on SECURITY_CONTROL true [owner]".into(),
+            update: json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": "false"}),
+            after_update: "on SECURITY_CONTROL false []".into(),
+        };
+    }
     Plan {
         create: json!({"ControlFindingGenerator": "SECURITY_CONTROL"}),
         after_create: "on SECURITY_CONTROL true []".into(),
@@ -361,8 +371,10 @@ fn standards_state(w: &World) -> String {
     format!("not settled: {last}")
 }
 
-/// With the hub on (as SecurityHubEnable leaves it), subscribe FSBP, then Update to disable a control.
-fn standards_plan(w: &World) -> Plan {
+/// With the hub on (as SecurityHubEnable leaves it), subscribe FSBP, then Update to disable a control:
+/// by its security control id, or, for the cases of the standards-control API (DescribeStandardsControls,
+/// UpdateStandardsControl), by its standards control ARN, which is changed through that API.
+fn standards_plan(w: &World, operation: &str) -> Plan {
     let enabled = w.rest_call(
         "securityhub",
         "POST",
@@ -373,7 +385,15 @@ fn standards_plan(w: &World) -> Plan {
     Plan {
         create: json!({"Standards": [FSBP]}),
         after_create: format!("{FSBP} READY; IAM.4 ENABLED"),
-        update: json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "matrix"}]}),
+        update: if matches!(operation, "DescribeStandardsControls" | "UpdateStandardsControl") {
+            let arn = format!(
+                "arn:aws:securityhub:{REGION}:{}:control/{FSBP}/IAM.4",
+                w.account.account_id
+            );
+            json!({"Standards": [FSBP], "DisabledControls": [{"StandardsControlArn": arn, "Reason": "matrix"}]})
+        } else {
+            json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "matrix"}]})
+        },
         after_update: format!("{FSBP} READY; IAM.4 DISABLED"),
     }
 }
@@ -395,7 +415,7 @@ fn shield_state(w: &World) -> String {
 }
 
 /// Subscribe with an SRT role, then Update to give the SRT access back.
-fn shield_plan(w: &World) -> Plan {
+fn shield_plan(w: &World, _: &str) -> Plan {
     let role = format!("arn:aws:iam::{}:role/tap-shield-srt", w.account.account_id);
     Plan {
         create: json!({"CreateSubscription": "true", "SrtRoleArn": role}),
@@ -418,7 +438,7 @@ fn ebs_state(w: &World) -> String {
 
 /// Create with the AWS managed key, Update to a customer managed key by its alias (with a key policy
 /// that lets EBS use it: the account, and the Auto Scaling service-linked role).
-fn ebs_plan(w: &World) -> Plan {
+fn ebs_plan(w: &World, _: &str) -> Plan {
     let account = &w.account.account_id;
     let role =
         format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
@@ -463,7 +483,7 @@ fn password_policy_state(w: &World) -> String {
 }
 
 /// Create a policy in an account without one, then Update it to a longer minimum length.
-fn password_policy_plan(_: &World) -> Plan {
+fn password_policy_plan(_: &World, _: &str) -> Plan {
     Plan {
         create: json!({"MinimumPasswordLength": "14", "RequireSymbols": "true"}),
         after_create: "length 14 symbols true".into(),
@@ -569,7 +589,7 @@ fn run_case(
     };
     let w = World::with_env(subject.binary, REGION, extra);
     let before = (subject.state)(&w);
-    let plan = (subject.plan)(&w);
+    let plan = (subject.plan)(&w, operation);
     let mut expected_code = None;
     if let Some((rule, code)) = fault.rule(service, operation, slow_for(timeout)) {
         w.fault(rule);
