@@ -2417,3 +2417,83 @@ fn a_delegated_administrator_is_detected_and_status_and_delete_work_in_stack_set
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("StackSet TapBaseline does not exist"), "{out}");
 }
+
+/// A YAML targets file over an organization: an OU's accounts (one excluded) with the group's own role
+/// and a listed account with the defaults' role, each in the group's regions; `status` enters each with
+/// its role (the audit log's AssumeRole records) and reports every target.
+#[test]
+fn a_yaml_targets_file_expands_an_ou_and_enters_each_account_with_its_groups_role() {
+    let management = emulator().fresh_account();
+    let (ou, members) = organization(&management);
+    let listed = emulator().fresh_account().account_id;
+    let file = std::env::temp_dir().join(format!("tapguard-test-fleet-{:016x}.yml", rand_id()));
+    std::fs::write(
+        &file,
+        format!(
+            "defaults:\n  role: tapguard-deployer\n  regions: [{REGION}]\ntargets:\n  - ous: [{ou}]\n    exclude_accounts: [\"{excluded}\"]\n    regions: [{REGION}, us-west-2]\n    role: OrganizationAccountAccessRole\n  - accounts: [\"{listed}\"]\n",
+            excluded = members[1]
+        ),
+    )
+    .unwrap();
+    let audit = audit_path("yaml-targets");
+    let (code, out, err) = tapguard_as(
+        &management,
+        &[
+            "status",
+            "--stack-name",
+            "TapStack",
+            "--targets",
+            file.to_str().unwrap(),
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    // No stack is deployed anywhere: status fails every target, after entering each one.
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    let lines = audit_lines(&audit);
+    let started = lines.iter().find(|l| l["kind"] == "run_started").expect("run_started");
+    let targets: Vec<&str> = started["detail"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            format!("{}/{REGION}", members[0]),
+            format!("{}/us-west-2", members[0]),
+            format!("{listed}/{REGION}"),
+        ],
+        "the OU's accounts but the excluded one, by the group's regions; the listed account in the defaults' region"
+    );
+    let mut roles: Vec<String> = lines
+        .iter()
+        .filter(|l| l["kind"] == "assumed_role")
+        .map(|l| l["detail"]["role_arn"].as_str().unwrap_or_default().to_string())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    let mut expected = vec![
+        format!("arn:aws:iam::{}:role/OrganizationAccountAccessRole", members[0]),
+        format!("arn:aws:iam::{listed}:role/tapguard-deployer"),
+    ];
+    expected.sort();
+    assert_eq!(roles, expected);
+    let _ = std::fs::remove_file(&file);
+
+    let bad = std::env::temp_dir().join(format!("tapguard-test-fleet-{:016x}.yaml", rand_id()));
+    std::fs::write(&bad, "targets:\n  - accounts: [123]\n    regions: [eu-west-1]\n").unwrap();
+    let (code, _, err) = tapguard_as(
+        &management,
+        &["status", "--stack-name", "TapStack", "--targets", bad.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("targets[0].accounts: 123 is not a 12-digit account id"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&bad);
+}

@@ -19,6 +19,7 @@ mod stackset;
 mod status;
 mod survey;
 mod targets;
+mod targets_file;
 mod template;
 mod verifiers;
 mod verify;

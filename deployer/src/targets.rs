@@ -30,9 +30,11 @@ pub struct TargetArgs {
     /// Without it, the current credentials' account.
     #[arg(long, value_delimiter = ',', requires = "role_name")]
     pub accounts: Vec<String>,
-    /// A file listing the targets instead, one per line: `ACCOUNT/REGION`, or `REGION` for the current
-    /// credentials' account, then optionally `KEY=VALUE` stack parameters for that target only; `#`
-    /// starts a comment. Accounts are entered with --role-name.
+    /// A file listing the targets instead. YAML (`*.yml`, `*.yaml`): groups of `accounts` or `ous`
+    /// (every ACTIVE account under them) × `regions`, each with its own `parameters` and `role`, and
+    /// `defaults` (README: "A fleet"). Any other name: one target per line, `ACCOUNT/REGION` or `REGION`
+    /// (the current credentials' account), then optionally `KEY=VALUE` stack parameters; `#` comments.
+    /// Accounts are entered with the group's role, else --role-name.
     #[arg(long = "targets", value_name = "FILE", conflicts_with_all = ["regions", "accounts"])]
     pub targets_file: Option<PathBuf>,
     /// The role to assume in each account.
@@ -79,6 +81,9 @@ pub struct Target {
     /// Stack parameters for this target only (a targets file's `KEY=VALUE` after the target); they
     /// win over `--parameter` and over what the plan reads.
     pub parameters: Vec<(String, String)>,
+    /// The role to assume in its account, when its group in a YAML targets file names one (else
+    /// --role-name).
+    pub role_name: Option<String>,
 }
 
 impl fmt::Display for Target {
@@ -235,7 +240,11 @@ pub async fn enter(
     let Some(account) = &target.account else {
         return Ok(regional);
     };
-    let role_name = args.role_name.as_deref().ok_or("--accounts needs --role-name")?;
+    let role_name = target
+        .role_name
+        .as_deref()
+        .or(args.role_name.as_deref())
+        .ok_or("--accounts needs --role-name")?;
     let role_arn = format!(
         "arn:{}:iam::{account}:role/{role_name}",
         partition_for_region(&target.region)
@@ -284,14 +293,16 @@ pub async fn enter(
         .build())
 }
 
-pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Result<Vec<Target>, String> {
+pub async fn targets(args: &TargetArgs, base: &SdkConfig) -> Result<Vec<Target>, String> {
     if let Some(path) = &args.targets_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the targets file {}: {e}", path.display()))?;
-        let targets = parse_targets_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if targets.iter().any(|t| t.account.is_some()) && args.role_name.is_none() {
+        let targets = crate::targets_file::read(path, base).await?;
+        if let Some(target) = targets
+            .iter()
+            .find(|t| t.account.is_some() && t.role_name.is_none() && args.role_name.is_none())
+        {
             return Err(format!(
-                "{} names accounts: give --role-name, the role to assume in each",
+                "{} names accounts ({target} first) with no role: give --role-name, the role to assume in \
+                 each, or a `role` in the file",
                 path.display()
             ));
         }
@@ -317,54 +328,10 @@ pub fn targets(args: &TargetArgs, base: &SdkConfig) -> Result<Vec<Target>, Strin
                 account: a.clone(),
                 region: r.clone(),
                 parameters: Vec::new(),
+                role_name: None,
             })
         })
         .collect())
-}
-
-/// The targets of a `--targets` file: `ACCOUNT/REGION` or `REGION` per line, then optionally that
-/// target's stack parameters as `KEY=VALUE` words; `#` comments; each target once.
-pub fn parse_targets_file(text: &str) -> Result<Vec<Target>, String> {
-    let mut targets: Vec<Target> = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or_default().trim();
-        if line.is_empty() {
-            continue;
-        }
-        let mut words = line.split_whitespace();
-        let line = words.next().unwrap_or_default();
-        let words: Vec<String> = words.map(str::to_string).collect();
-        let parameters = crate::parameters::key_values(&words, &format!("line {}:", number + 1))?;
-        let (account, region) = match line.split_once('/') {
-            Some((account, region)) => (Some(account.trim().to_string()), region.trim().to_string()),
-            None => (None, line.to_string()),
-        };
-        let account_ok = account
-            .as_ref()
-            .is_none_or(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
-        let region_ok = !region.is_empty()
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !account_ok || !region_ok {
-            return Err(format!(
-                "line {}: {line:?} is not ACCOUNT/REGION (a 12-digit account id) or REGION",
-                number + 1
-            ));
-        }
-        let target = Target {
-            account,
-            region,
-            parameters,
-        };
-        if !targets.iter().any(|t| t.to_string() == target.to_string()) {
-            targets.push(target);
-        }
-    }
-    if targets.is_empty() {
-        return Err("no targets in the file".into());
-    }
-    Ok(targets)
 }
 
 /// The SDK configuration the run starts from: the environment, or `--profile` (SSO and
@@ -453,7 +420,7 @@ where
         }
     };
     let base = base_config(args).await;
-    let targets = match targets(args, &base) {
+    let targets = match targets(args, &base).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tapguard: {e}");
@@ -641,8 +608,8 @@ fn summary_table(rows: &[(Target, bool, String, Value)]) -> comfy_table::Table {
 mod tests {
     use super::*;
 
-    #[test]
-    fn targets_are_accounts_times_regions() {
+    #[tokio::test]
+    async fn targets_are_accounts_times_regions() {
         let base = SdkConfig::builder().region(Region::new("eu-west-1")).build();
         let args = TargetArgs {
             regions: vec!["us-east-1".into(), "us-west-2".into()],
@@ -657,7 +624,12 @@ mod tests {
             profile: None,
             output: OutputFormat::Text,
         };
-        let labels: Vec<String> = targets(&args, &base).unwrap().iter().map(Target::to_string).collect();
+        let labels: Vec<String> = targets(&args, &base)
+            .await
+            .unwrap()
+            .iter()
+            .map(Target::to_string)
+            .collect();
         assert_eq!(
             labels,
             [
@@ -672,37 +644,6 @@ mod tests {
             accounts: vec![],
             ..args
         };
-        assert_eq!(targets(&none, &base).unwrap()[0].to_string(), "eu-west-1");
-    }
-
-    #[test]
-    fn a_targets_file_lists_account_region_pairs_and_regions_of_the_current_account() {
-        let text = "# the baseline's targets\n111111111111/us-east-1\n\n  222222222222/eu-west-1  # prod\nus-west-2\n111111111111/us-east-1\n";
-        let labels: Vec<String> = parse_targets_file(text)
-            .unwrap()
-            .iter()
-            .map(Target::to_string)
-            .collect();
-        assert_eq!(
-            labels,
-            ["111111111111/us-east-1", "222222222222/eu-west-1", "us-west-2"]
-        );
-        assert_eq!(
-            parse_targets_file("1111/us-east-1").unwrap_err(),
-            "line 1: \"1111/us-east-1\" is not ACCOUNT/REGION (a 12-digit account id) or REGION"
-        );
-        assert!(parse_targets_file("# nothing\n").is_err());
-        let with = parse_targets_file("111111111111/us-east-1 ExistingCloudTrail=true  Owner=a=b\n").unwrap();
-        assert_eq!(
-            with[0].parameters,
-            vec![
-                ("ExistingCloudTrail".to_string(), "true".to_string()),
-                ("Owner".to_string(), "a=b".to_string())
-            ]
-        );
-        assert_eq!(
-            parse_targets_file("111111111111/us-east-1 Oops").unwrap_err(),
-            "line 1: \"Oops\": expected KEY=VALUE"
-        );
+        assert_eq!(targets(&none, &base).await.unwrap()[0].to_string(), "eu-west-1");
     }
 }
