@@ -958,6 +958,58 @@ fn stack_set_mode_deploys_to_every_account_of_the_ou_in_every_region() {
         "{out}"
     );
     assert!(!out.contains("/us-east-1: CURRENT"), "{out}");
+    // The regions this run does not name keep their instances, and the run says so.
+    assert!(
+        out.contains(&format!(
+            "left as they are (not named by this run; --remove-unlisted deletes them): instances of OUs {ou} in us-east-1,us-west-2"
+        )),
+        "{out}"
+    );
+    let listed = |management: &Account| {
+        emulator().query(
+            management,
+            REGION,
+            "cloudformation",
+            &[("Action", "ListStackInstances"), ("StackSetName", "TapBaseline")],
+        )
+    };
+    assert!(listed(&management).contains("<Region>us-east-1</Region>"));
+
+    // With --remove-unlisted they go: one DeleteStackInstances for the named OU in those regions, with
+    // the run's operation preferences.
+    let (code, out, err) = deploy(
+        &management,
+        "TapBaseline",
+        "stack-v2.yml",
+        &audit,
+        &[
+            "--stack-set",
+            "--ou",
+            &ou,
+            "--regions",
+            "eu-central-1",
+            "--remove-unlisted",
+            "--region-concurrency",
+            "PARALLEL",
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(": remove instances of OUs {ou} in us-east-1,us-west-2")),
+        "{out}"
+    );
+    let left = listed(&management);
+    assert!(left.contains("<Region>eu-central-1</Region>"), "{left}");
+    assert!(
+        !left.contains("<Region>us-east-1</Region>") && !left.contains("<Region>us-west-2</Region>"),
+        "{left}"
+    );
+    let ops = emulator().operations(&management.account_id, "cloudformation");
+    assert_eq!(
+        ops.iter().filter(|o| *o == "DeleteStackInstances").count(),
+        1,
+        "{ops:?}"
+    );
 }
 
 #[test]

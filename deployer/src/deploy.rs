@@ -79,6 +79,28 @@ pub struct DeployArgs {
     /// StackSet mode: how many accounts at once per region.
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: i32,
+    /// StackSet mode: the failure tolerance as a percentage of each region's accounts, instead of
+    /// --failure-tolerance (CloudFormation rounds it down).
+    #[arg(long, conflicts_with = "failure_tolerance", value_parser = clap::value_parser!(i32).range(0..=100))]
+    pub failure_tolerance_percentage: Option<i32>,
+    /// StackSet mode: how many accounts at once as a percentage of each region's accounts, instead of
+    /// --max-concurrent (CloudFormation rounds it down, to at least 1).
+    #[arg(long, conflicts_with = "max_concurrent", value_parser = clap::value_parser!(i32).range(1..=100))]
+    pub max_concurrent_percentage: Option<i32>,
+    /// StackSet mode: SEQUENTIAL (CloudFormation's default: one region after another, in the order of
+    /// --regions) or PARALLEL.
+    #[arg(long, value_parser = ["SEQUENTIAL", "PARALLEL"])]
+    pub region_concurrency: Option<String>,
+    /// StackSet mode: STRICT_FAILURE_TOLERANCE (CloudFormation's default: at most the failure
+    /// tolerance + 1 accounts at once, lowered as accounts fail) or SOFT_FAILURE_TOLERANCE (always the
+    /// maximum concurrency).
+    #[arg(long, value_parser = ["STRICT_FAILURE_TOLERANCE", "SOFT_FAILURE_TOLERANCE"])]
+    pub concurrency_mode: Option<String>,
+    /// StackSet mode, on a later run: delete the stack instances of OUs and regions this run does not
+    /// name (DeleteStackInstances, stacks not retained), after confirmation unless --yes. Without it
+    /// they are left as they are and listed.
+    #[arg(long)]
+    pub remove_unlisted: bool,
 }
 
 /// Parameters from the file (if any), then the command line (which wins).
@@ -684,6 +706,11 @@ mod tests {
             failure_tolerance: 0,
             call_as: None,
             max_concurrent: 1,
+            failure_tolerance_percentage: None,
+            max_concurrent_percentage: None,
+            region_concurrency: None,
+            concurrency_mode: None,
+            remove_unlisted: false,
         };
         assert_eq!(
             parameters(&args(&object, &["EnvironmentSuffix=dev"])).unwrap(),

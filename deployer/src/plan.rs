@@ -57,6 +57,11 @@ impl PlanArgs {
             failure_tolerance: 0,
             call_as: None,
             max_concurrent: 1,
+            failure_tolerance_percentage: None,
+            max_concurrent_percentage: None,
+            region_concurrency: None,
+            concurrency_mode: None,
+            remove_unlisted: false,
         }
     }
 }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aws_sdk_cloudformation::types::{
-    AutoDeployment, CallAs, Capability, DeploymentTargets, Parameter, PermissionModels, StackInstanceSummary,
-    StackSetOperationPreferences, StackSetOperationStatus, Tag,
+    AutoDeployment, CallAs, Capability, ConcurrencyMode, DeploymentTargets, Parameter, PermissionModels,
+    RegionConcurrencyType, StackInstanceSummary, StackSetOperationPreferences, StackSetOperationStatus, Tag,
 };
 
 use crate::api::ApiError;
@@ -267,10 +267,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     let targets = DeploymentTargets::builder()
         .set_organizational_unit_ids(Some(plan.args.ous.clone()))
         .build();
-    let preferences = StackSetOperationPreferences::builder()
-        .failure_tolerance_count(plan.args.failure_tolerance)
-        .max_concurrent_count(plan.args.max_concurrent.max(1))
-        .build();
+    let preferences = preferences(&plan.args, &regions);
     let parameters: Vec<Parameter> = plan
         .parameters
         .iter()
@@ -365,6 +362,33 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         if !new_ous.is_empty() {
             additions.push((new_ous.clone(), regions.clone()));
         }
+        let unlisted = unlisted(&present, &plan.args.ous, &regions);
+        let mut removals = Vec::new();
+        if !unlisted.is_empty() {
+            let described: Vec<String> = unlisted
+                .iter()
+                .map(|(ous, in_regions)| format!("OUs {} in {}", ous.join(","), in_regions.join(",")))
+                .collect();
+            if !plan.args.remove_unlisted {
+                ctx.say(format!(
+                    "left as they are (not named by this run; --remove-unlisted deletes them): instances of {}",
+                    described.join("; ")
+                ));
+            } else if plan.args.yes
+                || crate::prompt::confirm(
+                    ctx,
+                    &format!(
+                        "delete the stack instances (and their stacks) of {}?",
+                        described.join("; ")
+                    ),
+                )
+                .await
+            {
+                removals = unlisted;
+            } else {
+                ctx.say("the unlisted instances are left as they are");
+            }
+        }
         for (n, (ous, in_regions)) in additions.into_iter().enumerate() {
             // One operation at a time on a StackSet: wait for the previous one first.
             if let Some((previous, _)) = operations.last() {
@@ -390,6 +414,35 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                 Ok(out) => operations.push((
                     out.operation_id().unwrap_or_default().to_string(),
                     format!("add instances for OUs {} in {}", ous.join(","), in_regions.join(",")),
+                )),
+                Err(e) => return fail(ctx, e.to_string()),
+            }
+        }
+        for (n, (ous, in_regions)) in removals.into_iter().enumerate() {
+            if let Some((previous, _)) = operations.last() {
+                match wait_operation(ctx, &cfn, name, previous, &call_as).await {
+                    Ok(StackSetOperationStatus::Succeeded) => {}
+                    Ok(status) => return fail(ctx, format!("operation {previous}: {}", status.as_str())),
+                    Err(e) => return fail(ctx, e.to_string()),
+                }
+            }
+            let request = cfn
+                .delete_stack_instances()
+                .stack_set_name(name)
+                .call_as(call_as.clone())
+                .deployment_targets(
+                    DeploymentTargets::builder()
+                        .set_organizational_unit_ids(Some(ous.clone()))
+                        .build(),
+                )
+                .set_regions(Some(in_regions.clone()))
+                .retain_stacks(false)
+                .operation_preferences(preferences.clone())
+                .operation_id(format!("tapguard-{}-remove{n}", plan.run));
+            match ctx.call("DeleteStackInstances", request.send()).await {
+                Ok(out) => operations.push((
+                    out.operation_id().unwrap_or_default().to_string(),
+                    format!("remove instances of OUs {} in {}", ous.join(","), in_regions.join(",")),
                 )),
                 Err(e) => return fail(ctx, e.to_string()),
             }
@@ -518,6 +571,78 @@ fn fail(ctx: &Ctx, text: String) -> Outcome {
 }
 
 /// Every instance of the StackSet, all pages.
+/// The operation preferences of every operation of a run: counts or percentages, region concurrency
+/// and concurrency mode as given (CloudFormation's defaults otherwise), and the regions in the order
+/// given, which SEQUENTIAL follows.
+fn preferences(args: &DeployArgs, regions: &[String]) -> StackSetOperationPreferences {
+    let mut builder = StackSetOperationPreferences::builder().set_region_order(Some(regions.to_vec()));
+    builder = match args.failure_tolerance_percentage {
+        Some(percentage) => builder.failure_tolerance_percentage(percentage),
+        None => builder.failure_tolerance_count(args.failure_tolerance),
+    };
+    builder = match args.max_concurrent_percentage {
+        Some(percentage) => builder.max_concurrent_percentage(percentage),
+        None => builder.max_concurrent_count(args.max_concurrent.max(1)),
+    };
+    if let Some(kind) = &args.region_concurrency {
+        builder = builder.region_concurrency_type(RegionConcurrencyType::from(kind.as_str()));
+    }
+    if let Some(mode) = &args.concurrency_mode {
+        builder = builder.concurrency_mode(ConcurrencyMode::from(mode.as_str()));
+    }
+    builder.build()
+}
+
+/// The instances a run does not name, as DeleteStackInstances takes them: the OUs not named, in every
+/// region they have instances in; then the named OUs' instances in regions not named.
+fn unlisted(present: &[StackInstanceSummary], ous: &[String], regions: &[String]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut other_ous: Vec<String> = present
+        .iter()
+        .filter_map(|i| i.organizational_unit_id())
+        .filter(|ou| !ous.iter().any(|x| x == ou))
+        .map(str::to_string)
+        .collect();
+    other_ous.sort();
+    other_ous.dedup();
+    let mut out = Vec::new();
+    if !other_ous.is_empty() {
+        let mut their_regions: Vec<String> = present
+            .iter()
+            .filter(|i| {
+                i.organizational_unit_id()
+                    .is_some_and(|ou| other_ous.iter().any(|x| x == ou))
+            })
+            .filter_map(|i| i.region().map(str::to_string))
+            .collect();
+        their_regions.sort();
+        their_regions.dedup();
+        out.push((other_ous, their_regions));
+    }
+    let named: Vec<&StackInstanceSummary> = present
+        .iter()
+        .filter(|i| i.organizational_unit_id().is_some_and(|ou| ous.iter().any(|x| x == ou)))
+        .collect();
+    let mut other_regions: Vec<String> = named
+        .iter()
+        .filter_map(|i| i.region())
+        .filter(|r| !regions.iter().any(|x| x == r))
+        .map(str::to_string)
+        .collect();
+    other_regions.sort();
+    other_regions.dedup();
+    if !other_regions.is_empty() {
+        let mut their_ous: Vec<String> = named
+            .iter()
+            .filter(|i| i.region().is_some_and(|r| other_regions.iter().any(|x| x == r)))
+            .filter_map(|i| i.organizational_unit_id().map(str::to_string))
+            .collect();
+        their_ous.sort();
+        their_ous.dedup();
+        out.push((their_ous, other_regions));
+    }
+    out
+}
+
 async fn instances(
     ctx: &Ctx,
     cfn: &CloudFormation,
@@ -578,5 +703,115 @@ async fn wait_operation(
             }
             other => return Ok(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DeployArgs,
+    }
+
+    fn deploy_args(extra: &[&str]) -> Result<DeployArgs, clap::Error> {
+        let mut argv = vec!["tapguard", "--stack-name", "TapBaseline", "--template", "TapStack.yml"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map(|cli| cli.args)
+    }
+
+    fn instance(ou: &str, region: &str) -> StackInstanceSummary {
+        StackInstanceSummary::builder()
+            .organizational_unit_id(ou)
+            .region(region)
+            .build()
+    }
+
+    #[test]
+    fn preferences_are_counts_or_percentages_with_the_regions_in_the_order_given() {
+        let regions = vec!["us-east-1".to_string(), "eu-west-1".to_string()];
+        let counts = preferences(
+            &deploy_args(&["--failure-tolerance", "2", "--max-concurrent", "3"]).unwrap(),
+            &regions,
+        );
+        assert_eq!(counts.failure_tolerance_count(), Some(2));
+        assert_eq!(counts.max_concurrent_count(), Some(3));
+        assert_eq!(counts.failure_tolerance_percentage(), None);
+        assert_eq!(counts.region_order(), ["us-east-1", "eu-west-1"]);
+        assert_eq!(counts.region_concurrency_type(), None, "CloudFormation's default");
+
+        let percentages = preferences(
+            &deploy_args(&[
+                "--failure-tolerance-percentage",
+                "10",
+                "--max-concurrent-percentage",
+                "25",
+                "--region-concurrency",
+                "PARALLEL",
+                "--concurrency-mode",
+                "SOFT_FAILURE_TOLERANCE",
+            ])
+            .unwrap(),
+            &regions,
+        );
+        assert_eq!(percentages.failure_tolerance_percentage(), Some(10));
+        assert_eq!(percentages.failure_tolerance_count(), None);
+        assert_eq!(percentages.max_concurrent_percentage(), Some(25));
+        assert_eq!(percentages.max_concurrent_count(), None);
+        assert_eq!(
+            percentages.region_concurrency_type(),
+            Some(&RegionConcurrencyType::Parallel)
+        );
+        assert_eq!(
+            percentages.concurrency_mode(),
+            Some(&ConcurrencyMode::SoftFailureTolerance)
+        );
+
+        let both = deploy_args(&["--failure-tolerance", "1", "--failure-tolerance-percentage", "10"]);
+        assert!(
+            both.is_err(),
+            "a count and a percentage of the same preference are refused"
+        );
+        assert!(deploy_args(&["--max-concurrent-percentage", "0"]).is_err());
+        assert!(deploy_args(&["--region-concurrency", "SOMETIMES"]).is_err());
+    }
+
+    #[test]
+    fn unlisted_instances_are_the_other_ous_everywhere_then_the_named_ous_in_other_regions() {
+        let present = [
+            instance("ou-aa11-11111111", "us-east-1"),
+            instance("ou-aa11-11111111", "eu-west-1"),
+            instance("ou-bb22-22222222", "us-east-1"),
+            instance("ou-cc33-33333333", "ap-south-1"),
+        ];
+        let named = |ous: &[&str], regions: &[&str]| {
+            unlisted(
+                &present,
+                &ous.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &regions.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            named(&["ou-aa11-11111111"], &["us-east-1"]),
+            vec![
+                (
+                    s(&["ou-bb22-22222222", "ou-cc33-33333333"]),
+                    s(&["ap-south-1", "us-east-1"])
+                ),
+                (s(&["ou-aa11-11111111"]), s(&["eu-west-1"])),
+            ]
+        );
+        assert!(
+            named(
+                &["ou-aa11-11111111", "ou-bb22-22222222", "ou-cc33-33333333"],
+                &["us-east-1", "eu-west-1", "ap-south-1"]
+            )
+            .is_empty(),
+            "everything named: nothing to remove"
+        );
     }
 }
