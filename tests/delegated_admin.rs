@@ -345,3 +345,74 @@ fn config_without_trusted_access_is_refused_before_any_change() {
     );
     assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
 }
+
+/// `tapguard local` plays OrgStack.yml's custom resources with the real handler: with --stand-ins the
+/// account becomes an organization's management account with the security account as a member.
+#[test]
+fn tapguard_local_plays_orgstack_with_the_real_handler_and_tears_it_down() {
+    let account = emulator().fresh_account();
+    let template = root().join("OrgStack.yml");
+    let play = |extra: &[&str]| {
+        let mut args = vec![
+            "local",
+            "--template",
+            template.to_str().expect("utf-8 path"),
+            "--region",
+            REGION,
+            "--account",
+            &account.account_id,
+            "--stand-ins",
+            "--parameter",
+            "StackRole=Management",
+            "--parameter",
+            "PolicyTargetIds=r-abcd",
+            "--parameter",
+        ];
+        let security = format!("SecurityAccountId={ADMIN}");
+        args.push(&security);
+        args.extend_from_slice(extra);
+        let output = std::process::Command::new(binary_path("tapguard"))
+            .args(&args)
+            .env("TAPGUARD_EMULATOR_URL", &emulator().url)
+            .env_remove("AWS_PROFILE")
+            .current_dir(root())
+            .output()
+            .expect("run tapguard");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
+    };
+    let (code, out) = play(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 custom resource(s) to play"), "{out}");
+    assert!(out.contains("GuardDutyAdministrator: 222222222222"), "{out}");
+    assert!(out.contains("ConfigAdministrator: 222222222222"), "{out}");
+    let gd = emulator().rest_call(&account, REGION, "guardduty", "GET", "/admin", None);
+    assert_eq!(gd["adminAccounts"][0]["adminAccountId"], ADMIN, "{gd}");
+
+    // A second play, with teardown: the first play's resources still claim both designations, so the
+    // second ones inherit their prior state (designated by tapguard, Adopted false) and their Deletes
+    // leave the designations to the first ones.
+    let (code, out) = play(&["--teardown"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Data.Adopted: false") && out.contains("created and deleted"),
+        "{out}"
+    );
+    for principal in CONFIG_PRINCIPALS {
+        let admins = emulator().json_call(
+            &account,
+            REGION,
+            "organizations",
+            &format!("{ORGS}.ListDelegatedAdministrators"),
+            json!({"ServicePrincipal": principal}),
+        );
+        assert_eq!(
+            admins["DelegatedAdministrators"][0]["Id"], ADMIN,
+            "{principal}: {admins}"
+        );
+    }
+    let gd = emulator().rest_call(&account, REGION, "guardduty", "GET", "/admin", None);
+    assert_eq!(gd["adminAccounts"][0]["adminAccountId"], ADMIN, "{gd}");
+}
