@@ -416,3 +416,80 @@ fn tapguard_local_plays_orgstack_with_the_real_handler_and_tears_it_down() {
     let gd = emulator().rest_call(&account, REGION, "guardduty", "GET", "/admin", None);
     assert_eq!(gd["adminAccounts"][0]["adminAccountId"], ADMIN, "{gd}");
 }
+
+/// (verdict, observed) of each control in a verify pass's summary.
+fn checks_of(summary: &Value) -> std::collections::BTreeMap<String, (String, String)> {
+    summary["reports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["checks"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            (
+                c["control"].as_str().unwrap_or_default().to_string(),
+                (
+                    c["verdict"].as_str().unwrap_or_default().to_string(),
+                    c["observed"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_verify_pass_reads_only_and_finds_a_designation_removed_behind_its_back() {
+    let w = organization();
+    trust_config(&w);
+    let mut gd = w.resource(TYPE, "GuardDutyDelegatedAdmin");
+    assert_eq!(gd.create(guardduty(ADMIN)).status(), "SUCCESS");
+    let mut cfg = w.resource(TYPE, "ConfigDelegatedAdmin");
+    assert_eq!(cfg.create(config(ADMIN)).status(), "SUCCESS");
+
+    let before = (w.operations("guardduty").len(), w.operations("organizations").len());
+    let held = verify_pass(&w.host);
+    assert_eq!(
+        (held["resources"].as_u64(), held["drifted"].as_u64()),
+        (Some(2), Some(0)),
+        "{held}"
+    );
+    let checks = checks_of(&held);
+    assert_eq!(checks["GuardDuty.DelegatedAdministrator"].0, "held", "{held}");
+    assert_eq!(checks["Config.DelegatedAdministrator"].0, "held", "{held}");
+    let during: Vec<String> = w.operations("guardduty")[before.0..]
+        .iter()
+        .chain(&w.operations("organizations")[before.1..])
+        .cloned()
+        .collect();
+    assert!(mutating(&during).is_empty() && !during.is_empty(), "{during:?}");
+
+    // Removed behind the stack's back: drifted, with what is there now.
+    w.rest_call(
+        "guardduty",
+        "POST",
+        "/admin/disable",
+        Some(json!({"adminAccountId": ADMIN})),
+    );
+    w.json_call(
+        "organizations",
+        &format!("{ORGS}.DeregisterDelegatedAdministrator"),
+        json!({"AccountId": ADMIN, "ServicePrincipal": "config.amazonaws.com"}),
+    );
+    let drifted = verify_pass(&w.host);
+    assert_eq!(drifted["drifted"].as_u64(), Some(2), "{drifted}");
+    let checks = checks_of(&drifted);
+    assert_eq!(
+        checks["GuardDuty.DelegatedAdministrator"],
+        ("drifted".to_string(), "no administrator".to_string())
+    );
+    assert_eq!(
+        checks["Config.DelegatedAdministrator"],
+        (
+            "drifted".to_string(),
+            "config-multiaccountsetup.amazonaws.com: 222222222222; config.amazonaws.com: none".to_string()
+        )
+    );
+    assert_eq!(
+        drift_metric(&w.host, None, "GuardDuty.DelegatedAdministrator").last(),
+        Some(&1.0)
+    );
+}
