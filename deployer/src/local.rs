@@ -83,6 +83,7 @@ const HANDLERS: &[(&str, &str)] = &[
     ("Custom::AccessKeyRotation", "access-key-rotation"),
     ("Custom::IamPasswordPolicy", "iam-password-policy"),
     ("Custom::ShieldAdvanced", "shield-advanced"),
+    ("Custom::DelegatedAdministrator", "delegated-admin"),
 ];
 
 fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {
@@ -691,6 +692,11 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
                 break;
             }
         };
+        if let Some((emulator, account, _)) = &evaluator.resolver.stand_ins {
+            for note in organization_stand_ins(emulator, account, &args.region, &planned.resource_type, &properties) {
+                println!("  note: {note}");
+            }
+        }
         let exchange = driver.create(properties);
         created += 1;
         let ok = print_exchange("Create", &exchange);
@@ -762,6 +768,46 @@ fn play(args: &LocalArgs) -> Result<bool, String> {
 }
 
 /// The account of the current credentials, from STS.
+/// OrgStack.yml's delegated administrators act on an organization: with --stand-ins, the account played
+/// becomes the management account of one in the emulator, with the named account as a member, and (for
+/// Config) the trusted access the resource expects to find, as the organization's owner sets it up.
+fn organization_stand_ins(
+    emulator: &Emulator,
+    account: &Account,
+    region: &str,
+    resource_type: &str,
+    properties: &Value,
+) -> Vec<String> {
+    if resource_type != "Custom::DelegatedAdministrator" {
+        return Vec::new();
+    }
+    let Some(member) = properties["AccountId"].as_str() else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    emulator.control(
+        "/tapguard/organizations/member",
+        json!({"account": account.account_id, "member": member}),
+    );
+    notes.push(format!(
+        "stand-in: account {} manages an organization in the emulator, with member {member}",
+        account.account_id
+    ));
+    if properties["Service"] == "Config" {
+        for principal in ["config-multiaccountsetup.amazonaws.com", "config.amazonaws.com"] {
+            emulator.json_call(
+                account,
+                region,
+                "organizations",
+                "AWSOrganizationsV20161128.EnableAWSServiceAccess",
+                json!({"ServicePrincipal": principal}),
+            );
+        }
+        notes.push("stand-in: the organization's trusted access for AWS Config's two principals is on".into());
+    }
+    notes
+}
+
 fn caller_account(region: &str) -> Result<String, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
