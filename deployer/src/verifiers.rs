@@ -15,7 +15,8 @@ pub enum Scope {
     /// One ledger per region (EBS default encryption, AWS Config...): verified in every target.
     Regional,
     /// An account-wide setting whose ledger is in one region per partition (`Ledger::global`: the IAM
-    /// password policy, Shield Advanced): verified once per account, whatever the run's regions.
+    /// password policy, Shield Advanced, the delegated administrators): verified once per account,
+    /// whatever the run's regions.
     Global,
 }
 
@@ -67,6 +68,12 @@ pub fn handlers() -> Vec<Handler> {
             name: "shield-advanced",
             scope: Scope::Global,
             pass: |config, inv| every_region(shield_advanced::ShieldAdvanced::new(config), inv),
+        },
+        Handler {
+            // OrgStack.yml's: its claims are organization-wide, in the partition's global region.
+            name: "delegated-admin",
+            scope: Scope::Global,
+            pass: |config, inv| every_region(delegated_admin::DelegatedAdministrator::new(config), inv),
         },
     ]
 }

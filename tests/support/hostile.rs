@@ -70,6 +70,11 @@ pub fn handlers() -> Vec<(&'static str, Value, Parser)> {
             json!({"CreateSubscription": "false"}),
             parse_as::<shield_advanced::Properties>,
         ),
+        (
+            "delegated-admin",
+            json!({"Service": "GuardDuty", "AccountId": "111111111111"}),
+            parse_as::<delegated_admin::Properties>,
+        ),
     ]
 }
 
