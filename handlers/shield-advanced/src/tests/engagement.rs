@@ -30,7 +30,8 @@ const PHONE: &str = "+15555550100";
 /// An existing subscription whose ProactiveEngagementStatus answers in turn (`None`: never set up).
 fn statuses(states: &[Option<ProactiveEngagementStatus>]) -> Rule {
     let mut seq = mock!(Shield::describe_subscription).sequence();
-    for state in states.iter().cloned() {
+    for state in states {
+        let state = state.clone();
         seq = seq.output(move || with_status(state.clone()));
     }
     seq.build()
