@@ -14,6 +14,19 @@ Behaviour follows the Shield API reference:
 - AssociateDRTRole / DescribeDRTAccess / DisassociateDRTRole: one SRT role per subscription, replaced by a
   new association; without a subscription, ResourceNotFoundException.
 
+- Proactive engagement (moto has none of it): `AssociateProactiveEngagementDetails` initializes it once,
+  with a contact list that must hold at least one phone number, setting the contacts and turning it
+  `ENABLED`; called again once initialized, InvalidOperationException (the emulator's choice among the
+  documented errors: the API reference says later changes go through Enable/DisableProactiveEngagement
+  and UpdateEmergencyContactSettings). `EnableProactiveEngagement` / `DisableProactiveEngagement` before
+  initialization answer InvalidOperationException too, and so do they when the status already is the
+  one asked for ("the operation would not cause any change to occur"). `UpdateEmergencyContactSettings`
+  replaces the list; while proactive engagement is on, a list without a phone number is an
+  InvalidParameterException ("If you have proactive engagement enabled, the contact list must include at
+  least one phone number"). Email addresses and phone numbers are checked against the API's patterns.
+  Every one of these, `DescribeEmergencyContactSettings` included, answers ResourceNotFoundException
+  without a subscription; the contacts and the status live on the subscription, so a reset clears them.
+
 Test control (no AWS call can move a commitment's end): `POST /tapguard/shield/commitment-end`
 `{"account": A, "in_seconds": -60, "auto_renew": "DISABLED"}` moves the subscription's EndTime to now plus
 `in_seconds` (negative: a commitment that ran out, as one with auto-renew off does at its end) and
@@ -22,7 +35,9 @@ optionally sets AutoRenew; a renewal is `in_seconds` a year ahead.
 
 import datetime
 import json
+import re
 
+from moto.core.exceptions import JsonRESTError
 from moto.shield.exceptions import (
     InvalidParameterException,
     ResourceAlreadyExistsException,
@@ -32,6 +47,15 @@ from moto.shield.models import ShieldBackend, Subscription, shield_backends
 from moto.shield.responses import ShieldResponse
 
 import faults
+
+
+class InvalidOperationException(JsonRESTError):
+    """Shield's "the operation would not cause any change to occur" (moto has no such class)."""
+
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("InvalidOperationException", message)
 
 
 def _subscription_dict(self: Subscription) -> dict:
@@ -97,6 +121,100 @@ def _disassociate_drt_role(self: ShieldResponse) -> str:
     return "{}"
 
 
+_EMAIL = re.compile(r"^\S+@\S+\.\S+$")
+_PHONE = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def _contact_list(params: dict) -> list:
+    contacts = params.get("EmergencyContactList") or []
+    if len(contacts) > 10:
+        raise InvalidParameterException("EmergencyContactList: at most 10 contacts.")
+    answer = []
+    for contact in contacts:
+        email = contact.get("EmailAddress") or ""
+        if not _EMAIL.match(email):
+            raise InvalidParameterException(f"Invalid parameter: EmailAddress {email!r}.")
+        entry = {"EmailAddress": email}
+        phone = contact.get("PhoneNumber")
+        if phone is not None:
+            if not _PHONE.match(phone):
+                raise InvalidParameterException(f"Invalid parameter: PhoneNumber {phone!r}.")
+            entry["PhoneNumber"] = phone
+        if contact.get("ContactNotes") is not None:
+            entry["ContactNotes"] = contact["ContactNotes"]
+        answer.append(entry)
+    return answer
+
+
+def _has_phone(contacts: list) -> bool:
+    return any(c.get("PhoneNumber") for c in contacts)
+
+
+def _engagement_on(subscription: Subscription) -> bool:
+    return getattr(subscription, "tapguard_proactive_engagement", None) in ("ENABLED", "PENDING")
+
+
+def _describe_emergency_contact_settings(self: ShieldResponse) -> str:
+    subscription = _require(self.shield_backend)
+    return json.dumps({"EmergencyContactList": getattr(subscription, "tapguard_contacts", [])})
+
+
+def _update_emergency_contact_settings(self: ShieldResponse) -> str:
+    params = json.loads(self.body or "{}")
+    subscription = _require(self.shield_backend)
+    contacts = _contact_list(params)
+    if _engagement_on(subscription) and not _has_phone(contacts):
+        raise InvalidParameterException(
+            "Invalid parameter: while proactive engagement is enabled the contact list must include at least one "
+            "phone number."
+        )
+    subscription.tapguard_contacts = contacts
+    return "{}"
+
+
+def _associate_proactive_engagement_details(self: ShieldResponse) -> str:
+    params = json.loads(self.body or "{}")
+    subscription = _require(self.shield_backend)
+    if getattr(subscription, "tapguard_proactive_engagement", None):
+        raise InvalidOperationException(
+            "Proactive engagement is already initialized: use EnableProactiveEngagement, "
+            "DisableProactiveEngagement and UpdateEmergencyContactSettings."
+        )
+    contacts = _contact_list(params)
+    if not _has_phone(contacts):
+        raise InvalidParameterException(
+            "Invalid parameter: the emergency contact list must include at least one phone number."
+        )
+    subscription.tapguard_contacts = contacts
+    subscription.tapguard_proactive_engagement = "ENABLED"
+    return "{}"
+
+
+def _set_engagement(self: ShieldResponse, status: str) -> str:
+    subscription = _require(self.shield_backend)
+    current = getattr(subscription, "tapguard_proactive_engagement", None)
+    if not current:
+        raise InvalidOperationException(
+            "Proactive engagement is not initialized: call AssociateProactiveEngagementDetails first."
+        )
+    if current == status:
+        raise InvalidOperationException("The operation would not cause any change to occur.")
+    if status == "ENABLED" and not _has_phone(getattr(subscription, "tapguard_contacts", [])):
+        raise InvalidParameterException(
+            "Invalid parameter: the emergency contact list must include at least one phone number."
+        )
+    subscription.tapguard_proactive_engagement = status
+    return "{}"
+
+
+def _enable_proactive_engagement(self: ShieldResponse) -> str:
+    return _set_engagement(self, "ENABLED")
+
+
+def _disable_proactive_engagement(self: ShieldResponse) -> str:
+    return _set_engagement(self, "DISABLED")
+
+
 def _control_commitment_end(body: dict) -> dict:
     account = body.get("account")
     if not account:
@@ -119,4 +237,9 @@ def install() -> None:
     ShieldResponse.associate_drt_role = _associate_drt_role
     ShieldResponse.describe_drt_access = _describe_drt_access
     ShieldResponse.disassociate_drt_role = _disassociate_drt_role
+    ShieldResponse.describe_emergency_contact_settings = _describe_emergency_contact_settings
+    ShieldResponse.update_emergency_contact_settings = _update_emergency_contact_settings
+    ShieldResponse.associate_proactive_engagement_details = _associate_proactive_engagement_details
+    ShieldResponse.enable_proactive_engagement = _enable_proactive_engagement
+    ShieldResponse.disable_proactive_engagement = _disable_proactive_engagement
     faults.CONTROLS[("POST", "/tapguard/shield/commitment-end")] = _control_commitment_end

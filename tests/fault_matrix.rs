@@ -400,28 +400,59 @@ fn standards_plan(w: &World, operation: &str) -> Plan {
 
 /// What a Shield Advanced resource can commit the account to and undo: whether the subscription renews
 /// (a subscription cannot be cancelled, so a Delete turns auto-renew off and the subscription lapses at
-/// the end of its term), and the SRT's role.
+/// the end of its term), the SRT's role, proactive engagement (on, or off: once set up it cannot go back
+/// to never set up, so DISABLED and absent are both off) and the emergency contacts.
 fn shield_state(w: &World) -> String {
     let subscription = w.json_call("shield", "AWSShield_20160616.DescribeSubscription", json!({}));
     let renews = subscription["Subscription"]["AutoRenew"] == "ENABLED";
     let role = w.json_call("shield", "AWSShield_20160616.DescribeDRTAccess", json!({}));
+    let engaged = matches!(
+        subscription["Subscription"]["ProactiveEngagementStatus"].as_str(),
+        Some("ENABLED" | "PENDING")
+    );
+    let contacts = w.json_call(
+        "shield",
+        "AWSShield_20160616.DescribeEmergencyContactSettings",
+        json!({}),
+    );
+    let contacts: Vec<String> = contacts["EmergencyContactList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["EmailAddress"].as_str().unwrap_or("?"),
+                c["PhoneNumber"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
     format!(
-        "renews {renews} srt {}",
+        "renews {renews} srt {} pe {} contacts {}",
         role["RoleArn"]
             .as_str()
             .and_then(|r| r.rsplit('/').next())
-            .unwrap_or("none")
+            .unwrap_or("none"),
+        if engaged { "on" } else { "off" },
+        if contacts.is_empty() {
+            "none".to_string()
+        } else {
+            contacts.join(",")
+        }
     )
 }
 
-/// Subscribe with an SRT role, then Update to give the SRT access back.
+/// Subscribe with an SRT role, an emergency contact and proactive engagement on, then Update to give the
+/// SRT access back and turn proactive engagement off, keeping the contact.
 fn shield_plan(w: &World, _: &str) -> Plan {
     let role = format!("arn:aws:iam::{}:role/tap-shield-srt", w.account.account_id);
+    let contacts = json!([{"EmailAddress": "soc@example.com", "PhoneNumber": "+15555550100"}]);
     Plan {
-        create: json!({"CreateSubscription": "true", "SrtRoleArn": role}),
-        after_create: "renews true srt tap-shield-srt".into(),
-        update: json!({"CreateSubscription": "true"}),
-        after_update: "renews true srt none".into(),
+        create: json!({"CreateSubscription": "true", "SrtRoleArn": role, "EmergencyContacts": contacts,
+            "ProactiveEngagement": "true"}),
+        after_create: "renews true srt tap-shield-srt pe on contacts soc@example.com/+15555550100".into(),
+        update: json!({"CreateSubscription": "true", "EmergencyContacts": contacts}),
+        after_update: "renews true srt none pe off contacts soc@example.com/+15555550100".into(),
     }
 }
 

@@ -315,3 +315,225 @@ fn the_verify_pass_finds_an_ended_subscription_and_another_srt_role_reads_only_a
     assert!(why.contains("AccessDeniedException"), "{why}");
     assert_eq!(checks_of(&denied)["Shield.SrtRole"].0, "held");
 }
+
+const EMAIL: &str = "soc@example.com";
+const PHONE: &str = "+15555550100";
+
+fn our_contacts() -> Value {
+    json!([{"EmailAddress": EMAIL, "PhoneNumber": PHONE}])
+}
+
+/// ProactiveEngagementStatus as DescribeSubscription answers it (None: never set up).
+fn engagement(w: &World) -> Option<String> {
+    subscription(w)["Subscription"]["ProactiveEngagementStatus"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn contacts(w: &World) -> Value {
+    shield(w, "DescribeEmergencyContactSettings", json!({}))["EmergencyContactList"].clone()
+}
+
+fn count(w: &World, operation: &str) -> usize {
+    w.operations("shield").iter().filter(|o| *o == operation).count()
+}
+
+#[test]
+fn proactive_engagement_is_set_up_once_then_turned_off_and_its_contacts_removed_on_delete() {
+    let w = World::new(BINARY, REGION);
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let props =
+        json!({"CreateSubscription": "true", "EmergencyContacts": our_contacts(), "ProactiveEngagement": "true"});
+    let created = r.create(props.clone());
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("ProactiveEngagementStatus"), Some("ENABLED"));
+    assert_eq!(created.data("EmergencyContactCount"), Some("1"));
+    assert_eq!(engagement(&w).as_deref(), Some("ENABLED"));
+    assert_eq!(contacts(&w), our_contacts());
+    // The one-time set-up call, nothing else.
+    assert_eq!(count(&w, "AssociateProactiveEngagementDetails"), 1);
+    assert_eq!(
+        count(&w, "UpdateEmergencyContactSettings") + count(&w, "EnableProactiveEngagement"),
+        0
+    );
+    assert!(w.host.logs().contains("needs a health check associated"));
+
+    // A no-op Update only reads.
+    let before = mutating(&w.operations("shield")).len();
+    let noop = r.update(props.clone());
+    assert_eq!(noop.status(), "SUCCESS", "{}", noop.reason());
+    assert_eq!(mutating(&w.operations("shield")).len(), before);
+
+    // Dropping ProactiveEngagement turns it off; the contacts stay, still claimed.
+    let off = r.update(json!({"CreateSubscription": "true", "EmergencyContacts": our_contacts()}));
+    assert_eq!(off.status(), "SUCCESS", "{}", off.reason());
+    assert_eq!(off.data("ProactiveEngagementStatus"), Some("DISABLED"));
+    assert_eq!(engagement(&w).as_deref(), Some("DISABLED"));
+    assert_eq!(contacts(&w), our_contacts());
+    // Asked again, it is turned on with the call for later changes.
+    let on = r.update(props);
+    assert_eq!(on.status(), "SUCCESS", "{}", on.reason());
+    assert_eq!(engagement(&w).as_deref(), Some("ENABLED"));
+    assert_eq!(count(&w, "AssociateProactiveEngagementDetails"), 1);
+    assert_eq!(count(&w, "EnableProactiveEngagement"), 1);
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(
+        engagement(&w).as_deref(),
+        Some("DISABLED"),
+        "off (no call brings back 'never set up')"
+    );
+    assert_eq!(contacts(&w), json!([]), "the contacts it set are removed");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn adopted_proactive_engagement_stays_on_and_the_contacts_found_are_put_back() {
+    let w = World::new(BINARY, REGION);
+    let theirs = json!([{"EmailAddress": "noc@example.com", "PhoneNumber": "+15555550199", "ContactNotes": "24x7"}]);
+    shield(&w, "CreateSubscription", json!({}));
+    shield(
+        &w,
+        "AssociateProactiveEngagementDetails",
+        json!({"EmergencyContactList": theirs}),
+    );
+    assert_eq!(engagement(&w).as_deref(), Some("ENABLED"));
+
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let created = r.create(json!({"EmergencyContacts": our_contacts(), "ProactiveEngagement": "true"}));
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    assert_eq!(created.data("Adopted"), Some("true"));
+    assert_eq!(contacts(&w), our_contacts());
+    // Already on: no set-up and no enable; the contacts through the call for later changes.
+    assert_eq!(
+        count(&w, "AssociateProactiveEngagementDetails"),
+        0,
+        "the test's own set-up is not logged"
+    );
+    assert_eq!(count(&w, "EnableProactiveEngagement"), 0);
+    assert_eq!(count(&w, "UpdateEmergencyContactSettings"), 1);
+
+    let deleted = r.delete();
+    assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.reason());
+    assert_eq!(engagement(&w).as_deref(), Some("ENABLED"), "it was on before: left on");
+    assert_eq!(contacts(&w), theirs, "the contacts found are back");
+    assert_eq!(count(&w, "DisableProactiveEngagement"), 0);
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+}
+
+#[test]
+fn a_failed_create_with_proactive_engagement_leaves_the_contacts_and_status_it_found() {
+    // Set up before and off: the Create changes the contacts, then Shield refuses to enable.
+    let w = World::new(BINARY, REGION);
+    let theirs = json!([{"EmailAddress": "noc@example.com", "PhoneNumber": "+15555550199"}]);
+    shield(&w, "CreateSubscription", json!({}));
+    shield(
+        &w,
+        "AssociateProactiveEngagementDetails",
+        json!({"EmergencyContactList": theirs}),
+    );
+    shield(&w, "DisableProactiveEngagement", json!({}));
+    w.fault(json!({"service": "shield", "operation": "EnableProactiveEngagement",
+        "code": "InvalidParameterException", "message": "The account has no Business Support plan", "count": 1}));
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let failed = r.create(json!({"EmergencyContacts": our_contacts(), "ProactiveEngagement": "true"}));
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed.reason().starts_with(
+            "EnableProactiveEngagement failed: InvalidParameterException: The account has no Business Support plan"
+        ),
+        "{}",
+        failed.reason()
+    );
+    assert!(
+        failed.reason().contains("Business or Enterprise Support plan"),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(count(&w, "UpdateEmergencyContactSettings"), 2, "set, then put back");
+    assert_eq!(contacts(&w), theirs);
+    assert_eq!(engagement(&w).as_deref(), Some("DISABLED"));
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+    assert_eq!(r.delete().status(), "SUCCESS");
+    assert_eq!(contacts(&w), theirs);
+
+    // A fresh account whose set-up fails: nothing but the subscription, whose auto-renew goes off.
+    let w = World::new(BINARY, REGION);
+    w.fault(
+        json!({"service": "shield", "operation": "AssociateProactiveEngagementDetails",
+        "code": "AccessDeniedException", "message": "not authorized", "count": 1}),
+    );
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let failed = r.create(
+        json!({"CreateSubscription": "true", "EmergencyContacts": our_contacts(), "ProactiveEngagement": "true"}),
+    );
+    assert_eq!(failed.status(), "FAILED");
+    assert!(
+        failed
+            .reason()
+            .starts_with("AssociateProactiveEngagementDetails failed: AccessDeniedException"),
+        "{}",
+        failed.reason()
+    );
+    assert_eq!(engagement(&w), None, "never set up");
+    assert_eq!(contacts(&w), json!([]));
+    assert_eq!(subscription(&w)["Subscription"]["AutoRenew"], "DISABLED");
+    assert!(ledger_parameters(&w).is_empty(), "{:?}", ledger_parameters(&w));
+    assert_eq!(r.delete().status(), "SUCCESS");
+}
+
+#[test]
+fn the_verify_pass_finds_proactive_engagement_off_and_other_contacts() {
+    let w = World::new(BINARY, REGION);
+    w.rest_call(
+        "securityhub",
+        "POST",
+        "/accounts",
+        Some(json!({"EnableDefaultStandards": false})),
+    );
+    let mut r = w.resource(TYPE, "ShieldAdvanced");
+    let created = r.create(
+        json!({"CreateSubscription": "true", "EmergencyContacts": our_contacts(), "ProactiveEngagement": "true"}),
+    );
+    assert_eq!(created.status(), "SUCCESS", "{}", created.reason());
+    let held = verify_pass(&w.host);
+    assert_eq!(held["drifted"].as_u64(), Some(0), "{held}");
+    let checks = checks_of(&held);
+    assert_eq!(
+        checks["Shield.ProactiveEngagement"],
+        ("held".to_string(), "ENABLED".to_string())
+    );
+    assert_eq!(
+        checks["Shield.EmergencyContacts"],
+        ("held".to_string(), EMAIL.to_string())
+    );
+
+    shield(&w, "DisableProactiveEngagement", json!({}));
+    let other = json!([{"EmailAddress": EMAIL, "PhoneNumber": "+15555550111"}]);
+    shield(
+        &w,
+        "UpdateEmergencyContactSettings",
+        json!({"EmergencyContactList": other}),
+    );
+    let before = w.operations("shield").len();
+    let drifted = verify_pass(&w.host);
+    assert_eq!(drifted["drifted"].as_u64(), Some(2), "{drifted}");
+    let checks = checks_of(&drifted);
+    assert_eq!(
+        checks["Shield.ProactiveEngagement"],
+        ("drifted".to_string(), "DISABLED".to_string())
+    );
+    assert_eq!(
+        checks["Shield.EmergencyContacts"],
+        ("drifted".to_string(), format!("{EMAIL} (other phone numbers or notes)"))
+    );
+    assert!(
+        mutating(&w.operations("shield")[before..]).is_empty(),
+        "the pass only reads"
+    );
+    assert_eq!(
+        drift_finding(&w, "Shield.ProactiveEngagement"),
+        Some(("FAILED".to_string(), "ACTIVE".to_string()))
+    );
+}

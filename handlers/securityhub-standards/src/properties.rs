@@ -24,6 +24,11 @@ pub struct Properties {
     /// again a claimed control that was enabled, as an Update would (default no).
     #[serde(default, deserialize_with = "flex::bool")]
     pub repair_drift: bool,
+    /// The account is a member governed by the delegated administrator's central configuration policy:
+    /// only verify that the policy gives the requested standards and controls, never change them (a
+    /// refusal by such a policy is taken the same way when this is not set).
+    #[serde(default, deserialize_with = "flex::bool")]
+    pub centrally_managed: bool,
 }
 
 /// One standard, named by its id (the part after `standards/` or `ruleset/`) and its ARN.

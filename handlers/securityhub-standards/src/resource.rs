@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use aws_sdk_securityhub::types::StandardsStatus;
 use aws_sdk_securityhub::Client as SecurityHub;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,10 +24,14 @@ use crate::claims::{self, Claimed};
 use crate::controls::{self, parse_control_arn, Controls, DisabledControl, Target};
 use crate::legacy::Ownership;
 use crate::properties::{expand_all, standards_arn, Properties, Standard};
-use crate::standards::{Standards, Subscription};
+use crate::standards::{is_central_denial, Standards, Subscription};
 use crate::ID_PREFIX;
 
 const HANDLER: &str = "securityhub-standards";
+const CENTRAL_ADVICE: &str = "the account is centrally managed: only the delegated administrator's configuration \
+                              policy changes its standards and controls. Change the policy associated with this \
+                              account (or its OU) in the delegated administrator account, or leave it out of this \
+                              resource";
 const RETAIN_ADVICE: &str = "retry the Delete; to let the stack go on without it, retain the resource \
                              (DeletionPolicy: Retain, or skip it in DELETE_FAILED) and put the standards and \
                              controls back by hand";
@@ -42,6 +47,10 @@ pub struct State {
     /// verify pass expects to stay enabled while no one claims them disabled.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub reenabled: BTreeSet<String>,
+    /// The last Create or Update found the account under a central configuration policy and only
+    /// verified: the resource changed nothing, so its Delete changes nothing either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub centrally_managed: bool,
 }
 
 pub struct SecurityHubStandards {
@@ -186,6 +195,11 @@ impl SecurityHubStandards {
         let st = self.standards();
         st.require_hub(inv).await?;
         let standards = st.resolve(inv, props).await?;
+        if props.centrally_managed {
+            return self
+                .verify_central(inv, &entry.key, &standards, props, physical_id, None)
+                .await;
+        }
         let existing = st.subscriptions(inv, None).await?;
         let on_now: BTreeSet<String> = existing
             .values()
@@ -242,12 +256,16 @@ impl SecurityHubStandards {
                 }
                 // A control claimed disabled again is no longer one this resource turned back on.
                 reenabled.retain(|s| !done.settings.contains(s));
-                if record.settings != done.settings || record.state.reenabled != reenabled {
+                if record.settings != done.settings
+                    || record.state.reenabled != reenabled
+                    || record.state.centrally_managed
+                {
                     record.settings = done.settings.clone();
                     record.state.reenabled = reenabled;
+                    record.state.centrally_managed = false;
                     self.ledger.save(inv, &entry.key, &record).await?;
                 }
-                Ok(Self::outcome(physical_id, &standards, &done))
+                Ok(Self::outcome(physical_id, &standards, &done, false))
             }
             Err(err) => {
                 let new: Vec<String> = record
@@ -268,6 +286,11 @@ impl SecurityHubStandards {
                         } else {
                             self.ledger.save(inv, &entry.key, &record).await?;
                         }
+                        if is_central_denial(&err) {
+                            return self
+                                .verify_central(inv, &entry.key, &standards, props, physical_id, Some(&err))
+                                .await;
+                        }
                         let standards: Vec<&str> = undone.iter().map(String::as_str).collect();
                         Err(if standards.is_empty() {
                             err
@@ -287,6 +310,88 @@ impl SecurityHubStandards {
                 }
             }
         }
+    }
+
+    /// Under a central configuration policy (`CentrallyManaged`, or a change refused as `denial`): reads, changes nothing,
+    /// and answers whether the policy gives what the properties ask. SUCCESS records the resource as
+    /// centrally managed with no claims, so its Delete changes nothing; FAILED names what the policy does
+    /// not give.
+    async fn verify_central(
+        &self,
+        inv: &Invocation,
+        key: &str,
+        standards: &[Standard],
+        props: &Properties,
+        physical_id: String,
+        denial: Option<&HandlerError>,
+    ) -> Result<Outcome, HandlerError> {
+        let why = match denial {
+            Some(denial) => denial.to_string(),
+            None => format!(
+                "{}/{} is declared centrally managed (CentrallyManaged)",
+                inv.account_id, inv.region
+            ),
+        };
+        info!(reason = %why, "the account's standards are set by a central configuration policy: verifying, not changing");
+        inv.step("verifying the standards the central configuration policy gives");
+        let subscriptions = self.standards().subscriptions(inv, None).await?;
+        let missing: Vec<String> = standards
+            .iter()
+            .filter_map(|s| match subscriptions.get(&s.id) {
+                Some(sub) if sub.status == StandardsStatus::Ready.as_str() => None,
+                Some(sub) => Some(format!("{} ({})", s.arn, sub.status)),
+                None => Some(format!("{} (not enabled)", s.arn)),
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(HandlerError::Failed(format!(
+                "{why}; the central configuration policy does not give the requested standard{} {} in {}/{}: {CENTRAL_ADVICE}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                inv.account_id,
+                inv.region
+            )));
+        }
+        let mut disabled = BTreeSet::new();
+        if !props.disabled_controls.is_empty() {
+            let found = self
+                .controls()
+                .read(inv, &props.disabled_controls, standards, &subscriptions, true)
+                .await?;
+            let enabled: Vec<String> = found
+                .iter()
+                .filter(|(_, _, state)| !state.disabled)
+                .map(|(target, _, _)| target.key())
+                .collect();
+            if !enabled.is_empty() {
+                return Err(HandlerError::Failed(format!(
+                    "{why}; the central configuration policy keeps the control{} {} enabled in {}/{}, which this \
+                     resource asks to disable: {CENTRAL_ADVICE}",
+                    if enabled.len() == 1 { "" } else { "s" },
+                    enabled.join(", "),
+                    inv.account_id,
+                    inv.region
+                )));
+            }
+            disabled = controls::keys(found.iter().map(|(target, _, _)| target));
+        }
+        let mut record = match self.ledger.load::<State>(inv, key).await? {
+            Some(record) => record,
+            None => self.ledger.record(inv, State::default()),
+        };
+        record.state.centrally_managed = true;
+        self.ledger.save(inv, key, &record).await?;
+        let ready = standards
+            .iter()
+            .filter_map(|s| subscriptions.get(&s.id).map(|sub| (s.id.clone(), sub.clone())))
+            .collect();
+        let done = Converged {
+            ready,
+            adopted: standards.iter().map(|s| s.id.clone()).collect(),
+            disabled,
+            settings: Vec::new(),
+        };
+        Ok(Self::outcome(physical_id, standards, &done, true))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -617,6 +722,16 @@ impl SecurityHubStandards {
     ) -> Result<(), HandlerError> {
         let wait_seconds = props.and_then(|p| p.wait_seconds);
         let (settings, legacy) = match (self.ledger.load::<State>(inv, &entry.key).await?, &entry.legacy) {
+            (Some(record), _) if record.state.centrally_managed => {
+                info!(
+                    "the resource found the account under a central configuration policy and changed nothing: \
+                     its Delete changes nothing either"
+                );
+                for setting in &record.settings {
+                    self.ledger.release(inv, &entry.key, setting).await?;
+                }
+                return self.ledger.forget(inv, &entry.key).await;
+            }
             (Some(record), _) => (record.settings, BTreeMap::new()),
             (None, Some(ownership)) => {
                 let Some(props) = props else {
@@ -650,7 +765,7 @@ impl SecurityHubStandards {
         self.ledger.forget(inv, &entry.key).await
     }
 
-    fn outcome(physical_id: String, standards: &[Standard], done: &Converged) -> Outcome {
+    fn outcome(physical_id: String, standards: &[Standard], done: &Converged, centrally_managed: bool) -> Outcome {
         let join =
             |f: &dyn Fn(&Standard) -> Option<String>| standards.iter().filter_map(f).collect::<Vec<_>>().join(",");
         Outcome::new(physical_id)
@@ -671,6 +786,7 @@ impl SecurityHubStandards {
                 "DisabledControls",
                 done.disabled.iter().map(String::as_str).collect::<Vec<_>>().join(","),
             )
+            .with("CentrallyManaged", centrally_managed)
     }
 }
 

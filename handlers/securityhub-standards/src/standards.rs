@@ -408,9 +408,7 @@ impl Standards<'_> {
 /// A denial by a central configuration policy is not a missing permission: granting the action to the
 /// role would change nothing, so the advice says where the decision is made.
 pub(crate) fn explain_configuration_policy(err: HandlerError) -> HandlerError {
-    let by_policy = matches!(&err, HandlerError::Aws { code, message, .. }
-        if is_access_denied(code) && message.to_ascii_lowercase().contains("configuration policy"));
-    if by_policy {
+    if is_central_denial(&err) {
         err.with_advice(
             "this account's standards are set by the delegated administrator's configuration policy: change the \
              policy in that account, or leave these standards out of this resource",
@@ -418,6 +416,18 @@ pub(crate) fn explain_configuration_policy(err: HandlerError) -> HandlerError {
     } else {
         err
     }
+}
+
+/// Whether a change was refused because a central configuration policy of the delegated administrator
+/// governs the account: the only sign a member account gets, as Security Hub's reads of the central
+/// configuration (DescribeOrganizationConfiguration, GetConfigurationPolicyAssociation) are the
+/// administrator's.
+pub(crate) fn is_central_denial(err: &HandlerError) -> bool {
+    matches!(err, HandlerError::Aws { code, message, .. }
+    if is_access_denied(code) && {
+        let message = message.to_ascii_lowercase();
+        message.contains("configuration policy") || message.contains("centrally managed")
+    })
 }
 
 pub(crate) fn hub_not_enabled(inv: &Invocation) -> HandlerError {

@@ -6,12 +6,18 @@ use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use tapguard_shared::verify::ControlCheck;
 
+use crate::engagement::{self, Contact};
 use crate::subscription::SubscriptionState;
 
 /// The account's Shield Advanced subscription is active.
 pub const SUBSCRIPTION_CONTROL: &str = "Shield.Subscription";
 /// The Shield Response Team's role is the one claimed.
 pub const SRT_ROLE_CONTROL: &str = "Shield.SrtRole";
+
+/// Proactive engagement is on (the SRT may call the emergency contacts on its own).
+pub const PROACTIVE_ENGAGEMENT_CONTROL: &str = "Shield.ProactiveEngagement";
+/// The emergency contacts are the ones claimed.
+pub const EMERGENCY_CONTACTS_CONTROL: &str = "Shield.EmergencyContacts";
 
 const ACTIVE: &str = "an active subscription";
 
@@ -44,6 +50,39 @@ pub(crate) fn srt_role(wanted: &str, observed: Option<&str>) -> ControlCheck {
     )
 }
 
+/// `ProactiveEngagementStatus` now (`None`: never set up): on is ENABLED, or PENDING (asked for, being
+/// processed by Shield).
+pub(crate) fn proactive_engagement(observed: Option<&str>) -> ControlCheck {
+    ControlCheck::compare(
+        PROACTIVE_ENGAGEMENT_CONTROL,
+        engagement::is_on(observed),
+        "ENABLED",
+        observed.unwrap_or("never set up"),
+    )
+}
+
+/// The contacts now against the ones claimed, named by their email addresses (phone numbers and notes
+/// are compared, not shown).
+pub(crate) fn emergency_contacts(wanted: &[Contact], observed: &[Contact]) -> ControlCheck {
+    let names = |contacts: &[Contact]| {
+        if contacts.is_empty() {
+            return "no contacts".to_string();
+        }
+        contacts
+            .iter()
+            .map(|c| c.email_address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let held = engagement::same(wanted, observed);
+    let observed_text = if !held && names(wanted) == names(observed) {
+        format!("{} (other phone numbers or notes)", names(observed))
+    } else {
+        names(observed)
+    };
+    ControlCheck::compare(EMERGENCY_CONTACTS_CONTROL, held, names(wanted), observed_text)
+}
+
 #[cfg(test)]
 mod tests {
     use tapguard_shared::verify::Verdict;
@@ -58,6 +97,7 @@ mod tests {
             auto_renew: Some(auto_renew.into()),
             arn: Some("arn:aws:shield::1:subscription/x".into()),
             end_time: Some(end.into()),
+            proactive_engagement: None,
         }
     }
 
@@ -87,6 +127,7 @@ mod tests {
             auto_renew: None,
             arn: None,
             end_time: None,
+            proactive_engagement: None,
         };
         assert_eq!(
             (subscription(&none, NOW).verdict, subscription(&none, NOW).observed),
@@ -101,5 +142,40 @@ mod tests {
         let other = srt_role(role, Some("arn:aws:iam::1:role/other"));
         assert_eq!((other.verdict, other.expected.as_str()), (Verdict::Drifted, role));
         assert_eq!(srt_role(role, None).observed, "no role");
+    }
+
+    #[test]
+    fn proactive_engagement_holds_when_on_or_pending() {
+        assert_eq!(proactive_engagement(Some("ENABLED")).verdict, Verdict::Held);
+        assert_eq!(proactive_engagement(Some("PENDING")).verdict, Verdict::Held);
+        let off = proactive_engagement(Some("DISABLED"));
+        assert_eq!((off.verdict, off.observed.as_str()), (Verdict::Drifted, "DISABLED"));
+        assert_eq!(proactive_engagement(None).observed, "never set up");
+    }
+
+    #[test]
+    fn contacts_hold_in_any_order_and_a_changed_phone_number_is_drift() {
+        let contact = |email: &str, phone: &str| Contact {
+            email_address: email.into(),
+            phone_number: Some(phone.into()),
+            contact_notes: None,
+        };
+        let wanted = [
+            contact("a@example.com", "+15555550100"),
+            contact("b@example.com", "+15555550101"),
+        ];
+        let reversed = [wanted[1].clone(), wanted[0].clone()];
+        assert_eq!(emergency_contacts(&wanted, &reversed).verdict, Verdict::Held);
+        let phone = [contact("a@example.com", "+15555550199"), wanted[1].clone()];
+        let changed = emergency_contacts(&wanted, &phone);
+        assert_eq!(
+            (changed.verdict, changed.observed.as_str(), changed.expected.as_str()),
+            (
+                Verdict::Drifted,
+                "a@example.com, b@example.com (other phone numbers or notes)",
+                "a@example.com, b@example.com"
+            )
+        );
+        assert_eq!(emergency_contacts(&wanted, &[]).observed, "no contacts");
     }
 }

@@ -3,6 +3,7 @@
 
 mod drift;
 mod endpoint;
+mod engagement;
 mod properties;
 mod resource;
 mod srt;
@@ -10,8 +11,9 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
-pub use drift::{SRT_ROLE_CONTROL, SUBSCRIPTION_CONTROL};
+pub use drift::{EMERGENCY_CONTACTS_CONTROL, PROACTIVE_ENGAGEMENT_CONTROL, SRT_ROLE_CONTROL, SUBSCRIPTION_CONTROL};
+pub use engagement::Contact;
 pub use properties::Properties;
-pub use resource::{settings, ShieldAdvanced};
+pub use resource::{engagement_settings, settings, ShieldAdvanced};
 
 const ID_PREFIX: &str = "shield-advanced:";

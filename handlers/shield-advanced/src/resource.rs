@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::drift;
 use crate::endpoint::{self, SHIELD_REGION};
+use crate::engagement::{self, Contact};
 use crate::properties::Properties;
 use crate::subscription::{self, SubscriptionState};
 use crate::{srt, ID_PREFIX};
@@ -27,6 +28,15 @@ pub fn settings() -> (String, String) {
     (
         ledger::setting(&["shield-advanced", "subscription"]),
         ledger::setting(&["shield-advanced", "srt-role"]),
+    )
+}
+
+/// The proactive engagement settings this resource may claim: the emergency contacts, and proactive
+/// engagement being on.
+pub fn engagement_settings() -> (String, String) {
+    (
+        ledger::setting(&["shield-advanced", "emergency-contacts"]),
+        ledger::setting(&["shield-advanced", "proactive-engagement"]),
     )
 }
 
@@ -58,7 +68,9 @@ impl ShieldAdvanced {
 
     async fn converge(&self, inv: &Invocation, key: &str, props: &Properties) -> Result<Outcome, HandlerError> {
         endpoint::available(partition_for_region(&inv.region), &inv.region)?;
+        props.check()?;
         let (subscription_setting, srt_setting) = settings();
+        let (contacts_setting, engagement_setting) = engagement_settings();
         let current = subscription::read(&self.shield, inv).await?;
         if !current.exists && !props.creates() {
             return Err(HandlerError::Failed(
@@ -72,6 +84,12 @@ impl ShieldAdvanced {
         let mut claimed = vec![subscription_setting.clone()];
         if role.is_some() {
             claimed.push(srt_setting.clone());
+        }
+        if props.contacts().is_some() {
+            claimed.push(contacts_setting);
+        }
+        if props.proactive_engagement_on() {
+            claimed.push(engagement_setting);
         }
         self.ledger.begin(inv, key, &claimed, ()).await?;
         let claim = self
@@ -107,6 +125,9 @@ impl ShieldAdvanced {
             // An Update that no longer asks for a role gives up its claim on it.
             None => self.release_srt(inv, key).await?,
         }
+        // A subscription created just now has never had proactive engagement set up.
+        let engagement_status = current.proactive_engagement.clone().filter(|_| current.exists);
+        let contacts = self.converge_engagement(inv, key, props, engagement_status).await?;
 
         inv.step("verifying the Shield Advanced subscription");
         let after = subscription::read(&self.shield, inv).await?;
@@ -123,6 +144,28 @@ impl ShieldAdvanced {
                 )));
             }
         }
+        if props.proactive_engagement_on() && !engagement::is_on(after.proactive_engagement.as_deref()) {
+            return Err(HandlerError::NotVerified(format!(
+                "DescribeSubscription answers ProactiveEngagementStatus {:?}, not ENABLED, after turning proactive \
+                 engagement on",
+                after.proactive_engagement
+            )));
+        }
+        let contacts_after = match (&contacts, props.contacts()) {
+            (Some(_), Some(wanted)) => {
+                let now = engagement::contacts(&self.shield, inv).await?;
+                if !engagement::same(&now, &wanted) {
+                    return Err(HandlerError::NotVerified(format!(
+                        "DescribeEmergencyContactSettings answers {} contacts, not the {} asked for, after \
+                         UpdateEmergencyContactSettings",
+                        now.len(),
+                        wanted.len()
+                    )));
+                }
+                Some(now)
+            }
+            (known, _) => known.clone(),
+        };
         let prior: Option<SubscriptionState> = claim.prior.and_then(|p| serde_json::from_value(p).ok());
         let physical_id = ledger::physical_id(ID_PREFIX, &inv.region, key);
         Ok(Outcome::new(physical_id)
@@ -131,7 +174,184 @@ impl ShieldAdvanced {
             .with("AutoRenew", after.auto_renew.unwrap_or_default())
             .with("CommitmentEndTime", after.end_time.unwrap_or_default())
             .with("Adopted", prior.map_or("unknown".to_string(), |p| p.exists.to_string()))
-            .with("SrtRoleArn", after_role.unwrap_or_default()))
+            .with("SrtRoleArn", after_role.unwrap_or_default())
+            .with(
+                "ProactiveEngagementStatus",
+                after.proactive_engagement.unwrap_or_default(),
+            )
+            .with(
+                "EmergencyContactCount",
+                contacts_after.map(|c| c.len().to_string()).unwrap_or_default(),
+            ))
+    }
+
+    /// Proactive engagement and its contacts, as far as the properties ask; what they no longer ask for
+    /// is given up (proactive engagement first: it is off before the contacts it calls are put back).
+    /// `status` is ProactiveEngagementStatus now (None: never set up). Returns the contacts read before
+    /// any change when they were read.
+    async fn converge_engagement(
+        &self,
+        inv: &Invocation,
+        key: &str,
+        props: &Properties,
+        status: Option<String>,
+    ) -> Result<Option<Vec<Contact>>, HandlerError> {
+        let (contacts_setting, engagement_setting) = engagement_settings();
+        let wanted = props.contacts();
+        let wants_on = props.proactive_engagement_on();
+        if !wants_on {
+            self.release_engagement(inv, key).await?;
+        }
+        if wanted.is_none() {
+            self.release_contacts(inv, key).await?;
+        }
+        if wanted.is_none() && !wants_on {
+            return Ok(None);
+        }
+        let current = engagement::contacts(&self.shield, inv).await?;
+        if let Some(wanted) = &wanted {
+            let claim = json!({"contacts": wanted});
+            let observed = json!({"contacts": current});
+            self.ledger
+                .claim(inv, key, &contacts_setting, claim, Some(observed))
+                .await?;
+        }
+        if wants_on {
+            let observed = json!({"status": status});
+            self.ledger
+                .claim(
+                    inv,
+                    key,
+                    &engagement_setting,
+                    json!({"status": "ENABLED"}),
+                    Some(observed),
+                )
+                .await?;
+        }
+        // `check` made sure that turning it on comes with contacts.
+        let wanted = wanted.unwrap_or_else(|| current.clone());
+        let mut status = status;
+        let mut contacts_set = engagement::same(&wanted, &current);
+        if wants_on && status.is_none() {
+            info!("setting up proactive engagement (AssociateProactiveEngagementDetails, a one-time call)");
+            if engagement::associate(&self.shield, inv, &wanted).await? {
+                status = Some("ENABLED".into());
+                contacts_set = true;
+            } else {
+                info!("proactive engagement was set up meanwhile: changing it with the calls for later changes");
+                contacts_set = false;
+            }
+        }
+        if !contacts_set {
+            engagement::set_contacts(&self.shield, inv, &wanted).await?;
+        }
+        if wants_on && !engagement::is_on(status.as_deref()) {
+            engagement::enable(&self.shield, inv).await?;
+        }
+        if wants_on {
+            info!(
+                "proactive engagement is on: the SRT calls the emergency contacts when a protected resource's \
+                 Route 53 health check turns unhealthy during an event, so each protected resource needs a health \
+                 check associated (AssociateHealthCheck) for it to be of use"
+            );
+        }
+        Ok(Some(current))
+    }
+
+    /// Gives up the claim on proactive engagement; the last claimant turns it off when it was off (or
+    /// never set up) before the first claimant and is still on. Like the SRT role's, the claim goes only
+    /// once that is read back.
+    async fn release_engagement(&self, inv: &Invocation, key: &str) -> Result<(), HandlerError> {
+        let (_, engagement_setting) = engagement_settings();
+        let release = self.ledger.pending_release(inv, key, &engagement_setting).await?;
+        self.restore_engagement(inv, release).await?;
+        self.ledger.drop_claim(inv, key, &engagement_setting).await
+    }
+
+    async fn restore_engagement(&self, inv: &Invocation, release: Release) -> Result<(), HandlerError> {
+        let Release::Last { prior, .. } = release else {
+            return Ok(());
+        };
+        let Some(prior) = prior else {
+            warn!("whether proactive engagement was on before is unknown: left as it is");
+            return Ok(());
+        };
+        if engagement::is_on(prior["status"].as_str()) {
+            info!("proactive engagement was on before the first claimant: left on");
+            return Ok(());
+        }
+        let now = subscription::read(&self.shield, inv).await?;
+        if !now.exists || !engagement::is_on(now.proactive_engagement.as_deref()) {
+            info!(status = ?now.proactive_engagement, "proactive engagement is off already: nothing to turn off");
+            return Ok(());
+        }
+        engagement::disable(&self.shield, inv).await?;
+        inv.step("verifying proactive engagement is off");
+        let after = subscription::read(&self.shield, inv).await?;
+        if engagement::is_on(after.proactive_engagement.as_deref()) {
+            return Err(HandlerError::NotVerified(format!(
+                "DescribeSubscription answers ProactiveEngagementStatus {:?} after DisableProactiveEngagement",
+                after.proactive_engagement
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gives up the claim on the emergency contacts; the last claimant puts back the contacts found
+    /// before (none: removes them) while they are still the ones the claimants set.
+    async fn release_contacts(&self, inv: &Invocation, key: &str) -> Result<(), HandlerError> {
+        let (contacts_setting, _) = engagement_settings();
+        let release = self.ledger.pending_release(inv, key, &contacts_setting).await?;
+        self.restore_contacts(inv, release).await?;
+        self.ledger.drop_claim(inv, key, &contacts_setting).await
+    }
+
+    async fn restore_contacts(&self, inv: &Invocation, release: Release) -> Result<(), HandlerError> {
+        let Release::Last { prior, wants } = release else {
+            return Ok(());
+        };
+        let contacts_of = |v: &Value| serde_json::from_value::<Vec<Contact>>(v["contacts"].clone()).ok();
+        let (Some(prior), Some(wanted)) = (prior.as_ref().and_then(contacts_of), contacts_of(&wants)) else {
+            warn!("the emergency contacts found before are unknown: left as they are");
+            return Ok(());
+        };
+        let now = match engagement::contacts(&self.shield, inv).await {
+            Ok(now) => now,
+            Err(err) if err.code() == Some("ResourceNotFoundException") => {
+                info!("the subscription is gone, and its emergency contacts with it: nothing to put back");
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        if !engagement::same(&now, &wanted) {
+            info!("the emergency contacts were changed by someone since: left as they are");
+            return Ok(());
+        }
+        if engagement::same(&now, &prior) {
+            return Ok(());
+        }
+        if !prior.iter().any(|c| c.phone_number.is_some()) {
+            let status = subscription::read(&self.shield, inv).await?.proactive_engagement;
+            if engagement::is_on(status.as_deref()) {
+                warn!(
+                    "proactive engagement stays on (it was on before this resource), and Shield needs a phone number \
+                     in the contact list while it is: the contacts this resource set are left; turn proactive \
+                     engagement off, then remove them"
+                );
+                return Ok(());
+            }
+        }
+        engagement::set_contacts(&self.shield, inv, &prior).await?;
+        inv.step("verifying the restored emergency contacts");
+        let after = engagement::contacts(&self.shield, inv).await?;
+        if !engagement::same(&after, &prior) {
+            return Err(HandlerError::NotVerified(format!(
+                "DescribeEmergencyContactSettings answers {} contacts, not the {} found before",
+                after.len(),
+                prior.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Gives up the claim on the SRT role; the last claimant puts back the role found before (or none),
@@ -244,6 +464,8 @@ impl ShieldAdvanced {
             return Ok(());
         }
         self.release_srt(inv, key).await?;
+        self.release_engagement(inv, key).await?;
+        self.release_contacts(inv, key).await?;
         self.release_subscription(inv, key, undoing_create).await?;
         self.ledger.forget(inv, key).await
     }
@@ -262,6 +484,10 @@ impl Verifier for ShieldAdvanced {
 
     async fn check(&self, inv: &Invocation, setting: &str, wants: &Value) -> Vec<ControlCheck> {
         let (subscription_setting, srt_setting) = settings();
+        let (contacts_setting, engagement_setting) = engagement_settings();
+        if setting == contacts_setting || setting == engagement_setting {
+            return vec![self.check_engagement(inv, setting == engagement_setting, wants).await];
+        }
         let (control, expected) = if setting == subscription_setting {
             (drift::SUBSCRIPTION_CONTROL, "an active subscription".to_string())
         } else if setting == srt_setting {
@@ -297,6 +523,33 @@ impl Verifier for ShieldAdvanced {
     }
 }
 
+impl ShieldAdvanced {
+    /// The verify pass's read of proactive engagement (`on`) or of the emergency contacts.
+    async fn check_engagement(&self, inv: &Invocation, on: bool, wants: &Value) -> ControlCheck {
+        let (control, expected) = if on {
+            (drift::PROACTIVE_ENGAGEMENT_CONTROL, "ENABLED".to_string())
+        } else {
+            (drift::EMERGENCY_CONTACTS_CONTROL, "the claimed contacts".to_string())
+        };
+        if let Err(err) = endpoint::available(partition_for_region(&inv.region), &inv.region) {
+            return ControlCheck::unknown(control, expected, err);
+        }
+        if on {
+            return match subscription::read(&self.shield, inv).await {
+                Ok(observed) => drift::proactive_engagement(observed.proactive_engagement.as_deref()),
+                Err(err) => ControlCheck::unknown(control, expected, err),
+            };
+        }
+        let Ok(wanted) = serde_json::from_value::<Vec<Contact>>(wants["contacts"].clone()) else {
+            return ControlCheck::unknown(control, expected, "the claim in the ledger is damaged");
+        };
+        match engagement::contacts(&self.shield, inv).await {
+            Ok(observed) => drift::emergency_contacts(&wanted, &observed),
+            Err(err) => ControlCheck::unknown(control, expected, err),
+        }
+    }
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -317,6 +570,11 @@ impl CustomResource for ShieldAdvanced {
         ("shield", "DescribeDRTAccess"),
         ("shield", "AssociateDRTRole"),
         ("shield", "DisassociateDRTRole"),
+        ("shield", "DescribeEmergencyContactSettings"),
+        ("shield", "UpdateEmergencyContactSettings"),
+        ("shield", "AssociateProactiveEngagementDetails"),
+        ("shield", "EnableProactiveEngagement"),
+        ("shield", "DisableProactiveEngagement"),
         // The ownership ledger.
         ("ssm", "GetParameter"),
         ("ssm", "PutParameter"),

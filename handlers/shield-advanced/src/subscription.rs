@@ -16,6 +16,10 @@ pub struct SubscriptionState {
     /// The end of the current commitment, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
+    /// `ProactiveEngagementStatus`: ENABLED, DISABLED or PENDING; absent before proactive engagement was
+    /// ever set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proactive_engagement: Option<String>,
 }
 
 pub(crate) async fn read(shield: &Shield, inv: &Invocation) -> Result<SubscriptionState, HandlerError> {
@@ -32,6 +36,9 @@ pub(crate) async fn read(shield: &Shield, inv: &Invocation) -> Result<Subscripti
                 end_time: s
                     .and_then(|s| s.end_time())
                     .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+                proactive_engagement: s
+                    .and_then(|s| s.proactive_engagement_status())
+                    .map(|p| p.as_str().to_string()),
             })
         }
         Err(err) if err.code() == Some("ResourceNotFoundException") => Ok(SubscriptionState {
@@ -39,6 +46,7 @@ pub(crate) async fn read(shield: &Shield, inv: &Invocation) -> Result<Subscripti
             auto_renew: None,
             arn: None,
             end_time: None,
+            proactive_engagement: None,
         }),
         Err(err) => Err(err),
     }

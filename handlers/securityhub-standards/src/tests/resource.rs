@@ -157,6 +157,7 @@ fn props(standards: &[&str]) -> Properties {
         disabled_controls: Vec::new(),
         wait_seconds: Some(5),
         repair_drift: false,
+        centrally_managed: false,
     }
 }
 
@@ -331,7 +332,8 @@ async fn a_configuration_policy_denial_says_where_the_standards_are_decided() {
             "Account 111122223333 is managed by a configuration policy",
         ))
     });
-    let err = handler(&[&hub, &cat, &enabled, &enable])
+    let ssm = FakeSsm::default();
+    let err = handler_with(&[&hub, &cat, &enabled, &enable], &ssm)
         .create(&inv(), props(&[FSBP]))
         .await
         .unwrap_err()
@@ -342,6 +344,20 @@ async fn a_configuration_policy_denial_says_where_the_standards_are_decided() {
     );
     assert!(err.contains("delegated administrator's configuration policy"), "{err}");
     assert!(!err.contains("grant it"), "{err}");
+    // Taken as central management: verified, and the reason names what the policy does not give.
+    assert!(
+        err.contains(&format!(
+            "the central configuration policy does not give the requested standard {} (not enabled)",
+            arn(FSBP)
+        )),
+        "{err}"
+    );
+    assert_eq!(enable.num_calls(), 1, "the refused call, and no other change");
+    assert!(
+        ssm.names().is_empty(),
+        "a failed Create leaves nothing: {:?}",
+        ssm.names()
+    );
 }
 
 #[tokio::test]
@@ -640,4 +656,74 @@ fn physical_id_round_trips() {
     };
     assert_eq!(Ownership::parse(&legacy_id(&none)).unwrap(), none);
     assert!(Ownership::parse("securityhub-standards:eu-west-1").is_err());
+}
+
+fn centrally_managed(mut p: Properties) -> Properties {
+    p.centrally_managed = true;
+    p
+}
+
+#[tokio::test]
+async fn declared_centrally_managed_create_only_reads_and_its_delete_changes_nothing() {
+    let (hub, cat, enable, disable) = (hub_on(), catalog(), enable_ok(), disable_ok());
+    let enabled = reads(vec![vec![(FSBP, Ready, None), (CIS_14, Ready, None)]]);
+    let associations = association_reads(vec![AssociationStatus::Disabled]);
+    let update = mock!(SecurityHub::batch_update_standards_control_associations)
+        .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
+    let ssm = FakeSsm::default();
+    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable, &associations, &update], &ssm);
+    let out = h
+        .create(&inv(), centrally_managed(with_control(&[FSBP])))
+        .await
+        .unwrap();
+    assert_eq!(out.data["CentrallyManaged"], "true");
+    assert_eq!(out.data["Adopted"], arn(FSBP));
+    assert_eq!(out.data["Statuses"], format!("{FSBP}=READY"));
+    assert_eq!(out.data["DisabledControls"], format!("{FSBP}#IAM.1"));
+    assert_eq!(
+        ssm.names(),
+        vec!["/tapguard/ledger/securityhub-standards/req-1".to_string()],
+        "a record and no claim"
+    );
+    h.delete(&inv(), &out.physical_id, None).await.unwrap();
+    assert_eq!(enable.num_calls() + disable.num_calls() + update.num_calls(), 0);
+    assert!(ssm.names().is_empty(), "{:?}", ssm.names());
+}
+
+#[tokio::test]
+async fn declared_centrally_managed_names_the_standards_and_controls_the_policy_does_not_give() {
+    let (hub, cat, enable) = (hub_on(), catalog(), enable_ok());
+    let enabled = reads(vec![vec![(FSBP, Ready, None)]]);
+    let ssm = FakeSsm::default();
+    let err = handler_with(&[&hub, &cat, &enabled, &enable], &ssm)
+        .create(&inv(), centrally_managed(props(&[FSBP, CIS_14])))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{ACCOUNT}/eu-west-1 is declared centrally managed (CentrallyManaged); the central configuration policy \
+             does not give the requested standard {} (not enabled)",
+            arn(CIS_14)
+        )),
+        "{err}"
+    );
+    assert!(err.contains("in the delegated administrator account"), "{err}");
+
+    let associations = association_reads(vec![AssociationStatus::Enabled]);
+    let update = mock!(SecurityHub::batch_update_standards_control_associations)
+        .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
+    let err = handler_with(&[&hub, &cat, &enabled, &enable, &associations, &update], &ssm)
+        .create(&inv(), centrally_managed(with_control(&[FSBP])))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "the central configuration policy keeps the control {FSBP}#IAM.1 enabled"
+        )),
+        "{err}"
+    );
+    assert_eq!(enable.num_calls() + update.num_calls(), 0, "nothing changed");
+    assert!(ssm.names().is_empty(), "{:?}", ssm.names());
 }

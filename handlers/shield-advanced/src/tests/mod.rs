@@ -19,14 +19,16 @@ use tapguard_shared::{CustomResource, Invocation, Ledger};
 
 use crate::{Properties, ShieldAdvanced};
 
-fn inv(region: &str) -> Invocation {
+mod engagement;
+
+pub(super) fn inv(region: &str) -> Invocation {
     let mut inv = Invocation::detached(region, "111122223333");
     inv.request_id = "req-1".into();
     inv.logical_resource_id = "ShieldAdvanced".into();
     inv
 }
 
-fn subscribed(auto_renew: AutoRenew) -> DescribeSubscriptionOutput {
+pub(super) fn subscribed(auto_renew: AutoRenew) -> DescribeSubscriptionOutput {
     DescribeSubscriptionOutput::builder()
         .subscription(
             Subscription::builder()
@@ -57,35 +59,46 @@ fn describes(states: &[Option<AutoRenew>]) -> Rule {
     seq.build()
 }
 
-fn no_srt_role() -> Rule {
+pub(super) fn no_srt_role() -> Rule {
     mock!(Shield::describe_drt_access).then_output(|| DescribeDrtAccessOutput::builder().build())
 }
 
-struct LedgerMocks {
+pub(super) struct LedgerMocks {
     get: Rule,
-    list: Rule,
+    lists: Vec<Rule>,
     others: Rule,
-    put: Rule,
-    delete: Rule,
+    pub(super) put: Rule,
+    pub(super) delete: Rule,
 }
 
 impl LedgerMocks {
     fn with_claims(claims: Vec<serde_json::Value>) -> Self {
+        Self::with_settings(vec![("subscription", claims)])
+    }
+
+    /// Claims on each setting named by its last segment (`subscription`, `emergency-contacts`, ...); no
+    /// one claims the others.
+    pub(super) fn with_settings(settings: Vec<(&'static str, Vec<serde_json::Value>)>) -> Self {
+        let lists = settings
+            .into_iter()
+            .map(|(setting, claims)| {
+                mock!(Ssm::get_parameters_by_path)
+                    .match_requests(move |input| input.path().is_some_and(|p| p.ends_with(&format!("/{setting}"))))
+                    .then_output(move || {
+                        let parameters = claims
+                            .iter()
+                            .map(|c| Parameter::builder().name("claim").value(c.to_string()).build())
+                            .collect();
+                        GetParametersByPathOutput::builder()
+                            .set_parameters(Some(parameters))
+                            .build()
+                    })
+            })
+            .collect();
         LedgerMocks {
             get: mock!(Ssm::get_parameter)
                 .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
-            // The claims given are on the subscription; no one claims the SRT role.
-            list: mock!(Ssm::get_parameters_by_path)
-                .match_requests(|input| input.path().is_some_and(|p| p.ends_with("/subscription")))
-                .then_output(move || {
-                    let parameters = claims
-                        .iter()
-                        .map(|c| Parameter::builder().name("claim").value(c.to_string()).build())
-                        .collect();
-                    GetParametersByPathOutput::builder()
-                        .set_parameters(Some(parameters))
-                        .build()
-                }),
+            lists,
             others: mock!(Ssm::get_parameters_by_path).then_output(|| GetParametersByPathOutput::builder().build()),
             put: mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build()),
             delete: mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()),
@@ -93,16 +106,21 @@ impl LedgerMocks {
     }
 
     fn ledger(&self) -> Ledger {
-        let ssm = mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            [&self.get, &self.list, &self.others, &self.put, &self.delete]
-        );
+        let mut rules: Vec<&Rule> = self.lists.iter().collect();
+        rules.extend([&self.get, &self.others, &self.put, &self.delete]);
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, rules);
         Ledger::from_client(ssm, "shield-advanced")
     }
 }
 
-fn handler(rules: &[&Rule], ledger: &LedgerMocks) -> ShieldAdvanced {
+/// A claim of this resource (`req-1`) as the ledger stores it.
+pub(super) fn claim(wants: serde_json::Value, prior: serde_json::Value) -> serde_json::Value {
+    json!({"v": 1, "claimant": {"key": "req-1", "handler": "shield-advanced",
+        "stack_id": "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/1", "logical_id": "ShieldAdvanced"},
+        "wants": wants, "prior": prior, "since": 1})
+}
+
+pub(super) fn handler(rules: &[&Rule], ledger: &LedgerMocks) -> ShieldAdvanced {
     let shield = mock_client!(aws_sdk_shield, RuleMode::MatchAny, rules);
     ShieldAdvanced::from_clients(shield, ledger.ledger())
 }
@@ -170,6 +188,9 @@ async fn china_and_govcloud_fail_before_any_call() {
         };
         let err = h.create(&inv(region), props).await.unwrap_err().to_string();
         assert!(err.starts_with("Shield Advanced is not offered in the aws-"), "{err}");
-        assert_eq!(describe.num_calls() + ledger.list.num_calls(), 0);
+        assert_eq!(
+            describe.num_calls() + ledger.others.num_calls() + ledger.lists[0].num_calls(),
+            0
+        );
     }
 }
