@@ -363,7 +363,18 @@ fn print_access_keys(emulator: &Emulator, account: &Account, region: &str, show:
             (Some(name), Some(current)) if current == id => format!("  <- the value of secret {name}"),
             _ => String::new(),
         };
-        println!("    {id}  created {created}  {status}{held}");
+        let used = emulator.query(
+            account,
+            region,
+            "iam",
+            &[("Action", "GetAccessKeyLastUsed"), ("AccessKeyId", id)],
+        );
+        let used = tapguard_harness::xml_value(&used, "LastUsedDate").unwrap_or("never");
+        println!(
+            "    {id}  created {}  last used {}  {status}{held}",
+            day(created),
+            day(used)
+        );
     }
     let statuses: Vec<&str> = keys.iter().map(|(_, _, status)| status.as_str()).collect();
     let mut wrong = 0;
@@ -428,6 +439,13 @@ fn run_step(driver: &mut CustomResourceDriver, step: &Value) -> usize {
         }
     }
     usize::from(status != expected).max(check_fields("Data", &response["Data"], step))
+}
+
+/// The date and minute of an ISO-8601 time (`2026-12-01T20:31`), or the text as it is.
+fn day(time: &str) -> &str {
+    time.get(..16)
+        .filter(|_| time.as_bytes().get(10) == Some(&b'T'))
+        .unwrap_or(time)
 }
 
 fn load_scenarios(dir: &Path) -> Result<Vec<Value>, String> {
