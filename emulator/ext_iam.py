@@ -28,8 +28,8 @@ as a CSV writer does; moto writes it bare and shifts every later column.
 
 Concurrency fixed: IAM actions run one at a time. moto's server is threaded and its IAM backend iterates
 its users and keys (the credential report, ListUsers, the key lookups) while another request adds to them,
-which failed at a few hundred users with "dictionary changed size during iteration" (the rotation bench
-stalled there). IAM is one global service per account; one lock per emulator keeps it consistent.
+which failed at a few hundred users with "dictionary changed size during iteration". IAM is one global
+service per account; one lock per emulator keeps it consistent. (Secrets Manager: ext_secretsmanager.py.)
 
 Switched on per account (`POST /tapguard/consistency/behave`, consistency.py): IAM is eventually
 consistent, so GetAccountPasswordPolicy answers what it answered before (the old policy, or NoSuchEntity)
