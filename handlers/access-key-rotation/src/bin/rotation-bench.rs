@@ -9,8 +9,9 @@
 //! progress, or unless every user was handed over exactly once and a sample of them holds two active keys
 //! with the new one in its secret. Prints each run, the total wall time, peak memory and IAM calls.
 //!
-//! `rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] [--budget-secs 60] [--out FILE]`
-//! (`--out`: the tables as Markdown); `TAPGUARD_EMULATOR_URL` uses a running emulator.
+//! `rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] [--budget-secs 60] [--throttle N]
+//! [--out FILE]` (`--throttle N`: the first N CreateAccessKey and ListAccessKeys calls of each run are
+//! answered Throttling; `--out`: the tables as Markdown); `TAPGUARD_EMULATOR_URL` uses a running emulator.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -35,6 +36,7 @@ struct Measured {
 
 fn main() {
     let (users, stale_percent, rotate_users, budget_secs, out) = arguments();
+    let throttle = arguments_throttle();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let emulator = Emulator::from_env_or_start(&root).unwrap_or_else(|e| panic!("{e}"));
     let account = emulator.fresh_account();
@@ -133,7 +135,7 @@ fn main() {
         eprintln!("FAILED: the call ratio {ratio:.1} is below {MIN_RATIO}");
         failed = true;
     }
-    if rotate_users > 0 && !rotate_across_runs(&emulator, rotate_users, budget_secs, &mut report) {
+    if rotate_users > 0 && !rotate_across_runs(&emulator, rotate_users, budget_secs, throttle, &mut report) {
         failed = true;
     }
     if let Some(out) = out {
@@ -154,7 +156,15 @@ fn main() {
 }
 
 /// A Rotate pass over `count` users with a key over age, as runs of at most `budget_secs` each.
-fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64, report: &mut String) -> bool {
+/// With `throttle` > 0, the first `throttle` CreateAccessKey and ListAccessKeys calls of every run are
+/// answered `Throttling` ("Rate exceeded"), as IAM answers a caller over its rate.
+fn rotate_across_runs(
+    emulator: &Emulator,
+    count: usize,
+    budget_secs: u64,
+    throttle: usize,
+    report: &mut String,
+) -> bool {
     let account = emulator.fresh_account();
     emulator.control(
         "/tapguard/iam/bulk-users",
@@ -216,6 +226,14 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64, repor
     loop {
         runs += 1;
         let calls_before = emulator.calls(&account.account_id, Some("iam")).len();
+        for operation in ["CreateAccessKey", "ListAccessKeys"] {
+            if throttle > 0 {
+                emulator.add_fault(json!({
+                    "account": account.account_id, "service": "iam", "operation": operation,
+                    "code": "Throttling", "message": "Rate exceeded", "status": 400, "count": throttle,
+                }));
+            }
+        }
         let run_started = Instant::now();
         let summary = runtime
             .block_on(handler.run_pass(&inv, &props, resume.as_deref()))
@@ -256,10 +274,16 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64, repor
     let peak = peak_rss_kib()
         .filter(|_| rss_reset)
         .map_or("n/a".into(), |kib| format!("{:.1}", kib as f64 / 1024.0));
-    let iam_calls = emulator.calls(&account.account_id, Some("iam")).len() - iam_before;
+    let iam_log = emulator.calls(&account.account_id, Some("iam"));
+    let iam_calls = iam_log.len() - iam_before;
+    let throttled_answers = iam_log[iam_before..]
+        .iter()
+        .filter(|c| c["injected"] == "Throttling")
+        .count();
     let line = format!(
         "{handed_over} of {count} users handed over in {runs} runs (the longest {longest_run:.1} s), {total:.1} s in \
-         all; peak RSS {peak} MiB; {iam_calls} IAM calls; {throttled} throttled retries"
+         all; peak RSS {peak} MiB; {iam_calls} IAM calls, {throttled_answers} of them answered Throttling; \
+         {throttled} retries by the handler on top of the SDK's"
     );
     println!("{line}");
     *report += &format!(
@@ -386,6 +410,14 @@ fn utc_now() -> String {
         .unwrap_or_default()
 }
 
+fn arguments_throttle() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--throttle")
+        .and_then(|i| args.get(i + 1))
+        .map_or(0, |v| v.parse().unwrap_or_else(|_| panic!("--throttle takes a number")))
+}
+
 fn arguments() -> (usize, usize, usize, u64, Option<String>) {
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str, default: usize| {
@@ -395,11 +427,18 @@ fn arguments() -> (usize, usize, usize, u64, Option<String>) {
             .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
             .unwrap_or(default)
     };
-    let known = BTreeSet::from(["--users", "--stale-percent", "--rotate", "--budget-secs", "--out"]);
+    let known = BTreeSet::from([
+        "--users",
+        "--stale-percent",
+        "--rotate",
+        "--budget-secs",
+        "--out",
+        "--throttle",
+    ]);
     if let Some(unknown) = args.iter().skip(1).step_by(2).find(|a| !known.contains(a.as_str())) {
         eprintln!(
             "unknown argument {unknown}: rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] \
-             [--budget-secs 60] [--out FILE]"
+             [--budget-secs 60] [--throttle N] [--out FILE]"
         );
         std::process::exit(2);
     }
