@@ -70,7 +70,7 @@ unit:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p access-key-rotation --features bench --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features access-key-rotation/bench -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -111,7 +111,8 @@ else
 	BENCH_PROBE=1 scripts/package.sh
 	$(CARGO) build --workspace --all-targets
 	./target/debug/tapguard-bench
-	$(CARGO) run -p access-key-rotation --features bench --bin rotation-bench
+	$(CARGO) build --workspace --all-targets --features access-key-rotation/bench
+	./target/debug/rotation-bench --out $(BENCH_DIR)/rotation.md
 endif
 	$(BENCH_VENV)/bin/python bench/chart.py $(BENCH_DIR)/latest.json $(BENCH_DIR)/latest.png
 ifdef FULL

@@ -13,6 +13,11 @@ Test controls (JSON bodies, JSON answers):
 - `POST /tapguard/iam/key-used` `{"account": "123456789012", "access_key_id": "AKIA...", "days_ago": 0}`: records a
    use of the key `days_ago` days ago (default: now), as GetAccessKeyLastUsed shows it; `{"never": true}` instead
    clears it (a key never used has no LastUsedDate). Answers `{"access_key_id", "last_used"}` (null when never).
+- `POST /tapguard/iam/days-pass` `{"account": "123456789012", "days": 8, "user": "alice"}`: as if `days` days
+   had passed since everything IAM recorded about the user (without `user`, every user of the account):
+   its CreateDate, each key's CreateDate and last use, and every ISO-8601 UTC time (`2026-05-07T13:07:53Z`)
+   in the user's tag values (where a tool such as the rotation records its steps) move `days` into the
+   past. Answers `{"users": N, "keys": M, "tag_times": K}`.
 - `POST /tapguard/iam/bulk-users` `{"account": "123456789012", "prefix": "user-", "count": 2000, "start": 0,
    "path": "/", "tags": {"k": "v"}, "keys": [{"age_days": 120, "status": "Active", "last_used_days": 3}]}`:
    creates users `<prefix><start>` .. `<prefix><start+count-1>`, each with the listed keys (at most 2, the
@@ -23,8 +28,8 @@ as a CSV writer does; moto writes it bare and shifts every later column.
 
 Concurrency fixed: IAM actions run one at a time. moto's server is threaded and its IAM backend iterates
 its users and keys (the credential report, ListUsers, the key lookups) while another request adds to them,
-which failed at a few hundred users with "dictionary changed size during iteration" (the rotation bench
-stalled there). IAM is one global service per account; one lock per emulator keeps it consistent.
+which failed at a few hundred users with "dictionary changed size during iteration". IAM is one global
+service per account; one lock per emulator keeps it consistent. (Secrets Manager: ext_secretsmanager.py.)
 
 Switched on per account (`POST /tapguard/consistency/behave`, consistency.py): IAM is eventually
 consistent, so GetAccountPasswordPolicy answers what it answered before (the old policy, or NoSuchEntity)
@@ -35,8 +40,9 @@ Operation fixed: ListUsers pages with MaxItems (default 100, as AWS) and Marker,
 where moto answers every user at once.
 """
 
+import re
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
@@ -112,6 +118,50 @@ def key_used(body: dict) -> dict:
     days_ago = _days(body, "days_ago") or 0.0
     key.last_used = AccessKeyLastUsed(utcnow() - timedelta(days=days_ago), "iam", "us-east-1")
     return {"access_key_id": wanted, "last_used": key.last_used.timestamp.isoformat()}
+
+
+# An ISO-8601 UTC time as tools write it in tag values: `2026-05-07T13:07:53Z`, with optional fractions
+# or an explicit `+00:00`.
+_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|\+00:00)")
+
+
+def _earlier(value: str, delta: timedelta) -> tuple[str, int]:
+    def moved(match: re.Match) -> str:
+        when = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc) - delta
+        return when.strftime("%Y-%m-%dT%H:%M:%S") + (match.group(2) or "") + match.group(3)
+
+    return _TIME.subn(moved, value)
+
+
+def days_pass(body: dict) -> dict:
+    backend = _backend(body)
+    days = _days(body, "days")
+    if not days:
+        raise ValueError("'days' (> 0) is required")
+    delta = timedelta(days=days)
+    wanted = body.get("user")
+    if wanted and wanted not in backend.users:
+        raise KeyError(f"no user {wanted!r} in account {body['account']}")
+    users = [backend.users[wanted]] if wanted else list(backend.users.values())
+    moved_keys = moved_times = 0
+    for user in users:
+        user.create_date = user.create_date - delta
+        for key in user.access_keys:
+            key.create_date = key.create_date - delta
+            if key.last_used is not None:
+                used = key.last_used
+                key.last_used = AccessKeyLastUsed(used.timestamp - delta, used.service, used.region)
+            moved_keys += 1
+        tags = backend.tagger.list_tags_for_resource(user.arn)["Tags"]
+        rewritten = []
+        for tag in tags:
+            value, count = _earlier(tag["Value"], delta)
+            if count:
+                rewritten.append({"Key": tag["Key"], "Value": value})
+                moved_times += count
+        if rewritten:
+            backend.tagger.tag_resource(user.arn, rewritten)
+    return {"users": len(users), "keys": moved_keys, "tag_times": moved_times}
 
 
 def bulk_users(body: dict) -> dict:
@@ -199,3 +249,4 @@ def install() -> None:
     faults.CONTROLS[("POST", "/tapguard/iam/age-key")] = _locked(age_key)
     faults.CONTROLS[("POST", "/tapguard/iam/bulk-users")] = _locked(bulk_users)
     faults.CONTROLS[("POST", "/tapguard/iam/key-used")] = _locked(key_used)
+    faults.CONTROLS[("POST", "/tapguard/iam/days-pass")] = _locked(days_pass)

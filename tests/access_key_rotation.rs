@@ -159,22 +159,19 @@ fn tag_value(w: &World, user: &str, key: &str) -> Option<String> {
         .and_then(|m| xml_value(m, "Value").map(str::to_string))
 }
 
-/// Moves the hand-over the handler recorded on `user` `days` into the past (the overlap's clock).
-fn backdate_handover(w: &World, user: &str, days: u64) {
-    let value = tag_value(w, user, "tap:rotation-handed-over")
-        .unwrap_or_else(|| panic!("{user}: no hand-over recorded: {}", user_tags(w, user)));
-    let (key, _) = value.split_once(' ').expect("<key id> <time>");
-    let moved = format!("{key} {}", iso_days_ago(days));
-    let answer = w.query(
-        "iam",
-        &[
-            ("Action", "TagUser"),
-            ("UserName", user),
-            ("Tags.member.1.Key", "tap:rotation-handed-over"),
-            ("Tags.member.1.Value", moved.as_str()),
-        ],
+/// As if `days` days had passed for `user` (the emulator's control): its keys' dates and last uses, and
+/// the times the handler recorded in its tags (the hand-over: the overlap's clock), move into the past.
+fn days_pass(w: &World, user: &str, days: u32) {
+    let tags_before = user_tags(w, user);
+    let answer = emulator().control(
+        "/tapguard/iam/days-pass",
+        json!({"account": w.account.account_id, "user": user, "days": days}),
     );
-    assert!(answer.contains("TagUserResponse"), "{answer}");
+    assert_eq!(answer["users"], 1, "{answer}");
+    assert!(
+        answer["tag_times"].as_u64() >= Some(1),
+        "{user}: no recorded time was moved: {answer} {tags_before}"
+    );
 }
 
 /// Records a use of `key` now, as GetAccessKeyLastUsed will show it.
@@ -895,7 +892,7 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
 
     // Eight days later: the overlap is over. Bob's old key was used after his new one was created.
     for user in [&alice, &bob, &carol] {
-        backdate_handover(&w, user, 8);
+        days_pass(&w, user, 8);
     }
     use_key(&w, &bob_old);
     let third = scheduled(&w).unwrap_or_else(|e| panic!("pass 3 failed: {e}"));
@@ -960,6 +957,102 @@ fn rotate_hands_over_keeps_the_old_key_through_the_overlap_and_retires_it_only_o
         .map(|c| c.to_string())
         .collect();
     assert!(changed.is_empty(), "no key was deactivated again: {changed:?}");
+}
+
+/// The resume point the scheduled runs keep in the ledger (its JSON record), if any.
+fn resume_point(w: &World) -> String {
+    let answer = w.json_call(
+        "ssm",
+        "AmazonSSM.GetParameter",
+        json!({"Name": "/tapguard/ledger/access-key-rotation/schedule-cursor"}),
+    );
+    answer["Parameter"]["Value"].as_str().unwrap_or_default().to_string()
+}
+
+/// A scheduled run of a second copy of the function, with `extra` settings on top of `env`.
+fn scheduled_with(w: &World, env: &[(String, String)], extra: (&str, &str)) -> Value {
+    let mut env = env.to_vec();
+    env.push((extra.0.to_string(), extra.1.to_string()));
+    let host = LambdaHost::start(&binary_path(BINARY), &env);
+    let mut event = fixture("access-key-rotation-scheduled.json");
+    event["account"] = json!(w.account.account_id);
+    match host.invoke(&event, Duration::from_secs(120)) {
+        InvokeResult::Response(summary) => summary,
+        other => panic!("the scheduled run failed: {other:?}\n{}", host.logs()),
+    }
+}
+
+#[test]
+fn a_rotate_pass_longer_than_one_run_resumes_where_the_last_run_stopped_and_completes() {
+    // Each run starts at most 2 users: the stand-in for a Lambda deadline over 5,000 users (rotation-bench
+    // runs that against time budgets).
+    let mut env = rotate_env();
+    env.push(("TAPGUARD_MAX_USERS_PER_RUN", "2"));
+    let (w, full_env) = world_and_env(&env);
+    create_topic(&w);
+    let ids = users(&w, "many-", 5, json!([{"age_days": 120}]), json!({}));
+    let key_count = |user: &str| keys_of(&w, user).len();
+
+    // Run 1: many-0 and many-1 (name order); the other three wait for the next run.
+    let first = scheduled(&w).unwrap_or_else(|e| panic!("run 1 failed: {e}\n{}", w.host.logs()));
+    assert_eq!(
+        (
+            first["KeysRotated"].clone(),
+            first["UsersDeferred"].clone(),
+            first["UsersFailed"].clone()
+        ),
+        (json!(2), json!(3), json!(0)),
+        "{first}"
+    );
+    assert_eq!(
+        ["many-0", "many-1", "many-2"].map(key_count),
+        [2, 2, 1],
+        "the first two were handed over"
+    );
+    assert!(resume_point(&w).contains("\"many-1\""), "{}", resume_point(&w));
+
+    // A run cut before it starts any user (here: allowed none) keeps the resume point.
+    let cut = scheduled_with(&w, &full_env, ("TAPGUARD_MAX_USERS_PER_RUN", "0"));
+    assert_eq!(
+        (cut["KeysRotated"].clone(), cut["UsersDeferred"].clone()),
+        (json!(0), json!(3)),
+        "{cut}"
+    );
+    assert!(resume_point(&w).contains("\"many-1\""), "{}", resume_point(&w));
+
+    // Runs 2 and 3 go on after many-1; run 3 reaches the last user: the pass is complete.
+    let second = scheduled(&w).unwrap_or_else(|e| panic!("run 2 failed: {e}"));
+    assert_eq!(
+        (second["KeysRotated"].clone(), second["UsersDeferred"].clone()),
+        (json!(2), json!(1)),
+        "{second}"
+    );
+    let third = scheduled(&w).unwrap_or_else(|e| panic!("run 3 failed: {e}"));
+    assert_eq!(
+        (third["KeysRotated"].clone(), third["UsersDeferred"].clone()),
+        (json!(1), json!(0)),
+        "{third}"
+    );
+    assert!(!resume_point(&w).contains("many-"), "cleared: {}", resume_point(&w));
+    // Every user was handed over exactly once, with the old key still active.
+    for (user, keys) in &ids {
+        assert_handed_over(&w, user, &keys[0], &format!("tap/access-keys/{user}"));
+    }
+    let creates = w.operations("iam").iter().filter(|op| *op == "CreateAccessKey").count();
+    assert_eq!(creates, 5, "one new key per user");
+
+    // The next run starts a new pass from the first user: inside the overlap there is nothing to do.
+    let fourth = scheduled(&w).unwrap_or_else(|e| panic!("run 4 failed: {e}"));
+    assert_eq!(
+        (
+            fourth["KeysRotated"].clone(),
+            fourth["KeysDeactivated"].clone(),
+            fourth["UsersDeferred"].clone()
+        ),
+        (json!(0), json!(0), json!(3)),
+        "{fourth}"
+    );
+    assert!(resume_point(&w).contains("\"many-1\""), "{}", resume_point(&w));
 }
 
 /// Steps of a hand-over, each cut in turn: the call goes out (delayed past the invocation's deadline,

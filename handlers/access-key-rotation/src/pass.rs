@@ -12,7 +12,7 @@
 //! way (see `state.rs`). A key that is the current value of its secret is never deleted.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
@@ -96,6 +96,8 @@ impl AccessKeyRotation {
         } else {
             None
         };
+        // The run's budget counts from here: the report is part of the run.
+        let started = Instant::now();
         inv.step("reading the IAM credential report");
         let users = report::read(&aws).await?;
         let now = epoch_now();
@@ -106,14 +108,20 @@ impl AccessKeyRotation {
             .cloned()
             .collect();
         candidates.sort_by(|a, b| a.user.cmp(&b.user));
-        // Resume where the last run stopped: the users after it first, then the others.
+        let candidates_count = candidates.len();
+        // A pass goes through the candidates in name order, over as many runs as it needs: this run goes
+        // on after the user the last one stopped at, to the end of the list (the users before it were
+        // visited by the earlier runs of the pass). Reaching the end completes the pass; the next run
+        // starts a new one. Going round to the first users again instead would make every run of a long
+        // list revisit users whose rotation is waiting out its overlap, and no run would ever complete it.
         if let Some(after) = resume_after {
             let split = candidates.partition_point(|u| u.user.as_str() <= after);
-            candidates.rotate_left(split);
+            candidates.drain(..split);
         }
         info!(
             users = users.len(),
-            candidates = candidates.len(),
+            candidates = candidates_count,
+            this_run = candidates.len(),
             mode = props.mode.as_str(),
             dry_run = props.dry_run,
             resume_after,
@@ -123,11 +131,11 @@ impl AccessKeyRotation {
             aws: &aws,
             props,
             now,
-            started: Instant::now(),
+            started,
+            users_started: AtomicUsize::new(0),
             role_arn: role_arn.as_deref().unwrap_or_default(),
             recover_only,
         };
-        let candidates_count = candidates.len();
         let results: Vec<(String, UserResult)> = stream::iter(candidates)
             .map(|user| {
                 let pass = &pass;
@@ -164,7 +172,14 @@ impl AccessKeyRotation {
             }
         }
         if summary.users_deferred > 0 {
-            summary.resume_after = results.iter().rev().find(|(_, r)| !r.deferred).map(|(u, _)| u.clone());
+            // Where the next run resumes: after the last user this run started, or, when it started none
+            // (the deadline came first), where this one was to resume, so no progress is lost.
+            summary.resume_after = results
+                .iter()
+                .rev()
+                .find(|(_, r)| !r.deferred)
+                .map(|(u, _)| u.clone())
+                .or_else(|| resume_after.map(str::to_string));
         }
         failures.sort();
         summary.failures = failures;
@@ -210,6 +225,8 @@ struct Pass<'a> {
     props: &'a Properties,
     now: i64,
     started: Instant,
+    /// Users this run has started (`Tuning::max_users_per_run`).
+    users_started: AtomicUsize,
     role_arn: &'a str,
     recover_only: bool,
 }
@@ -230,9 +247,20 @@ impl Pass<'_> {
                 .is_some_and(|budget| self.started.elapsed() >= budget)
     }
 
+    /// Whether a new user may start: time is left, and the run's user limit (if any) is not reached.
+    fn may_start(&self) -> bool {
+        if self.out_of_time() {
+            return false;
+        }
+        match self.tuning().max_users_per_run {
+            Some(max) => self.users_started.fetch_add(1, Ordering::Relaxed) < max,
+            None => true,
+        }
+    }
+
     async fn user(&self, user: &ReportUser) -> UserResult {
         let mut result = UserResult::default();
-        if self.out_of_time() {
+        if !self.may_start() {
             result.deferred = true;
             return result;
         }

@@ -250,6 +250,8 @@ pub struct Tuning {
     /// No new user is started once the pass has run this long (the benchmark's stand-in for a shorter
     /// Lambda timeout); `None`: only the deadline counts.
     pub run_budget: Option<Duration>,
+    /// No new user is started once this many were (tests cut passes with it); `None`: no limit.
+    pub max_users_per_run: Option<usize>,
 }
 
 impl Default for Tuning {
@@ -263,6 +265,7 @@ impl Default for Tuning {
             report_wait: Duration::from_secs(120),
             deadline_margin: Duration::from_secs(20),
             run_budget: None,
+            max_users_per_run: None,
         }
     }
 }

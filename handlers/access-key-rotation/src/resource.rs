@@ -27,6 +27,8 @@ pub const HANDLER: &str = "access-key-rotation";
 pub const PRINCIPAL_VARIABLE: &str = "TAPGUARD_ROTATION_PRINCIPAL_ARN";
 /// Overrides `Tuning::deadline_margin`, in seconds (not set by template.yml).
 pub const MARGIN_VARIABLE: &str = "TAPGUARD_DEADLINE_MARGIN_SECS";
+/// Sets `Tuning::max_users_per_run` (not set by template.yml; tests cut passes with it).
+pub const MAX_USERS_VARIABLE: &str = "TAPGUARD_MAX_USERS_PER_RUN";
 /// The ledger record that remembers where the last run that ran out of time stopped.
 const CURSOR_KEY: &str = "schedule-cursor";
 
@@ -91,6 +93,12 @@ impl AccessKeyRotation {
         if let Some(secs) = std::env::var(MARGIN_VARIABLE).ok().and_then(|v| v.trim().parse().ok()) {
             handler.tuning.deadline_margin = std::time::Duration::from_secs(secs);
         }
+        if let Some(max) = std::env::var(MAX_USERS_VARIABLE)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            handler.tuning.max_users_per_run = Some(max);
+        }
         handler
     }
 
@@ -145,15 +153,24 @@ impl AccessKeyRotation {
         } else if update {
             self.release(inv, key).await?;
         }
-        let summary = self.pass_with_cursor(inv, props).await?;
+        // A Create or Update is a new pass (its properties may be new): from the first user. Cut short,
+        // it leaves the resume point for the scheduled runs.
+        let summary = self.pass_with_cursor(inv, props, false).await?;
         summary.log("custom resource");
         summary.verdict(props)?;
         Ok(summary)
     }
 
-    /// A pass that resumes where the last one that ran out of time stopped, and remembers where it did.
-    async fn pass_with_cursor(&self, inv: &Invocation, props: &Properties) -> Result<crate::Summary, HandlerError> {
-        let cursor = if props.writes() {
+    /// A run of a pass that resumes (`resume`) where the last run that ran out of time stopped, and
+    /// remembers where it stopped in turn; a run that reaches the last user completes the pass and clears
+    /// the resume point.
+    async fn pass_with_cursor(
+        &self,
+        inv: &Invocation,
+        props: &Properties,
+        resume: bool,
+    ) -> Result<crate::Summary, HandlerError> {
+        let saved = if props.writes() {
             match self.ledger.load::<Cursor>(inv, CURSOR_KEY).await {
                 Ok(record) => record.map(|r| r.state).unwrap_or_default(),
                 Err(err) => {
@@ -164,11 +181,17 @@ impl AccessKeyRotation {
         } else {
             Cursor::default()
         };
-        let summary = self.run_pass(inv, props, cursor.resume_after.as_deref()).await?;
-        let next = Cursor {
-            resume_after: summary.resume_after.clone(),
+        let from = if resume { saved.resume_after.as_deref() } else { None };
+        let summary = self.run_pass(inv, props, from).await?;
+        let next = if summary.resume_after.is_none() && summary.users_deferred > 0 {
+            // Cut before it started any user: the resume point stays where it was.
+            saved.clone()
+        } else {
+            Cursor {
+                resume_after: summary.resume_after.clone(),
+            }
         };
-        if props.writes() && next != cursor {
+        if props.writes() && next != saved {
             let record = self.ledger.record(inv, next);
             if let Err(err) = self.ledger.save(inv, CURSOR_KEY, &record).await {
                 warn!(reason = %err, "the resume point could not be saved: the next run starts from the first user");
@@ -259,7 +282,7 @@ impl CustomResource for AccessKeyRotation {
 
     async fn scheduled(&self, inv: &Invocation, _event: Value) -> Result<Value, HandlerError> {
         let props = Properties::from_lookup(|name| std::env::var(name).ok())?;
-        let summary = self.pass_with_cursor(inv, &props).await?;
+        let summary = self.pass_with_cursor(inv, &props, true).await?;
         summary.log("schedule");
         summary.verdict(&props)?;
         Ok(summary.to_json())

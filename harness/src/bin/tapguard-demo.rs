@@ -46,7 +46,12 @@ fn main() -> ExitCode {
     );
     let hosts: Vec<LambdaHost> = scenarios
         .iter()
-        .map(|s| LambdaHost::start(&binary_path(str_of(s, "binary")), &env))
+        .map(|s| {
+            LambdaHost::start(
+                &binary_path(str_of(s, "binary")),
+                &scenario_env(&env, s, &account, &region),
+            )
+        })
         .collect();
     // One driver per logical id of a scenario: a step may name another resource of the same type
     // (`"resource": "NewName"`), as a rename or a replacement does.
@@ -56,12 +61,29 @@ fn main() -> ExitCode {
     for ((scenario, host), resources) in scenarios.iter().zip(&hosts).zip(drivers.iter_mut()) {
         println!("== {}", str_of(scenario, "title"));
         for step in scenario["setup"].as_array().into_iter().flatten() {
-            setup(&emulator, &account, &region, step);
+            setup(
+                &emulator,
+                &account,
+                &region,
+                &placeholders(step, &account, &region),
+                "setup",
+            );
         }
         // Deletes run at teardown, unless a step asks for one `now` (the old name of a rename).
         for step in steps(scenario).filter(|s| str_of(s, "request") != "Delete" || s["now"] == true) {
+            let step = &placeholders(step, &account, &region);
             if let Some(show) = step.get("show") {
-                print_state(&emulator, &account, &region, show, step);
+                unexpected += print_state(&emulator, &account, &region, show, step);
+                continue;
+            }
+            if step.get("request").is_none() && step.get("scheduled").is_none() {
+                // A change between two passes (time passing, a workload using a key): the setup kinds.
+                setup(&emulator, &account, &region, step, "then");
+                continue;
+            }
+            if let Some(scheduled) = step.get("scheduled") {
+                let env = scenario_env(&env, scenario, &account, &region);
+                unexpected += scheduled_run(&account, &region, scenario, scheduled, step, env);
                 continue;
             }
             let driver = driver_for(resources, scenario, step, host, &responses, &stack_id);
@@ -90,7 +112,7 @@ fn main() -> ExitCode {
 /// Puts the account in the state a scenario starts from, with the emulator's own API:
 /// `{"query": {"service", "params"}}`, `{"json": {"service", "target", "body"}}`,
 /// `{"rest": {"service", "method", "path", "body"}}` or `{"control": {"path", "body"}}`.
-fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str, step: &Value) {
+fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str, step: &Value, label: &str) {
     if let Some(q) = step.get("query") {
         let params: Vec<(String, String)> = q["params"]
             .as_object()
@@ -129,8 +151,103 @@ fn setup(emulator: &Emulator, account: &tapguard_harness::Account, region: &str,
         emulator.control(str_of(c, "path"), body);
     }
     if let Some(note) = step.get("note").and_then(Value::as_str) {
-        println!("  setup: {note}");
+        println!("  {label}: {note}");
     }
+}
+
+/// `{account}` and `{region}` in any string of a step (an ARN in a property) become the demo's.
+fn placeholders(value: &Value, account: &Account, region: &str) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace("{account}", &account.account_id).replace("{region}", region)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| placeholders(v, account, region)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), placeholders(v, account, region)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The function's environment: the emulator's, plus the scenario's `"env"` (settings a template gives it).
+fn scenario_env(base: &[(String, String)], scenario: &Value, account: &Account, region: &str) -> Vec<(String, String)> {
+    let mut env = base.to_vec();
+    if let Value::Object(extra) = placeholders(&scenario["env"], account, region) {
+        env.extend(
+            extra
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string))),
+        );
+    }
+    env
+}
+
+/// `{"scheduled": {"env": {...}}, "check": {"KeysDeactivated": 1}}`: the function started with the
+/// scenario's environment and `env` (a scheduled run's settings), given the EventBridge scheduled event
+/// its daily rule sends. Prints the summary; returns 1 when it failed or a checked field differs.
+fn scheduled_run(
+    account: &Account,
+    region: &str,
+    scenario: &Value,
+    scheduled: &Value,
+    step: &Value,
+    mut env: Vec<(String, String)>,
+) -> usize {
+    if let Some(Value::Object(extra)) = scheduled.get("env") {
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))),
+        );
+    }
+    let host = LambdaHost::start(&binary_path(str_of(scenario, "binary")), &env);
+    let event = json!({
+        "version": "0",
+        "id": "00000000-0000-4000-8000-00000000d3e0",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account.account_id,
+        "time": "2026-01-01T03:00:00Z",
+        "region": region,
+        "resources": [format!("arn:aws:events:{region}:{}:rule/tapguard-demo-daily", account.account_id)],
+        "detail": {}
+    });
+    let note = step
+        .get("note")
+        .and_then(Value::as_str)
+        .map(|n| format!("  ({n})"))
+        .unwrap_or_default();
+    let summary = match host.invoke(&event, Duration::from_secs(120)) {
+        InvokeResult::Response(summary) => summary,
+        other => {
+            println!("  Scheduled FAILED{note}: {other:?}");
+            return 1;
+        }
+    };
+    println!("  Scheduled run{note}");
+    for (k, v) in summary.as_object().into_iter().flatten() {
+        println!("    {k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    }
+    check_fields("summary", &summary, step)
+}
+
+/// Compares the fields a step's `"check"` object names with `answer` (numbers and their strings are
+/// equal); prints each difference; 1 when there is one.
+fn check_fields(what: &str, answer: &Value, step: &Value) -> usize {
+    let mut wrong = 0;
+    for (k, want) in step.get("check").and_then(Value::as_object).into_iter().flatten() {
+        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        let got = answer.get(k).map(text);
+        if got.as_deref() != Some(text(want).as_str()) {
+            println!(
+                "    UNEXPECTED: {what} {k} is {}, the scenario expects {}",
+                got.unwrap_or_else(|| "(absent)".into()),
+                text(want)
+            );
+            wrong = 1;
+        }
+    }
+    wrong
 }
 
 fn driver_for<'a, 'h>(
@@ -160,7 +277,16 @@ fn driver_for<'a, 'h>(
 /// Prints a piece of the account's state, read with the emulator's own API:
 /// `{"show": {"query": {"service", "params"}, "pick": "<xml element>"}, "note": "..."}` or
 /// `{"show": {"json": {"service", "target", "body"}, "pick": "/json/pointer", "count": true}, "note": "..."}`.
-fn print_state(emulator: &Emulator, account: &tapguard_harness::Account, region: &str, show: &Value, step: &Value) {
+fn print_state(
+    emulator: &Emulator,
+    account: &tapguard_harness::Account,
+    region: &str,
+    show: &Value,
+    step: &Value,
+) -> usize {
+    if let Some(keys) = show.get("access_keys") {
+        return print_access_keys(emulator, account, region, keys, step);
+    }
     let pick = str_of(show, "pick");
     let value = if let Some(q) = show.get("query") {
         let params: Vec<(String, String)> = q["params"]
@@ -195,6 +321,82 @@ fn print_state(emulator: &Emulator, account: &tapguard_harness::Account, region:
         "  state: {}: {value}",
         step.get("note").and_then(Value::as_str).unwrap_or(pick)
     );
+    0
+}
+
+/// `{"show": {"access_keys": {"user": "alice", "secret": "tap/access-keys/alice"}}, "check": ["Active", "Active"]}`:
+/// the user's access keys, oldest first, with their age, status and whether the secret holds the key;
+/// 1 when the statuses are not the checked ones, or the secret does not hold the newest key.
+fn print_access_keys(emulator: &Emulator, account: &Account, region: &str, show: &Value, step: &Value) -> usize {
+    let user = str_of(show, "user");
+    let xml = emulator.query(
+        account,
+        region,
+        "iam",
+        &[("Action", "ListAccessKeys"), ("UserName", user)],
+    );
+    let mut keys: Vec<(String, String, String)> = xml
+        .split("<member>")
+        .skip(1)
+        .map(|m| {
+            let field = |name| tapguard_harness::xml_value(m, name).unwrap_or_default().to_string();
+            (field("CreateDate"), field("AccessKeyId"), field("Status"))
+        })
+        .collect();
+    keys.sort();
+    let secret = show.get("secret").and_then(Value::as_str);
+    let stored = secret.and_then(|name| {
+        let answer = emulator.json_call(
+            account,
+            region,
+            "secretsmanager",
+            "secretsmanager.GetSecretValue",
+            json!({"SecretId": name}),
+        );
+        let value: Value = serde_json::from_str(answer["SecretString"].as_str()?).ok()?;
+        value["AccessKeyId"].as_str().map(str::to_string)
+    });
+    let note = step.get("note").and_then(Value::as_str).unwrap_or(user);
+    println!("  state: {note}");
+    for (created, id, status) in &keys {
+        let held = match (secret, &stored) {
+            (Some(name), Some(current)) if current == id => format!("  <- the value of secret {name}"),
+            _ => String::new(),
+        };
+        let used = emulator.query(
+            account,
+            region,
+            "iam",
+            &[("Action", "GetAccessKeyLastUsed"), ("AccessKeyId", id)],
+        );
+        let used = tapguard_harness::xml_value(&used, "LastUsedDate").unwrap_or("never");
+        println!(
+            "    {id}  created {}  last used {}  {status}{held}",
+            day(created),
+            day(used)
+        );
+    }
+    let statuses: Vec<&str> = keys.iter().map(|(_, _, status)| status.as_str()).collect();
+    let mut wrong = 0;
+    if let Some(want) = step.get("check").and_then(Value::as_array) {
+        let want: Vec<&str> = want.iter().filter_map(Value::as_str).collect();
+        if statuses != want {
+            println!("    UNEXPECTED: the keys are {statuses:?} (oldest first), the scenario expects {want:?}");
+            wrong = 1;
+        }
+    }
+    if let Some(name) = secret {
+        let newest = keys.last().map(|(_, id, _)| id.as_str());
+        if stored.is_none() || stored.as_deref() != newest {
+            println!(
+                "    UNEXPECTED: secret {name} holds {}, not the newest key {}",
+                stored.as_deref().unwrap_or("nothing"),
+                newest.unwrap_or("-")
+            );
+            wrong = 1;
+        }
+    }
+    wrong
 }
 
 /// Runs one step and prints it; returns 1 when its status is not the expected one (SUCCESS by default).
@@ -236,7 +438,14 @@ fn run_step(driver: &mut CustomResourceDriver, step: &Value) -> usize {
             println!("    Data.{k}: {}", v.as_str().unwrap_or(""));
         }
     }
-    usize::from(status != expected)
+    usize::from(status != expected).max(check_fields("Data", &response["Data"], step))
+}
+
+/// The date and minute of an ISO-8601 time (`2026-12-01T20:31`), or the text as it is.
+fn day(time: &str) -> &str {
+    time.get(..16)
+        .filter(|_| time.as_bytes().get(10) == Some(&b'T'))
+        .unwrap_or(time)
 }
 
 fn load_scenarios(dir: &Path) -> Result<Vec<Value>, String> {

@@ -5,11 +5,13 @@
 //!
 //! Then a Rotate pass over `--rotate N` users (default 5,000) whose key is over age, as scheduled runs
 //! each limited to `--budget-secs` (default 60, the stand-in for the Lambda timeout), resuming where the
-//! last stopped, until every user is handed over; fails unless every user was handed over exactly once
-//! and a sample of them holds two active keys with the new one in its secret.
+//! last stopped, until a run reaches the last user (the pass is complete); fails when a run makes no
+//! progress, or unless every user was handed over exactly once and a sample of them holds two active keys
+//! with the new one in its secret. Prints each run, the total wall time, peak memory and IAM calls.
 //!
-//! `rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] [--budget-secs 60]`;
-//! `TAPGUARD_EMULATOR_URL` uses a running emulator.
+//! `rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] [--budget-secs 60] [--throttle N]
+//! [--out FILE]` (`--throttle N`: the first N CreateAccessKey and ListAccessKeys calls of each run are
+//! answered Throttling; `--out`: the tables as Markdown); `TAPGUARD_EMULATOR_URL` uses a running emulator.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,7 +35,8 @@ struct Measured {
 }
 
 fn main() {
-    let (users, stale_percent, rotate_users, budget_secs) = arguments();
+    let (users, stale_percent, rotate_users, budget_secs, out) = arguments();
+    let throttle = arguments_throttle();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let emulator = Emulator::from_env_or_start(&root).unwrap_or_else(|e| panic!("{e}"));
     let account = emulator.fresh_account();
@@ -85,29 +88,41 @@ fn main() {
         runtime.block_on(per_user_scan(&config))
     });
 
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let mut report = format!(
+        "# rotation-bench\n\n{} build, {} (load average {} at the start)\n\n## Audit: {users} users, {} keys, \
+         {stale} users with a key over 90 days\n\n| scan | wall (s) | peak RSS (MiB) | IAM calls | keys over age |\n\
+         | --- | --- | --- | --- | --- |\n",
+        profile,
+        utc_now(),
+        load_average(),
+        users * 2
+    );
     println!();
     println!(
         "{:<26} {:>10} {:>16} {:>10} {:>14}",
         "scan", "wall (s)", "peak RSS (MiB)", "IAM calls", "keys over age"
     );
     for m in [&report_scan, &per_user_scan] {
+        let rss = m.peak_rss_mib.map_or("n/a".into(), |v| format!("{v:.1}"));
         println!(
             "{:<26} {:>10.2} {:>16} {:>10} {:>14}",
-            m.name,
-            m.wall_secs,
-            m.peak_rss_mib.map_or("n/a".into(), |v| format!("{v:.1}")),
-            m.iam_calls,
-            m.keys_over_age
+            m.name, m.wall_secs, rss, m.iam_calls, m.keys_over_age
+        );
+        report += &format!(
+            "| {} | {:.2} | {rss} | {} | {} |\n",
+            m.name, m.wall_secs, m.iam_calls, m.keys_over_age
         );
     }
     let ratio = per_user_scan.iam_calls as f64 / report_scan.iam_calls.max(1) as f64;
     println!();
-    println!(
+    let comparison = format!(
         "the credential report scan made {ratio:.1}x fewer IAM calls (required: >= {MIN_RATIO}x); \
-         wall time {:.1}x; build profile: {}",
+         wall time {:.1}x; build profile: {profile}",
         per_user_scan.wall_secs / report_scan.wall_secs.max(f64::EPSILON),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
+    println!("{comparison}");
+    report += &format!("\n{comparison}\n");
     let mut failed = false;
     if report_scan.keys_over_age != per_user_scan.keys_over_age {
         eprintln!(
@@ -120,8 +135,20 @@ fn main() {
         eprintln!("FAILED: the call ratio {ratio:.1} is below {MIN_RATIO}");
         failed = true;
     }
-    if rotate_users > 0 && !rotate_across_runs(&emulator, rotate_users, budget_secs) {
+    if rotate_users > 0 && !rotate_across_runs(&emulator, rotate_users, budget_secs, throttle, &mut report) {
         failed = true;
+    }
+    if let Some(out) = out {
+        if let Some(dir) = Path::new(&out).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::write(&out, &report) {
+            Ok(()) => println!("\nwritten to {out}"),
+            Err(e) => {
+                eprintln!("FAILED: writing {out}: {e}");
+                failed = true;
+            }
+        }
     }
     if failed {
         std::process::exit(1);
@@ -129,7 +156,15 @@ fn main() {
 }
 
 /// A Rotate pass over `count` users with a key over age, as runs of at most `budget_secs` each.
-fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bool {
+/// With `throttle` > 0, the first `throttle` CreateAccessKey and ListAccessKeys calls of every run are
+/// answered `Throttling` ("Rate exceeded"), as IAM answers a caller over its rate.
+fn rotate_across_runs(
+    emulator: &Emulator,
+    count: usize,
+    budget_secs: u64,
+    throttle: usize,
+    report: &mut String,
+) -> bool {
     let account = emulator.fresh_account();
     emulator.control(
         "/tapguard/iam/bulk-users",
@@ -178,37 +213,85 @@ fn rotate_across_runs(emulator: &Emulator, count: usize, budget_secs: u64) -> bo
     );
     let inv = Invocation::detached(REGION, &account.account_id);
     let (mut resume, mut handed_over, mut runs) = (None::<String>, 0, 0);
+    let (mut longest_run, mut throttled) = (0f64, 0u64);
+    let mut ok = true;
+    *report += &format!(
+        "\n## Rotate: {count} users with a key over age, scheduled runs of at most {budget_secs} s\n\n\
+         | run | wall (s) | handed over | deferred | IAM calls |\n| --- | --- | --- | --- | --- |\n"
+    );
+    let iam_before = emulator.calls(&account.account_id, Some("iam")).len();
+    // VmHWM reset: the peak below is the Rotate runs' own.
+    let rss_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let started = Instant::now();
     loop {
         runs += 1;
-        let calls_before = emulator.operations(&account.account_id, "iam").len();
+        let calls_before = emulator.calls(&account.account_id, Some("iam")).len();
+        for operation in ["CreateAccessKey", "ListAccessKeys"] {
+            if throttle > 0 {
+                emulator.add_fault(json!({
+                    "account": account.account_id, "service": "iam", "operation": operation,
+                    "code": "Throttling", "message": "Rate exceeded", "status": 400, "count": throttle,
+                }));
+            }
+        }
         let run_started = Instant::now();
         let summary = runtime
             .block_on(handler.run_pass(&inv, &props, resume.as_deref()))
             .unwrap_or_else(|e| panic!("run {runs} failed: {e}"));
+        let wall = run_started.elapsed().as_secs_f64();
+        longest_run = longest_run.max(wall);
+        throttled += summary.throttled_retries;
         handed_over += summary.keys_rotated;
+        let calls = emulator.calls(&account.account_id, Some("iam")).len() - calls_before;
         println!(
-            "{runs:>4} {:>10.1} {:>12} {:>10} {:>10}",
-            run_started.elapsed().as_secs_f64(),
-            summary.keys_rotated,
-            summary.users_deferred,
-            emulator.operations(&account.account_id, "iam").len() - calls_before
+            "{runs:>4} {wall:>10.1} {:>12} {:>10} {calls:>10}",
+            summary.keys_rotated, summary.users_deferred,
+        );
+        *report += &format!(
+            "| {runs} | {wall:.1} | {} | {} | {calls} |\n",
+            summary.keys_rotated, summary.users_deferred
         );
         if summary.users_failed() > 0 {
             eprintln!("FAILED: run {runs}: {:?}", summary.failures.first());
             return false;
         }
-        if summary.users_deferred == 0 || runs > 100 {
+        // Nothing deferred: the run reached the last user, the pass is complete.
+        if summary.users_deferred == 0 {
+            break;
+        }
+        if summary.resume_after == resume || runs >= 1000 {
+            eprintln!(
+                "FAILED: run {runs} made no progress (resume point {:?}, {} users deferred)",
+                summary.resume_after, summary.users_deferred
+            );
+            ok = false;
             break;
         }
         resume = summary.resume_after.clone();
         println!("     resuming after {}", resume.as_deref().unwrap_or("-"));
     }
-    println!(
-        "{handed_over} of {count} users handed over in {runs} runs, {:.1} s in all",
-        started.elapsed().as_secs_f64()
+    let total = started.elapsed().as_secs_f64();
+    let peak = peak_rss_kib()
+        .filter(|_| rss_reset)
+        .map_or("n/a".into(), |kib| format!("{:.1}", kib as f64 / 1024.0));
+    let iam_log = emulator.calls(&account.account_id, Some("iam"));
+    let iam_calls = iam_log.len() - iam_before;
+    let throttled_answers = iam_log[iam_before..]
+        .iter()
+        .filter(|c| c["injected"] == "Throttling")
+        .count();
+    let line = format!(
+        "{handed_over} of {count} users handed over in {runs} runs (the longest {longest_run:.1} s), {total:.1} s in \
+         all; peak RSS {peak} MiB; {iam_calls} IAM calls, {throttled_answers} of them answered Throttling; \
+         {throttled} retries by the handler on top of the SDK's"
     );
-    let mut ok = handed_over == count;
+    println!("{line}");
+    *report += &format!(
+        "\n| Rotate | wall (s) | runs | longest run (s) | peak RSS (MiB) | IAM calls | throttled retries |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n| {count} users | {total:.1} | {runs} | {longest_run:.1} | {peak} | \
+         {iam_calls} | {throttled} |\n\n{line}\n"
+    );
+    ok &= handed_over == count;
     for n in (0..count).step_by((count / 20).max(1)) {
         let user = format!("rot-{n}");
         let keys = emulator.query(
@@ -314,7 +397,28 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
-fn arguments() -> (usize, usize, usize, u64) {
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn utc_now() -> String {
+    aws_smithy_types::DateTime::from_secs(now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+fn arguments_throttle() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--throttle")
+        .and_then(|i| args.get(i + 1))
+        .map_or(0, |v| v.parse().unwrap_or_else(|_| panic!("--throttle takes a number")))
+}
+
+fn arguments() -> (usize, usize, usize, u64, Option<String>) {
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str, default: usize| {
         args.iter()
@@ -323,11 +427,18 @@ fn arguments() -> (usize, usize, usize, u64) {
             .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
             .unwrap_or(default)
     };
-    let known = BTreeSet::from(["--users", "--stale-percent", "--rotate", "--budget-secs"]);
+    let known = BTreeSet::from([
+        "--users",
+        "--stale-percent",
+        "--rotate",
+        "--budget-secs",
+        "--out",
+        "--throttle",
+    ]);
     if let Some(unknown) = args.iter().skip(1).step_by(2).find(|a| !known.contains(a.as_str())) {
         eprintln!(
             "unknown argument {unknown}: rotation-bench [--users 5000] [--stale-percent 2] [--rotate 5000] \
-             [--budget-secs 60]"
+             [--budget-secs 60] [--throttle N] [--out FILE]"
         );
         std::process::exit(2);
     }
@@ -336,5 +447,9 @@ fn arguments() -> (usize, usize, usize, u64) {
         value("--stale-percent", 2),
         value("--rotate", 5000),
         value("--budget-secs", 60) as u64,
+        args.iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1))
+            .cloned(),
     )
 }
