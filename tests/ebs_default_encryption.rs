@@ -451,7 +451,9 @@ fn a_create_cut_by_the_deadline_is_undone_by_its_rollback_delete() {
         "code": "InternalError", "status": 500, "count": 1}),
     );
     let mut r = w.resource(TYPE, "Ebs");
-    r.timeout = std::time::Duration::from_secs(8);
+    // Time enough for the steps before the switch-on even on a loaded machine (the handler gets what
+    // the answer's reserve leaves), and still well short of the 20 s the switch-on hangs.
+    r.timeout = std::time::Duration::from_secs(14);
     let cut = r.create(json!({"KmsKeyId": "alias/tap-ebs"}));
     assert_eq!(cut.status(), "FAILED");
     assert!(cut.reason().starts_with("timed out after"), "{}", cut.reason());

@@ -24,7 +24,7 @@ use tapguard_shared::CustomResource;
 use tapguard_tests::*;
 
 const REGION: &str = "eu-west-1";
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 12;
 /// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a slow answer takes (past the handler's share of TIMEOUT, half of it).
@@ -205,6 +205,16 @@ fn subjects() -> Vec<Subject> {
             ledger_regions: &[REGION],
             state: config_state,
             plan: config_plan,
+        },
+        Subject {
+            binary: "delegated-admin",
+            resource_type: "Custom::DelegatedAdministrator",
+            operations: declared(delegated_admin::DelegatedAdministrator::OPERATIONS),
+            timeout: TIMEOUT,
+            // Its claims are organization-wide: the ledger is in the partition's global region.
+            ledger_regions: &[REGION, "us-east-1"],
+            state: delegated_admin_state,
+            plan: delegated_admin_plan,
         },
     ]
 }
@@ -453,6 +463,83 @@ fn shield_plan(w: &World, _: &str) -> Plan {
         after_create: "renews true srt tap-shield-srt pe on contacts soc@example.com/+15555550100".into(),
         update: json!({"CreateSubscription": "true", "EmergencyContacts": contacts}),
         after_update: "renews true srt none pe off contacts soc@example.com/+15555550100".into(),
+    }
+}
+
+/// The organization member that the delegated-administrator cases designate.
+const DELEGATE: &str = "222222222222";
+
+/// GuardDuty's delegated administrators in the region (with their status) and AWS Config's (each
+/// principal's), as the organization's management account sees them; empty before there is one.
+fn delegated_admin_state(w: &World) -> String {
+    let guardduty = w.rest_call("guardduty", "GET", "/admin", None);
+    let guardduty: Vec<String> = guardduty["adminAccounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["adminAccountId"].as_str().unwrap_or_default(),
+                a["adminStatus"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let config: Vec<String> = delegated_admin::CONFIG_PRINCIPALS
+        .iter()
+        .flat_map(|principal| {
+            let answer = w.json_call(
+                "organizations",
+                "AWSOrganizationsV20161128.ListDelegatedAdministrators",
+                json!({"ServicePrincipal": principal}),
+            );
+            answer["DelegatedAdministrators"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |a| format!("{} {principal}", a["Id"].as_str().unwrap_or_default()))
+        })
+        .collect();
+    format!("guardduty [{}] config [{}]", guardduty.join(", "), config.join(", "))
+}
+
+/// The case's account manages an organization with DELEGATE as a member; designate DELEGATE for GuardDuty,
+/// or, for the Organizations operations' cases, for AWS Config (whose trusted access is then on). An
+/// Update cannot change the account or service, so it sends the same again.
+fn delegated_admin_plan(w: &World, operation: &str) -> Plan {
+    emulator().control(
+        "/tapguard/organizations/member",
+        json!({"account": w.account.account_id, "member": DELEGATE}),
+    );
+    let config = operation.contains("Delegated") || operation.contains("ServiceAccess");
+    let (properties, after) = if config {
+        for principal in delegated_admin::CONFIG_PRINCIPALS {
+            w.json_call(
+                "organizations",
+                "AWSOrganizationsV20161128.EnableAWSServiceAccess",
+                json!({"ServicePrincipal": principal}),
+            );
+        }
+        let config: Vec<String> = delegated_admin::CONFIG_PRINCIPALS
+            .iter()
+            .map(|p| format!("{DELEGATE} {p}"))
+            .collect();
+        (
+            json!({"Service": "Config", "AccountId": DELEGATE}),
+            format!("guardduty [] config [{}]", config.join(", ")),
+        )
+    } else {
+        (
+            json!({"Service": "GuardDuty", "AccountId": DELEGATE}),
+            format!("guardduty [{DELEGATE} ENABLED] config []"),
+        )
+    };
+    Plan {
+        create: properties.clone(),
+        after_create: after.clone(),
+        update: properties,
+        after_update: after,
     }
 }
 
