@@ -90,8 +90,8 @@ emulator: venv
 # handler binary against protocol-probe (the runtime's floor) and the Python peer (bench/peer, boto3 +
 # crhelper under awslambdaric, in its own venv), the zip sizes, and the access-key scan. It writes
 # bench/results/latest.md (printed), latest.json and latest.png. The binaries are the deploy profile's,
-# from `make package` (about 11 minutes of an idle 2-core machine when nothing is built yet), and the
-# table has what that build cost (scripts/package.sh records it in target/lambda/package-runs.tsv).
+# from `make package` (the clean build is slow on a shared 2-core machine: docs/deploy.md has the figures),
+# and the table has what that build cost (scripts/package.sh records it in target/lambda/package-runs.tsv).
 #   make bench BENCH_SIZE=tiny   debug binaries, one run, no access-key scan (its feature is a build of its
 #                                own): proves the bench runs, in `make test` (the same build as its tests)
 #   make bench PROFILES="deploy release"  packages each profile (release: target/lambda-release, its own
