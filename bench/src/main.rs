@@ -198,7 +198,7 @@ fn run() -> Result<(), String> {
     }
     // Creates: each run a cold process in a fresh account, Rust (each profile) and peer alike.
     let mut creates: Vec<(Subject, Launch, workloads::Workload)> = Vec::new();
-    let jobs: [(&str, &str, &str, fn() -> workloads::Workload); 2] = [
+    let jobs: [Job; 2] = [
         ("ConfigSetup Create, 10 rules", "config-setup", "config_setup", || {
             workloads::config_setup(10)
         }),
@@ -271,6 +271,9 @@ fn run() -> Result<(), String> {
     eprintln!("bench: wrote {} and {}", md.display(), json.display());
     Ok(())
 }
+
+/// A Create the bench times: its label, the handler binary, the peer's module and the workload.
+type Job = (&'static str, &'static str, &'static str, fn() -> workloads::Workload);
 
 /// The logs of a profile's binaries beside those of the others: `config-setup.release.start.log`.
 fn log_suffix(profile: &Option<String>) -> String {
