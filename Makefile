@@ -90,12 +90,17 @@ emulator: venv
 # handler binary against protocol-probe (the runtime's floor) and the Python peer (bench/peer, boto3 +
 # crhelper under awslambdaric, in its own venv), the zip sizes, and the access-key scan. It writes
 # bench/results/latest.md (printed), latest.json and latest.png. The binaries are the deploy profile's,
-# from `make package` (about 11 minutes of an idle 2-core machine when nothing is built yet).
+# from `make package` (the clean build is slow on a shared 2-core machine: docs/deploy.md has the figures),
+# and the table has what that build cost (scripts/package.sh records it in target/lambda/package-runs.tsv).
 #   make bench BENCH_SIZE=tiny   debug binaries, one run, no access-key scan (its feature is a build of its
 #                                own): proves the bench runs, in `make test` (the same build as its tests)
+#   make bench PROFILES="deploy release"  packages each profile (release: target/lambda-release, its own
+#                                `sam build` dir beside it) and measures their binaries side by side: package
+#                                time, zip sizes, cold start, RSS, Creates. The release build is the slow one.
 #   make bench FULL=1            also times a clean `make test`
 BENCH_VENV := .venv-bench
 BENCH_SIZE ?= full
+PROFILES ?= deploy
 BENCH_DIR := $(if $(filter tiny,$(BENCH_SIZE)),target/bench,bench/results)
 
 $(BENCH_VENV)/.installed: bench/peer/requirements.txt
@@ -108,9 +113,13 @@ ifeq ($(BENCH_SIZE),tiny)
 	$(CARGO) build --workspace --all-targets
 	BENCH_SIZE=tiny ./target/debug/tapguard-bench
 else
-	BENCH_PROBE=1 scripts/package.sh
+	for profile in $(PROFILES); do \
+	  if [ "$$profile" = deploy ]; then BENCH_PROBE=1 scripts/package.sh; \
+	  else BENCH_PROBE=1 PROFILE=$$profile SAM_BUILD_DIR=target/lambda-$$profile/sam-build scripts/package.sh; fi \
+	  || exit 1; \
+	done
 	$(CARGO) build --workspace --all-targets
-	./target/debug/tapguard-bench
+	BENCH_PROFILES="$(PROFILES)" ./target/debug/tapguard-bench
 	$(CARGO) build --workspace --all-targets --features access-key-rotation/bench
 	./target/debug/rotation-bench --out $(BENCH_DIR)/rotation.md
 endif

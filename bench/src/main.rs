@@ -8,7 +8,11 @@
 //!   BENCH_SIZE     `full` (default: the deploy-profile binaries, 9 runs) or `tiny` (debug binaries,
 //!                  1 run: proves the bench runs, in `make test`)
 //!   BENCH_RUNS     runs of each figure
-//!   BENCH_BIN_DIR  where the handler binaries are (default by size)
+//!   BENCH_PROFILES the cargo profiles whose binaries are measured side by side (default `deploy`; e.g.
+//!                  `deploy release`): each one's binaries in target/x86_64-unknown-linux-gnu/<profile>,
+//!                  its zips and scripts/package.sh's record of its build in target/lambda (deploy) or
+//!                  target/lambda-<profile> (`make bench PROFILES=...` packages each first)
+//!   BENCH_BIN_DIR  where the first profile's handler binaries are (default by size and profile)
 //!   BENCH_PYTHON   the peer's Python (default .venv-bench/bin/python)
 //!   BENCH_OUT      the folder for latest.md and latest.json (default bench/results, or target/bench for tiny)
 
@@ -20,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use launch::{Launch, Sample};
-use report::{Report, Subject};
+use report::{Build, Report, Subject};
 use tapguard_harness::Emulator;
 
 /// The handler binaries template.yml deploys, and the runtime's floor.
@@ -42,7 +46,7 @@ struct Settings {
     root: PathBuf,
     tiny: bool,
     runs: usize,
-    bin_dir: PathBuf,
+    builds: Vec<Build>,
     python: PathBuf,
     out: PathBuf,
 }
@@ -58,13 +62,39 @@ impl Settings {
         let runs = var("BENCH_RUNS")
             .and_then(|r| r.parse().ok())
             .unwrap_or(if tiny { 1 } else { 9 });
-        let bin_dir = var("BENCH_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            root.join(if tiny {
-                "target/debug"
+        let lambda_dir = |profile: &str| {
+            root.join(if profile == "deploy" {
+                "target/lambda".to_string()
             } else {
-                "target/x86_64-unknown-linux-gnu/deploy"
+                format!("target/lambda-{profile}")
             })
-        });
+        };
+        let mut builds: Vec<Build> = if tiny {
+            // The debug binaries; the zips beside them are whatever the last `make package` left.
+            vec![Build {
+                profile: "debug".into(),
+                bin_dir: root.join("target/debug"),
+                package_profile: "deploy".into(),
+                lambda_dir: lambda_dir("deploy"),
+            }]
+        } else {
+            let profiles = var("BENCH_PROFILES").unwrap_or_else(|| "deploy".into());
+            let mut builds: Vec<Build> = Vec::new();
+            for profile in profiles.split([' ', ',']).filter(|p| !p.is_empty()) {
+                if builds.iter().all(|b| b.profile != profile) {
+                    builds.push(Build {
+                        profile: profile.into(),
+                        bin_dir: root.join("target/x86_64-unknown-linux-gnu").join(profile),
+                        package_profile: profile.into(),
+                        lambda_dir: lambda_dir(profile),
+                    });
+                }
+            }
+            builds
+        };
+        if let (Some(dir), Some(first)) = (var("BENCH_BIN_DIR"), builds.first_mut()) {
+            first.bin_dir = PathBuf::from(dir);
+        }
         let python = var("BENCH_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join(".venv-bench/bin/python"));
@@ -75,22 +105,29 @@ impl Settings {
             root,
             tiny,
             runs,
-            bin_dir,
+            builds,
             python,
             out,
         }
     }
 
-    fn binary(&self, name: &str) -> Result<Launch, String> {
-        let program = self.bin_dir.join(name);
+    fn binary(&self, build: &Build, name: &str) -> Result<Launch, String> {
+        let program = build.bin_dir.join(name);
         if !program.exists() {
             return Err(format!(
                 "{} is not built ({})",
                 program.display(),
                 if self.tiny {
-                    "cargo build --workspace --bins"
+                    "cargo build --workspace --bins".to_string()
                 } else {
-                    "make bench builds it"
+                    format!(
+                        "make bench PROFILES=\"{}\" builds it",
+                        self.builds
+                            .iter()
+                            .map(|b| b.profile.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
                 }
             ));
         }
@@ -136,49 +173,63 @@ fn run() -> Result<(), String> {
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     std::fs::create_dir_all(&settings.out).map_err(|e| format!("{}: {e}", settings.out.display()))?;
     let emulator = Emulator::start(&settings.root)?;
-    let mut report = Report::new(settings.tiny, settings.runs, &settings.bin_dir);
-
-    // Cold start and start-up RSS: every binary, the floor and the peer's two functions, no event.
-    let mut starters: Vec<Launch> = vec![settings.binary(PROBE)?];
-    for name in HANDLERS {
-        starters.push(settings.binary(name)?);
+    let mut report = Report::new(settings.tiny, settings.runs, &settings.builds);
+    if settings.builds.is_empty() {
+        return Err("BENCH_PROFILES names no profile".into());
     }
-    starters.push(settings.peer("config_setup")?);
-    starters.push(settings.peer("ebs_default_encryption")?);
-    // Creates: each run a cold process in a fresh account, Rust and peer alike.
-    let creates: Vec<(Subject, Launch, workloads::Workload)> = vec![
+    // With more than one profile each Rust figure is labelled with its profile.
+    let label = |build: &Build, name: &str| report.label(name, Some(&build.profile));
+
+    // Cold start and start-up RSS: every binary and the floor of each profile, and the peer's two
+    // functions, no event.
+    let mut starters: Vec<(String, Option<String>, Launch)> = Vec::new();
+    for build in &settings.builds {
+        for name in std::iter::once(PROBE).chain(HANDLERS) {
+            starters.push((
+                label(build, name),
+                Some(build.profile.clone()),
+                settings.binary(build, name)?,
+            ));
+        }
+    }
+    for module in ["config_setup", "ebs_default_encryption"] {
+        let launch = settings.peer(module)?;
+        starters.push((launch.name.clone(), None, launch));
+    }
+    // Creates: each run a cold process in a fresh account, Rust (each profile) and peer alike.
+    let mut creates: Vec<(Subject, Launch, workloads::Workload)> = Vec::new();
+    let jobs: [Job; 2] = [
+        ("ConfigSetup Create, 10 rules", "config-setup", "config_setup", || {
+            workloads::config_setup(10)
+        }),
         (
-            Subject::rust("ConfigSetup Create, 10 rules"),
-            settings.binary("config-setup")?,
-            workloads::config_setup(10),
-        ),
-        (
-            Subject::peer("ConfigSetup Create, 10 rules"),
-            settings.peer("config_setup")?,
-            workloads::config_setup(10),
-        ),
-        (
-            Subject::rust("EbsDefaultEncryption Create"),
-            settings.binary("ebs-default-encryption")?,
-            workloads::ebs_default_encryption(),
-        ),
-        (
-            Subject::peer("EbsDefaultEncryption Create"),
-            settings.peer("ebs_default_encryption")?,
-            workloads::ebs_default_encryption(),
+            "EbsDefaultEncryption Create",
+            "ebs-default-encryption",
+            "ebs_default_encryption",
+            workloads::ebs_default_encryption,
         ),
     ];
+    for (workload, binary, module, make) in jobs {
+        for build in &settings.builds {
+            creates.push((
+                Subject::rust(workload, &build.profile),
+                settings.binary(build, binary)?,
+                make(),
+            ));
+        }
+        creates.push((Subject::peer(workload), settings.peer(module)?, make()));
+    }
 
     let mut cold: Vec<Vec<Sample>> = vec![Vec::new(); starters.len()];
     let mut created: Vec<Vec<(Sample, usize)>> = vec![Vec::new(); creates.len()];
     let responses = tapguard_harness::ResponseServer::start();
     for run in 0..settings.runs {
         eprintln!("bench: run {} of {}", run + 1, settings.runs);
-        for (i, launch) in starters.iter().enumerate() {
+        for (i, (_, profile, launch)) in starters.iter().enumerate() {
             let account = emulator.fresh_account();
             let mut launch = launch.clone();
             launch.env.extend(emulator.sdk_env(&account, REGION));
-            let log = logs.join(format!("{}.start.log", launch.name));
+            let log = logs.join(format!("{}{}.start.log", launch.name, log_suffix(profile)));
             cold[i].push(launch.run(None, &log, TIMEOUT)?);
         }
         for (i, (subject, launch, workload)) in creates.iter().enumerate() {
@@ -187,7 +238,7 @@ fn run() -> Result<(), String> {
             launch.env.extend(emulator.sdk_env(&account, REGION));
             let url = responses.url();
             let event = workload.event(&account.account_id, REGION, &url);
-            let log = logs.join(format!("{}.create.log", launch.name));
+            let log = logs.join(format!("{}{}.create.log", launch.name, log_suffix(&subject.profile)));
             let sample = launch.run(Some(&event), &log, TIMEOUT)?;
             let answer = responses
                 .wait_for(&url, Duration::from_secs(5))
@@ -201,13 +252,14 @@ fn run() -> Result<(), String> {
         }
     }
 
-    for (launch, samples) in starters.iter().zip(&cold) {
-        report.cold_start(&launch.name, samples);
+    for ((label, profile, launch), samples) in starters.iter().zip(&cold) {
+        report.cold_start(label, &launch.name, profile.as_deref(), samples);
     }
     for ((subject, _, _), samples) in creates.iter().zip(&created) {
         report.create(subject.clone(), samples);
     }
-    report.zip_sizes(&settings.root.join("target/lambda"), &HANDLERS);
+    report.zip_sizes(&HANDLERS);
+    report.package_runs();
 
     let table = report.markdown();
     println!("{table}");
@@ -218,4 +270,12 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", json.display()))?;
     eprintln!("bench: wrote {} and {}", md.display(), json.display());
     Ok(())
+}
+
+/// A Create the bench times: its label, the handler binary, the peer's module and the workload.
+type Job = (&'static str, &'static str, &'static str, fn() -> workloads::Workload);
+
+/// The logs of a profile's binaries beside those of the others: `config-setup.release.start.log`.
+fn log_suffix(profile: &Option<String>) -> String {
+    profile.as_ref().map_or(String::new(), |p| format!(".{p}"))
 }

@@ -1,7 +1,7 @@
 //! The figures of one `make bench` run: a markdown table (printed and written to latest.md) and the
 //! same in JSON (latest.json, which bench/chart.py draws).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -11,18 +11,21 @@ use crate::launch::Sample;
 const FLOOR: &str = "bench-protocol-probe";
 const PEER: &str = "peer-config_setup";
 
-/// Who ran a workload: a handler binary or its Python peer.
+/// Who ran a workload: a handler binary of one cargo profile, or its Python peer.
 #[derive(Debug, Clone)]
 pub struct Subject {
     pub workload: String,
     pub peer: bool,
+    /// The cargo profile of a Rust subject; `None` for the peer.
+    pub profile: Option<String>,
 }
 
 impl Subject {
-    pub fn rust(workload: &str) -> Subject {
+    pub fn rust(workload: &str, profile: &str) -> Subject {
         Subject {
             workload: workload.into(),
             peer: false,
+            profile: Some(profile.into()),
         }
     }
 
@@ -30,12 +33,28 @@ impl Subject {
         Subject {
             workload: workload.into(),
             peer: true,
+            profile: None,
         }
     }
 
     pub fn label(&self) -> String {
-        format!("{} ({})", self.workload, if self.peer { "peer" } else { "Rust" })
+        match &self.profile {
+            Some(p) => format!("{} (Rust, {p})", self.workload),
+            None => format!("{} (peer)", self.workload),
+        }
     }
+}
+
+/// One cargo profile's build, as the bench measures it: its binaries, and the zips and build record
+/// `scripts/package.sh` left in its lambda dir.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// The profile of the binaries run (`debug` for BENCH_SIZE=tiny).
+    pub profile: String,
+    pub bin_dir: PathBuf,
+    /// The profile whose zips and build record are in `lambda_dir`.
+    pub package_profile: String,
+    pub lambda_dir: PathBuf,
 }
 
 /// Median, min and max.
@@ -81,7 +100,9 @@ fn mib(kib: u64) -> f64 {
 }
 
 struct ColdRow {
-    name: String,
+    label: String,
+    binary: String,
+    profile: Option<String>,
     cold_ms: Spread,
     rss_mib: Spread,
 }
@@ -94,34 +115,62 @@ struct CreateRow {
     calls: Spread,
 }
 
+/// One line of `<lambda dir>/package-runs.tsv` (scripts/package.sh), by column name.
+type PackageRun = Vec<(String, String)>;
+
+fn field<'a>(run: &'a PackageRun, name: &str) -> &'a str {
+    run.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+}
+
+/// A build's recorded package runs: the one that compiled most (a clean build; the latest of equals)
+/// and the latest.
+struct PackageRuns {
+    file: PathBuf,
+    largest: Option<PackageRun>,
+    latest: Option<PackageRun>,
+}
+
 pub struct Report {
     tiny: bool,
     runs: usize,
-    bin_dir: PathBuf,
+    builds: Vec<Build>,
     started: String,
     load_at_start: String,
     cold: Vec<ColdRow>,
     creates: Vec<CreateRow>,
-    zips: Vec<(String, Option<u64>)>,
+    /// Per build: each binary's zip size.
+    zips: Vec<Vec<(String, Option<u64>)>>,
+    packages: Vec<PackageRuns>,
 }
 
 impl Report {
-    pub fn new(tiny: bool, runs: usize, bin_dir: &Path) -> Report {
+    pub fn new(tiny: bool, runs: usize, builds: &[Build]) -> Report {
         Report {
             tiny,
             runs,
-            bin_dir: bin_dir.to_path_buf(),
+            builds: builds.to_vec(),
             started: now(),
             load_at_start: load_average(),
             cold: Vec::new(),
             creates: Vec::new(),
             zips: Vec::new(),
+            packages: Vec::new(),
         }
     }
 
-    pub fn cold_start(&mut self, name: &str, samples: &[Sample]) {
+    /// A binary's name in the tables: with its profile when more than one is measured.
+    pub fn label(&self, binary: &str, profile: Option<&str>) -> String {
+        match profile {
+            Some(p) if self.builds.len() > 1 => format!("{binary} [{p}]"),
+            _ => binary.to_string(),
+        }
+    }
+
+    pub fn cold_start(&mut self, label: &str, binary: &str, profile: Option<&str>, samples: &[Sample]) {
         self.cold.push(ColdRow {
-            name: name.to_string(),
+            label: label.to_string(),
+            binary: binary.to_string(),
+            profile: profile.map(str::to_string),
             cold_ms: Spread::of(samples.iter().map(|s| ms(s.cold_start))),
             rss_mib: Spread::of(samples.iter().map(|s| mib(s.rss_at_start_kib))),
         });
@@ -137,53 +186,112 @@ impl Report {
         });
     }
 
-    /// The size of each `<dir>/<binary>/bootstrap.zip` that `make package` left.
-    pub fn zip_sizes(&mut self, dir: &Path, binaries: &[&str]) {
-        self.zips = binaries
+    /// The size of each `<lambda dir>/<binary>/bootstrap.zip` that `make package` left, per build.
+    pub fn zip_sizes(&mut self, binaries: &[&str]) {
+        self.zips = self
+            .builds
             .iter()
-            .map(|b| {
-                let size = std::fs::metadata(dir.join(b).join("bootstrap.zip"))
-                    .ok()
-                    .map(|m| m.len());
-                (b.to_string(), size)
+            .map(|build| {
+                binaries
+                    .iter()
+                    .map(|b| {
+                        let size = std::fs::metadata(build.lambda_dir.join(b).join("bootstrap.zip"))
+                            .ok()
+                            .map(|m| m.len());
+                        (b.to_string(), size)
+                    })
+                    .collect()
             })
             .collect();
     }
 
-    fn cold_of(&self, name: &str) -> Option<&ColdRow> {
-        self.cold.iter().find(|r| r.name == name)
+    /// What each build's `make package` cost, from scripts/package.sh's own record.
+    pub fn package_runs(&mut self) {
+        self.packages = self
+            .builds
+            .iter()
+            .map(|build| {
+                let file = build.lambda_dir.join("package-runs.tsv");
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                let mut lines = text.lines();
+                let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
+                let runs: Vec<PackageRun> = lines
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| {
+                        header
+                            .iter()
+                            .zip(l.split('\t'))
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect()
+                    })
+                    .filter(|run: &PackageRun| field(run, "profile") == build.package_profile)
+                    .collect();
+                let crates = |r: &PackageRun| field(r, "crates_compiled").parse::<u64>().unwrap_or(0);
+                // max_by_key keeps the last of equals: the latest clean build.
+                let largest = runs.iter().max_by_key(|r| crates(r)).cloned();
+                PackageRuns {
+                    file,
+                    largest,
+                    latest: runs.last().cloned(),
+                }
+            })
+            .collect();
     }
 
-    fn pair(&self, workload: &str) -> Option<(&CreateRow, &CreateRow)> {
-        let find = |peer: bool| {
-            self.creates
-                .iter()
-                .find(|r| r.subject.workload == workload && r.subject.peer == peer)
-        };
-        Some((find(false)?, find(true)?))
+    fn peer_cold(&self) -> Option<&ColdRow> {
+        self.cold.iter().find(|r| r.binary == PEER)
+    }
+
+    /// The floor of a row's own profile (for the peer: of the first profile).
+    fn floor_for(&self, row: &ColdRow) -> Option<f64> {
+        let floors = || self.cold.iter().filter(|r| r.binary == FLOOR);
+        floors()
+            .find(|r| r.profile == row.profile)
+            .or_else(|| floors().next())
+            .map(|r| r.cold_ms.median)
+    }
+
+    /// Each Rust Create row with the peer's row of the same workload.
+    fn pairs(&self) -> Vec<(&CreateRow, &CreateRow)> {
+        self.creates
+            .iter()
+            .filter(|r| !r.subject.peer)
+            .filter_map(|rust| {
+                let peer = self
+                    .creates
+                    .iter()
+                    .find(|r| r.subject.peer && r.subject.workload == rust.subject.workload)?;
+                Some((rust, peer))
+            })
+            .collect()
     }
 
     pub fn markdown(&self) -> String {
         let mut out = String::new();
+        let profiles: Vec<String> = self.builds.iter().map(|b| format!("`{}`", b.profile)).collect();
         let mode = if self.tiny {
-            "BENCH_SIZE=tiny: debug binaries, a proof that the bench runs, not figures to quote"
+            "BENCH_SIZE=tiny: debug binaries, a proof that the bench runs, not figures to quote".to_string()
         } else {
-            "deploy-profile binaries"
+            format!("the {} profile's binaries", profiles.join(" and "))
         };
+        let dirs: Vec<String> = self
+            .builds
+            .iter()
+            .map(|b| format!("`{}`", b.bin_dir.display()))
+            .collect();
         out.push_str(&format!(
             "# make bench, {}\n\n{}; {}; load average at start {}, at end {}.\n\
-             Binaries: `{}` ({mode}). {} run(s) of each figure: median (min–max).\n\n",
+             Binaries: {} ({mode}). {} run(s) of each figure: median (min–max).\n\n",
             self.started,
             machine(),
             cores(),
             self.load_at_start,
             load_average(),
-            self.bin_dir.display(),
+            dirs.join(", "),
             self.runs,
         ));
 
-        let floor = self.cold_of(FLOOR).map(|r| r.cold_ms.median);
-        let peer = self.cold_of(PEER);
+        let peer = self.peer_cold();
         out.push_str(
             "## Cold start: process start to its first `GET /next`, and peak RSS then\n\n\
              | function | cold start, ms | × protocol-probe | peer ConfigSetup ÷ this | peak RSS, MiB | peer ConfigSetup ÷ this |\n\
@@ -193,9 +301,10 @@ impl Report {
             let ratio = |a: Option<f64>, b: f64| a.map_or("–".to_string(), |a| format!("{:.2}", a / b));
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} |\n",
-                row.name,
+                row.label,
                 row.cold_ms.show(1),
-                floor.map_or("–".into(), |f| format!("{:.2}", row.cold_ms.median / f)),
+                self.floor_for(row)
+                    .map_or("–".into(), |f| format!("{:.2}", row.cold_ms.median / f)),
                 ratio(peer.map(|p| p.cold_ms.median), row.cold_ms.median),
                 row.rss_mib.show(1),
                 ratio(peer.map(|p| p.rss_mib.median), row.rss_mib.median),
@@ -205,81 +314,145 @@ impl Report {
         out.push_str(
             "\n## Create: the event handed over to the function's `POST /response` (CloudFormation answered, \
              state read back); a cold process in a fresh account each run\n\n\
-             | workload | Rust, ms | peer, ms | peer ÷ Rust | Rust cold start, ms | peer cold start, ms | \
+             | workload | Rust build | Rust, ms | peer, ms | peer ÷ Rust | Rust cold start, ms | peer cold start, ms | \
              Rust peak RSS, MiB | peer peak RSS, MiB | peer ÷ Rust | AWS calls, Rust / peer |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         );
-        let mut workloads: Vec<&str> = self.creates.iter().map(|r| r.subject.workload.as_str()).collect();
-        workloads.dedup();
-        for w in workloads {
-            if let Some((rust, peer)) = self.pair(w) {
-                out.push_str(&format!(
-                    "| {w} | {} | {} | {:.1} | {} | {} | {} | {} | {:.1} | {:.0} / {:.0} |\n",
-                    rust.time_ms.show(1),
-                    peer.time_ms.show(1),
-                    peer.time_ms.median / rust.time_ms.median,
-                    rust.cold_ms.show(1),
-                    peer.cold_ms.show(1),
-                    rust.rss_mib.show(1),
-                    peer.rss_mib.show(1),
-                    peer.rss_mib.median / rust.rss_mib.median,
-                    rust.calls.median,
-                    peer.calls.median,
-                ));
+        for (rust, peer) in self.pairs() {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {:.1} | {:.0} / {:.0} |\n",
+                rust.subject.workload,
+                rust.subject.profile.as_deref().unwrap_or("–"),
+                rust.time_ms.show(1),
+                peer.time_ms.show(1),
+                peer.time_ms.median / rust.time_ms.median,
+                rust.cold_ms.show(1),
+                peer.cold_ms.show(1),
+                rust.rss_mib.show(1),
+                peer.rss_mib.show(1),
+                peer.rss_mib.median / rust.rss_mib.median,
+                rust.calls.median,
+                peer.calls.median,
+            ));
+        }
+
+        out.push_str(
+            "\n## make package: each profile's build, as scripts/package.sh recorded it\n\n\
+             Wall times follow the machine's load; on an idle machine a build that keeps every core busy \
+             takes about its CPU time ÷ the cores, plus its serial tail.\n\n\
+             | profile | run | date | crates compiled | cargo build: wall / CPU, s | sam build: wall / CPU, s | \
+             whole run: wall / CPU, s | load average before → after |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        for (build, runs) in self.builds.iter().zip(&self.packages) {
+            let row = |which: &str, run: &PackageRun| {
+                format!(
+                    "| {} | {which} | {} | {} | {} / {} | {} / {} | {} / {} | {} → {} |\n",
+                    build.package_profile,
+                    field(run, "date"),
+                    field(run, "crates_compiled"),
+                    field(run, "cargo_wall_s"),
+                    field(run, "cargo_cpu_s"),
+                    field(run, "sam_wall_s"),
+                    field(run, "sam_cpu_s"),
+                    field(run, "total_wall_s"),
+                    field(run, "total_cpu_s"),
+                    field(run, "load_start"),
+                    field(run, "load_end"),
+                )
+            };
+            match (&runs.largest, &runs.latest) {
+                (Some(largest), Some(latest)) => {
+                    out.push_str(&row("most crates compiled", largest));
+                    if largest != latest {
+                        out.push_str(&row("latest", latest));
+                    }
+                }
+                _ => out.push_str(&format!(
+                    "| {} | not recorded ({}: `PROFILE={} scripts/package.sh`) | | | | | | |\n",
+                    build.package_profile,
+                    runs.file.display(),
+                    build.package_profile
+                )),
             }
         }
 
-        out.push_str("\n## bootstrap.zip (target/lambda, as the last `make package` left them)\n\n");
-        out.push_str("| binary | bytes | MiB |\n| --- | --- | --- |\n");
-        for (name, size) in &self.zips {
-            match size {
-                Some(s) => out.push_str(&format!("| {name} | {s} | {:.2} |\n", *s as f64 / 1048576.0)),
-                None => out.push_str(&format!("| {name} | not built (`make package`) | – |\n")),
-            }
+        let heads: Vec<String> = self
+            .builds
+            .iter()
+            .map(|b| format!("{} (`{}`), bytes | MiB", b.package_profile, b.lambda_dir.display()))
+            .collect();
+        out.push_str("\n## bootstrap.zip, as the last `make package` of each profile left them (limit: 5 MiB)\n\n");
+        out.push_str(&format!("| binary | {} |\n", heads.join(" | ")));
+        out.push_str(&format!("| --- |{}\n", " --- | --- |".repeat(self.builds.len())));
+        let names: Vec<&String> = self.zips.first().map_or(vec![], |z| z.iter().map(|(n, _)| n).collect());
+        for (i, name) in names.iter().enumerate() {
+            let cells: Vec<String> = self
+                .zips
+                .iter()
+                .map(|zips| match zips.get(i).and_then(|(_, s)| *s) {
+                    Some(s) => format!("{s} | {:.2}", s as f64 / 1048576.0),
+                    None => "not built (`make package`) | –".to_string(),
+                })
+                .collect();
+            out.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
         }
         out
     }
 
     pub fn json(&self) -> Value {
-        let floor = self.cold_of(FLOOR).map(|r| r.cold_ms.median);
         let mut ratios = serde_json::Map::new();
-        if let Some(peer) = self.cold_of(PEER) {
+        if let Some(peer) = self.peer_cold() {
             for row in self
                 .cold
                 .iter()
-                .filter(|r| !r.name.starts_with("peer-") && r.name != FLOOR)
+                .filter(|r| !r.binary.starts_with("peer-") && r.binary != FLOOR)
             {
                 ratios.insert(
-                    format!("cold start: peer ÷ {}", row.name),
+                    format!("cold start: peer ÷ {}", row.label),
                     json!(peer.cold_ms.median / row.cold_ms.median),
                 );
             }
         }
-        for w in ["ConfigSetup Create, 10 rules", "EbsDefaultEncryption Create"] {
-            if let Some((rust, peer)) = self.pair(w) {
-                ratios.insert(
-                    format!("{w}: peer ÷ Rust time"),
-                    json!(peer.time_ms.median / rust.time_ms.median),
-                );
-                ratios.insert(
-                    format!("{w}: peer ÷ Rust peak RSS"),
-                    json!(peer.rss_mib.median / rust.rss_mib.median),
-                );
-            }
+        for (rust, peer) in self.pairs() {
+            let w = match &rust.subject.profile {
+                Some(p) if self.builds.len() > 1 => format!("{} [{p}]", rust.subject.workload),
+                _ => rust.subject.workload.clone(),
+            };
+            ratios.insert(
+                format!("{w}: peer ÷ Rust time"),
+                json!(peer.time_ms.median / rust.time_ms.median),
+            );
+            ratios.insert(
+                format!("{w}: peer ÷ Rust peak RSS"),
+                json!(peer.rss_mib.median / rust.rss_mib.median),
+            );
         }
+        let run_json = |run: &Option<PackageRun>| {
+            run.as_ref().map_or(Value::Null, |r| {
+                Value::Object(r.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+            })
+        };
         json!({
             "date": self.started,
             "machine": machine(),
             "cores": cores(),
             "tiny": self.tiny,
             "runs": self.runs,
-            "cold_start_ms": self.cold.iter().map(|r| (r.name.clone(), r.cold_ms.json())).collect::<serde_json::Map<_, _>>(),
-            "peak_rss_mib": self.cold.iter().map(|r| (r.name.clone(), r.rss_mib.json())).collect::<serde_json::Map<_, _>>(),
-            "floor_ms": floor,
+            "profiles": self.builds.iter().map(|b| b.profile.clone()).collect::<Vec<_>>(),
+            "cold_start_ms": self.cold.iter().map(|r| (r.label.clone(), r.cold_ms.json())).collect::<serde_json::Map<_, _>>(),
+            "peak_rss_mib": self.cold.iter().map(|r| (r.label.clone(), r.rss_mib.json())).collect::<serde_json::Map<_, _>>(),
+            "floor_ms": self.builds.iter().map(|b| {
+                let floor = self.cold.iter().find(|r| r.binary == FLOOR && r.profile.as_deref() == Some(b.profile.as_str()));
+                (b.profile.clone(), json!(floor.map(|r| r.cold_ms.median)))
+            }).collect::<serde_json::Map<_, _>>(),
             "creates": self.creates.iter().map(|r| json!({
-                "workload": r.subject.workload, "peer": r.subject.peer, "time_ms": r.time_ms.json(),
-                "peak_rss_mib": r.rss_mib.json(), "aws_calls": r.calls.json()})).collect::<Vec<_>>(),
-            "zip_bytes": self.zips.iter().map(|(n, s)| (n.clone(), json!(s))).collect::<serde_json::Map<_, _>>(),
+                "workload": r.subject.workload, "peer": r.subject.peer, "profile": r.subject.profile,
+                "time_ms": r.time_ms.json(), "peak_rss_mib": r.rss_mib.json(), "aws_calls": r.calls.json()})).collect::<Vec<_>>(),
+            "zip_bytes": self.builds.iter().zip(&self.zips).map(|(b, zips)| (b.package_profile.clone(),
+                Value::Object(zips.iter().map(|(n, s)| (n.clone(), json!(s))).collect()))).collect::<serde_json::Map<_, _>>(),
+            "package_runs": self.builds.iter().zip(&self.packages).map(|(b, p)| (b.package_profile.clone(),
+                json!({"largest": run_json(&p.largest), "latest": run_json(&p.latest)}))).collect::<serde_json::Map<_, _>>(),
             "ratios": ratios,
         })
     }
