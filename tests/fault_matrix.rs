@@ -1,7 +1,7 @@
 //! The fault matrix, generated from what each handler declares (`CustomResource::OPERATIONS`, plus the
 //! runtime's own answer-record operations): for every declared operation × fault, a Create, an Update
 //! and a Delete are driven as CloudFormation sends them, each case in its own account of one emulator,
-//! cases in parallel (eight at a time, the cases of every handler in one queue). Every case checks:
+//! cases in parallel (ten at a time, the cases of every handler in one queue). Every case checks:
 //! - exactly one answer per event;
 //! - SUCCESS only when the emulator's state is what was asked (read back from the emulator);
 //! - FAILED naming the operation and the error code of the fault that fired;
@@ -24,7 +24,7 @@ use tapguard_shared::CustomResource;
 use tapguard_tests::*;
 
 const REGION: &str = "eu-west-1";
-const PARALLEL: usize = 12;
+const PARALLEL: usize = 10;
 /// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a slow answer takes (past the handler's share of TIMEOUT, half of it).
