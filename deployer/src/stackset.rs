@@ -391,12 +391,8 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         }
         for (n, (ous, in_regions)) in additions.into_iter().enumerate() {
             // One operation at a time on a StackSet: wait for the previous one first.
-            if let Some((previous, _)) = operations.last() {
-                match wait_operation(ctx, &cfn, name, previous, &call_as).await {
-                    Ok(StackSetOperationStatus::Succeeded) => {}
-                    Ok(status) => return fail(ctx, format!("operation {previous}: {}", status.as_str())),
-                    Err(e) => return fail(ctx, e.to_string()),
-                }
+            if let Err(e) = after_the_last(ctx, &cfn, name, &operations, &call_as).await {
+                return fail(ctx, e);
             }
             let request = cfn
                 .create_stack_instances()
@@ -419,12 +415,9 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             }
         }
         for (n, (ous, in_regions)) in removals.into_iter().enumerate() {
-            if let Some((previous, _)) = operations.last() {
-                match wait_operation(ctx, &cfn, name, previous, &call_as).await {
-                    Ok(StackSetOperationStatus::Succeeded) => {}
-                    Ok(status) => return fail(ctx, format!("operation {previous}: {}", status.as_str())),
-                    Err(e) => return fail(ctx, e.to_string()),
-                }
+            // One operation at a time on a StackSet: wait for the previous one first.
+            if let Err(e) = after_the_last(ctx, &cfn, name, &operations, &call_as).await {
+                return fail(ctx, e);
             }
             let request = cfn
                 .delete_stack_instances()
@@ -666,6 +659,24 @@ async fn instances(
         if token.is_none() {
             return Ok(all);
         }
+    }
+}
+
+/// Waits for the last of `operations` (if any) to succeed: a StackSet runs one operation at a time.
+async fn after_the_last(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    name: &str,
+    operations: &[(String, String)],
+    call_as: &CallAs,
+) -> Result<(), String> {
+    let Some((previous, _)) = operations.last() else {
+        return Ok(());
+    };
+    match wait_operation(ctx, cfn, name, previous, call_as).await {
+        Ok(StackSetOperationStatus::Succeeded) => Ok(()),
+        Ok(status) => Err(format!("operation {previous}: {}", status.as_str())),
+        Err(e) => Err(e.to_string()),
     }
 }
 
