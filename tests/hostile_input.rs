@@ -230,6 +230,31 @@ proptest! {
     }
 }
 
+/// Found by the property above in a CI run: a physical id longer than CloudFormation makes them (and no
+/// StackId) made an answer of 4,097 bytes and more, because the identifiers an answer echoes were never
+/// cut. Now the answer fits, is FAILED and says why.
+#[test]
+fn an_event_whose_identifiers_cannot_fit_an_answer_gets_a_failed_one_that_does() {
+    let event = json!({
+        "RequestType": "Create",
+        "ResponseURL": world().sink.url,
+        "RequestId": unique_request_id(),
+        "ResourceType": "Custom::HostileProbe",
+        "StackId": null,
+        "LogicalResourceId": "Probe",
+        "PhysicalResourceId": "x".repeat(4000),
+        "OldResourceProperties": {},
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:f", "Answer": "42"},
+    });
+    let (result, answers) = handle(event.clone());
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let answer = &answers[0];
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert_eq!(answer["RequestId"], event["RequestId"]);
+    assert!(serde_json::to_vec(answer).unwrap().len() <= 4096);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // ResponseURLs that are not what CloudFormation sends
 

@@ -90,8 +90,42 @@ impl ResponseBody {
             }
         }
         self.reason = Some(best);
-        let bytes = serde_json::to_vec(&self).expect("serializes");
+        let mut bytes = serde_json::to_vec(&self).expect("serializes");
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            bytes = self.cut_identifiers();
+        }
         (bytes, self)
+    }
+
+    /// Only an event CloudFormation never sends gets here: its identifiers, which an answer must echo,
+    /// are longer than CloudFormation makes them (a physical id is at most 1 KB). The answer is FAILED,
+    /// saying so, with each identifier cut in the middle until it fits.
+    fn cut_identifiers(&mut self) -> Vec<u8> {
+        self.status = Status::Failed;
+        self.data.clear();
+        self.reason = Some(format!(
+            "the event's identifiers do not fit CloudFormation's {MAX_RESPONSE_BYTES}-byte response: they are \
+             longer than CloudFormation makes them, so this is not an event it sent; they are echoed cut"
+        ));
+        let original = [
+            self.physical_resource_id.clone(),
+            self.stack_id.clone(),
+            self.request_id.clone(),
+            self.logical_resource_id.clone(),
+        ];
+        let mut keep = MAX_PHYSICAL_ID_BYTES;
+        loop {
+            let [physical, stack, request, logical] = original.clone().map(|id| cut_middle(&id, keep));
+            self.physical_resource_id = physical;
+            self.stack_id = stack;
+            self.request_id = request;
+            self.logical_resource_id = logical;
+            let bytes = serde_json::to_vec(&self).expect("serializes");
+            if bytes.len() <= MAX_RESPONSE_BYTES || keep == 0 {
+                return bytes;
+            }
+            keep /= 2;
+        }
     }
 }
 
@@ -199,5 +233,26 @@ mod tests {
         assert!(check_physical_id("").is_err());
         assert!(check_physical_id(&"a".repeat(1025)).unwrap_err().contains("1025 bytes"));
         assert!(check_physical_id(&"a".repeat(1024)).is_ok());
+    }
+    #[test]
+    fn identifiers_longer_than_cloudformation_makes_them_are_cut_so_the_answer_still_fits_and_is_failed() {
+        let mut long = body(Status::Success, None, BTreeMap::from([("K".into(), "v".into())]));
+        long.physical_resource_id = "x".repeat(4000);
+        long.logical_resource_id = "\u{1}".repeat(2000);
+        let (bytes, sent) = long.to_bytes();
+        assert!(bytes.len() <= MAX_RESPONSE_BYTES, "{} bytes", bytes.len());
+        assert_eq!(sent.status, Status::Failed);
+        assert!(sent.data.is_empty());
+        assert!(
+            sent.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("not an event it sent"),
+            "{:?}",
+            sent.reason
+        );
+        assert!(sent.physical_resource_id.starts_with('x') && sent.physical_resource_id.contains("bytes cut"));
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["PhysicalResourceId"], sent.physical_resource_id.as_str());
     }
 }
