@@ -197,11 +197,7 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
                     .delete_stack_instances()
                     .stack_set_name(name)
                     .call_as(call_as.clone())
-                    .deployment_targets(
-                        DeploymentTargets::builder()
-                            .set_organizational_unit_ids(Some(ous.clone()))
-                            .build(),
-                    )
+                    .deployment_targets(ous_targets(&ous))
                     .set_regions(Some(regions.clone()))
                     .retain_stacks(false);
                 let operation = match ctx.call("DeleteStackInstances", request.send()).await {
@@ -264,9 +260,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     } else {
         plan.args.targets.regions.clone()
     };
-    let targets = DeploymentTargets::builder()
-        .set_organizational_unit_ids(Some(plan.args.ous.clone()))
-        .build();
+    let targets = ous_targets(&plan.args.ous);
     let preferences = preferences(&plan.args, &regions);
     let parameters: Vec<Parameter> = plan
         .parameters
@@ -338,11 +332,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .set_parameters(Some(parameters))
             .set_tags(Some(tags))
             .set_capabilities(Some(capabilities))
-            .deployment_targets(
-                DeploymentTargets::builder()
-                    .set_organizational_unit_ids(Some(present_ous.clone()))
-                    .build(),
-            )
+            .deployment_targets(ous_targets(&present_ous))
             .set_regions(Some(present_regions.clone()))
             .operation_preferences(preferences.clone())
             .operation_id(format!("tapguard-{}", plan.run));
@@ -398,11 +388,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                 .create_stack_instances()
                 .stack_set_name(name)
                 .call_as(call_as.clone())
-                .deployment_targets(
-                    DeploymentTargets::builder()
-                        .set_organizational_unit_ids(Some(ous.clone()))
-                        .build(),
-                )
+                .deployment_targets(ous_targets(&ous))
                 .set_regions(Some(in_regions.clone()))
                 .operation_preferences(preferences.clone())
                 .operation_id(format!("tapguard-{}-add{n}", plan.run));
@@ -423,11 +409,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                 .delete_stack_instances()
                 .stack_set_name(name)
                 .call_as(call_as.clone())
-                .deployment_targets(
-                    DeploymentTargets::builder()
-                        .set_organizational_unit_ids(Some(ous.clone()))
-                        .build(),
-                )
+                .deployment_targets(ous_targets(&ous))
                 .set_regions(Some(in_regions.clone()))
                 .retain_stacks(false)
                 .operation_preferences(preferences.clone())
@@ -660,6 +642,13 @@ async fn instances(
             return Ok(all);
         }
     }
+}
+
+/// The deployment targets of a service-managed StackSet operation: organizational units.
+fn ous_targets(ous: &[String]) -> DeploymentTargets {
+    DeploymentTargets::builder()
+        .set_organizational_unit_ids(Some(ous.to_vec()))
+        .build()
 }
 
 /// Waits for the last of `operations` (if any) to succeed: a StackSet runs one operation at a time.
