@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod api;
+mod artifacts;
 mod audit;
 mod delete;
 mod deploy;
