@@ -110,7 +110,7 @@ pub struct DeployArgs {
 #[derive(Debug, clap::Args, Clone, Default)]
 pub struct FunctionsArgs {
     /// Put the functions stack into each target first: this template is template.yml with its SAM
-    /// transform expanded (`scripts/expand-sam.py`, run by `make package`). Its functions' zips
+    /// transform expanded (`scripts/expand-sam.py template.yml target/lambda/functions.json`). Its functions' zips
     /// (`<lambda-dir>/<binary>/bootstrap.zip`) are uploaded to the artifact bucket first (needs
     /// --artifact-bucket-prefix).
     #[arg(long, requires = "artifact_bucket_prefix")]
