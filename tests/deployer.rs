@@ -2878,5 +2878,70 @@ fn deploy_puts_the_functions_stack_then_the_stack_into_two_assumed_accounts_and_
             assert_eq!(executions(account, region), 2, "{account}/{region}");
         }
     }
+
+    // One account, the current credentials', with --no-execute: the functions' change set is made
+    // and shown, the zips are in the bucket, and the stack's change set waits for the functions.
+    let single = emulator().fresh_account();
+    let audit = audit_path("functions-no-execute");
+    let one = |lambda_dir: &Path| {
+        tapguard_as(
+            &single,
+            &[
+                "deploy",
+                "--template",
+                template.to_str().unwrap(),
+                "--functions-template",
+                functions.to_str().unwrap(),
+                "--lambda-dir",
+                lambda_dir.to_str().unwrap(),
+                "--artifact-bucket-prefix",
+                "tapguard-art",
+                "--no-execute",
+                "--poll-interval-ms",
+                "100",
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        )
+    };
+    // A zip that `make package` did not make: refused before any call.
+    let (code, _, refused) = one(&dir.join("nowhere"));
+    assert_eq!(code, 2, "{refused}");
+    assert!(
+        refused.contains("bootstrap.zip") && refused.contains("run `make package` first"),
+        "{refused}"
+    );
+    assert!(emulator().calls(&single.account_id, None).is_empty());
+    let (code, out, err) = one(&lambda_dir);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let target = &doc["targets"][0];
+    assert_eq!(target["target"], REGION);
+    assert!(
+        target["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("functions stack tapguard-functions: change set tapguard-"),
+        "{target:#}"
+    );
+    assert_eq!(target["detail"]["functions"]["detail"]["executed"], false, "{target:#}");
+    assert!(
+        err.contains(
+            "the change set of stack TapStack follows once the functions stack tapguard-functions is deployed"
+        ),
+        "{err}"
+    );
+    let sent = sent_change_sets(&single, REGION);
+    assert_eq!(
+        sent.iter().map(|c| c["stack"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["tapguard-functions"]
+    );
+    assert_eq!(
+        stack_status(&single, REGION, "tapguard-functions").as_deref(),
+        Some("REVIEW_IN_PROGRESS")
+    );
+    assert_eq!(stack_status(&single, REGION, "TapStack"), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
