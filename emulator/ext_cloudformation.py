@@ -52,6 +52,16 @@ test script a resource's fate:
 Also as CloudFormation does: a change set for a stack whose operation is in progress, or for a stack in
 ROLLBACK_COMPLETE, is refused with a ValidationError naming the state.
 
+- A stack created or updated by a change set exports its Outputs' `Export` names once the change set
+   has run (moto registers exports only in CreateStack), and a change set's stack resolves
+   `Fn::ImportValue` against the region's exports (moto gave it none), so a stack that imports
+   another's exports can be deployed with change sets, as `tapguard deploy --functions-template`
+   does. Not modelled: AWS fails an execution whose export name another stack has; the emulator
+   leaves that name to the other stack.
+- An update change set whose template comes from S3 (`TemplateURL`) with the same template and
+   parameter values as the stack is refused "No updates are to be performed.", as one with a
+   `TemplateBody` is (moto compared only the latter).
+
 State lives on moto's per-account, per-region CloudFormation backend, so `POST /moto-api/reset` clears it.
 """
 
@@ -324,6 +334,7 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
     stack.template_dict = change_set.template_dict
     stack.description = change_set.template_dict.get("Description")
     stack.output_map = stack._create_output_map()
+    _register_exports(self, stack)
     if kind == "CREATE":
         script, final = _creation_script(stack, resources, None)
         _play(self, stack, script, final, "CREATE_IN_PROGRESS")
@@ -331,6 +342,19 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
         script, final = _update_script(stack, changes, None, False)
         _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
     return None
+
+
+def _register_exports(backend: CloudFormationBackend, stack) -> None:
+    """The stack's exports, as its Outputs now have them, become the region's (replacing its earlier
+    ones). A name another stack exports stays that stack's (AWS fails the execution instead: "Export
+    names must be unique across a given region"; not modelled)."""
+    with _lock:
+        taken = {name for name, e in backend.exports.items() if e.exporting_stack_id != stack.stack_id}
+        for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
+            del backend.exports[name]
+        for export in stack.exports:
+            if export.name not in taken:
+                backend.exports[export.name] = export
 
 
 def _create_change_set(self: CloudFormationBackend, stack_name: str, change_set_name: str, *args, **kwargs):
@@ -347,6 +371,11 @@ def _create_change_set(self: CloudFormationBackend, stack_name: str, change_set_
             )
     change_set_id, stack_id = _original_create_change_set(self, stack_name, change_set_name, *args, **kwargs)
     change_set = self.change_sets.get(change_set_id)
+    stack = self.stacks.get(stack_id)
+    if stack is not None:
+        # Fn::ImportValue resolves against the region's exports when the change set runs.
+        stack.cross_stack_resources = self.exports
+        stack.resource_map.cross_stack_resources = self.exports
     if change_set is not None and change_set.change_set_type == "CREATE":
         # As CloudFormation: a creation adds only the resources whose condition holds (moto lists all).
         holds = _conditions(self, change_set)
@@ -556,6 +585,14 @@ def _create_change_set_response(self: CloudFormationResponse):
         if not hasattr(backend, "tapguard_sent"):
             backend.tapguard_sent = []
         backend.tapguard_sent.append(sent)
+    template_url = self._get_param("TemplateURL")
+    if template_url and self._get_param("ChangeSetType", "CREATE") == "UPDATE":
+        # moto compares an update with the stack only for a TemplateBody; CloudFormation does so for
+        # a template read from S3 as well: the same template and parameters are no changes.
+        stack = backend.get_stack(self._get_param("StackName"))
+        self._validate_different_update(
+            self._get_param("Parameters", []), self._get_stack_from_s3_url(template_url), stack
+        )
     return _original_create_change_set_response(self)
 
 

@@ -2549,3 +2549,399 @@ fn a_yaml_targets_file_expands_an_ou_and_enters_each_account_with_its_groups_rol
     );
     let _ = std::fs::remove_file(&bad);
 }
+
+// ---- deploy --functions-template: the functions stack, then the stack, in each target ----
+
+/// template.yml with its SAM transform expanded, as `make package` writes it (scripts/expand-sam.py,
+/// with the SAM translator of .venv-tools: scripts/check-templates.sh installs it).
+fn expanded_functions_template(dir: &Path) -> PathBuf {
+    let python = root().join(".venv-tools/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/check-templates.sh (make test does) to install the SAM translator",
+        python.display()
+    );
+    let out = dir.join("functions.json");
+    let run = Command::new(&python)
+        .arg(root().join("scripts/expand-sam.py"))
+        .arg(root().join("template.yml"))
+        .arg(&out)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run scripts/expand-sam.py");
+    assert!(
+        run.status.success(),
+        "expand-sam.py failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+/// A zip with no entries and `comment` as its comment: a valid archive, a few dozen bytes, its own
+/// sha256 per binary.
+fn stand_in_zip(comment: &str) -> Vec<u8> {
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.extend_from_slice(&[0; 16]);
+    zip.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+    zip.extend_from_slice(comment.as_bytes());
+    zip
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Standard base64, as Lambda reports CodeSha256.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn deploy_puts_the_functions_stack_then_the_stack_into_two_assumed_accounts_and_a_rerun_uploads_nothing() {
+    assert_eq!(base64(b"abcd"), "YWJjZA==");
+    let caller = emulator().fresh_account();
+    let a = emulator().fresh_account().account_id;
+    let b = emulator().fresh_account().account_id;
+    let dir = std::env::temp_dir().join(format!("tapguard-test-functions-{:016x}", rand_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let functions = expanded_functions_template(&dir);
+    let expanded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&functions).unwrap()).unwrap();
+    assert!(expanded.get("Transform").is_none(), "the SAM transform is expanded");
+    // (logical id of the function, binary, the stand-in zip)
+    let zips: Vec<(String, String, Vec<u8>)> = expanded["Metadata"]["tapguard::Artifacts"]["Functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let binary = f["Binary"].as_str().unwrap().to_string();
+            (
+                f["Function"].as_str().unwrap().to_string(),
+                binary.clone(),
+                stand_in_zip(&format!("tapguard test stand-in for {binary}")),
+            )
+        })
+        .collect();
+    assert_eq!(zips.len(), 9, "{zips:?}");
+    let lambda_dir = dir.join("lambda");
+    for (_, binary, zip) in &zips {
+        std::fs::create_dir_all(lambda_dir.join(binary)).unwrap();
+        std::fs::write(lambda_dir.join(binary).join("bootstrap.zip"), zip).unwrap();
+    }
+    let template = fixture_path("imports-functions.yml");
+    let regions = ["us-east-1", REGION];
+    let run = |name: &str| {
+        let audit = audit_path(name);
+        tapguard_as(
+            &caller,
+            &[
+                "deploy",
+                "--stack-name",
+                "TapStack",
+                "--template",
+                template.to_str().unwrap(),
+                "--functions-template",
+                functions.to_str().unwrap(),
+                "--lambda-dir",
+                lambda_dir.to_str().unwrap(),
+                "--artifact-bucket-prefix",
+                "tapguard-art",
+                "--accounts",
+                &format!("{a},{b}"),
+                "--regions",
+                &regions.join(","),
+                "--role-name",
+                "tapguard-deployer",
+                "--yes",
+                "--concurrency",
+                "4",
+                "--poll-interval-ms",
+                "100",
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        )
+    };
+    // Not in StackSet mode yet: refused before any call, saying what to do instead.
+    let (code, _, refused) = tapguard_as(
+        &caller,
+        &[
+            "deploy",
+            "--stack-set",
+            "--ou",
+            "ou-abcd-11111111",
+            "--template",
+            template.to_str().unwrap(),
+            "--functions-template",
+            functions.to_str().unwrap(),
+            "--artifact-bucket-prefix",
+            "tapguard-art",
+        ],
+    );
+    assert_eq!(code, 2, "{refused}");
+    assert!(refused.contains("not supported in StackSet mode yet"), "{refused}");
+    assert!(emulator().calls(&caller.account_id, None).is_empty());
+
+    let (code, out, err) = run("functions-deploy");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["targets"].as_array().unwrap().len(), 4, "{doc:#}");
+    for target in doc["targets"].as_array().unwrap() {
+        assert_eq!(
+            target["outcome"], "CREATE_COMPLETE (functions stack tapguard-functions: CREATE_COMPLETE)",
+            "{target:#}"
+        );
+        // The stack was told which functions stack to import from.
+        assert_eq!(
+            parameter_of(target, "FunctionsStackName"),
+            ("tapguard-functions", "given")
+        );
+    }
+    for account in [&a, &b] {
+        let acct = emulator().account(account);
+        for region in regions {
+            let label = format!("{account}/{region}");
+            // In order: the functions stack ended before the stack began.
+            let events = event_lines(&err, &label);
+            let functions_done = events
+                .iter()
+                .position(|e| *e == ("tapguard-functions".to_string(), "CREATE_COMPLETE".to_string()))
+                .unwrap_or_else(|| panic!("{label}: {events:?}"));
+            let stack_begun = events
+                .iter()
+                .position(|e| e.0 == "TapStack")
+                .unwrap_or_else(|| panic!("{label}: {events:?}"));
+            assert!(functions_done < stack_begun, "{label}: {events:?}");
+            assert_eq!(
+                stack_status(&acct, region, "tapguard-functions").as_deref(),
+                Some("CREATE_COMPLETE"),
+                "{label}"
+            );
+            assert_eq!(
+                stack_status(&acct, region, "TapStack").as_deref(),
+                Some("CREATE_COMPLETE"),
+                "{label}"
+            );
+            // The bucket of this account and region: private, encrypted, holding each zip under its sha256.
+            let bucket = format!("tapguard-art-{account}-{region}");
+            let s3_get = |path: &str| match emulator().rest_call(&acct, region, "s3", "GET", path, None) {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            let block = s3_get(&format!("/{bucket}?publicAccessBlock"));
+            for setting in [
+                "BlockPublicAcls",
+                "IgnorePublicAcls",
+                "BlockPublicPolicy",
+                "RestrictPublicBuckets",
+            ] {
+                assert_eq!(xml_value(&block, setting), Some("true"), "{label} {setting}: {block}");
+            }
+            let encryption = s3_get(&format!("/{bucket}?encryption"));
+            assert_eq!(
+                xml_value(&encryption, "SSEAlgorithm"),
+                Some("AES256"),
+                "{label}: {encryption}"
+            );
+            // Per account, only the account itself reads it: no bucket policy (StackSet mode adds one).
+            assert!(
+                s3_get(&format!("/{bucket}?policy")).contains("NoSuchBucketPolicy"),
+                "{label}"
+            );
+            for (_, binary, zip) in &zips {
+                let key = format!("tapguard/functions/{binary}/{}.zip", sha256_hex(zip));
+                assert_eq!(
+                    s3_get(&format!("/{bucket}/{key}")).as_bytes(),
+                    &zip[..],
+                    "{label} {key}"
+                );
+            }
+            // The functions, created from those objects: each one's code is its binary's zip.
+            let listed = emulator().rest_call(&acct, region, "lambda", "GET", "/2015-03-31/functions/", None);
+            let listed = listed["Functions"].as_array().cloned().unwrap_or_default();
+            assert_eq!(listed.len(), 9, "{label}: {listed:#?}");
+            for (function, binary, zip) in &zips {
+                let found = listed
+                    .iter()
+                    .find(|f| {
+                        f["FunctionName"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with(&format!("tapguard-functions-{function}-")))
+                    })
+                    .unwrap_or_else(|| panic!("{label}: no function {function}: {listed:#?}"));
+                use sha2::Digest;
+                assert_eq!(
+                    found["CodeSha256"],
+                    base64(&sha2::Sha256::digest(zip)),
+                    "{label} {binary}"
+                );
+                assert_eq!(found["CodeSize"], zip.len(), "{label} {binary}");
+            }
+            // The stack imported the functions stack's exports: the ARNs of those functions.
+            let arn_of = |function: &str| {
+                listed
+                    .iter()
+                    .find(|f| {
+                        f["FunctionName"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with(&format!("tapguard-functions-{function}-")))
+                    })
+                    .and_then(|f| f["FunctionArn"].as_str())
+                    .unwrap()
+                    .to_string()
+            };
+            let parameter = emulator().json_call(
+                &acct,
+                region,
+                "ssm",
+                "AmazonSSM.GetParameter",
+                json!({"Name": "/tapguard/baseline/ebs-default-encryption-service-token"}),
+            );
+            assert_eq!(
+                parameter["Parameter"]["Value"],
+                arn_of("EbsDefaultEncryptionFunction"),
+                "{label}: {parameter}"
+            );
+            // The expanded template (over 51,200 bytes) went through the same bucket.
+            let sent = sent_change_sets(&acct, region);
+            let functions_sent = sent.iter().find(|c| c["stack"] == "tapguard-functions").unwrap();
+            assert!(
+                functions_sent["template_url"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with(&format!(
+                        "https://{bucket}.s3.{region}.amazonaws.com/tapguard/tapguard-functions/"
+                    ))),
+                "{functions_sent}"
+            );
+            assert_eq!(functions_sent["capabilities"], json!(["CAPABILITY_IAM"]));
+        }
+    }
+    let puts = |account: &str| {
+        emulator()
+            .operations(account, "s3")
+            .iter()
+            .filter(|o| o.starts_with("PUT "))
+            .count()
+    };
+    let executions = |account: &str, region: &str| {
+        emulator().control(
+            "/tapguard/cloudformation/sent",
+            json!({"account": account, "region": region}),
+        )["executions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Per account: per region the bucket (create, public access block, encryption), 9 zips, the template.
+    let before = (puts(&a), puts(&b));
+    assert_eq!(
+        before,
+        (2 * (3 + 9 + 1), 2 * (3 + 9 + 1)),
+        "{:?}",
+        emulator().operations(&a, "s3")
+    );
+    assert_eq!(executions(&a, REGION), 2);
+
+    // A second run uploads nothing and changes nothing.
+    let (code, out, err) = run("functions-again");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for target in doc["targets"].as_array().unwrap() {
+        assert_eq!(
+            target["outcome"],
+            "no changes (CREATE_COMPLETE) (functions stack tapguard-functions: no changes (CREATE_COMPLETE))",
+            "{target:#}"
+        );
+    }
+    assert!(err.contains("0 uploaded, 9 already there"), "{err}");
+    assert_eq!((puts(&a), puts(&b)), before);
+    for account in [&a, &b] {
+        for region in regions {
+            assert_eq!(executions(account, region), 2, "{account}/{region}");
+        }
+    }
+
+    // One account, the current credentials', with --no-execute: the functions' change set is made
+    // and shown, the zips are in the bucket, and the stack's change set waits for the functions.
+    let single = emulator().fresh_account();
+    let audit = audit_path("functions-no-execute");
+    let one = |lambda_dir: &Path| {
+        tapguard_as(
+            &single,
+            &[
+                "deploy",
+                "--template",
+                template.to_str().unwrap(),
+                "--functions-template",
+                functions.to_str().unwrap(),
+                "--lambda-dir",
+                lambda_dir.to_str().unwrap(),
+                "--artifact-bucket-prefix",
+                "tapguard-art",
+                "--no-execute",
+                "--poll-interval-ms",
+                "100",
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        )
+    };
+    // A zip that `make package` did not make: refused before any call.
+    let (code, _, refused) = one(&dir.join("nowhere"));
+    assert_eq!(code, 2, "{refused}");
+    assert!(
+        refused.contains("bootstrap.zip") && refused.contains("run `make package` first"),
+        "{refused}"
+    );
+    assert!(emulator().calls(&single.account_id, None).is_empty());
+    let (code, out, err) = one(&lambda_dir);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let target = &doc["targets"][0];
+    assert_eq!(target["target"], REGION);
+    assert!(
+        target["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("functions stack tapguard-functions: change set tapguard-"),
+        "{target:#}"
+    );
+    assert_eq!(target["detail"]["functions"]["detail"]["executed"], false, "{target:#}");
+    assert!(
+        err.contains(
+            "the change set of stack TapStack follows once the functions stack tapguard-functions is deployed"
+        ),
+        "{err}"
+    );
+    let sent = sent_change_sets(&single, REGION);
+    assert_eq!(
+        sent.iter().map(|c| c["stack"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["tapguard-functions"]
+    );
+    assert_eq!(
+        stack_status(&single, REGION, "tapguard-functions").as_deref(),
+        Some("REVIEW_IN_PROGRESS")
+    );
+    assert_eq!(stack_status(&single, REGION, "TapStack"), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,18 +1,19 @@
 //! `tapguard deploy`: per target, first the plan (what the target already has, and from it the
 //! template's `Existing...` parameters), then a change set shown (resources and where each parameter
-//! value comes from) before it is executed, then the stack watched to its end.
+//! value comes from) before it is executed, then the stack watched to its end. With
+//! `--functions-template`, the functions stack goes first in each target: its zips published to the
+//! artifact bucket (artifacts.rs), then deployed the same way.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Stack, Tag};
 use aws_sdk_cloudformation::Client as CloudFormation;
 use serde_json::{json, Value};
 
-use crate::api::{api_error, explain_entry_error};
+use crate::api::explain_entry_error;
 use crate::parameters::Source;
 use crate::prompt::confirm;
 use crate::stack_watch::{
@@ -56,10 +57,12 @@ pub struct DeployArgs {
     /// SNS topics that receive the stack's events, comma-separated ARNs.
     #[arg(long, value_delimiter = ',')]
     pub notification_arns: Vec<String>,
-    /// Templates over 51,200 bytes go through S3: the bucket `<prefix>-<account>-<region>`, created
-    /// (private, encrypted) where it does not exist yet.
+    /// Templates over 51,200 bytes, and the functions' zips, go through S3: the bucket
+    /// `<prefix>-<account>-<region>`, created (private, encrypted) where it does not exist yet.
     #[arg(long)]
     pub artifact_bucket_prefix: Option<String>,
+    #[command(flatten)]
+    pub functions: FunctionsArgs,
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Deploy as a service-managed StackSet to organizational units instead of one stack per target.
@@ -103,13 +106,36 @@ pub struct DeployArgs {
     pub remove_unlisted: bool,
 }
 
+/// The functions stack, deployed in each target before the stack itself.
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct FunctionsArgs {
+    /// Put the functions stack into each target first: this template is template.yml with its SAM
+    /// transform expanded (`scripts/expand-sam.py template.yml target/lambda/functions.json`). Its functions' zips
+    /// (`<lambda-dir>/<binary>/bootstrap.zip`) are uploaded to the artifact bucket first (needs
+    /// --artifact-bucket-prefix).
+    #[arg(long, requires = "artifact_bucket_prefix")]
+    pub functions_template: Option<PathBuf>,
+    /// The functions stack's name; the stack's FunctionsStackName parameter is set to it.
+    #[arg(long, default_value = "tapguard-functions")]
+    pub functions_stack_name: String,
+    /// Where `make package` put the zips.
+    #[arg(long, default_value = "target/lambda")]
+    pub lambda_dir: PathBuf,
+    /// A parameter of the functions stack, `Key=Value` (repeatable), e.g. AlarmTopicArn.
+    #[arg(long = "functions-parameter", value_name = "KEY=VALUE")]
+    pub functions_parameters: Vec<String>,
+}
+
 /// Parameters from the file (if any), then the command line (which wins).
 pub fn parameters(args: &DeployArgs) -> Result<Vec<(String, String)>, String> {
     crate::parameters::given(args.parameters_file.as_deref(), &args.parameters)
 }
 
+#[derive(Clone)]
 pub struct DeployPlan {
     pub args: DeployArgs,
+    /// The stack's name (the functions stack's, for its plan).
+    pub stack_name: String,
     pub template_body: String,
     pub parameters: Vec<(String, String)>,
     /// The parameters the template declares.
@@ -118,25 +144,61 @@ pub struct DeployPlan {
     pub capabilities: Vec<String>,
     pub tags: Vec<(String, String)>,
     pub run: String,
+    /// Whether the plan reads what the target has (survey.rs) first: not for the functions stack.
+    pub survey: bool,
+    /// The functions stack to deploy first, with the zips its template names.
+    pub functions: Option<Arc<(DeployPlan, crate::artifacts::Package)>>,
 }
 
 /// CloudFormation takes at most this many bytes of template inline; larger ones must come from S3.
 pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
 
 pub fn prepare(args: &DeployArgs) -> Result<DeployPlan, String> {
-    let template_body = std::fs::read_to_string(&args.template)
-        .map_err(|e| format!("cannot read the template {}: {e}", args.template.display()))?;
-    if template_body.len() > INLINE_TEMPLATE_LIMIT && args.artifact_bucket_prefix.is_none() {
-        return Err(format!(
-            "{} is {} bytes: CloudFormation accepts at most 51,200 bytes inline; give --artifact-bucket-prefix to upload it to S3",
-            args.template.display(),
-            template_body.len()
-        ));
-    }
-    let template =
-        crate::template::Template::parse(&template_body).map_err(|e| format!("{}: {e}", args.template.display()))?;
+    let (template_body, template) = read_template(&args.template, args)?;
     let declared = crate::parameters::declared(&template);
-    let parameters = parameters(args)?;
+    let mut parameters = parameters(args)?;
+    let functions = match &args.functions.functions_template {
+        Some(path) => {
+            let (body, functions_template) = read_template(path, args)?;
+            let package = crate::artifacts::package(&functions_template, &body, &args.functions.lambda_dir)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let functions_declared = crate::parameters::declared(&functions_template);
+            let functions_parameters =
+                crate::parameters::key_values(&args.functions.functions_parameters, "--functions-parameter")?;
+            crate::parameters::check_known(&functions_declared, &functions_parameters)?;
+            // The stack imports the functions' ARNs from the stack of this name.
+            let name = &args.functions.functions_stack_name;
+            if declared.iter().any(|d| d.key == "FunctionsStackName") {
+                match parameters.iter().find(|(k, _)| k == "FunctionsStackName") {
+                    Some((_, v)) if v != name => {
+                        return Err(format!(
+                            "FunctionsStackName={v} but the functions stack is {name}: give --functions-stack-name {v}"
+                        ))
+                    }
+                    Some(_) => {}
+                    None => parameters.push(("FunctionsStackName".into(), name.clone())),
+                }
+            }
+            let plan = DeployPlan {
+                args: args.clone(),
+                stack_name: name.clone(),
+                capabilities: functions_template
+                    .required_capabilities()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+                template_body: body,
+                parameters: functions_parameters,
+                declared: functions_declared,
+                tags: crate::parameters::key_values(&args.tags, "--tag")?,
+                run: String::new(),
+                survey: false,
+                functions: None,
+            };
+            Some((plan, package))
+        }
+        None => None,
+    };
     crate::parameters::check_known(&declared, &parameters)?;
     let capabilities = if args.capabilities.is_empty() {
         template
@@ -147,15 +209,37 @@ pub fn prepare(args: &DeployArgs) -> Result<DeployPlan, String> {
     } else {
         args.capabilities.clone()
     };
+    let run = run_id();
     Ok(DeployPlan {
         parameters,
         declared,
         capabilities,
         tags: crate::parameters::key_values(&args.tags, "--tag")?,
         template_body,
-        run: run_id(),
+        stack_name: args.stack_name.clone(),
+        survey: true,
+        functions: functions.map(|(mut plan, package)| {
+            plan.run = run.clone();
+            Arc::new((plan, package))
+        }),
+        run,
         args: args.clone(),
     })
+}
+
+/// A template read and parsed; one over 51,200 bytes needs the artifact bucket to go through.
+fn read_template(path: &std::path::Path, args: &DeployArgs) -> Result<(String, crate::template::Template), String> {
+    let body =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the template {}: {e}", path.display()))?;
+    if body.len() > INLINE_TEMPLATE_LIMIT && args.artifact_bucket_prefix.is_none() {
+        return Err(format!(
+            "{} is {} bytes: CloudFormation accepts at most 51,200 bytes inline; give --artifact-bucket-prefix to upload it to S3",
+            path.display(),
+            body.len()
+        ));
+    }
+    let template = crate::template::Template::parse(&body).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((body, template))
 }
 
 pub fn deploy(args: DeployArgs) -> ExitCode {
@@ -170,140 +254,6 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
         let plan = plan.clone();
         async move { deploy_target(&ctx, &plan).await }
     })
-}
-
-/// The bucket for a target's artifacts: `<prefix>-<account>-<region>`, created private and
-/// encrypted where it does not exist yet. Returns its name.
-async fn artifact_bucket(ctx: &Ctx, prefix: &str) -> Result<String, String> {
-    let sts = aws_sdk_sts::Client::new(&ctx.config);
-    let account = match &ctx.target.account {
-        Some(a) => a.clone(),
-        None => ctx
-            .call("GetCallerIdentity", sts.get_caller_identity().send())
-            .await
-            .map_err(|e| e.to_string())?
-            .account()
-            .unwrap_or_default()
-            .to_string(),
-    };
-    let region = ctx.target.region.clone();
-    let bucket = format!("{prefix}-{account}-{region}");
-    let s3 = s3_client(&ctx.config);
-    match s3
-        .head_bucket()
-        .bucket(&bucket)
-        .expected_bucket_owner(&account)
-        .send()
-        .await
-    {
-        Ok(_) => return Ok(bucket),
-        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
-        Err(err) => {
-            let e = api_error("HeadBucket", &err);
-            ctx.record(
-                "api_error",
-                json!({"operation": e.operation, "code": e.code, "message": e.message}),
-            );
-            return Err(format!("{e} (the bucket {bucket} must be this account's)"));
-        }
-    }
-    let mut create = s3.create_bucket().bucket(&bucket);
-    if region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
-                .build(),
-        );
-    }
-    ctx.call("CreateBucket", create.send())
-        .await
-        .map_err(|e| e.to_string())?;
-    ctx.call(
-        "PutPublicAccessBlock",
-        s3.put_public_access_block()
-            .bucket(&bucket)
-            .public_access_block_configuration(
-                aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-                    .block_public_acls(true)
-                    .ignore_public_acls(true)
-                    .block_public_policy(true)
-                    .restrict_public_buckets(true)
-                    .build(),
-            )
-            .send(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    ctx.call(
-        "PutBucketEncryption",
-        s3.put_bucket_encryption()
-            .bucket(&bucket)
-            .server_side_encryption_configuration(
-                aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
-                    .rules(
-                        aws_sdk_s3::types::ServerSideEncryptionRule::builder()
-                            .apply_server_side_encryption_by_default(
-                                aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
-                                    .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::Aes256)
-                                    .build()
-                                    .map_err(|e| e.to_string())?,
-                            )
-                            .build(),
-                    )
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-            .send(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    ctx.say(format!(
-        "created the artifact bucket {bucket} (public access blocked, encrypted)"
-    ));
-    ctx.record("artifact_bucket_created", json!({"bucket": bucket}));
-    Ok(bucket)
-}
-
-/// S3 with path-style addressing when an endpoint is configured (an emulator), virtual-hosted otherwise.
-pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let s3 = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(config.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(s3)
-}
-
-/// Uploads a template too large to send inline; returns its URL for TemplateURL.
-async fn upload_template(ctx: &Ctx, plan: &DeployPlan, prefix: &str) -> Result<String, String> {
-    let bucket = artifact_bucket(ctx, prefix).await?;
-    let key = format!("tapguard/{}/{}.template", plan.args.stack_name, plan.run);
-    let s3 = s3_client(&ctx.config);
-    ctx.call(
-        "PutObject",
-        s3.put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .body(aws_sdk_s3::primitives::ByteStream::from(
-                plan.template_body.clone().into_bytes(),
-            ))
-            .send(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let suffix = if ctx.target.region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    let url = format!("https://{bucket}.s3.{}.{suffix}/{key}", ctx.target.region);
-    ctx.say(format!(
-        "template is {} bytes (over 51,200): uploaded to s3://{bucket}/{key}",
-        plan.template_body.len()
-    ));
-    ctx.record(
-        "template_uploaded",
-        json!({"bucket": bucket, "key": key, "bytes": plan.template_body.len()}),
-    );
-    Ok(url)
 }
 
 /// A change set computed for a target and shown, not executed yet.
@@ -410,7 +360,7 @@ pub async fn plan_target(
 /// the change set computed and shown. Err: how the target already ends (no changes, or a failure).
 pub async fn change_set(ctx: &Ctx, plan: &DeployPlan) -> Result<Prepared, Outcome> {
     let cfn = CloudFormation::new(&ctx.config);
-    let name = &plan.args.stack_name;
+    let name = &plan.stack_name;
     let existing = match describe_stack(ctx, &cfn, name).await {
         Ok(s) => s,
         Err(e) => return Err(fail(ctx, explain_entry_error(&e, None))),
@@ -430,16 +380,23 @@ pub async fn change_set(ctx: &Ctx, plan: &DeployPlan) -> Result<Prepared, Outcom
         }
     };
     let mut given = plan.parameters.clone();
-    for (k, v) in &ctx.target.parameters {
-        given.retain(|(g, _)| g != k);
-        given.push((k.clone(), v.clone()));
+    // A targets file's parameters are the stack's, not the functions stack's.
+    if plan.survey {
+        for (k, v) in &ctx.target.parameters {
+            given.retain(|(g, _)| g != k);
+            given.push((k.clone(), v.clone()));
+        }
     }
     if let Err(e) = crate::parameters::check_known(&plan.declared, &given) {
         return Err(fail(ctx, format!("the targets file: {e}")));
     }
-    let decision = match plan_target(ctx, &cfn, plan, existing.as_ref(), &given).await {
-        Ok(d) => d,
-        Err(e) => return Err(fail(ctx, format!("cannot plan: {e}"))),
+    let decision = if plan.survey {
+        match plan_target(ctx, &cfn, plan, existing.as_ref(), &given).await {
+            Ok(d) => d,
+            Err(e) => return Err(fail(ctx, format!("cannot plan: {e}"))),
+        }
+    } else {
+        Decision::default()
     };
     // What the plan read, unless given.
     let mut sent_values = given.clone();
@@ -485,7 +442,7 @@ pub async fn change_set(ctx: &Ctx, plan: &DeployPlan) -> Result<Prepared, Outcom
         &plan.args.artifact_bucket_prefix,
         plan.template_body.len() > INLINE_TEMPLATE_LIMIT,
     ) {
-        (Some(prefix), true) => match upload_template(ctx, plan, prefix).await {
+        (Some(prefix), true) => match crate::artifacts::upload_template(ctx, prefix, name, &plan.template_body).await {
             Ok(url) => request.template_url(url),
             Err(e) => return Err(fail(ctx, format!("cannot upload the template: {e}"))),
         },
@@ -599,7 +556,68 @@ pub async fn change_set(ctx: &Ctx, plan: &DeployPlan) -> Result<Prepared, Outcom
     })
 }
 
+/// The functions stack first (when given), then the stack: the stack imports the functions' ARNs.
 async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
+    let mut functions = None;
+    if let Some(f) = &plan.functions {
+        let (functions_plan, package) = &**f;
+        let name = &functions_plan.stack_name;
+        let outcome = deploy_functions(ctx, functions_plan, package).await;
+        let detail = json!({"stack": name, "outcome": outcome.text, "good": outcome.good, "detail": outcome.detail});
+        if !outcome.good {
+            return Outcome::bad(format!("functions stack {name}: {}", outcome.text))
+                .with(json!({"functions": detail}));
+        }
+        let deployed = outcome.detail["executed"] == json!(true) || outcome.text.starts_with("no changes");
+        if !deployed {
+            // --no-execute: the stack's change set would import exports that do not exist yet.
+            ctx.say(format!(
+                "the change set of stack {} follows once the functions stack {name} is deployed",
+                plan.stack_name
+            ));
+            return Outcome::good(format!("functions stack {name}: {}", outcome.text))
+                .with(json!({"functions": detail}));
+        }
+        functions = Some((name.clone(), outcome.text.clone(), detail));
+    }
+    let mut outcome = deploy_stack(ctx, plan).await;
+    if let Some((name, text, detail)) = functions {
+        outcome.text = format!("{} (functions stack {name}: {text})", outcome.text);
+        if !outcome.detail.is_object() {
+            outcome.detail = json!({});
+        }
+        outcome.detail["functions"] = detail;
+    }
+    outcome
+}
+
+/// The functions' zips put into the target's artifact bucket (only those not there yet), then the
+/// functions stack deployed with their S3 keys as its parameters.
+async fn deploy_functions(ctx: &Ctx, plan: &DeployPlan, package: &crate::artifacts::Package) -> Outcome {
+    let Some(prefix) = plan.args.artifact_bucket_prefix.as_deref() else {
+        return fail(ctx, "the functions need --artifact-bucket-prefix".into());
+    };
+    let account = match crate::artifacts::target_account(ctx).await {
+        Ok(a) => a,
+        Err(e) => return fail(ctx, format!("cannot publish the functions: {e}")),
+    };
+    let s3 = crate::artifacts::s3_client(&ctx.config);
+    let published = crate::artifacts::publish(ctx, &s3, package, prefix, &account, &ctx.target.region, None).await;
+    let parameters = match published {
+        Ok((parameters, _)) => parameters,
+        Err(e) => return fail(ctx, format!("cannot publish the functions: {e}")),
+    };
+    let mut plan = plan.clone();
+    for (k, v) in parameters {
+        plan.parameters.retain(|(g, _)| *g != k);
+        plan.parameters.push((k, v));
+    }
+    ctx.say(format!("functions stack {}:", plan.stack_name));
+    deploy_stack(ctx, &plan).await
+}
+
+/// One stack: its change set, shown, executed (unless --no-execute or declined), watched to its end.
+async fn deploy_stack(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     let prepared = match change_set(ctx, plan).await {
         Ok(p) => p,
         Err(outcome) => return outcome,
@@ -611,7 +629,7 @@ async fn deploy_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         stack_id,
         ..
     } = &prepared;
-    let name = &plan.args.stack_name;
+    let name = &plan.stack_name;
     if plan.args.no_execute {
         ctx.say(format!(
             "change set {change_set_name} is ready; not executed (--no-execute)"
@@ -688,6 +706,7 @@ mod tests {
             role_arn: None,
             notification_arns: vec![],
             artifact_bucket_prefix: None,
+            functions: FunctionsArgs::default(),
             targets: TargetArgs {
                 regions: vec![],
                 accounts: vec![],

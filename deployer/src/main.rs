@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod api;
+mod artifacts;
 mod audit;
 mod delete;
 mod deploy;
@@ -35,7 +36,7 @@ struct Cli {
 enum Command {
     /// Create or update the stack through a change set in every target, streaming its events. The
     /// plan comes first: what each target already has sets the template's Existing... parameters.
-    Deploy(deploy::DeployArgs),
+    Deploy(Box<deploy::DeployArgs>),
     /// What deploy would do in every target, changing nothing: what is already there (trail,
     /// detector, analyzer, Config, Security Hub, EBS encryption), the Existing... parameters set from
     /// it, and the change set's summary (the change set is deleted again).
@@ -55,8 +56,8 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Deploy(args) if args.stack_set => stackset::deploy(args),
-        Command::Deploy(args) => deploy::deploy(args),
+        Command::Deploy(args) if args.stack_set => stackset::deploy(*args),
+        Command::Deploy(args) => deploy::deploy(*args),
         Command::Plan(args) => plan::plan(args),
         Command::Status(args) if args.stack_set => stackset::status(args),
         Command::Status(args) => status::status(args),

@@ -51,6 +51,7 @@ impl PlanArgs {
             role_arn: None,
             notification_arns: Vec::new(),
             artifact_bucket_prefix: self.artifact_bucket_prefix.clone(),
+            functions: crate::deploy::FunctionsArgs::default(),
             targets: self.targets.clone(),
             stack_set: false,
             ous: Vec::new(),
@@ -133,7 +134,7 @@ async fn plan_target(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
 /// Removes the REVIEW_IN_PROGRESS stack a creation change set made (it holds no resources).
 async fn cleanup_review_stack(ctx: &Ctx, plan: &DeployPlan) {
     let cfn = aws_sdk_cloudformation::Client::new(&ctx.config);
-    let name = &plan.args.stack_name;
+    let name = &plan.stack_name;
     if let Ok(Some(stack)) = describe_stack(ctx, &cfn, name).await {
         if stack_status(&stack) == "REVIEW_IN_PROGRESS" {
             let id = stack.stack_id().unwrap_or(name).to_string();

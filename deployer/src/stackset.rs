@@ -238,6 +238,12 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
 }
 
 pub fn deploy(args: DeployArgs) -> ExitCode {
+    if args.functions.functions_template.is_some() {
+        eprintln!(
+            "tapguard deploy --stack-set: --functions-template is not supported in StackSet mode yet: put the functions stack into the OUs' accounts first with `tapguard deploy --targets FILE --functions-template ...` (a stack per account and region), then the StackSet"
+        );
+        return ExitCode::from(2);
+    }
     let plan = match prepare(&args) {
         Ok(p) => Arc::new(p),
         Err(e) => {
@@ -254,7 +260,7 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
 
 async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     let cfn = CloudFormation::new(&ctx.config);
-    let name = &plan.args.stack_name;
+    let name = &plan.stack_name;
     let regions = if plan.args.targets.regions.is_empty() {
         vec![ctx.target.region.clone()]
     } else {
