@@ -241,7 +241,10 @@ fn subjects() -> Vec<Subject> {
             binary: "access-key-rotation",
             resource_type: "Custom::AccessKeyRotation",
             operations: declared(access_key_rotation::AccessKeyRotation::OPERATIONS),
-            timeout: TIMEOUT,
+            // Its own backoff on throttling comes on top of the SDK's (three throttled answers take up to
+            // 4 s): with 10 s (5 s for the handler) a throttled case was cut off in the middle of a user,
+            // or deferred every user to the schedule.
+            timeout: Duration::from_secs(16),
             // IAM is global; the rotation claims its policy in the function's region.
             ledger_regions: &[REGION],
             // Users are started until 1 s before the deadline (20 s in Lambda, longer than these events).
@@ -898,7 +901,6 @@ fn run_case(
         .map(|(_, o)| *o)
         .collect();
     let w = World::on(emulator, subject.binary, REGION, &extra);
-    let before = (subject.state)(&w);
     // A refused endpoint is planned as a case of the service's first operation (a plan that takes another
     // path for some operations then takes it for their service's refusal too).
     let planned = if operation == "*" {
@@ -907,6 +909,8 @@ fn run_case(
         operation
     };
     let plan = (subject.plan)(&w, planned);
+    // After the plan's set-up (the users whose keys a rotation case rotates are part of what it reads).
+    let before = (subject.state)(&w);
     let mut expected_code = None;
     if let Some((rule, code)) = fault.rule(service, operation, slow_for(timeout)) {
         w.fault(rule);
@@ -985,6 +989,9 @@ fn run_case(
 
     let f = fired(&w);
     let created = r.create(plan.create.clone());
+    // CloudFormation's rollback Delete of a failed Create carries the Create's properties (the driver
+    // keeps only those of a SUCCESS): a handler whose undo depends on them must get them.
+    r.properties = plan.create.clone();
     check(
         "Create",
         &created,
