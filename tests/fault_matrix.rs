@@ -29,8 +29,9 @@ use tapguard_shared::CustomResource;
 use tapguard_tests::*;
 
 const REGION: &str = "eu-west-1";
-/// Cases at once, and the emulator processes they are spread over (each moto server answers on one
-/// Python interpreter, so one process is the bottleneck well before two cores are).
+/// Cases at once, and the emulator processes they are spread over: each moto server runs on one Python
+/// interpreter; with two, the 461 cases took 485 s instead of 577 s on a loaded 2-core machine (see
+/// RELIABILITY.md).
 const PARALLEL: usize = 10;
 const EMULATORS: usize = 2;
 /// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.

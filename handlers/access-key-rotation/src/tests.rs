@@ -790,8 +790,8 @@ async fn handed_over_past_the_overlap(s: &Shared) -> String {
     new.to_string()
 }
 
-// Found by the fault matrix (tests/fault_matrix.rs, iam:UpdateAccessKey under HTTP 500 and AccessDenied):
-// the date tag stayed on the key that was never deactivated, and every later pass took it for a key a
+// Found while writing the fault matrix's plan for this handler (tests/fault_matrix.rs, iam:UpdateAccessKey
+// under HTTP 500 and AccessDenied, whose rows now pass): the date tag stayed on the key that was never deactivated, and every later pass took it for a key a
 // person had reactivated.
 #[tokio::test]
 async fn a_failed_deactivation_takes_its_date_back_so_the_next_pass_still_retires_the_key() {
@@ -817,7 +817,7 @@ async fn a_failed_deactivation_takes_its_date_back_so_the_next_pass_still_retire
     assert!(keys(&s, "alice").contains(&(OLD.to_string(), false)));
 }
 
-// Found by the fault matrix (iam:UntagUser, and iam:UpdateAccessKey past the deadline): the old key was
+// Found the same way (iam:UntagUser, and iam:UpdateAccessKey past the deadline): the old key was
 // deactivated but the hand-over tag stayed, and every later pass left the inactive old key alone, so it
 // was never deleted and the user's second key slot never freed up.
 #[tokio::test]
