@@ -29,6 +29,7 @@ fn world_and_env(env: &[(&str, &str)]) -> (World, Vec<(String, String)>) {
             .map(|(k, v)| (k.to_string(), v.replace("{account}", &account.account_id))),
     );
     let world = World {
+        emulator,
         host: LambdaHost::start(&binary_path(BINARY), &full_env),
         account,
         region: REGION.to_string(),

@@ -1,16 +1,21 @@
 //! The fault matrix, generated from what each handler declares (`CustomResource::OPERATIONS`, plus the
 //! runtime's own answer-record operations): for every declared operation × fault, a Create, an Update
 //! and a Delete are driven as CloudFormation sends them, each case in its own account of one emulator,
-//! cases in parallel (ten at a time, the cases of every handler in one queue). Every case checks:
+//! cases in parallel (ten at a time, the cases of every handler in one queue, spread over two emulator
+//! processes). Every case checks:
 //! - exactly one answer per event;
 //! - SUCCESS only when the emulator's state is what was asked (read back from the emulator);
 //! - FAILED naming the operation and the error code of the fault that fired;
 //! - after the Delete (retried once with the fault gone when it answered FAILED, as a person retrying
-//!   the stack operation would), the region is as it was and nothing but answer records is left;
+//!   the stack operation would), the region is as it was (or as the plan says this resource's Delete
+//!   deliberately leaves it) and nothing but answer records is left;
+//! - a refused service was reached: some answer is FAILED naming one of its operations;
 //! - no call to an operation the handler did not declare (the emulator's call log).
 //!
 //! `TAPGUARD_MATRIX_ONLY=securityhub-enable,shield-advanced` runs only those handlers' rows;
-//! `TAPGUARD_MATRIX_TRACE=1` prints each answer's status and reason as the cases run.
+//! `TAPGUARD_MATRIX_TRACE=1` prints each answer's status and reason as the cases run;
+//! `TAPGUARD_MATRIX_PARALLEL=N` and `TAPGUARD_MATRIX_EMULATORS=N` change how many cases run at once
+//! and over how many emulator processes (to measure them).
 //!
 //! The matrix is printed as a table (`cargo test --test fault_matrix -- --nocapture`), and written to
 //! `target/fault-matrix.md` for RELIABILITY.md (`make reliability`).
@@ -24,7 +29,11 @@ use tapguard_shared::CustomResource;
 use tapguard_tests::*;
 
 const REGION: &str = "eu-west-1";
+/// Cases at once, and the emulator processes they are spread over: each moto server runs on one Python
+/// interpreter; with two, the 461 cases took 485 s instead of 577 s on a loaded 2-core machine (see
+/// RELIABILITY.md).
 const PARALLEL: usize = 10;
+const EMULATORS: usize = 2;
 /// The Lambda timeout of every event: short, so the "slower than the deadline" cases stay short.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a slow answer takes (past the handler's share of TIMEOUT, half of it).
@@ -125,6 +134,8 @@ struct Subject {
     timeout: Duration,
     /// Where its ownership ledger lives (IAM settings are claimed in one region per partition).
     ledger_regions: &'static [&'static str],
+    /// Environment of its function besides the SDK's (settings the template would give it).
+    env: &'static [(&'static str, &'static str)],
     /// The state the resource manages, as one comparable string, read from the emulator.
     state: fn(&World) -> String,
     /// Prepares the account and says what to ask for and what the state must then be, for a case of
@@ -138,6 +149,10 @@ struct Plan {
     after_create: String,
     update: Value,
     after_update: String,
+    /// States besides the one before the case that the Delete may leave, because this resource's Delete
+    /// deliberately keeps what its events did (access keys handed over belong to their users); empty
+    /// for a resource whose Delete restores everything.
+    kept: Vec<String>,
 }
 
 fn declared(operations: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
@@ -156,6 +171,7 @@ fn subjects() -> Vec<Subject> {
             operations: declared(ebs_default_encryption::EbsDefaultEncryption::OPERATIONS),
             timeout: TIMEOUT,
             ledger_regions: &[REGION],
+            env: &[],
             state: ebs_state,
             plan: ebs_plan,
         },
@@ -165,6 +181,7 @@ fn subjects() -> Vec<Subject> {
             operations: declared(iam_password_policy::IamPasswordPolicy::OPERATIONS),
             timeout: TIMEOUT,
             ledger_regions: &[REGION, "us-east-1"],
+            env: &[],
             state: password_policy_state,
             plan: password_policy_plan,
         },
@@ -174,6 +191,7 @@ fn subjects() -> Vec<Subject> {
             operations: declared(securityhub_enable::SecurityHubEnable::OPERATIONS),
             timeout: TIMEOUT,
             ledger_regions: &[REGION],
+            env: &[],
             state: hub_state,
             plan: hub_plan,
         },
@@ -184,6 +202,7 @@ fn subjects() -> Vec<Subject> {
             // It waits within the event for each standard to be READY, keeping 10 s back for undoing.
             timeout: Duration::from_secs(25),
             ledger_regions: &[REGION],
+            env: &[],
             state: standards_state,
             plan: standards_plan,
         },
@@ -194,6 +213,7 @@ fn subjects() -> Vec<Subject> {
             timeout: TIMEOUT,
             // Shield is global: its ledger is in us-east-1, where its API is.
             ledger_regions: &[REGION, "us-east-1"],
+            env: &[],
             state: shield_state,
             plan: shield_plan,
         },
@@ -203,6 +223,7 @@ fn subjects() -> Vec<Subject> {
             operations: declared(config_setup::ConfigSetup::OPERATIONS),
             timeout: TIMEOUT,
             ledger_regions: &[REGION],
+            env: &[],
             state: config_state,
             plan: config_plan,
         },
@@ -213,8 +234,24 @@ fn subjects() -> Vec<Subject> {
             timeout: TIMEOUT,
             // Its claims are organization-wide: the ledger is in the partition's global region.
             ledger_regions: &[REGION, "us-east-1"],
+            env: &[],
             state: delegated_admin_state,
             plan: delegated_admin_plan,
+        },
+        Subject {
+            binary: "access-key-rotation",
+            resource_type: "Custom::AccessKeyRotation",
+            operations: declared(access_key_rotation::AccessKeyRotation::OPERATIONS),
+            // Its own backoff on throttling comes on top of the SDK's (three throttled answers take up to
+            // 4 s): with 10 s (5 s for the handler) a throttled case was cut off in the middle of a user,
+            // or deferred every user to the schedule.
+            timeout: Duration::from_secs(16),
+            // IAM is global; the rotation claims its policy in the function's region.
+            ledger_regions: &[REGION],
+            // Users are started until 1 s before the deadline (20 s in Lambda, longer than these events).
+            env: &[("TAPGUARD_DEADLINE_MARGIN_SECS", "1")],
+            state: rotation_state,
+            plan: rotation_plan,
         },
     ]
 }
@@ -281,6 +318,7 @@ fn config_plan(w: &World, _: &str) -> Plan {
         after_create: state("tap-encrypted-volumes", "ENCRYPTED_VOLUMES"),
         update: props(json!({"Name": "tap-root-mfa", "SourceIdentifier": "ROOT_ACCOUNT_MFA_ENABLED"})),
         after_update: state("tap-root-mfa", "ROOT_ACCOUNT_MFA_ENABLED"),
+        kept: Vec::new(),
     }
 }
 
@@ -313,6 +351,7 @@ fn hub_plan(_: &World, operation: &str) -> Plan {
             after_create: "on SECURITY_CONTROL true [owner]".into(),
             update: json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": "false"}),
             after_update: "on SECURITY_CONTROL false []".into(),
+            kept: Vec::new(),
         };
     }
     Plan {
@@ -321,6 +360,7 @@ fn hub_plan(_: &World, operation: &str) -> Plan {
         update: json!({"ControlFindingGenerator": "SECURITY_CONTROL", "AutoEnableControls": "false",
             "Tags": {"owner": "matrix"}}),
         after_update: "on SECURITY_CONTROL false [owner]".into(),
+        kept: Vec::new(),
     }
 }
 
@@ -405,6 +445,7 @@ fn standards_plan(w: &World, operation: &str) -> Plan {
             json!({"Standards": [FSBP], "DisabledControls": [{"ControlId": "IAM.4", "Reason": "matrix"}]})
         },
         after_update: format!("{FSBP} READY; IAM.4 DISABLED"),
+        kept: Vec::new(),
     }
 }
 
@@ -463,6 +504,7 @@ fn shield_plan(w: &World, _: &str) -> Plan {
         after_create: "renews true srt tap-shield-srt pe on contacts soc@example.com/+15555550100".into(),
         update: json!({"CreateSubscription": "true", "EmergencyContacts": contacts}),
         after_update: "renews true srt none pe off contacts soc@example.com/+15555550100".into(),
+        kept: Vec::new(),
     }
 }
 
@@ -505,14 +547,17 @@ fn delegated_admin_state(w: &World) -> String {
 }
 
 /// The case's account manages an organization with DELEGATE as a member; designate DELEGATE for GuardDuty,
-/// or, for the Organizations operations' cases, for AWS Config (whose trusted access is then on). An
-/// Update cannot change the account or service, so it sends the same again.
+/// or, for the cases of an Organizations operation (the refused Organizations endpoint's included: it is
+/// planned with the service's first operation), for AWS Config (whose trusted access is then on): only
+/// that path calls Organizations. An Update cannot change the account or service, so it sends the same again.
 fn delegated_admin_plan(w: &World, operation: &str) -> Plan {
-    emulator().control(
+    w.emulator.control(
         "/tapguard/organizations/member",
         json!({"account": w.account.account_id, "member": DELEGATE}),
     );
-    let config = operation.contains("Delegated") || operation.contains("ServiceAccess");
+    let config = delegated_admin::DelegatedAdministrator::OPERATIONS
+        .iter()
+        .any(|&(service, op)| service == "organizations" && op == operation);
     let (properties, after) = if config {
         for principal in delegated_admin::CONFIG_PRINCIPALS {
             w.json_call(
@@ -540,6 +585,146 @@ fn delegated_admin_plan(w: &World, operation: &str) -> Plan {
         after_create: after.clone(),
         update: properties,
         after_update: after,
+        kept: Vec::new(),
+    }
+}
+
+/// The IAM user whose keys the access-key-rotation cases rotate, and the secret its new key goes to.
+const ROTATED_USER: &str = "alice-0";
+const ROTATED_SECRET: &str = "tap/access-keys/alice-0";
+
+/// What the rotation of ROTATED_USER has come to, keys by their age in days (the setup's keys are
+/// 120 and 130 days old, a new one 0): `keys [<age>d <status>, …] secret <holds <age>d | empty | none>
+/// tags [<the user's tap: tags, a key id as its key's age>] | ledger [<claims, records>]`.
+fn rotation_state(w: &World) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let listed = w.query("iam", &[("Action", "ListAccessKeys"), ("UserName", ROTATED_USER)]);
+    let keys: Vec<(String, String, String)> = listed
+        .split("<member>")
+        .skip(1)
+        .map(|member| {
+            let created = xml_value(member, "CreateDate")
+                .and_then(access_key_rotation::report::parse_timestamp)
+                .unwrap_or(now);
+            (
+                xml_value(member, "AccessKeyId").unwrap_or_default().to_string(),
+                format!("{}d", (now - created) / 86_400),
+                xml_value(member, "Status").unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let age_of = |id: &str| {
+        keys.iter()
+            .find(|(key, _, _)| key.eq_ignore_ascii_case(id))
+            .map_or("a deleted key".to_string(), |(_, age, _)| age.clone())
+    };
+    let mut statuses: Vec<String> = keys.iter().map(|(_, age, status)| format!("{age} {status}")).collect();
+    statuses.sort();
+    let described = w.json_call(
+        "secretsmanager",
+        "secretsmanager.DescribeSecret",
+        json!({"SecretId": ROTATED_SECRET}),
+    );
+    let secret = if described.get("ARN").is_none() {
+        "none".to_string()
+    } else {
+        let value = w.json_call(
+            "secretsmanager",
+            "secretsmanager.GetSecretValue",
+            json!({"SecretId": ROTATED_SECRET}),
+        );
+        match value["SecretString"]
+            .as_str()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        {
+            Some(stored) => format!("holds {}", age_of(stored["AccessKeyId"].as_str().unwrap_or_default())),
+            None => "empty".to_string(),
+        }
+    };
+    let tagged = w.query("iam", &[("Action", "ListUserTags"), ("UserName", ROTATED_USER)]);
+    let mut tags: Vec<String> = tagged
+        .split("<member>")
+        .skip(1)
+        .filter_map(|member| xml_value(member, "Key"))
+        .filter(|key| key.to_ascii_lowercase().starts_with("tap:"))
+        .map(
+            |key| match key.strip_prefix(access_key_rotation::DEACTIVATED_TAG_PREFIX) {
+                Some(id) => format!("{}{}", access_key_rotation::DEACTIVATED_TAG_PREFIX, age_of(id)),
+                None => key.to_string(),
+            },
+        )
+        .collect();
+    tags.sort();
+    let mut ledger: Vec<String> = left_behind(w, &[REGION])
+        .iter()
+        .map(|name| {
+            let name = name.trim_start_matches(&format!("{REGION}:"));
+            match name.strip_prefix("/tapguard/claims/") {
+                Some(claim) => format!("claim {}", claim.rsplit_once('/').map_or(claim, |(setting, _)| setting)),
+                None if name.ends_with("/schedule-cursor") => "resume point".to_string(),
+                None => "record".to_string(),
+            }
+        })
+        .collect();
+    ledger.sort();
+    format!(
+        "keys [{}] secret {secret} tags [{}] | ledger [{}]",
+        statuses.join(", "),
+        tags.join(", "),
+        ledger.join(", ")
+    )
+}
+
+/// ROTATED_USER holds an active key over age (120 days) and an inactive one past the grace period (130
+/// days, never used). A Rotate Create deletes the expired key and hands a new key over in the user's
+/// secret, the old one staying active through the overlap; the Update, with no overlap left, retires
+/// the old key (unused since). The Delete gives up the claim and leaves the keys and the secret to the
+/// user, so it may leave the user as any event (or a part of one that it finished or undid) left it:
+/// the expired key deleted; a hand-over undone after the user's secret was created (the empty secret
+/// is the user's, where the next hand-over goes); the new key handed over; the old key retired, with or
+/// without the hand-over tag still on (a cut or failed Update: the next pass takes it off); never a key
+/// nobody was handed, an unfinished intent, a date on a key still active, or a claim.
+fn rotation_plan(w: &World, _: &str) -> Plan {
+    let account = &w.account.account_id;
+    let topic = w.query("sns", &[("Action", "CreateTopic"), ("Name", "key-rotation")]);
+    let topic = xml_value(&topic, "TopicArn")
+        .unwrap_or_else(|| panic!("CreateTopic: {topic}"))
+        .to_string();
+    w.emulator.control(
+        "/tapguard/iam/bulk-users",
+        json!({"account": account, "prefix": "alice-", "count": 1,
+            "keys": [{"age_days": 120}, {"age_days": 130, "status": "Inactive"}]}),
+    );
+    let props = |overlap: &str| {
+        json!({"Mode": "Rotate", "NotifyTopicArn": topic, "MaxKeyAgeDays": "90", "OverlapDays": overlap,
+            "GraceDays": "14"})
+    };
+    let user = |keys: &str, secret: &str, tags: &str| format!("keys [{keys}] secret {secret} tags [{tags}]");
+    let claimed = " | ledger [claim iam-access-keys/rotation-policy, record]";
+    let released = " | ledger []";
+    let handed_over = user("0d Active, 120d Active", "holds 0d", "tap:rotation-handed-over");
+    let retired = user("0d Active, 120d Inactive", "holds 0d", "tap:rotation-deactivated:120d");
+    Plan {
+        create: props("7"),
+        after_create: format!("{handed_over}{claimed}"),
+        update: props("0"),
+        after_update: format!("{retired}{claimed}"),
+        kept: vec![
+            format!("{}{released}", user("120d Active", "none", "")),
+            format!("{}{released}", user("120d Active", "empty", "")),
+            format!("{handed_over}{released}"),
+            format!("{retired}{released}"),
+            format!(
+                "{}{released}",
+                user(
+                    "0d Active, 120d Inactive",
+                    "holds 0d",
+                    "tap:rotation-deactivated:120d, tap:rotation-handed-over"
+                )
+            ),
+        ],
     }
 }
 
@@ -584,6 +769,7 @@ fn ebs_plan(w: &World, _: &str) -> Plan {
         after_create: format!("true {managed}"),
         update: json!({"KmsKeyId": "alias/matrix"}),
         after_update: format!("true {key_arn}"),
+        kept: Vec::new(),
     }
 }
 
@@ -607,6 +793,7 @@ fn password_policy_plan(_: &World, _: &str) -> Plan {
         after_create: "length 14 symbols true".into(),
         update: json!({"MinimumPasswordLength": "16", "RequireSymbols": "true"}),
         after_update: "length 16 symbols true".into(),
+        kept: Vec::new(),
     }
 }
 
@@ -615,7 +802,7 @@ fn parameters(w: &World, regions: &[&str]) -> Vec<String> {
     regions
         .iter()
         .flat_map(|region| {
-            let listed = emulator().json_call(
+            let listed = w.emulator.json_call(
                 &w.account,
                 region,
                 "ssm",
@@ -642,7 +829,7 @@ fn left_behind(w: &World, regions: &[&str]) -> Vec<String> {
 
 /// How often the rules of this account fired.
 fn fired(w: &World) -> u64 {
-    emulator()
+    w.emulator
         .faults()
         .iter()
         .filter(|r| r["account"] == w.account.account_id.as_str())
@@ -666,6 +853,7 @@ struct Case {
 fn endpoint_variable(service: &str) -> String {
     let service_id = match service {
         "config" => "CONFIG_SERVICE",
+        "secretsmanager" => "SECRETS_MANAGER",
         other => return format!("AWS_ENDPOINT_URL_{}", other.to_uppercase()),
     };
     format!("AWS_ENDPOINT_URL_{service_id}")
@@ -683,8 +871,10 @@ impl Case {
     }
 }
 
-/// Runs one case with a Lambda timeout of `timeout` for each event (the subject's, or longer on a rerun).
+/// Runs one case in an account of `emulator` with a Lambda timeout of `timeout` for each event (the
+/// subject's, or longer on a rerun).
 fn run_case(
+    emulator: &'static Emulator,
     subject: &Subject,
     service: &'static str,
     operation: &'static str,
@@ -692,7 +882,8 @@ fn run_case(
     timeout: Duration,
 ) -> Case {
     let refused_env;
-    let extra: &[(&str, &str)] = if fault == Fault::Refused {
+    let mut extra: Vec<(&str, &str)> = subject.env.to_vec();
+    if fault == Fault::Refused {
         refused_env = (
             endpoint_variable(service),
             ResponseServer::refusing_url()
@@ -701,13 +892,26 @@ fn run_case(
                 .unwrap()
                 .to_string(),
         );
-        &[(refused_env.0.as_str(), refused_env.1.as_str())]
+        extra.push((refused_env.0.as_str(), refused_env.1.as_str()));
+    }
+    // The operations of the service this case's fault is on (all of them for a refused endpoint).
+    let service_operations: Vec<&str> = subject
+        .operations
+        .iter()
+        .filter(|(s, _)| *s == service)
+        .map(|(_, o)| *o)
+        .collect();
+    let w = World::on(emulator, subject.binary, REGION, &extra);
+    // A refused endpoint is planned as a case of the service's first operation (a plan that takes another
+    // path for some operations then takes it for their service's refusal too).
+    let planned = if operation == "*" {
+        service_operations.first().copied().unwrap_or(operation)
     } else {
-        &[]
+        operation
     };
-    let w = World::with_env(subject.binary, REGION, extra);
+    let plan = (subject.plan)(&w, planned);
+    // After the plan's set-up (the users whose keys a rotation case rotates are part of what it reads).
     let before = (subject.state)(&w);
-    let plan = (subject.plan)(&w, operation);
     let mut expected_code = None;
     if let Some((rule, code)) = fault.rule(service, operation, slow_for(timeout)) {
         w.fault(rule);
@@ -720,6 +924,8 @@ fn run_case(
     let trace = std::env::var_os("TAPGUARD_MATRIX_TRACE").is_some();
     let mut r = w.resource(subject.resource_type, "Resource");
     r.timeout = timeout;
+    // Whether an answer of a refused case named an operation of the refused service.
+    let reached = std::cell::Cell::new(false);
     let check = |step: &str,
                  exchange: &Exchange,
                  wanted: Option<&str>,
@@ -761,6 +967,9 @@ fn run_case(
             }
         } else {
             let reason = answer["Reason"].as_str().unwrap_or_default();
+            if fault == Fault::Refused && service_operations.iter().any(|op| reason.contains(op)) {
+                reached.set(true);
+            }
             if fired(w) > fired_before {
                 if let Some(code) = expected_code {
                     // The code, or the deadline that ran out while the SDK was still retrying it.
@@ -781,6 +990,9 @@ fn run_case(
 
     let f = fired(&w);
     let created = r.create(plan.create.clone());
+    // CloudFormation's rollback Delete of a failed Create carries the Create's properties (the driver
+    // keeps only those of a SUCCESS): a handler whose undo depends on them must get them.
+    r.properties = plan.create.clone();
     check(
         "Create",
         &created,
@@ -810,8 +1022,10 @@ fn run_case(
     let mut deleted_ok = check("Delete", &deleted, None, f, &w, &mut letters, &mut problems);
     if !deleted_ok {
         // The fault goes away and the Delete is retried, in a fresh process without the fault's endpoint.
-        emulator().clear_faults(&w.account.account_id);
-        let host = LambdaHost::start(&binary_path(subject.binary), &emulator().sdk_env(&w.account, REGION));
+        w.emulator.clear_faults(&w.account.account_id);
+        let mut env = w.emulator.sdk_env(&w.account, REGION);
+        env.extend(subject.env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let host = LambdaHost::start(&binary_path(subject.binary), &env);
         let mut retry = CustomResourceDriver {
             host: &host,
             ..w.resource(subject.resource_type, "Resource")
@@ -828,7 +1042,7 @@ fn run_case(
     }
     if deleted_ok {
         let after = (subject.state)(&w);
-        if after != before {
+        if after != before && !plan.kept.contains(&after) {
             problems.push(format!(
                 "after the Delete the emulator holds {after:?}, before {before:?}"
             ));
@@ -838,13 +1052,18 @@ fn run_case(
             problems.push(format!("left behind: {left:?}"));
         }
     }
+    if fault == Fault::Refused && !reached.get() {
+        problems.push(format!(
+            "the refused {service} endpoint was never met: no answer is FAILED naming one of its operations"
+        ));
+    }
     // Nothing undeclared was called.
     let declared: BTreeSet<(String, String)> = subject
         .operations
         .iter()
         .map(|(s, o)| (s.to_string(), o.to_string()))
         .collect();
-    for call in emulator().calls(&w.account.account_id, None) {
+    for call in w.emulator.calls(&w.account.account_id, None) {
         let service = call["service"].as_str().unwrap_or_default().to_string();
         let op = call["operation"].as_str().unwrap_or_default().to_string();
         // The harness's own setup and read-backs are marked and left out of the call log.
@@ -898,15 +1117,29 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
     let queue = Mutex::new(cases);
     let finished = Mutex::new(Vec::new());
     let reruns = std::sync::atomic::AtomicUsize::new(0);
+    let setting = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(default)
+    };
+    let parallel = setting("TAPGUARD_MATRIX_PARALLEL", PARALLEL);
+    let emulators = emulators(setting("TAPGUARD_MATRIX_EMULATORS", EMULATORS));
+    let started = std::time::Instant::now();
+    let (queue, finished_ref, reruns_ref, subjects_ref) = (&queue, &finished, &reruns, &subjects);
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL {
-            scope.spawn(|| loop {
+        for worker in 0..parallel {
+            // The workers take turns over the emulators; each case stays in one of them.
+            let emulator = emulators[worker % emulators.len()];
+            let (finished, reruns, subjects) = (finished_ref, reruns_ref, subjects_ref);
+            scope.spawn(move || loop {
                 let next = queue.lock().unwrap().pop();
                 let Some((index, service, operation, fault)) = next else {
                     break;
                 };
                 let subject = &subjects[index];
-                let mut case = run_case(subject, service, operation, fault, subject.timeout);
+                let mut case = run_case(emulator, subject, service, operation, fault, subject.timeout);
                 if case.cut_off_by_the_machine() {
                     // Cut off by its deadline with no fault fired: the machine was too slow for the short
                     // timeout, which says nothing of the handler. Run once more with twice the time (a slow
@@ -917,16 +1150,20 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
                         fault.name(),
                         case.problems.join("; ")
                     );
-                    case = run_case(subject, service, operation, fault, subject.timeout * 2);
+                    case = run_case(emulator, subject, service, operation, fault, subject.timeout * 2);
                     reruns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 finished.lock().unwrap().push((index, case));
             });
         }
     });
+    let elapsed = started.elapsed();
     let finished = finished.into_inner().unwrap();
     println!(
-        "{} of {total} cases were run twice (cut off by the deadline with no fault fired)",
+        "{total} cases, {parallel} at a time over {} emulator processes, in {} s; {} of them were run twice \
+         (cut off by the deadline with no fault fired)",
+        emulators.len(),
+        elapsed.as_secs(),
         reruns.into_inner()
     );
     for (index, subject) in subjects.iter().enumerate() {
@@ -1039,7 +1276,7 @@ fn a_rollback_delete_arriving_while_the_cut_off_create_still_has_a_call_in_fligh
     // The rollback Delete, in a second process, while the first one's call is still in flight.
     let second = LambdaHost::start(
         &binary_path("ebs-default-encryption"),
-        &emulator().sdk_env(&w.account, REGION),
+        &w.emulator.sdk_env(&w.account, REGION),
     );
     let mut rollback = CustomResourceDriver {
         host: &second,

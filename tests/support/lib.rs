@@ -23,8 +23,26 @@ pub fn emulator() -> &'static Emulator {
     EMULATOR.get_or_init(|| Emulator::from_env_or_start(&root()).unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// `count` emulators for a test that spreads its cases over several processes (the emulator serves
+/// one request at a time per Python interpreter): the first is [`emulator()`], the others are started
+/// on first use, each with its own state, and live as long as the test process.
+pub fn emulators(count: usize) -> Vec<&'static Emulator> {
+    static MORE: OnceLock<std::sync::Mutex<Vec<&'static Emulator>>> = OnceLock::new();
+    let mut more = MORE.get_or_init(Default::default).lock().unwrap();
+    while more.len() + 1 < count {
+        let started = Emulator::start(&root()).unwrap_or_else(|e| panic!("{e}"));
+        more.push(Box::leak(Box::new(started)));
+    }
+    std::iter::once(emulator())
+        .chain(more.iter().copied())
+        .take(count.max(1))
+        .collect()
+}
+
 /// A test's own world: a fresh account in the emulator, a ResponseURL server, and the handler running.
 pub struct World {
+    /// The emulator this world's account lives in ([`emulator()`] unless made with [`World::on`]).
+    pub emulator: &'static Emulator,
     pub account: Account,
     pub region: String,
     pub responses: ResponseServer,
@@ -38,12 +56,17 @@ impl World {
     }
 
     pub fn with_env(binary: &str, region: &str, extra_env: &[(&str, &str)]) -> World {
-        let emulator = emulator();
+        Self::on(emulator(), binary, region, extra_env)
+    }
+
+    /// Like [`World::with_env`], in an account of `emulator`.
+    pub fn on(emulator: &'static Emulator, binary: &str, region: &str, extra_env: &[(&str, &str)]) -> World {
         let account = emulator.fresh_account();
         let mut env = emulator.sdk_env(&account, region);
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let host = LambdaHost::start(&binary_path(binary), &env);
         World {
+            emulator,
             account,
             region: region.to_string(),
             responses: ResponseServer::start(),
@@ -65,19 +88,21 @@ impl World {
 
     /// Operations this world's account called on `service`, in order.
     pub fn operations(&self, service: &str) -> Vec<String> {
-        emulator().operations(&self.account.account_id, service)
+        self.emulator.operations(&self.account.account_id, service)
     }
 
     pub fn query(&self, service: &str, params: &[(&str, &str)]) -> String {
-        emulator().query(&self.account, &self.region, service, params)
+        self.emulator.query(&self.account, &self.region, service, params)
     }
 
     pub fn json_call(&self, service: &str, target: &str, body: Value) -> Value {
-        emulator().json_call(&self.account, &self.region, service, target, body)
+        self.emulator
+            .json_call(&self.account, &self.region, service, target, body)
     }
 
     pub fn rest_call(&self, service: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-        emulator().rest_call(&self.account, &self.region, service, method, path, body)
+        self.emulator
+            .rest_call(&self.account, &self.region, service, method, path, body)
     }
 
     /// Injects a fault for this world's account only. A fault on SSM is meant for the ownership ledger:
@@ -88,7 +113,7 @@ impl World {
         if rule["service"] == "ssm" && rule.get("body_excludes").is_none() {
             rule["body_excludes"] = Value::String("/answers/".into());
         }
-        emulator().add_fault(rule);
+        self.emulator.add_fault(rule);
     }
 }
 

@@ -504,11 +504,20 @@ impl Pass<'_> {
             match keys.iter().find(|k| k.id == handed.key_id) {
                 Some(new) => {
                     if let Some(old) = keys.iter().find(|k| k.id != new.id) {
-                        handled.insert(old.id.clone());
-                        if old.active && !handled_by_override(state, old) {
-                            return self.retire(user, old, new, handed, result, expected).await;
+                        if old.active {
+                            handled.insert(old.id.clone());
+                            if !handled_by_override(state, old) {
+                                return self.retire(user, old, new, handed, result, expected).await;
+                            }
+                            return Ok(());
                         }
-                        // Inactive: the grace rule deletes it later.
+                        // Inactive already (a pass cut between deactivating it and taking the tag off, or a
+                        // person deactivated it): the hand-over is over and the grace rule below deletes
+                        // the old key in time. Kept as handled, with the tag on, it was never deleted: the
+                        // user's second slot stayed taken and the rotation stopped after one cycle.
+                        if !self.props.dry_run {
+                            keys::untag(self.aws, user, HANDED_OVER_TAG).await?;
+                        }
                         return Ok(());
                     }
                     // The old key is gone: the rotation is complete.
@@ -734,16 +743,29 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Records the date, then deactivates: a key this resource deactivated always carries it.
+    /// Records the date, then deactivates: a key this resource deactivated always carries it. When
+    /// UpdateAccessKey fails and the key reads back Active, the date is taken off again: left on an
+    /// active key, it would make every later pass take the key for one a person reactivated and never
+    /// retire it (a key that cannot be read back keeps it: whether it was deactivated is not known).
     async fn deactivate(&self, user: &str, key_id: &str) -> Result<(), HandlerError> {
-        keys::tag(
-            self.aws,
-            user,
-            &state::deactivated_tag(key_id),
-            &state::iso(epoch_now()),
-        )
-        .await?;
-        keys::deactivate(self.aws, user, key_id).await
+        let tag = state::deactivated_tag(key_id);
+        keys::tag(self.aws, user, &tag, &state::iso(epoch_now())).await?;
+        let Err(err) = keys::deactivate(self.aws, user, key_id).await else {
+            return Ok(());
+        };
+        let still_active = keys::list(self.aws, user)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|keys| keys.iter().any(|k| k.id == key_id && k.active));
+        if still_active {
+            if let Err(untag_err) = keys::untag(self.aws, user, &tag).await {
+                return Err(HandlerError::Failed(format!(
+                    "{err}; the key {key_id} stays active, and its deactivation date could not be taken off                      ({untag_err}): remove the user's tag {tag}, or later passes take the key for one a person                      reactivated and leave it active"
+                )));
+            }
+        }
+        Err(err)
     }
 
     /// Deletes an inactive key past its grace period, and the date recorded for it; `false` (kept) when

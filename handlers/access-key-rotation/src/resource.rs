@@ -217,6 +217,35 @@ impl CustomResource for AccessKeyRotation {
     type Properties = Properties;
     const RESOURCE_TYPE: &'static str = "Custom::AccessKeyRotation";
     const ID_PREFIX: &'static str = ID_PREFIX;
+    /// Every AWS operation this resource may call (the fault matrix in tests/fault_matrix.rs injects
+    /// each fault into each one, and fails on any call not listed here).
+    const OPERATIONS: &'static [(&'static str, &'static str)] = &[
+        // The credential report, the users' keys and the rotation's state on them.
+        ("iam", "GetCredentialReport"),
+        ("iam", "GenerateCredentialReport"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "ListUserTags"),
+        ("iam", "TagUser"),
+        ("iam", "UntagUser"),
+        ("iam", "CreateAccessKey"),
+        ("iam", "UpdateAccessKey"),
+        ("iam", "DeleteAccessKey"),
+        ("iam", "GetAccessKeyLastUsed"),
+        // Where a new key is handed over.
+        ("secretsmanager", "DescribeSecret"),
+        ("secretsmanager", "CreateSecret"),
+        ("secretsmanager", "PutResourcePolicy"),
+        ("secretsmanager", "PutSecretValue"),
+        ("secretsmanager", "GetSecretValue"),
+        ("sns", "Publish"),
+        // The rotation role's ARN for the secrets' policy (unless given).
+        ("sts", "GetCallerIdentity"),
+        // The ownership ledger and the schedule's resume point.
+        ("ssm", "GetParameter"),
+        ("ssm", "PutParameter"),
+        ("ssm", "DeleteParameter"),
+        ("ssm", "GetParametersByPath"),
+    ];
 
     async fn create(&self, inv: &Invocation, props: Properties) -> Result<Outcome, HandlerError> {
         let key = inv.request_id.clone();

@@ -778,6 +778,76 @@ async fn a_key_a_cut_pass_created_and_never_handed_over_is_deleted() {
     assert_eq!(stored_key(&s, "alice"), Some(new), "then a fresh hand-over");
 }
 
+/// Alice rotated in a first pass, with her hand-over moved past the overlap.
+async fn handed_over_past_the_overlap(s: &Shared) -> String {
+    add_user(s, "alice", &[(OLD, true, 120)]);
+    pass(s, &rotate()).await;
+    let mut st = s.lock().unwrap();
+    let value = st.tags["alice"][HANDED_OVER_TAG].clone();
+    let (new, _) = value.split_once(' ').unwrap();
+    let moved = format!("{new} {}", crate::state::iso(epoch_now() - 8 * DAY));
+    st.tags.get_mut("alice").unwrap().insert(HANDED_OVER_TAG.into(), moved);
+    new.to_string()
+}
+
+// Found while writing the fault matrix's plan for this handler (tests/fault_matrix.rs, iam:UpdateAccessKey
+// under HTTP 500 and AccessDenied, whose rows now pass): the date tag stayed on the key that was never deactivated, and every later pass took it for a key a
+// person had reactivated.
+#[tokio::test]
+async fn a_failed_deactivation_takes_its_date_back_so_the_next_pass_still_retires_the_key() {
+    let s = fake();
+    handed_over_past_the_overlap(&s).await;
+    fail_at(&s, "UpdateAccessKey", 1);
+    let failed = pass(&s, &rotate()).await;
+    assert_eq!(failed.users_failed(), 1, "{failed:?}");
+    assert!(
+        failed.failures[0].1.contains("UpdateAccessKey failed"),
+        "{:?}",
+        failed.failures
+    );
+    assert!(keys(&s, "alice").contains(&(OLD.to_string(), true)));
+    assert_eq!(tag(&s, "alice", &format!("tap:rotation-deactivated:{OLD}")), None);
+
+    let next = pass(&s, &rotate()).await;
+    assert_eq!(
+        (next.keys_deactivated, next.users_overridden, next.users_failed()),
+        (1, 0, 0),
+        "{next:?}"
+    );
+    assert!(keys(&s, "alice").contains(&(OLD.to_string(), false)));
+}
+
+// Found the same way (iam:UntagUser, and iam:UpdateAccessKey past the deadline): the old key was
+// deactivated but the hand-over tag stayed, and every later pass left the inactive old key alone, so it
+// was never deleted and the user's second key slot never freed up.
+#[tokio::test]
+async fn an_old_key_deactivated_before_the_hand_over_tag_came_off_is_deleted_after_the_grace_period() {
+    let s = fake();
+    let new = handed_over_past_the_overlap(&s).await;
+    // Cut after UpdateAccessKey, before the tag came off (the calls before it made as the pass does).
+    fail_at(&s, "UntagUser", 2);
+    let cut = pass(&s, &rotate()).await;
+    assert_eq!(cut.users_failed(), 1, "{cut:?}");
+    assert!(keys(&s, "alice").contains(&(OLD.to_string(), false)));
+    assert!(tag(&s, "alice", HANDED_OVER_TAG).is_some());
+
+    let next = pass(&s, &rotate()).await;
+    assert_eq!(next.users_failed(), 0, "{next:?}");
+    assert_eq!(tag(&s, "alice", HANDED_OVER_TAG), None, "the hand-over is over");
+    // The grace period since the deactivation, then the old key goes.
+    {
+        let mut st = s.lock().unwrap();
+        let at = crate::state::iso(epoch_now() - 15 * DAY);
+        st.tags
+            .get_mut("alice")
+            .unwrap()
+            .insert(format!("tap:rotation-deactivated:{OLD}"), at);
+    }
+    let later = pass(&s, &rotate()).await;
+    assert_eq!((later.keys_deleted, later.users_failed()), (1, 0), "{later:?}");
+    assert_eq!(keys(&s, "alice"), vec![(new, true)]);
+}
+
 #[tokio::test]
 async fn a_foreign_secret_is_refused_before_anything_changes() {
     let s = fake();
