@@ -21,6 +21,11 @@ test script a resource's fate:
    that StackSet instance fails when CreateStackInstances reaches it: it is listed OUTDATED with
    DetailedStatus FAILED and the reason, and the operation ends FAILED (the operation preferences'
    failure tolerance is not modelled: any failed instance fails the operation).
+- A service-managed StackSet's instance is a stack named `StackSet-<name>-<uuid>` in the member's
+   account and region, listed by DescribeStacks there, with the StackSet's parameters; it resolves
+   `Fn::ImportValue` against that region's exports and exports its Outputs, as AWS's instance stacks
+   do (moto keeps a hidden stack named as the StackSet, with neither). So a StackSet of
+   template.yml's functions (its `ExportPrefix` set) serves a StackSet of TapStack.yml.
 - Stack instances created through OUs are listed with their `OrganizationalUnitId`, as AWS lists them,
    and `DeleteStackInstances` of a service-managed StackSet takes OUs (`DeploymentTargets`) as AWS does:
    the instances deployed through them in the regions given are deleted (moto reads only `Accounts`).
@@ -85,6 +90,8 @@ _original_create_change_set = CloudFormationBackend.create_change_set
 _original_delete_stack = CloudFormationBackend.delete_stack
 _original_create_stack_instances = CloudFormationBackend.create_stack_instances
 _original_instance_to_dict = StackInstance.to_dict
+_original_instance_init = StackInstance.__init__
+_original_instance_delete = StackInstance.delete
 _original_create_change_set_response = CloudFormationResponse.create_change_set
 _original_execute_change_set_response = CloudFormationResponse.execute_change_set
 _original_delete_stack_instances_response = CloudFormationResponse.delete_stack_instances
@@ -458,6 +465,44 @@ def _create_stack_instances(self: CloudFormationBackend, stackset_name: str, *ar
     return operation_id
 
 
+def _instance_init(
+    self: StackInstance,
+    account_id: str,
+    region_name: str,
+    stackset_id: str,
+    stack_name: str,
+    name: str,
+    template: str,
+    parameters,
+    permission_model: str,
+) -> None:
+    """A service-managed instance's stack as CloudFormation makes it: `StackSet-<name>-<uuid>` in the
+    member's account and region, listed there, importing the region's exports and exporting its own
+    (moto keeps a hidden stack named as the StackSet, with no exports either way)."""
+    if permission_model != "SERVICE_MANAGED":
+        return _original_instance_init(
+            self, account_id, region_name, stackset_id, stack_name, name, template, parameters, permission_model
+        )
+    import uuid
+
+    self.account_id, self.region_name, self.stackset_id = account_id, region_name, stackset_id
+    self.stack_name, self.name, self.template = stack_name, name, template
+    self.parameters = parameters or []
+    self.permission_model = permission_model
+    if isinstance(parameters, dict):
+        params = parameters
+    else:
+        params = {p["ParameterKey"]: p["ParameterValue"] for p in parameters or []}
+    backend = cloudformation_backends[account_id][region_name]
+    self.stack = backend.create_stack(name=f"StackSet-{name}-{uuid.uuid4()}", template=template, parameters=params)
+
+
+def _instance_delete(self: StackInstance) -> None:
+    if self.permission_model != "SERVICE_MANAGED":
+        return _original_instance_delete(self)
+    cloudformation_backends[self.account_id][self.region_name].delete_stack(self.stack.stack_id)
+
+
 def _delete_stack_instances_response(self: CloudFormationResponse):
     """DeleteStackInstances of a service-managed StackSet names OUs (DeploymentTargets), not accounts:
     the instances deployed through those OUs in the regions given are deleted."""
@@ -673,6 +718,8 @@ def install() -> None:
     CloudFormationBackend.delete_stack = _delete_stack
     CloudFormationBackend.create_stack_instances = _create_stack_instances
     StackInstance.to_dict = _instance_to_dict
+    StackInstance.__init__ = _instance_init
+    StackInstance.delete = _instance_delete
     CloudFormationResponse.create_change_set = _create_change_set_response
     CloudFormationResponse.execute_change_set = _execute_change_set_response
     CloudFormationResponse.delete_stack_instances = _delete_stack_instances_response

@@ -2680,26 +2680,6 @@ fn deploy_puts_the_functions_stack_then_the_stack_into_two_assumed_accounts_and_
             ],
         )
     };
-    // Not in StackSet mode yet: refused before any call, saying what to do instead.
-    let (code, _, refused) = tapguard_as(
-        &caller,
-        &[
-            "deploy",
-            "--stack-set",
-            "--ou",
-            "ou-abcd-11111111",
-            "--template",
-            template.to_str().unwrap(),
-            "--functions-template",
-            functions.to_str().unwrap(),
-            "--artifact-bucket-prefix",
-            "tapguard-art",
-        ],
-    );
-    assert_eq!(code, 2, "{refused}");
-    assert!(refused.contains("not supported in StackSet mode yet"), "{refused}");
-    assert!(emulator().calls(&caller.account_id, None).is_empty());
-
     let (code, out, err) = run("functions-deploy");
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -2943,5 +2923,233 @@ fn deploy_puts_the_functions_stack_then_the_stack_into_two_assumed_accounts_and_
         Some("REVIEW_IN_PROGRESS")
     );
     assert_eq!(stack_status(&single, REGION, "TapStack"), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The value of parameter `key` in a DescribeStacks answer of one stack.
+fn stack_parameter(xml: &str, key: &str) -> Option<String> {
+    let after = xml.split(&format!("<ParameterKey>{key}</ParameterKey>")).nth(1)?;
+    xml_value(after, "ParameterValue").map(str::to_string)
+}
+
+#[test]
+fn stack_set_mode_with_functions_publishes_to_the_administrators_buckets_then_deploys_two_stack_sets() {
+    let management = emulator().fresh_account();
+    let admin = management.account_id.clone();
+    let (ou, members) = organization(&management);
+    let organization_id = emulator().json_call(
+        &management,
+        "us-east-1",
+        "organizations",
+        "AWSOrganizationsV20161128.DescribeOrganization",
+        json!({}),
+    )["Organization"]["Id"]
+        .as_str()
+        .expect("organization id")
+        .to_string();
+    let dir = std::env::temp_dir().join(format!("tapguard-test-stackset-functions-{:016x}", rand_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let functions = expanded_functions_template(&dir);
+    let expanded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&functions).unwrap()).unwrap();
+    // (logical id of the function, its key parameter, the stand-in zip)
+    let zips: Vec<(String, String, Vec<u8>)> = expanded["Metadata"]["tapguard::Artifacts"]["Functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let binary = f["Binary"].as_str().unwrap();
+            let zip = stand_in_zip(&format!("tapguard stack set stand-in for {binary}"));
+            std::fs::create_dir_all(dir.join("lambda").join(binary)).unwrap();
+            std::fs::write(dir.join("lambda").join(binary).join("bootstrap.zip"), &zip).unwrap();
+            (
+                f["Function"].as_str().unwrap().to_string(),
+                f["KeyParameter"].as_str().unwrap().to_string(),
+                zip,
+            )
+        })
+        .collect();
+    let key_of = |zip: &[u8], binary_dir: &str| format!("tapguard/functions/{binary_dir}/{}.zip", sha256_hex(zip));
+    let binaries: Vec<String> = expanded["Metadata"]["tapguard::Artifacts"]["Functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Binary"].as_str().unwrap().to_string())
+        .collect();
+    let lambda_dir = dir.join("lambda");
+    let regions = ["us-east-1", "us-west-2"];
+    let run = |audit: &Path| {
+        deploy(
+            &management,
+            "TapBaseline",
+            "imports-functions.yml",
+            audit,
+            &[
+                "--stack-set",
+                "--ou",
+                &ou,
+                "--regions",
+                &regions.join(","),
+                "--max-concurrent",
+                "2",
+                "--functions-template",
+                functions.to_str().unwrap(),
+                "--lambda-dir",
+                lambda_dir.to_str().unwrap(),
+                "--artifact-bucket-prefix",
+                "tapguard-org",
+            ],
+        )
+    };
+    let audit = audit_path("stackset-functions");
+    let (code, out, err) = run(&audit);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("StackSet TapBaseline: operation SUCCEEDED, 4 instance(s), 0 not current (functions: StackSet tapguard-functions: operation SUCCEEDED, 4 instance(s), 0 not current)"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    // The functions StackSet's operations all came before the stack's.
+    let operations: Vec<String> = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "stack_set_operation")
+        .map(|l| l["detail"]["stack_set"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(operations, ["tapguard-functions", "TapBaseline"], "{operations:?}");
+    let s3_get = |region: &str, path: &str| match emulator().rest_call(&management, region, "s3", "GET", path, None) {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    };
+    // One bucket per region of the operation, in the administrator's account, readable by the organization.
+    for region in regions {
+        let bucket = format!("tapguard-org-{admin}-{region}");
+        let policy: serde_json::Value = serde_json::from_str(&s3_get(region, &format!("/{bucket}?policy")))
+            .unwrap_or_else(|e| panic!("{bucket} policy: {e}"));
+        let allow = &policy["Statement"][0];
+        assert_eq!(allow["Action"], "s3:GetObject", "{policy:#}");
+        assert_eq!(
+            allow["Condition"]["StringEquals"]["aws:PrincipalOrgID"], organization_id,
+            "{policy:#}"
+        );
+        for ((_, _, zip), binary) in zips.iter().zip(&binaries) {
+            let key = key_of(zip, binary);
+            assert_eq!(
+                s3_get(region, &format!("/{bucket}/{key}")).as_bytes(),
+                &zip[..],
+                "{bucket}/{key}"
+            );
+        }
+    }
+    // The functions template (over 51,200 bytes) went as a TemplateURL, through the home region's bucket.
+    let body = std::fs::read(&functions).unwrap();
+    assert!(body.len() > 51_200);
+    let template_key = format!("tapguard/tapguard-functions/{}.template", sha256_hex(&body));
+    let uploaded: serde_json::Value = serde_json::from_str(&s3_get(
+        REGION,
+        &format!("/tapguard-org-{admin}-{REGION}/{template_key}"),
+    ))
+    .expect("the uploaded template");
+    assert!(
+        uploaded == expanded,
+        "the object at {template_key} is not the functions template"
+    );
+    for member in &members {
+        let acct = emulator().account(member);
+        for region in regions {
+            let label = format!("{member}/{region}");
+            let listed = emulator().query(&acct, region, "cloudformation", &[("Action", "DescribeStacks")]);
+            let instance = listed
+                .split("<StackName>")
+                .skip(1)
+                .filter_map(|s| s.split("</StackName>").next())
+                .find(|n| n.starts_with("StackSet-tapguard-functions-"))
+                .unwrap_or_else(|| panic!("{label}: no functions instance stack: {listed}"))
+                .to_string();
+            let stack = emulator().query(
+                &acct,
+                region,
+                "cloudformation",
+                &[("Action", "DescribeStacks"), ("StackName", &instance)],
+            );
+            // The instance's parameters: code from the administrator's buckets, exports under the
+            // name the stack's FunctionsStackName gives.
+            assert_eq!(
+                stack_parameter(&stack, "ArtifactBucketAccount").as_deref(),
+                Some(admin.as_str()),
+                "{label}"
+            );
+            assert_eq!(
+                stack_parameter(&stack, "ArtifactBucketPrefix").as_deref(),
+                Some("tapguard-org"),
+                "{label}"
+            );
+            assert_eq!(
+                stack_parameter(&stack, "ExportPrefix").as_deref(),
+                Some("tapguard-functions"),
+                "{label}"
+            );
+            for ((_, key_parameter, zip), binary) in zips.iter().zip(&binaries) {
+                assert_eq!(
+                    stack_parameter(&stack, key_parameter),
+                    Some(key_of(zip, binary)),
+                    "{label} {key_parameter}"
+                );
+            }
+            // The functions in the member account, each made from its zip in the administrator's bucket.
+            let functions_listed = emulator().rest_call(&acct, region, "lambda", "GET", "/2015-03-31/functions/", None);
+            let functions_listed = functions_listed["Functions"].as_array().cloned().unwrap_or_default();
+            assert_eq!(functions_listed.len(), 9, "{label}: {functions_listed:#?}");
+            let arn_of = |zip: &[u8]| {
+                use sha2::Digest;
+                let sha = base64(&sha2::Sha256::digest(zip));
+                functions_listed
+                    .iter()
+                    .find(|f| f["CodeSha256"] == sha.as_str())
+                    .and_then(|f| f["FunctionArn"].as_str())
+                    .map(str::to_string)
+            };
+            for (function, _, zip) in &zips {
+                let arn = arn_of(zip).unwrap_or_else(|| panic!("{label}: no function with {function}'s code"));
+                assert!(arn.contains(&format!(":{member}:function:")), "{label}: {arn}");
+            }
+            // The stack's instance imported the functions' exports of its own account and region.
+            let ebs = &zips
+                .iter()
+                .find(|(f, _, _)| f == "EbsDefaultEncryptionFunction")
+                .unwrap()
+                .2;
+            let parameter = emulator().json_call(
+                &acct,
+                region,
+                "ssm",
+                "AmazonSSM.GetParameter",
+                json!({"Name": "/tapguard/baseline/ebs-default-encryption-service-token"}),
+            );
+            assert_eq!(
+                parameter["Parameter"]["Value"].as_str(),
+                arn_of(ebs).as_deref(),
+                "{label}: {parameter}"
+            );
+        }
+    }
+    let puts = || {
+        emulator()
+            .operations(&admin, "s3")
+            .iter()
+            .filter(|o| o.starts_with("PUT "))
+            .count()
+    };
+    // Per region of the operation: the bucket (create, public access block, encryption, policy) and 9
+    // zips; in the home region a bucket (create, public access block, encryption) and the template.
+    let before = puts();
+    assert_eq!(before, 2 * (4 + 9) + 3 + 1, "{:?}", emulator().operations(&admin, "s3"));
+
+    // A second run uploads nothing and updates both StackSets in place.
+    let (code, out, err) = run(&audit_path("stackset-functions-again"));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let said = format!("{out}{err}");
+    assert_eq!(said.matches("0 uploaded, 9 already there").count(), 2, "{said}");
+    assert_eq!(puts(), before);
+    let ops = emulator().operations(&admin, "cloudformation");
+    assert_eq!(ops.iter().filter(|o| *o == "CreateStackSet").count(), 2, "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| *o == "UpdateStackSet").count(), 2, "{ops:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

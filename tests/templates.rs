@@ -236,14 +236,25 @@ fn functions_by_binary(functions: &Template) -> BTreeMap<String, (String, Value)
         .collect()
 }
 
-/// Export name (with `${AWS::StackName}` kept) → the function whose ARN it exports.
+/// Export name (with `${AWS::StackName}` standing for its prefix) → the function whose ARN it exports.
+/// Every export is `!Sub ["${ExportPrefixOrStack}-...", {ExportPrefixOrStack: ExportPrefix, or the
+/// stack's name when that is empty}]`: a StackSet instance's stack is not named as the functions stack.
 fn exported_functions(functions: &Template) -> BTreeMap<String, String> {
+    let prefix = serde_json::json!({"Fn::If": ["HasExportPrefix", {"Ref": "ExportPrefix"}, {"Ref": "AWS::StackName"}]});
     functions
         .outputs()
-        .filter_map(|(_, output)| {
-            let name = output["Export"]["Name"]["Fn::Sub"].as_str()?.to_string();
+        .filter_map(|(output_id, output)| {
             let target = output["Value"]["Fn::GetAtt"].as_array()?;
-            (target[1] == "Arn").then(|| (name, target[0].as_str().unwrap_or_default().to_string()))
+            if target[1] != "Arn" {
+                return None;
+            }
+            let sub = output["Export"]["Name"]["Fn::Sub"].as_array()?;
+            assert_eq!(
+                sub[1]["ExportPrefixOrStack"], prefix,
+                "{output_id}: the export's prefix is ExportPrefix, else the stack's name"
+            );
+            let name = sub[0].as_str()?.replace("${ExportPrefixOrStack}", "${AWS::StackName}");
+            Some((name, target[0].as_str().unwrap_or_default().to_string()))
         })
         .collect()
 }

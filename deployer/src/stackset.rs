@@ -238,12 +238,6 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
 }
 
 pub fn deploy(args: DeployArgs) -> ExitCode {
-    if args.functions.functions_template.is_some() {
-        eprintln!(
-            "tapguard deploy --stack-set: --functions-template is not supported in StackSet mode yet: put the functions stack into the OUs' accounts first with `tapguard deploy --targets FILE --functions-template ...` (a stack per account and region), then the StackSet"
-        );
-        return ExitCode::from(2);
-    }
     let plan = match prepare(&args) {
         Ok(p) => Arc::new(p),
         Err(e) => {
@@ -251,21 +245,147 @@ pub fn deploy(args: DeployArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(f) = &plan.functions {
+        let (functions, _) = &**f;
+        if let Some((_, v)) = functions.parameters.iter().find(|(k, _)| k == EXPORT_PREFIX) {
+            if *v != functions.stack_name {
+                eprintln!(
+                    "tapguard deploy --stack-set: {EXPORT_PREFIX}={v}, but the stack imports from {}: leave {EXPORT_PREFIX} out (it is set to --functions-stack-name)",
+                    functions.stack_name
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let admin = administrator(&plan.args.targets);
     run_on_targets("deploy --stack-set", plan.run.clone(), &admin, move |ctx| {
         let plan = plan.clone();
-        async move { deploy_stack_set(&ctx, &plan).await }
+        async move { deploy_stack_sets(&ctx, &plan).await }
     })
 }
 
-async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
-    let cfn = CloudFormation::new(&ctx.config);
-    let name = &plan.stack_name;
-    let regions = if plan.args.targets.regions.is_empty() {
+/// The functions template's parameter that names its exports: a StackSet instance's stack is named
+/// `StackSet-<name>-<id>`, not as the stack's FunctionsStackName says, so the deployer sets it.
+const EXPORT_PREFIX: &str = "ExportPrefix";
+
+/// What a StackSet's template is sent as: inline, or (over 51,200 bytes) an object of the
+/// administrator's artifact bucket.
+enum SetTemplate {
+    Body(String),
+    Url(String),
+}
+
+/// The regions of the operation: --regions, else the administrator's own.
+fn operation_regions(ctx: &Ctx, plan: &DeployPlan) -> Vec<String> {
+    if plan.args.targets.regions.is_empty() {
         vec![ctx.target.region.clone()]
     } else {
         plan.args.targets.regions.clone()
+    }
+}
+
+/// The functions StackSet first (with --functions-template), then the stack's: every instance of the
+/// latter imports the ServiceTokens its account and region got from the former.
+async fn deploy_stack_sets(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
+    let call_as = call_as(ctx, plan.args.call_as.as_deref()).await;
+    let mut functions = None;
+    if let Some(f) = &plan.functions {
+        let (functions_plan, package) = &**f;
+        let name = &functions_plan.stack_name;
+        let (functions_plan, template) = match publish_functions(ctx, plan, functions_plan, package).await {
+            Ok(p) => p,
+            Err(e) => {
+                return fail(
+                    ctx,
+                    format!("functions StackSet {name}: cannot publish the functions: {e}"),
+                )
+            }
+        };
+        let outcome = deploy_stack_set(ctx, &functions_plan, &template, &call_as).await;
+        if !outcome.good {
+            return Outcome::bad(format!("functions StackSet {name}: {}", outcome.text));
+        }
+        functions = Some(format!(" (functions: {})", outcome.text));
+    }
+    let template = match set_template(ctx, plan, &plan.stack_name, &plan.template_body).await {
+        Ok(t) => t,
+        Err(e) => return fail(ctx, format!("cannot upload the template: {e}")),
     };
+    let mut outcome = deploy_stack_set(ctx, plan, &template, &call_as).await;
+    if let Some(text) = functions {
+        outcome.text.push_str(&text);
+    }
+    outcome
+}
+
+/// A template as a StackSet takes it: inline up to 51,200 bytes, else uploaded to the
+/// administrator's artifact bucket in its own region.
+async fn set_template(ctx: &Ctx, plan: &DeployPlan, name: &str, body: &str) -> Result<SetTemplate, String> {
+    match &plan.args.artifact_bucket_prefix {
+        Some(prefix) if body.len() > crate::deploy::INLINE_TEMPLATE_LIMIT => {
+            crate::artifacts::upload_template(ctx, prefix, name, body)
+                .await
+                .map(SetTemplate::Url)
+        }
+        _ => Ok(SetTemplate::Body(body.to_string())),
+    }
+}
+
+/// The functions' zips put into the administrator's artifact bucket of every region of the operation
+/// (Lambda takes code only from its own region; the organization's accounts may read them), each
+/// once; returns the functions StackSet's plan with the code keys, the administrator's account and
+/// the export prefix as its parameters, and its template (through the bucket: it is over 51,200 bytes).
+async fn publish_functions(
+    ctx: &Ctx,
+    plan: &DeployPlan,
+    functions: &DeployPlan,
+    package: &crate::artifacts::Package,
+) -> Result<(DeployPlan, SetTemplate), String> {
+    let Some(prefix) = plan.args.artifact_bucket_prefix.as_deref() else {
+        return Err("the functions need --artifact-bucket-prefix".into());
+    };
+    let account = crate::artifacts::target_account(ctx).await?;
+    let organizations = aws_sdk_organizations::Client::new(&ctx.config);
+    let organization = ctx
+        .call("DescribeOrganization", organizations.describe_organization().send())
+        .await
+        .map_err(|e| format!("{e}: the buckets admit the organization's accounts by its id"))?
+        .organization()
+        .and_then(|o| o.id())
+        .unwrap_or_default()
+        .to_string();
+    if organization.is_empty() {
+        return Err("DescribeOrganization gave no organization id".into());
+    }
+    let mut parameters = Vec::new();
+    for region in operation_regions(ctx, plan) {
+        let config = ctx
+            .config
+            .to_builder()
+            .region(aws_config::Region::new(region.clone()))
+            .build();
+        let s3 = crate::artifacts::s3_client(&config);
+        let (published, _) =
+            crate::artifacts::publish(ctx, &s3, package, prefix, &account, &region, Some(&organization)).await?;
+        // The keys are content-addressed: the same in every region.
+        parameters = published;
+    }
+    let mut functions = functions.clone();
+    if functions.declared.iter().any(|d| d.key == EXPORT_PREFIX) {
+        parameters.push((EXPORT_PREFIX.to_string(), functions.stack_name.clone()));
+    }
+    for (k, v) in parameters {
+        functions.parameters.retain(|(g, _)| *g != k);
+        functions.parameters.push((k, v));
+    }
+    let template = set_template(ctx, plan, &functions.stack_name, &functions.template_body).await?;
+    Ok((functions, template))
+}
+
+async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan, template: &SetTemplate, call_as: &CallAs) -> Outcome {
+    let cfn = CloudFormation::new(&ctx.config);
+    let name = &plan.stack_name;
+    let regions = operation_regions(ctx, plan);
     let targets = ous_targets(&plan.args.ous);
     let preferences = preferences(&plan.args, &regions);
     let parameters: Vec<Parameter> = plan
@@ -280,7 +400,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         .collect();
     let capabilities: Vec<Capability> = plan.capabilities.iter().map(|c| Capability::from(c.as_str())).collect();
 
-    let call_as = call_as(ctx, plan.args.call_as.as_deref()).await;
+    let call_as = call_as.clone();
     let exists = match ctx
         .call(
             "DescribeStackSet",
@@ -334,7 +454,6 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .update_stack_set()
             .stack_set_name(name)
             .call_as(call_as.clone())
-            .template_body(&plan.template_body)
             .set_parameters(Some(parameters))
             .set_tags(Some(tags))
             .set_capabilities(Some(capabilities))
@@ -342,6 +461,10 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .set_regions(Some(present_regions.clone()))
             .operation_preferences(preferences.clone())
             .operation_id(format!("tapguard-{}", plan.run));
+        let request = match template {
+            SetTemplate::Body(body) => request.template_body(body),
+            SetTemplate::Url(url) => request.template_url(url),
+        };
         if !present_ous.is_empty() && !present_regions.is_empty() {
             match ctx.call("UpdateStackSet", request.send()).await {
                 Ok(out) => operations.push((
@@ -434,7 +557,6 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
             .stack_set_name(name)
             .call_as(call_as.clone())
             .description(format!("tapguard baseline, deployed by run {}", plan.run))
-            .template_body(&plan.template_body)
             .set_parameters(Some(parameters))
             .set_tags(Some(tags))
             .set_capabilities(Some(capabilities))
@@ -446,6 +568,10 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
                     .retain_stacks_on_account_removal(false)
                     .build(),
             );
+        let request = match template {
+            SetTemplate::Body(body) => request.template_body(body),
+            SetTemplate::Url(url) => request.template_url(url),
+        };
         if let Err(e) = ctx.call("CreateStackSet", request.send()).await {
             return fail(ctx, e.to_string());
         }
