@@ -341,6 +341,33 @@ fn event_lines(out: &str, target: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An S3 GET in the emulator, the body as text (an error document too).
+fn s3_get(account: &Account, region: &str, path: &str) -> String {
+    match emulator().rest_call(account, region, "s3", "GET", path, None) {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+/// The deployer's bucket is private (every public-access block on) and encrypted (AES256).
+fn assert_private_and_encrypted(account: &Account, region: &str, bucket: &str, label: &str) {
+    let block = s3_get(account, region, &format!("/{bucket}?publicAccessBlock"));
+    for setting in [
+        "BlockPublicAcls",
+        "IgnorePublicAcls",
+        "BlockPublicPolicy",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(xml_value(&block, setting), Some("true"), "{label} {setting}: {block}");
+    }
+    let encryption = s3_get(account, region, &format!("/{bucket}?encryption"));
+    assert_eq!(
+        xml_value(&encryption, "SSEAlgorithm"),
+        Some("AES256"),
+        "{label}: {encryption}"
+    );
+}
+
 fn stack_status(account: &Account, region: &str, stack: &str) -> Option<String> {
     let xml = emulator().query(
         account,
@@ -1668,24 +1695,10 @@ fn a_large_template_goes_through_s3_no_execute_shows_only_and_json_output_parses
     assert_eq!(sent[0]["role_arn"], role);
     assert_eq!(sent[0]["notification_arns"], json!([topic]));
     // The bucket is private and encrypted, and holds the template as it was read.
-    let s3_get = |path: &str| match emulator().rest_call(&account, REGION, "s3", "GET", path, None) {
-        serde_json::Value::String(text) => text,
-        other => other.to_string(),
-    };
-    let block = s3_get(&format!("/{bucket}?publicAccessBlock"));
-    for setting in [
-        "BlockPublicAcls",
-        "IgnorePublicAcls",
-        "BlockPublicPolicy",
-        "RestrictPublicBuckets",
-    ] {
-        assert_eq!(xml_value(&block, setting), Some("true"), "{setting}: {block}");
-    }
-    let encryption = s3_get(&format!("/{bucket}?encryption"));
-    assert_eq!(xml_value(&encryption, "SSEAlgorithm"), Some("AES256"), "{encryption}");
+    assert_private_and_encrypted(&account, REGION, &bucket, "");
     let key = url.split(".amazonaws.com/").nth(1).unwrap();
     assert_eq!(
-        s3_get(&format!("/{bucket}/{key}")),
+        s3_get(&account, REGION, &format!("/{bucket}/{key}")),
         std::fs::read_to_string(template).unwrap()
     );
     let bucket_puts = |calls: &[String]| calls.iter().filter(|o| **o == format!("PUT /{bucket}/")).count();
@@ -2722,25 +2735,8 @@ fn deploy_puts_the_functions_stack_then_the_stack_into_two_assumed_accounts_and_
             );
             // The bucket of this account and region: private, encrypted, holding each zip under its sha256.
             let bucket = format!("tapguard-art-{account}-{region}");
-            let s3_get = |path: &str| match emulator().rest_call(&acct, region, "s3", "GET", path, None) {
-                serde_json::Value::String(text) => text,
-                other => other.to_string(),
-            };
-            let block = s3_get(&format!("/{bucket}?publicAccessBlock"));
-            for setting in [
-                "BlockPublicAcls",
-                "IgnorePublicAcls",
-                "BlockPublicPolicy",
-                "RestrictPublicBuckets",
-            ] {
-                assert_eq!(xml_value(&block, setting), Some("true"), "{label} {setting}: {block}");
-            }
-            let encryption = s3_get(&format!("/{bucket}?encryption"));
-            assert_eq!(
-                xml_value(&encryption, "SSEAlgorithm"),
-                Some("AES256"),
-                "{label}: {encryption}"
-            );
+            assert_private_and_encrypted(&acct, region, &bucket, &label);
+            let s3_get = |path: &str| s3_get(&acct, region, path);
             // Per account, only the account itself reads it: no bucket policy (StackSet mode adds one).
             assert!(
                 s3_get(&format!("/{bucket}?policy")).contains("NoSuchBucketPolicy"),
@@ -3014,10 +3010,7 @@ fn stack_set_mode_with_functions_publishes_to_the_administrators_buckets_then_de
         .map(|l| l["detail"]["stack_set"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(operations, ["tapguard-functions", "TapBaseline"], "{operations:?}");
-    let s3_get = |region: &str, path: &str| match emulator().rest_call(&management, region, "s3", "GET", path, None) {
-        serde_json::Value::String(text) => text,
-        other => other.to_string(),
-    };
+    let s3_get = |region: &str, path: &str| s3_get(&management, region, path);
     // One bucket per region of the operation, in the administrator's account, readable by the organization.
     for region in regions {
         let bucket = format!("tapguard-org-{admin}-{region}");
