@@ -1,11 +1,11 @@
 //! The CloudFormation custom-resource protocol, shared by every tapguard handler.
 //!
-//! A handler crate implements [`CustomResource`] and its `main` is three statements:
+//! A handler crate implements [`CustomResource`] and its `main` is two statements (the resource is built
+//! from the AWS configuration while the runtime asks for the first event, see [`run`]):
 //!
 //! ```text
 //! tapguard_shared::init_logging();
-//! let config = tapguard_shared::aws_config().await;
-//! tapguard_shared::run(MyResource::new(&config)).await
+//! tapguard_shared::run(|config| MyResource::new(config)).await
 //! ```
 
 pub mod answers;

@@ -94,5 +94,5 @@ impl CustomResource for Probe {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tapguard_shared::init_logging();
-    tapguard_shared::run(Probe).await
+    tapguard_shared::run(|_| Probe).await
 }

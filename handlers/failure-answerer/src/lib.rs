@@ -35,18 +35,38 @@ pub const HANDLERS_ENV: &str = "TAPGUARD_HANDLERS";
 #[cfg(test)]
 mod tests;
 
-pub async fn run(ssm: Ssm) -> Result<(), lambda_runtime::Error> {
+/// Serves the failure events until the runtime stops. The AWS configuration and the SSM client are made
+/// on a task of their own while the runtime asks for the first event (as [`tapguard_shared::run`] does:
+/// the SDK's HTTPS client parses the system's root certificates, which is not on the way to the first
+/// `GET /next`); the first event waits until they are ready.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
     let handlers = handlers_from(&std::env::var(HANDLERS_ENV).unwrap_or_default());
     let responder = Responder::new();
-    let (ssm, handlers, responder) = (&ssm, &handlers, &responder);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = instant_of(event.context.deadline());
-        let answerer = Answerer {
-            ssm: Some(ssm.clone()),
-            handlers: handlers.clone(),
-            responder: responder.clone(),
-        };
-        Ok::<Value, lambda_runtime::Error>(answerer.handle(&event.payload, deadline).await)
+    let ssm = std::sync::Arc::new(tokio::sync::OnceCell::new());
+    let client = {
+        let ssm = std::sync::Arc::clone(&ssm);
+        move || {
+            let ssm = std::sync::Arc::clone(&ssm);
+            async move {
+                ssm.get_or_init(|| async { Ssm::new(&tapguard_shared::aws_config().await) })
+                    .await
+                    .clone()
+            }
+        }
+    };
+    tokio::spawn(client.clone()());
+    let (handlers, responder) = (&handlers, &responder);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let client = client.clone();
+        async move {
+            let deadline = instant_of(event.context.deadline());
+            let answerer = Answerer {
+                ssm: Some(client().await),
+                handlers: handlers.clone(),
+                responder: responder.clone(),
+            };
+            Ok::<Value, lambda_runtime::Error>(answerer.handle(&event.payload, deadline).await)
+        }
     }))
     .await
 }
