@@ -11,8 +11,8 @@
 #
 #   ARCH=arm64 scripts/package.sh   builds for Graviton; needs `rustup target add aarch64-unknown-linux-gnu`
 #   CARGO_TIMINGS=1 scripts/package.sh  also writes cargo's build timing report (target/cargo-timings/)
-#   PROFILE=release scripts/package.sh  the fat-LTO profile instead of `deploy`: smaller zips, far slower
-#                                       build; its zips go to target/lambda-release/ (LAMBDA_DIR to change)
+#   PROFILE=release scripts/package.sh  the `release` profile instead of `deploy` (today the same settings);
+#                                       its zips go to target/lambda-release/ (LAMBDA_DIR to change)
 #   scripts/package.sh --sizes      prints the sizes of the zips already built
 #
 # Each run appends its own cost to <lambda dir>/package-runs.tsv (make bench reports it): wall and CPU
@@ -26,7 +26,7 @@ export PYTHON="${PYTHON:-python3}"
 TOOLS=.venv-package
 TOOLS_REQUIREMENTS=requirements-package.txt
 ARCH="${ARCH:-x86_64}"
-# The cargo profile of the zips (Cargo.toml): `deploy`; PROFILE=release gives the smaller, far slower build.
+# The cargo profile of the zips (Cargo.toml): `deploy`; PROFILE=<another> builds that profile instead.
 PROFILE="${PROFILE:-deploy}"
 # Where the zips go: target/lambda for `deploy`, target/lambda-<profile> for another, so that the zips of
 # two profiles (make bench PROFILES="deploy release") stand side by side.
@@ -110,8 +110,8 @@ export PATH="$PWD/$TOOLS/bin:$PATH"
 export XDG_CACHE_HOME="$PWD/target/cache" __SAM_CLI_APP_DIR="$PWD/$TOOLS/sam-config" SAM_CLI_TELEMETRY=0
 
 # One cargo invocation for every binary, in the `deploy` profile (Cargo.toml; docs/deploy.md has the
-# figures): each dependency is compiled once for all of them, in parallel codegen units, and no binary
-# is linked with whole-program LTO. After a change to one handler only that crate and its binary build.
+# figures): each dependency is compiled once for all of them (to bitcode), and each binary is linked with
+# whole-program LTO. After a change to one handler only that crate and its binary build.
 bin_flags=()
 for binary in "${binaries[@]}"; do
     bin_flags+=(--bin "$binary")

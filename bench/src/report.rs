@@ -347,11 +347,7 @@ impl Report {
         } else {
             format!("the {} profile's binaries", profiles.join(" and "))
         };
-        let dirs: Vec<String> = self
-            .builds
-            .iter()
-            .map(|b| format!("`{}`", b.bin_dir.display()))
-            .collect();
+        let dirs: Vec<String> = self.builds.iter().map(|b| format!("`{}`", shown(&b.bin_dir))).collect();
         out.push_str(&format!(
             "# make bench, {}\n\n{}; {}; load average at start {}, at end {}.\n\
              Binaries: {} ({mode}). {} run(s) of each figure: median (min–max).\n\n",
@@ -446,7 +442,7 @@ impl Report {
                 _ => out.push_str(&format!(
                     "| {} | not recorded ({}: `PROFILE={} scripts/package.sh`) | | | | | | |\n",
                     build.package_profile,
-                    runs.file.display(),
+                    shown(&runs.file),
                     build.package_profile
                 )),
             }
@@ -455,7 +451,7 @@ impl Report {
         let heads: Vec<String> = self
             .builds
             .iter()
-            .map(|b| format!("{} (`{}`), bytes | MiB", b.package_profile, b.lambda_dir.display()))
+            .map(|b| format!("{} (`{}`), bytes | MiB", b.package_profile, shown(&b.lambda_dir)))
             .collect();
         out.push_str("\n## bootstrap.zip, as the last `make package` of each profile left them (limit: 5 MiB)\n\n");
         out.push_str(&format!("| binary | {} |\n", heads.join(" | ")));
@@ -530,6 +526,27 @@ impl Report {
                 json!({"largest": run_json(&p.largest), "latest": run_json(&p.latest)}))).collect::<serde_json::Map<_, _>>(),
             "ratios": ratios,
         })
+    }
+}
+
+/// A path as the report shows it: relative to the project (the working directory) when it is inside it,
+/// so that a committed report names no folder of the machine it ran on; elsewhere, only that it is outside.
+fn shown(path: &std::path::Path) -> String {
+    let here = std::env::current_dir().unwrap_or_default();
+    match path.strip_prefix(&here) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) if path.is_relative() => path.display().to_string(),
+        Err(_) => format!(
+            "(outside the project)/{}",
+            path.iter()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<std::path::PathBuf>()
+                .display()
+        ),
     }
 }
 
