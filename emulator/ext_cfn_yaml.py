@@ -16,9 +16,8 @@ condition evaluation does not know (it looks for `{"Condition": "Name"}`), so Ta
 `CreateTrail: !And [!Equals [!Ref ExistingCloudTrail, "false"], !Condition IsHomeRegion]` was false
 in every region. Here `!Condition` is the `Condition` key, as in the long form.
 
-AWS documentation: CloudFormation User Guide, Fn::ImportValue ("YAML: Short form syntax:
-`!ImportValue sharedValueToImport`"; the value may be the output of `Fn::Sub`, and the short forms of
-both cannot be nested, which is why a template writes the inner one in its long, mapping form) and
+AWS documentation: CloudFormation User Guide, Fn::ImportValue (YAML short form `!ImportValue`; its value
+may be an `Fn::Sub`, which a template then writes in the long, mapping form inside the short one) and
 "Intrinsic function reference" (each short form is the `Fn::` key over the same value).
 """
 

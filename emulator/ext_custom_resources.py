@@ -27,7 +27,7 @@ State: the binaries named and the invocations are kept per account in this modul
 does not clear them; accounts are not reused across tests).
 
 AWS documentation: CloudFormation User Guide, "Custom resources" and "Custom resource request objects"
-(the request's fields; "all property values are sent as strings"), "Custom resource response objects"
+(the request's fields), "Custom resource response objects"
 (Status, Reason, PhysicalResourceId, Data; the function PUTs it to the pre-signed ResponseURL), and AWS
 Lambda Developer Guide, "Using the Lambda runtime API for custom runtimes" (`invocation/next` and its
 `Lambda-Runtime-Aws-Request-Id`, `Lambda-Runtime-Deadline-Ms` and `Lambda-Runtime-Invoked-Function-Arn`
