@@ -97,7 +97,11 @@ pub async fn stack_resources(
 /// a multi-region trail that the HomeRegion stack of this baseline created shows in every other
 /// region as a shadow trail, and is the baseline's own there too.
 async fn home_stack_has_trail(ctx: &Ctx, stack_name: &str, home: &str, name: &str, arn: &str) -> bool {
-    let config = ctx.config.to_builder().region(aws_config::Region::new(home.to_string())).build();
+    let config = ctx
+        .config
+        .to_builder()
+        .region(aws_config::Region::new(home.to_string()))
+        .build();
     let cfn = CloudFormation::new(&config);
     match stack_resources(ctx, &cfn, stack_name).await {
         Ok(resources) => is_own(&own_of(&resources, "AWS::CloudTrail::Trail"), name, arn),
