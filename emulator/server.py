@@ -57,6 +57,8 @@ def main() -> None:
     handler = WSGIRequestHandler if args.verbose else QuietHandler
     server = make_server(args.host, args.port, build_app(), threaded=True, request_handler=handler)
     host, port = server.server_address[:2]
+    # Where the functions that ext_custom_resources.py runs reach the emulator (their AWS endpoint).
+    os.environ["TAPGUARD_EMULATOR_SELF_URL"] = f"http://{host}:{port}"
     print(f"tapguard-emulator listening on http://{host}:{port}", flush=True)
 
     if args.exit_on_stdin_eof:

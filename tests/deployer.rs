@@ -2183,9 +2183,10 @@ fn plan_reads_each_target_sets_its_parameters_and_changes_nothing_then_deploy_us
         }
         // The summary of the change set a creation would run: the marker, and what is not there.
         let outcome = target["outcome"].as_str().unwrap();
-        // The HomeRegion trail is not counted: the emulator's change set leaves out the trail's
-        // placeholder resource (moto has no AWS::CloudTrail::Trail), whatever CreateTrail says.
-        let adds = 1 + values[1..].iter().filter(|v| **v == "false").count();
+        // The marker, a detector and an analyzer unless there, and in HomeRegion without a trail
+        // the trail and its bucket.
+        let creates_trail = label.ends_with("/us-east-1") && values[0] == "false";
+        let adds = 1 + values[1..].iter().filter(|v| **v == "false").count() + if creates_trail { 2 } else { 0 };
         assert!(
             outcome.starts_with("CREATE change set: ") && outcome.contains(&format!("{adds} to add")),
             "{label}: {outcome}"
@@ -3144,5 +3145,385 @@ fn stack_set_mode_with_functions_publishes_to_the_administrators_buckets_then_de
     let ops = emulator().operations(&admin, "cloudformation");
     assert_eq!(ops.iter().filter(|o| *o == "CreateStackSet").count(), 2, "{ops:?}");
     assert_eq!(ops.iter().filter(|o| *o == "UpdateStackSet").count(), 2, "{ops:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- the whole baseline, for real: template.yml's functions and TapStack.yml over a mixed fleet ----
+
+/// The stack's output `key` in a DescribeStacks answer of one stack.
+fn stack_output(xml: &str, key: &str) -> Option<String> {
+    let after = xml.split(&format!("<OutputKey>{key}</OutputKey>")).nth(1)?;
+    xml_value(after, "OutputValue").map(str::to_string)
+}
+
+#[test]
+#[ignore = "unfinished (issue 13): plan passes, but the deploy step does not return within 5 minutes in the emulator yet"]
+fn one_deploy_with_a_targets_file_puts_the_whole_baseline_into_a_mixed_fleet_and_a_rerun_changes_nothing() {
+    let caller = emulator().fresh_account();
+    let (a, b) = (emulator().fresh_account(), emulator().fresh_account());
+    let regions = ["us-east-1", REGION];
+    // a already has a multi-region trail (home us-east-1), a detector in both regions and an account
+    // analyzer in us-east-1; b has nothing.
+    let trail_bucket = format!("org-trail-{}", a.account_id);
+    emulator().rest_call(&a, "us-east-1", "s3", "PUT", &format!("/{trail_bucket}"), None);
+    let trail = emulator().json_call(
+        &a,
+        "us-east-1",
+        "cloudtrail",
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail",
+        json!({"Name": "org-trail", "S3BucketName": trail_bucket, "IsMultiRegionTrail": true}),
+    );
+    assert!(trail["TrailARN"].is_string(), "{trail}");
+    for region in regions {
+        emulator().rest_call(
+            &a,
+            region,
+            "guardduty",
+            "POST",
+            "/detector",
+            Some(json!({"enable": true})),
+        );
+    }
+    emulator().rest_call(
+        &a,
+        "us-east-1",
+        "access-analyzer",
+        "PUT",
+        "/analyzer",
+        Some(json!({"analyzerName": "security-team", "type": "ACCOUNT"})),
+    );
+    // (ExistingCloudTrail, ExistingGuardDutyDetector, ExistingAccessAnalyzer) per target.
+    let expected = [
+        (format!("{}/us-east-1", a.account_id), ["true", "true", "true"]),
+        (format!("{}/{REGION}", a.account_id), ["true", "true", "false"]),
+        (format!("{}/us-east-1", b.account_id), ["false", "false", "false"]),
+        (format!("{}/{REGION}", b.account_id), ["false", "false", "false"]),
+    ];
+
+    // The functions stack as `make package` makes it, each function's code a stand-in zip; the
+    // emulator runs each function's handler binary (built by cargo) for the custom resources.
+    let dir = std::env::temp_dir().join(format!("tapguard-test-baseline-{:016x}", rand_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let functions = expanded_functions_template(&dir);
+    let expanded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&functions).unwrap()).unwrap();
+    let lambda_dir = dir.join("lambda");
+    let mut binaries = serde_json::Map::new();
+    for f in expanded["Metadata"]["tapguard::Artifacts"]["Functions"]
+        .as_array()
+        .unwrap()
+    {
+        let binary = f["Binary"].as_str().unwrap();
+        std::fs::create_dir_all(lambda_dir.join(binary)).unwrap();
+        std::fs::write(
+            lambda_dir.join(binary).join("bootstrap.zip"),
+            stand_in_zip(&format!("tapguard test stand-in for {binary}")),
+        )
+        .unwrap();
+        let path = binary_path(binary);
+        assert!(
+            path.exists(),
+            "{} is not built: cargo build --workspace",
+            path.display()
+        );
+        binaries.insert(
+            f["Function"].as_str().unwrap().to_string(),
+            json!(path.to_str().unwrap()),
+        );
+    }
+    for account in [&a, &b] {
+        emulator().control(
+            "/tapguard/lambda/binaries",
+            json!({"account": account.account_id, "binaries": binaries, "timeout_seconds": 120}),
+        );
+    }
+    let file = dir.join("fleet.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "defaults:\n  role: tapguard-deployer\n  regions: [us-east-1, {REGION}]\ntargets:\n  - accounts: [\"{}\", \"{}\"]\n",
+            a.account_id, b.account_id
+        ),
+    )
+    .unwrap();
+    let template = root().join("TapStack.yml");
+    let common = |command: &'static str, audit: &Path| -> Vec<String> {
+        [
+            command,
+            "--template",
+            template.to_str().unwrap(),
+            "--targets",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "4",
+            "--poll-interval-ms",
+            "200",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--output",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let target_of = |doc: &serde_json::Value, label: &str| -> serde_json::Value {
+        doc["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == label)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {label} in {doc:#}"))
+    };
+
+    // plan: the real TapStack.yml's Existing... parameters read per target; nothing changes.
+    let audit = audit_path("baseline-plan");
+    let args = common("plan", &audit);
+    let (code, out, err) = tapguard_as(&caller, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["targets"].as_array().unwrap().len(), 4, "{doc:#}");
+    for (label, values) in &expected {
+        let target = target_of(&doc, label);
+        for (key, value) in EXISTING.iter().zip(values) {
+            assert_eq!(
+                parameter_of(&target, key),
+                (*value, "detected"),
+                "{label} {key}: {target:#}"
+            );
+        }
+    }
+    for account in [&a, &b] {
+        for region in regions {
+            assert_eq!(stack_status(account, region, "TapStack"), None);
+        }
+        assert!(
+            emulator().control("/tapguard/lambda/invocations", json!({"account": account.account_id}))["invocations"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    // deploy: the functions stack, then TapStack.yml, in every target, from one command.
+    let run = |name: &str| {
+        let audit = audit_path(name);
+        let mut args = common("deploy", &audit);
+        args.extend(
+            [
+                "--functions-template",
+                functions.to_str().unwrap(),
+                "--lambda-dir",
+                lambda_dir.to_str().unwrap(),
+                "--artifact-bucket-prefix",
+                "tapguard-base",
+                "--yes",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        tapguard_as(&caller, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, out, err) = run("baseline-deploy");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["all_good"], true, "{doc:#}");
+    for (label, values) in &expected {
+        let target = target_of(&doc, label);
+        assert_eq!(
+            target["outcome"], "CREATE_COMPLETE (functions stack tapguard-functions: CREATE_COMPLETE)",
+            "{target:#}"
+        );
+        for (key, value) in EXISTING.iter().zip(values) {
+            assert_eq!(parameter_of(&target, key), (*value, "detected"), "{label} {key}");
+        }
+    }
+    for (label, values) in &expected {
+        let (id, region) = label.split_once('/').unwrap();
+        let account = if id == a.account_id { &a } else { &b };
+        let home = region == "us-east-1";
+        assert_eq!(
+            stack_status(account, region, "tapguard-functions").as_deref(),
+            Some("CREATE_COMPLETE")
+        );
+        assert_eq!(
+            stack_status(account, region, "TapStack").as_deref(),
+            Some("CREATE_COMPLETE"),
+            "{label}"
+        );
+        let described = emulator().query(
+            account,
+            region,
+            "cloudformation",
+            &[("Action", "DescribeStacks"), ("StackName", "TapStack")],
+        );
+        // Each custom resource was answered by its handler binary: Create, SUCCESS.
+        let invocations = emulator().control("/tapguard/lambda/invocations", json!({"account": id}))["invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["region"] == region)
+            .map(|i| {
+                assert_eq!(i["status"], "SUCCESS", "{label}: {i}");
+                assert_eq!(i["request_type"], "Create");
+                i["logical_id"].as_str().unwrap().to_string()
+            })
+            .collect::<Vec<_>>();
+        let mut want = vec![
+            "ConfigSetup",
+            "SecurityHub",
+            "SecurityHubStandards",
+            "EbsDefaultEncryption",
+            "AccessKeyAudit",
+        ];
+        if home {
+            want.push("PasswordPolicy");
+        }
+        assert_eq!(invocations, want, "{label}");
+        // AWS Config records, with the template's rules.
+        let status = emulator().json_call(
+            account,
+            region,
+            "config",
+            "StarlingDoveService.DescribeConfigurationRecorderStatus",
+            json!({}),
+        );
+        assert_eq!(
+            status["ConfigurationRecordersStatus"][0]["recording"], true,
+            "{label}: {status}"
+        );
+        assert_eq!(
+            stack_output(&described, "ConfigRecording").as_deref(),
+            Some("true"),
+            "{label}"
+        );
+        let rules = emulator().json_call(
+            account,
+            region,
+            "config",
+            "StarlingDoveService.DescribeConfigRules",
+            json!({}),
+        );
+        assert_eq!(rules["ConfigRules"].as_array().unwrap().len(), 7, "{label}: {rules}");
+        // Security Hub on, with the two standards READY.
+        let hub = emulator().rest_call(account, region, "securityhub", "GET", "/accounts", None);
+        assert!(
+            hub["HubArn"].as_str().is_some_and(|h| h.ends_with(":hub/default")),
+            "{label}: {hub}"
+        );
+        assert_eq!(
+            stack_output(&described, "SecurityHubStandardsStatuses").as_deref(),
+            Some("aws-foundational-security-best-practices/v/1.0.0=READY,cis-aws-foundations-benchmark/v/3.0.0=READY"),
+            "{label}"
+        );
+        // EBS encryption by default, with the stack's baseline key.
+        let key = stack_output(&described, "BaselineKeyArn").unwrap();
+        assert_eq!(ebs_state_in(account, region), (true, key.clone()), "{label}");
+        // The IAM password policy (HomeRegion only).
+        if home {
+            let policy = emulator().query(account, region, "iam", &[("Action", "GetAccountPasswordPolicy")]);
+            assert_eq!(
+                xml_value(&policy, "MinimumPasswordLength"),
+                Some("14"),
+                "{label}: {policy}"
+            );
+        }
+        // One detector and one account analyzer: the one that was there, or the stack's.
+        assert_eq!(detector_count(id, region), 1, "{label}");
+        let analyzers = emulator().rest_call(
+            account,
+            region,
+            "access-analyzer",
+            "GET",
+            "/analyzer?type=ACCOUNT",
+            None,
+        );
+        assert_eq!(
+            analyzers["analyzers"].as_array().map(Vec::len),
+            Some(1),
+            "{label}: {analyzers}"
+        );
+        assert_eq!(
+            stack_output(&described, "AccessAnalyzerArn").is_some(),
+            values[2] == "false",
+            "{label}"
+        );
+        assert_eq!(
+            stack_output(&described, "GuardDutyDetectorId").is_some(),
+            values[1] == "false",
+            "{label}"
+        );
+        // One multi-region trail per account: a's own, or b's from its HomeRegion stack, logging.
+        if home {
+            let trails = emulator().json_call(
+                account,
+                region,
+                "cloudtrail",
+                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DescribeTrails",
+                json!({}),
+            );
+            let trails = trails["trailList"].as_array().unwrap().clone();
+            assert_eq!(trails.len(), 1, "{label}: {trails:#?}");
+            assert_eq!(trails[0]["IsMultiRegionTrail"], true);
+            if values[0] == "true" {
+                assert_eq!(trails[0]["Name"], "org-trail");
+                assert_eq!(stack_output(&described, "TrailArn"), None);
+            } else {
+                assert_eq!(
+                    stack_output(&described, "TrailArn").as_deref(),
+                    trails[0]["TrailARN"].as_str()
+                );
+                let logging = emulator().json_call(
+                    account,
+                    region,
+                    "cloudtrail",
+                    "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetTrailStatus",
+                    json!({"Name": trails[0]["TrailARN"]}),
+                );
+                assert_eq!(logging["IsLogging"], true, "{logging}");
+            }
+        }
+    }
+    let executions = |account: &Account, region: &str| {
+        emulator().control(
+            "/tapguard/cloudformation/sent",
+            json!({"account": account.account_id, "region": region}),
+        )["executions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let invocations = |account: &Account| {
+        emulator().control("/tapguard/lambda/invocations", json!({"account": account.account_id}))["invocations"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = (invocations(&a), invocations(&b));
+    assert_eq!(before, (11, 11));
+
+    // The same command again: every target already has it all; nothing is executed or invoked.
+    let (code, out, err) = run("baseline-again");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["all_good"], true, "{doc:#}");
+    for (label, values) in &expected {
+        let target = target_of(&doc, label);
+        assert_eq!(
+            target["outcome"],
+            "no changes (CREATE_COMPLETE) (functions stack tapguard-functions: no changes (CREATE_COMPLETE))",
+            "{target:#}"
+        );
+        // The stacks' own detectors and analyzers are theirs: the parameters stay as they were.
+        for (key, value) in EXISTING.iter().zip(values) {
+            assert_eq!(parameter_of(&target, key), (*value, "detected"), "{label} {key}");
+        }
+    }
+    assert_eq!((invocations(&a), invocations(&b)), before);
+    for account in [&a, &b] {
+        for region in regions {
+            assert_eq!(executions(account, region), 2, "{}/{region}", account.account_id);
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -320,7 +320,7 @@ pub async fn plan_target(
         Some(id) => stack_resources(ctx, cfn, id).await.map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
-    let found = survey(ctx, &resources).await;
+    let found = survey(ctx, &resources, &plan.stack_name).await;
     let declared: Vec<&str> = plan.declared.iter().map(|d| d.key.as_str()).collect();
     // HomeRegion as the change set will have it: given, else the stack's, else the template default.
     let previous = existing.map(stack_parameters).unwrap_or_default();

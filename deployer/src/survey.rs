@@ -93,40 +93,69 @@ pub async fn stack_resources(
     }
 }
 
-async fn trail(ctx: &Ctx, own: &[String]) -> Singleton {
+/// Whether the stack named `stack_name` in `home` (the same account) has the trail `name`/`arn`:
+/// a multi-region trail that the HomeRegion stack of this baseline created shows in every other
+/// region as a shadow trail, and is the baseline's own there too.
+async fn home_stack_has_trail(ctx: &Ctx, stack_name: &str, home: &str, name: &str, arn: &str) -> bool {
+    let config = ctx
+        .config
+        .to_builder()
+        .region(aws_config::Region::new(home.to_string()))
+        .build();
+    let cfn = CloudFormation::new(&config);
+    match stack_resources(ctx, &cfn, stack_name).await {
+        Ok(resources) => is_own(&own_of(&resources, "AWS::CloudTrail::Trail"), name, arn),
+        // No such stack there (ValidationError), or not readable: not known to be the baseline's.
+        Err(_) => false,
+    }
+}
+
+async fn trail(ctx: &Ctx, owned: &[String], stack_name: &str) -> Singleton {
     let client = aws_sdk_cloudtrail::Client::new(&ctx.config);
     // Shadow trails included: a multi-region trail (an organization trail too) shows in every region.
-    let other = match ctx
+    let listed = match ctx
         .call(
             "DescribeTrails",
             client.describe_trails().include_shadow_trails(true).send(),
         )
         .await
     {
-        Err(e) => unknown(e),
-        Ok(out) => out
-            .trail_list()
-            .iter()
-            .filter(|t| t.is_multi_region_trail() == Some(true))
-            .find(|t| !is_own(own, t.name().unwrap_or_default(), t.trail_arn().unwrap_or_default()))
-            .map(|t| {
-                let org = if t.is_organization_trail() == Some(true) {
-                    ", organization trail"
-                } else {
-                    ""
-                };
-                Fact::Present(format!(
-                    "trail {} (multi-region, home {}{org})",
-                    t.name().unwrap_or_default(),
-                    t.home_region().unwrap_or("?")
-                ))
-            })
-            .unwrap_or(Fact::Absent),
+        Err(e) => {
+            return Singleton {
+                other: unknown(e),
+                own: owned.first().cloned(),
+            }
+        }
+        Ok(out) => out.trail_list().to_vec(),
     };
-    Singleton {
-        other,
-        own: own.first().cloned(),
+    let mut other = Fact::Absent;
+    let mut own = owned.first().cloned();
+    for t in listed.iter().filter(|t| t.is_multi_region_trail() == Some(true)) {
+        let (name, arn) = (t.name().unwrap_or_default(), t.trail_arn().unwrap_or_default());
+        if is_own(owned, name, arn) {
+            continue;
+        }
+        let home = t.home_region().unwrap_or_default();
+        if !home.is_empty()
+            && home != ctx.target.region
+            && t.is_organization_trail() != Some(true)
+            && home_stack_has_trail(ctx, stack_name, home, name, arn).await
+        {
+            own.get_or_insert_with(|| format!("trail {name} of stack {stack_name} in {home}"));
+            continue;
+        }
+        let org = if t.is_organization_trail() == Some(true) {
+            ", organization trail"
+        } else {
+            ""
+        };
+        other = Fact::Present(format!(
+            "trail {name} (multi-region, home {}{org})",
+            if home.is_empty() { "?" } else { home }
+        ));
+        break;
     }
+    Singleton { other, own }
 }
 
 async fn detector(ctx: &Ctx, own: &[String]) -> Singleton {
@@ -280,12 +309,13 @@ async fn ebs(ctx: &Ctx) -> Fact {
 }
 
 /// Reads everything, the services at once. `resources`: the stack's (type, physical id) pairs.
-pub async fn survey(ctx: &Ctx, resources: &[(String, String)]) -> Survey {
+/// `stack_name`: the stack's name, for the trail its HomeRegion namesake created.
+pub async fn survey(ctx: &Ctx, resources: &[(String, String)], stack_name: &str) -> Survey {
     let trails = own_of(resources, "AWS::CloudTrail::Trail");
     let detectors = own_of(resources, "AWS::GuardDuty::Detector");
     let analyzers = own_of(resources, "AWS::AccessAnalyzer::Analyzer");
     let (trail, detector, analyzer, (recorder, service_linked_recorders, delivery_channel), hub, ebs_encryption) = tokio::join!(
-        trail(ctx, &trails),
+        trail(ctx, &trails, stack_name),
         detector(ctx, &detectors),
         analyzer(ctx, &analyzers),
         config(ctx),
