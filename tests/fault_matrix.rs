@@ -127,6 +127,11 @@ impl Fault {
 /// One handler's declaration, the events it is driven with, and how to read its state back.
 struct Subject {
     binary: &'static str,
+    /// The row set's name when one handler has two (its plan in another mode): `<binary>-<variant>`.
+    variant: &'static str,
+    /// The services whose operations get faults (empty: all of them); the others are still declared,
+    /// so calling anything outside `operations` fails the case.
+    faulted: &'static [&'static str],
     resource_type: &'static str,
     operations: Vec<(&'static str, &'static str)>,
     /// The Lambda timeout of its events: TIMEOUT, or longer for a handler that must wait for AWS within
@@ -167,6 +172,8 @@ fn subjects() -> Vec<Subject> {
     vec![
         Subject {
             binary: "ebs-default-encryption",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::EbsDefaultEncryption",
             operations: declared(ebs_default_encryption::EbsDefaultEncryption::OPERATIONS),
             timeout: TIMEOUT,
@@ -177,6 +184,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "iam-password-policy",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::IamPasswordPolicy",
             operations: declared(iam_password_policy::IamPasswordPolicy::OPERATIONS),
             timeout: TIMEOUT,
@@ -187,6 +196,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "securityhub-enable",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::SecurityHubEnable",
             operations: declared(securityhub_enable::SecurityHubEnable::OPERATIONS),
             timeout: TIMEOUT,
@@ -197,6 +208,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "securityhub-standards",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::SecurityHubStandards",
             operations: declared(securityhub_standards::SecurityHubStandards::OPERATIONS),
             // It waits within the event for each standard to be READY, keeping 10 s back for undoing.
@@ -208,6 +221,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "shield-advanced",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::ShieldAdvanced",
             operations: declared(shield_advanced::ShieldAdvanced::OPERATIONS),
             timeout: TIMEOUT,
@@ -219,6 +234,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "config-setup",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::ConfigSetup",
             operations: declared(config_setup::ConfigSetup::OPERATIONS),
             timeout: TIMEOUT,
@@ -229,6 +246,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "delegated-admin",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::DelegatedAdministrator",
             operations: declared(delegated_admin::DelegatedAdministrator::OPERATIONS),
             timeout: TIMEOUT,
@@ -240,6 +259,8 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             binary: "access-key-rotation",
+            variant: "",
+            faulted: &[],
             resource_type: "Custom::AccessKeyRotation",
             operations: declared(access_key_rotation::AccessKeyRotation::OPERATIONS),
             // Its own backoff on throttling comes on top of the SDK's (three throttled answers take up to
@@ -253,7 +274,39 @@ fn subjects() -> Vec<Subject> {
             state: rotation_state,
             plan: rotation_plan,
         },
+        // Audit: the same user, only read. Its operations are the reads it may make: a write (a tag, a key,
+        // a secret, a notice, a claim) is an undeclared call and fails the case. Faults go into the IAM
+        // reads only: the SSM rows (the answer records and the release of a claim it never made) are
+        // the runtime's and the ledger's, which every other handler's rows cover.
+        Subject {
+            binary: "access-key-rotation",
+            variant: "audit",
+            faulted: &["iam"],
+            resource_type: "Custom::AccessKeyRotation",
+            operations: declared(&[
+                ("iam", "GetCredentialReport"),
+                ("iam", "GenerateCredentialReport"),
+                ("iam", "ListAccessKeys"),
+                ("iam", "ListUserTags"),
+            ]),
+            timeout: Duration::from_secs(16),
+            ledger_regions: &[REGION],
+            env: &[("TAPGUARD_DEADLINE_MARGIN_SECS", "1")],
+            state: rotation_state,
+            plan: audit_plan,
+        },
     ]
+}
+
+impl Subject {
+    /// `binary`, or `binary-variant`: the name of its rows, and what TAPGUARD_MATRIX_ONLY matches.
+    fn name(&self) -> String {
+        if self.variant.is_empty() {
+            self.binary.to_string()
+        } else {
+            format!("{}-{}", self.binary, self.variant)
+        }
+    }
 }
 
 /// The region's AWS Config: each recorder with whether it records, each delivery channel with its
@@ -682,10 +735,10 @@ fn rotation_state(w: &World) -> String {
 /// secret, the old one staying active through the overlap; the Update, with no overlap left, retires
 /// the old key (unused since). The Delete gives up the claim and leaves the keys and the secret to the
 /// user, so it may leave the user as any event (or a part of one that it finished or undid) left it:
-/// the expired key deleted; a hand-over undone after the user's secret was created (the empty secret
-/// is the user's, where the next hand-over goes); the new key handed over; the old key retired, with or
-/// without the hand-over tag still on (a cut or failed Update: the next pass takes it off); never a key
-/// nobody was handed, an unfinished intent, a date on a key still active, or a claim.
+/// the expired key deleted (a hand-over undone, at whatever step: the secret it created goes with its
+/// key, so there is no secret); the new key handed over; the old key retired, with or without the
+/// hand-over tag still on (a cut or failed Update: the next pass takes it off); never a key nobody was
+/// handed, an empty secret, an unfinished intent, a date on a key still active, or a claim.
 fn rotation_plan(w: &World, _: &str) -> Plan {
     let account = &w.account.account_id;
     let topic = w.query("sns", &[("Action", "CreateTopic"), ("Name", "key-rotation")]);
@@ -713,7 +766,6 @@ fn rotation_plan(w: &World, _: &str) -> Plan {
         after_update: format!("{retired}{claimed}"),
         kept: vec![
             format!("{}{released}", user("120d Active", "none", "")),
-            format!("{}{released}", user("120d Active", "empty", "")),
             format!("{handed_over}{released}"),
             format!("{retired}{released}"),
             format!(
@@ -725,6 +777,24 @@ fn rotation_plan(w: &World, _: &str) -> Plan {
                 )
             ),
         ],
+    }
+}
+
+/// The same user under an Audit resource: the Create and an Update (another age) report and change
+/// nothing, so every SUCCESS must leave the user exactly as the set-up made it, and so must the Delete.
+fn audit_plan(w: &World, _: &str) -> Plan {
+    w.emulator.control(
+        "/tapguard/iam/bulk-users",
+        json!({"account": w.account.account_id, "prefix": "alice-", "count": 1,
+            "keys": [{"age_days": 120}, {"age_days": 130, "status": "Inactive"}]}),
+    );
+    let untouched = "keys [120d Active, 130d Inactive] secret none tags [] | ledger []".to_string();
+    Plan {
+        create: json!({"Mode": "Audit", "MaxKeyAgeDays": "90"}),
+        after_create: untouched.clone(),
+        update: json!({"Mode": "Audit", "MaxKeyAgeDays": "100"}),
+        after_update: untouched,
+        kept: Vec::new(),
     }
 }
 
@@ -950,7 +1020,7 @@ fn run_case(
         if trace {
             eprintln!(
                 "{} {service}:{operation} {}: {step}: {} {}",
-                subject.binary,
+                subject.name(),
                 fault.name(),
                 answer["Status"],
                 answer["Reason"].as_str().unwrap_or_default()
@@ -1092,7 +1162,7 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
         .into_iter()
         .filter(|s| {
             only.as_deref()
-                .is_none_or(|only| only.split(',').any(|b| b == s.binary))
+                .is_none_or(|only| only.split(',').any(|b| b == s.name()))
         })
         .collect();
     let mut cases: Vec<(usize, &'static str, &'static str, Fault)> = Vec::new();
@@ -1100,6 +1170,9 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
         // Refusal is per service (the endpoint itself); the other faults per operation.
         let mut services = BTreeSet::new();
         for &(service, operation) in &subject.operations {
+            if !subject.faulted.is_empty() && !subject.faulted.contains(&service) {
+                continue;
+            }
             for fault in FAULTS {
                 if fault == Fault::Refused {
                     if services.insert(service) {
@@ -1146,7 +1219,7 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
                     // fault then twice as slow); whatever that run finds counts.
                     eprintln!(
                         "{} {service}:{operation} {}: run again, cut off with no fault fired: {}",
-                        subject.binary,
+                        subject.name(),
                         fault.name(),
                         case.problems.join("; ")
                     );
@@ -1208,7 +1281,7 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
                 ));
             }
             for p in &case.problems {
-                let line = format!("{} {cell} {}: {p}", subject.binary, case.fault.name());
+                let line = format!("{} {cell} {}: {p}", subject.name(), case.fault.name());
                 if known {
                     known_problems.push(line);
                 } else {
@@ -1218,7 +1291,7 @@ fn every_declared_operation_under_every_fault_ends_in_one_true_answer_and_leaves
         }
         table.push_str(&format!(
             "\n{} ({} cases; Create Update Delete: S SUCCESS, F FAILED, · not sent, F>S Delete retried)\n\n| operation |",
-            subject.binary,
+            subject.name(),
             done.len()
         ));
         for fault in FAULTS {

@@ -4,10 +4,16 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
-use tapguard_tests::hostile::{handle, unique_request_id, world};
+#[allow(dead_code)]
+#[path = "../../tests/support/hostile.rs"]
+mod hostile;
+
+use hostile::{handle, unique_request_id, world};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(Value::Object(mut event)) = serde_json::from_slice::<Value>(data) else { return };
+    let Ok(Value::Object(mut event)) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
     event.insert("ResponseURL".into(), json!(world().sink.url));
     let request_id = unique_request_id();
     event.insert("RequestId".into(), json!(request_id));

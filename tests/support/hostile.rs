@@ -1,6 +1,8 @@
 //! What the hostile-input tests (tests/hostile_input.rs) and the fuzz targets (fuzz/) share: every
 //! handler's property parser, and the real runtime in process around a small resource, with a
-//! ResponseURL that records every answer.
+//! ResponseURL that records every answer. The fuzz crate compiles this file as a module of its own
+//! (`#[path]`), so it uses nothing of this crate but the handlers, `tapguard-shared` and their
+//! dependencies: the fuzz build does not pull the harness.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,47 +36,31 @@ pub fn parse_as<P: serde::de::DeserializeOwned + 'static>(properties: Value) -> 
 /// Each handler: (name, its fixture, its parser).
 pub type Parser = fn(Value) -> Option<String>;
 pub fn handlers() -> Vec<(&'static str, Value, Parser)> {
+    parsers()
+        .into_iter()
+        .map(|(name, parse)| {
+            let fixture = match name {
+                "iam-password-policy" => json!({"MinimumPasswordLength": "14", "RequireSymbols": "true"}),
+                "shield-advanced" => json!({"CreateSubscription": "false"}),
+                "delegated-admin" => json!({"Service": "GuardDuty", "AccountId": "111111111111"}),
+                fixture => fixture_properties(fixture),
+            };
+            (name, fixture, parse)
+        })
+        .collect()
+}
+
+/// Each handler's parser, by the handler's name (the fuzz targets need no fixture files).
+pub fn parsers() -> Vec<(&'static str, Parser)> {
     vec![
-        (
-            "ebs-default-encryption",
-            fixture_properties("ebs-default-encryption"),
-            parse_as::<ebs_default_encryption::Properties>,
-        ),
-        (
-            "config-setup",
-            fixture_properties("config-setup"),
-            parse_as::<config_setup::Properties>,
-        ),
-        (
-            "securityhub-enable",
-            fixture_properties("securityhub-enable"),
-            parse_as::<securityhub_enable::Properties>,
-        ),
-        (
-            "securityhub-standards",
-            fixture_properties("securityhub-standards"),
-            parse_as::<securityhub_standards::Properties>,
-        ),
-        (
-            "access-key-rotation",
-            fixture_properties("access-key-rotation"),
-            parse_as::<access_key_rotation::Properties>,
-        ),
-        (
-            "iam-password-policy",
-            json!({"MinimumPasswordLength": "14", "RequireSymbols": "true"}),
-            parse_as::<iam_password_policy::Properties>,
-        ),
-        (
-            "shield-advanced",
-            json!({"CreateSubscription": "false"}),
-            parse_as::<shield_advanced::Properties>,
-        ),
-        (
-            "delegated-admin",
-            json!({"Service": "GuardDuty", "AccountId": "111111111111"}),
-            parse_as::<delegated_admin::Properties>,
-        ),
+        ("ebs-default-encryption", parse_as::<ebs_default_encryption::Properties>),
+        ("config-setup", parse_as::<config_setup::Properties>),
+        ("securityhub-enable", parse_as::<securityhub_enable::Properties>),
+        ("securityhub-standards", parse_as::<securityhub_standards::Properties>),
+        ("access-key-rotation", parse_as::<access_key_rotation::Properties>),
+        ("iam-password-policy", parse_as::<iam_password_policy::Properties>),
+        ("shield-advanced", parse_as::<shield_advanced::Properties>),
+        ("delegated-admin", parse_as::<delegated_admin::Properties>),
     ]
 }
 

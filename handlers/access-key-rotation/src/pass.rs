@@ -415,7 +415,9 @@ impl Pass<'_> {
 
     /// Finishes or undoes the rotation an intent tag says was under way. A key created just after the
     /// intent is either the secret's current value (handed over: announce it and record the hand-over)
-    /// or was never handed over (delete it). Only then is the intent removed.
+    /// or was never handed over (delete it). In the undo of a failed Create, which ends the hand-over, the
+    /// secret goes back to how it was too: one the hand-over created and never wrote is deleted (a pass
+    /// that goes on to hand over again writes into it instead). Only then is the intent removed.
     async fn recover(
         &self,
         user: &str,
@@ -429,34 +431,40 @@ impl Pass<'_> {
                 k.id != intent.key_id && k.created >= intent.at - SKEW && k.created <= intent.at + INTENT_WINDOW
             })
             .collect();
-        if !made.is_empty() {
-            let current = secrets::current_key_id(self.aws, self.props, user).await?;
-            for key in made {
-                if current.as_deref() == Some(key.id.as_str()) {
-                    info!(
-                        user,
-                        new_access_key_id = key.id,
-                        "finishing a rotation whose new key is already stored"
-                    );
-                    self.announce(user, &intent.key_id, &key.id).await?;
-                    keys::tag(
-                        self.aws,
-                        user,
-                        HANDED_OVER_TAG,
-                        &state::step_value(&key.id, epoch_now()),
-                    )
-                    .await?;
-                    result.rotated += 1;
-                } else {
-                    info!(
-                        user,
-                        access_key_id = key.id,
-                        "deleting a key a cut rotation created and never handed over"
-                    );
-                    keys::delete(self.aws, user, &key.id).await?;
-                    result.undone += 1;
-                }
+        let held = if !made.is_empty() || self.recover_only {
+            Some(secrets::held(self.aws, self.props, user).await?)
+        } else {
+            None
+        };
+        let current = held.as_ref().and_then(secrets::Held::key_id);
+        for key in made {
+            if current == Some(key.id.as_str()) {
+                info!(
+                    user,
+                    new_access_key_id = key.id,
+                    "finishing a rotation whose new key is already stored"
+                );
+                self.announce(user, &intent.key_id, &key.id).await?;
+                keys::tag(
+                    self.aws,
+                    user,
+                    HANDED_OVER_TAG,
+                    &state::step_value(&key.id, epoch_now()),
+                )
+                .await?;
+                result.rotated += 1;
+            } else {
+                info!(
+                    user,
+                    access_key_id = key.id,
+                    "deleting a key a cut rotation created and never handed over"
+                );
+                keys::delete(self.aws, user, &key.id).await?;
+                result.undone += 1;
             }
+        }
+        if self.recover_only && held.is_some_and(|h| h.created_unwritten_since(intent.at, SKEW)) {
+            secrets::delete_unwritten(self.aws, self.props, user).await?;
         }
         keys::untag(self.aws, user, INTENT_TAG).await
     }
@@ -612,7 +620,8 @@ impl Pass<'_> {
         if secrets::ownership(aws, &name, user).await? == secrets::Ownership::Foreign {
             return Err(secrets::foreign(&name));
         }
-        keys::tag(aws, user, INTENT_TAG, &state::step_value(old_id, epoch_now())).await?;
+        let intent_at = epoch_now();
+        keys::tag(aws, user, INTENT_TAG, &state::step_value(old_id, intent_at)).await?;
         let new_key = match keys::create(aws, user).await {
             Ok(key) => key,
             Err(err) => {
@@ -630,7 +639,7 @@ impl Pass<'_> {
         let stored = secrets::store(aws, self.props, &destination, &new_key, self.now).await;
         drop(new_key);
         if let Err(err) = stored {
-            return Err(self.undo_unstored(user, old_id, &new_id, err).await);
+            return Err(self.undo_unstored(user, old_id, &new_id, intent_at, err).await);
         }
         self.announce(user, old_id, &new_id).await?;
         keys::tag(aws, user, HANDED_OVER_TAG, &state::step_value(&new_id, epoch_now())).await?;
@@ -645,30 +654,54 @@ impl Pass<'_> {
     }
 
     /// The key could not be stored: delete it, unless its secret holds it after all (a read-back that
-    /// failed after the write) or that cannot be known (the next pass decides from the intent tag).
-    async fn undo_unstored(&self, user: &str, old_id: &str, new_id: &str, err: HandlerError) -> HandlerError {
-        match secrets::current_key_id(self.aws, self.props, user).await {
-            Ok(Some(current)) if current == new_id => HandlerError::Failed(format!(
+    /// failed after the write) or that cannot be known (the next pass decides from the intent tag). The
+    /// secret goes back to how it was before this hand-over: if the hand-over (started at `intent_at`)
+    /// created it and never wrote it, it is deleted; one that existed before keeps its value, which this
+    /// hand-over did not change (had it, the secret would hold the new key, which is then kept). The
+    /// intent goes only when both are undone, so that the undo of a failed Create finishes what is left.
+    async fn undo_unstored(
+        &self,
+        user: &str,
+        old_id: &str,
+        new_id: &str,
+        intent_at: i64,
+        err: HandlerError,
+    ) -> HandlerError {
+        let held = match secrets::held(self.aws, self.props, user).await {
+            Ok(held) => held,
+            Err(read_err) => {
+                return HandlerError::Failed(format!(
+                    "{err}; whether the secret holds the new key {new_id} could not be read ({read_err}): the key \
+                     is kept and the next pass decides; {old_id} stays active"
+                ))
+            }
+        };
+        if held.key_id() == Some(new_id) {
+            return HandlerError::Failed(format!(
                 "{err}; the secret holds the new key {new_id} nevertheless: it is kept, {old_id} stays active and \
                  the next pass finishes the hand-over"
-            )),
-            Ok(_) => match keys::delete(self.aws, user, new_id).await {
-                Ok(()) => {
-                    let _ = keys::untag(self.aws, user, INTENT_TAG).await;
-                    HandlerError::Failed(format!(
-                        "{err}; the new key {new_id} was never handed over and was deleted again; {old_id} stays active"
-                    ))
-                }
-                Err(delete_err) => HandlerError::Failed(format!(
-                    "{err}; deleting the new key {new_id} failed too ({delete_err}): the next pass deletes it; \
-                     {old_id} stays active"
-                )),
-            },
-            Err(read_err) => HandlerError::Failed(format!(
-                "{err}; whether the secret holds the new key {new_id} could not be read ({read_err}): the key is \
-                 kept and the next pass decides; {old_id} stays active"
-            )),
+            ));
         }
+        if let Err(delete_err) = keys::delete(self.aws, user, new_id).await {
+            return HandlerError::Failed(format!(
+                "{err}; deleting the new key {new_id} failed too ({delete_err}): the next pass deletes it; \
+                 {old_id} stays active"
+            ));
+        }
+        let secret = secrets::secret_name(self.props, user);
+        let mut undone = format!("{err}; the new key {new_id} was never handed over and was deleted again");
+        if held.created_unwritten_since(intent_at, SKEW) {
+            if let Err(delete_err) = secrets::delete_unwritten(self.aws, self.props, user).await {
+                return HandlerError::Failed(format!(
+                    "{undone}, but the empty secret {secret} this hand-over created could not be deleted \
+                     ({delete_err}): the undo of a failed Create deletes it, a later pass writes the next key \
+                     into it; {old_id} stays active"
+                ));
+            }
+            undone.push_str(&format!(", and the empty secret {secret} it had created too"));
+        }
+        let _ = keys::untag(self.aws, user, INTENT_TAG).await;
+        HandlerError::Failed(format!("{undone}; {old_id} stays active"))
     }
 
     /// After the overlap, deactivates the old key if it was not used since the new key was created.

@@ -237,6 +237,8 @@ impl CustomResource for AccessKeyRotation {
         ("secretsmanager", "PutResourcePolicy"),
         ("secretsmanager", "PutSecretValue"),
         ("secretsmanager", "GetSecretValue"),
+        // Only in the undo of a hand-over: the empty secret it created (see `secrets::delete_unwritten`).
+        ("secretsmanager", "DeleteSecret"),
         ("sns", "Publish"),
         // The rotation role's ARN for the secrets' policy (unless given).
         ("sts", "GetCallerIdentity"),
@@ -278,8 +280,9 @@ impl CustomResource for AccessKeyRotation {
     }
 
     /// A failed Create (an error, the deadline, a panic): every rotation it left half-way is finished or
-    /// undone as the next pass would (a key never handed over is deleted; one handed over stays, with
-    /// its old key still active), then the claim and the record go.
+    /// undone as the next pass would (a key never handed over is deleted, and the empty secret its
+    /// hand-over created with it; one handed over stays, with its old key still active), then the claim
+    /// and the record go.
     async fn undo_create(
         &self,
         inv: &Invocation,

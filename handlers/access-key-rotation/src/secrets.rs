@@ -45,6 +45,11 @@ pub enum Ownership {
 }
 
 pub async fn ownership(aws: &Aws<'_>, name: &str, user: &str) -> Result<Ownership, HandlerError> {
+    Ok(describe(aws, name, user).await?.0)
+}
+
+/// Who the secret belongs to, and when it was created (epoch seconds, when DescribeSecret says).
+async fn describe(aws: &Aws<'_>, name: &str, user: &str) -> Result<(Ownership, Option<i64>), HandlerError> {
     let described = match aws
         .call("secretsmanager", "DescribeSecret", || {
             aws.secrets.describe_secret().secret_id(name).send()
@@ -52,7 +57,7 @@ pub async fn ownership(aws: &Aws<'_>, name: &str, user: &str) -> Result<Ownershi
         .await
     {
         Ok(out) => out,
-        Err(err) if err.code() == Some("ResourceNotFoundException") => return Ok(Ownership::Missing),
+        Err(err) if err.code() == Some("ResourceNotFoundException") => return Ok((Ownership::Missing, None)),
         Err(err) => return Err(err),
     };
     let owner = encode_user(user);
@@ -60,7 +65,8 @@ pub async fn ownership(aws: &Aws<'_>, name: &str, user: &str) -> Result<Ownershi
         .tags()
         .iter()
         .any(|t| t.key() == Some(OWNER_TAG) && t.value() == Some(owner.as_str()));
-    Ok(if ours { Ownership::Ours } else { Ownership::Foreign })
+    let created = described.created_date().map(|d| d.secs());
+    Ok((if ours { Ownership::Ours } else { Ownership::Foreign }, created))
 }
 
 /// The secret's resource policy: the user and the readers may read it; every other principal but the
@@ -196,11 +202,39 @@ pub fn foreign(name: &str) -> HandlerError {
     ))
 }
 
-/// The key id the user's secret holds now, if the secret is this rotation's and holds one.
-pub async fn current_key_id(aws: &Aws<'_>, props: &Properties, user: &str) -> Result<Option<String>, HandlerError> {
+/// What the user's secret holds, as far as a hand-over is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Held {
+    /// No secret of the name, or one this rotation did not create.
+    NotOurs,
+    /// This rotation's secret, never written (no current value): a hand-over created it and failed or
+    /// was cut before PutSecretValue. `created`: when (epoch seconds), if DescribeSecret said.
+    Unwritten { created: Option<i64> },
+    /// This rotation's secret with a value: the access key id it holds (None: a value without one).
+    Key(Option<String>),
+}
+
+impl Held {
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Held::Key(id) => id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a secret that a hand-over which started at `since` (epoch seconds, allowing
+    /// `skew` for the clocks of this function and Secrets Manager) created and never wrote.
+    pub fn created_unwritten_since(&self, since: i64, skew: i64) -> bool {
+        matches!(self, Held::Unwritten { created: Some(at) } if *at >= since - skew)
+    }
+}
+
+/// What the user's secret holds now.
+pub async fn held(aws: &Aws<'_>, props: &Properties, user: &str) -> Result<Held, HandlerError> {
     let name = secret_name(props, user);
-    if ownership(aws, &name, user).await? != Ownership::Ours {
-        return Ok(None);
+    let (ownership, created) = describe(aws, &name, user).await?;
+    if ownership != Ownership::Ours {
+        return Ok(Held::NotOurs);
     }
     let read = match aws
         .call("secretsmanager", "GetSecretValue", || {
@@ -210,11 +244,41 @@ pub async fn current_key_id(aws: &Aws<'_>, props: &Properties, user: &str) -> Re
     {
         Ok(read) => read,
         // Created but never written (a pass cut before PutSecretValue).
-        Err(err) if err.code() == Some("ResourceNotFoundException") => return Ok(None),
+        Err(err) if err.code() == Some("ResourceNotFoundException") => return Ok(Held::Unwritten { created }),
         Err(err) => return Err(err),
     };
-    Ok(read
-        .secret_string()
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|v| v.get("AccessKeyId").and_then(Value::as_str).map(str::to_string)))
+    Ok(Held::Key(
+        read.secret_string()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .and_then(|v| v.get("AccessKeyId").and_then(Value::as_str).map(str::to_string)),
+    ))
+}
+
+/// The key id the user's secret holds now, if the secret is this rotation's and holds one.
+pub async fn current_key_id(aws: &Aws<'_>, props: &Properties, user: &str) -> Result<Option<String>, HandlerError> {
+    Ok(held(aws, props, user).await?.key_id().map(str::to_string))
+}
+
+/// Undoes a hand-over's CreateSecret: deletes the user's secret, which the caller found to be one the
+/// undone hand-over created and never wrote ([`Held::created_unwritten_since`]), so nothing was ever
+/// handed over in it. At once, without a recovery window: it holds nothing to recover, and a secret
+/// scheduled for deletion keeps its name from the next hand-over for 7 to 30 days. Secrets Manager
+/// deletes asynchronously (a CreateSecret of the name right after it may fail for a short while), so
+/// only an undo that ends the hand-over calls it, never a pass that goes on to hand over again.
+pub async fn delete_unwritten(aws: &Aws<'_>, props: &Properties, user: &str) -> Result<(), HandlerError> {
+    let name = secret_name(props, user);
+    aws.call("secretsmanager", "DeleteSecret", || {
+        aws.secrets
+            .delete_secret()
+            .secret_id(&name)
+            .force_delete_without_recovery(true)
+            .send()
+    })
+    .await?;
+    info!(
+        user,
+        secret = name,
+        "the empty secret of an undone hand-over was deleted: the secret is as it was before it"
+    );
+    Ok(())
 }

@@ -17,6 +17,7 @@ use aws_sdk_iam::operation::untag_user::{UntagUserError, UntagUserOutput};
 use aws_sdk_iam::operation::update_access_key::{UpdateAccessKeyError, UpdateAccessKeyOutput};
 use aws_sdk_iam::types::{AccessKey, AccessKeyLastUsed, AccessKeyMetadata, StatusType, Tag};
 use aws_sdk_secretsmanager::operation::create_secret::{CreateSecretError, CreateSecretOutput};
+use aws_sdk_secretsmanager::operation::delete_secret::{DeleteSecretError, DeleteSecretOutput};
 use aws_sdk_secretsmanager::operation::describe_secret::{DescribeSecretError, DescribeSecretOutput};
 use aws_sdk_secretsmanager::operation::get_secret_value::{GetSecretValueError, GetSecretValueOutput};
 use aws_sdk_secretsmanager::operation::put_resource_policy::{PutResourcePolicyError, PutResourcePolicyOutput};
@@ -53,6 +54,8 @@ struct FakeSecret {
     tags: Vec<(String, String)>,
     value: Option<String>,
     policy: Option<String>,
+    /// Epoch seconds (DescribeSecret's CreatedDate).
+    created: i64,
 }
 
 /// The accounts' state as the fake services keep it, the calls made, and the injected failures.
@@ -318,6 +321,7 @@ fn secrets_rules(s: &Shared) -> Vec<Rule> {
                 Some(secret) => MockResponse::Output(
                     DescribeSecretOutput::builder()
                         .name(&name)
+                        .created_date(DateTime::from_secs(secret.created))
                         .set_tags(Some(
                             secret
                                 .tags
@@ -356,6 +360,7 @@ fn secrets_rules(s: &Shared) -> Vec<Rule> {
                 name.clone(),
                 FakeSecret {
                     tags,
+                    created: epoch_now(),
                     ..Default::default()
                 },
             );
@@ -411,7 +416,24 @@ fn secrets_rules(s: &Shared) -> Vec<Rule> {
             }
         })
     };
-    vec![describe, create, policy, put, get]
+    let delete = {
+        let s = s.clone();
+        mock!(aws_sdk_secretsmanager::Client::delete_secret).then_compute_response(move |r| {
+            let mut st = s.lock().unwrap();
+            let name = r.secret_id().unwrap_or_default().to_string();
+            if st.hit("DeleteSecret", name.clone()) {
+                return MockResponse::Error(DeleteSecretError::generic(meta("InternalServiceError")));
+            }
+            assert_eq!(
+                r.force_delete_without_recovery(),
+                Some(true),
+                "an empty secret is deleted at once, so its name is free for the next hand-over"
+            );
+            st.secrets.remove(&name);
+            MockResponse::Output(DeleteSecretOutput::builder().name(name).build())
+        })
+    };
+    vec![describe, create, policy, put, get, delete]
 }
 
 fn sns_rules(s: &Shared) -> Vec<Rule> {
@@ -677,6 +699,12 @@ async fn a_key_that_could_not_be_stored_is_deleted_again() {
         );
         assert_eq!(keys(&s, "alice"), vec![(OLD.to_string(), true)], "{op}: no orphan");
         assert_eq!(tag(&s, "alice", INTENT_TAG), None, "{op}");
+        // The secret as it was before the hand-over: there was none, so none is left (an empty one,
+        // created by the hand-over, is deleted with the key).
+        assert!(
+            !s.lock().unwrap().secrets.contains_key("tap/access-keys/alice"),
+            "{op}: the hand-over's empty secret is left: {reason}"
+        );
         if op == "PutResourcePolicy" {
             assert!(
                 !calls(&s).iter().any(|c| c.starts_with("PutSecretValue")),
@@ -684,6 +712,119 @@ async fn a_key_that_could_not_be_stored_is_deleted_again() {
             );
         }
     }
+}
+
+/// Alice's secret from an earlier rotation, holding `value`, created `age` days ago.
+fn earlier_secret(s: &Shared, value: Option<&str>, age: i64) {
+    s.lock().unwrap().secrets.insert(
+        "tap/access-keys/alice".into(),
+        FakeSecret {
+            tags: vec![(OWNER_TAG.to_string(), "alice".to_string())],
+            value: value.map(str::to_string),
+            policy: Some(policy("arn:aws:iam::111122223333:user/alice", &[], ROLE)),
+            created: epoch_now() - age * DAY,
+        },
+    );
+}
+
+// Do no harm: the undo takes back only what this hand-over did. A secret that existed before keeps
+// the value it had (the earlier key), and an empty one this hand-over did not create stays too.
+#[tokio::test]
+async fn an_undone_hand_over_leaves_a_secret_that_existed_before_as_it_was() {
+    let earlier = json!({"UserName": "alice", "AccessKeyId": OLD}).to_string();
+    for (value, op) in [
+        (Some(earlier.as_str()), "PutResourcePolicy"),
+        (Some(earlier.as_str()), "PutSecretValue"),
+        (None, "PutSecretValue"),
+    ] {
+        let s = fake();
+        add_user(&s, "alice", &[(OLD, true, 120)]);
+        earlier_secret(&s, value, 200);
+        fail_at(&s, op, 1);
+        let summary = pass(&s, &rotate()).await;
+        let reason = &summary.failures[0].1;
+        assert!(reason.contains("deleted again"), "{op}: {reason}");
+        assert_eq!(keys(&s, "alice"), vec![(OLD.to_string(), true)], "{op}");
+        let st = s.lock().unwrap();
+        let secret = st.secrets.get("tap/access-keys/alice");
+        assert_eq!(
+            secret.map(|s| s.value.as_deref()),
+            Some(value),
+            "{op}: the earlier secret is kept with its value"
+        );
+        assert!(!st.calls.iter().any(|c| c.starts_with("DeleteSecret")), "{op}");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_secret_that_could_not_be_deleted_is_deleted_by_the_undo_of_the_failed_create() {
+    let s = fake();
+    add_user(&s, "alice", &[(OLD, true, 120)]);
+    fail_at(&s, "PutSecretValue", 1);
+    fail_at(&s, "DeleteSecret", 1);
+    let props = rotate();
+    let summary = pass(&s, &props).await;
+    let reason = &summary.failures[0].1;
+    assert!(
+        reason.contains("PutSecretValue failed")
+            && reason.contains("could not be deleted")
+            && reason.contains("DeleteSecret failed"),
+        "{reason}"
+    );
+    assert_eq!(keys(&s, "alice"), vec![(OLD.to_string(), true)], "the key is undone");
+    assert!(
+        tag(&s, "alice", INTENT_TAG).is_some(),
+        "the intent stays while the secret is not undone"
+    );
+    // CloudFormation's rollback Delete of the failed Create: the undo finishes.
+    let undo = handler(&s)
+        .recover_only(&Invocation::detached("eu-west-1", "111122223333"), &props)
+        .await
+        .expect("the undo runs");
+    assert_eq!(undo.users_failed(), 0, "{undo:?}");
+    assert!(!s.lock().unwrap().secrets.contains_key("tap/access-keys/alice"));
+    assert_eq!(tag(&s, "alice", INTENT_TAG), None);
+    assert_eq!(keys(&s, "alice"), vec![(OLD.to_string(), true)]);
+}
+
+/// Alice as a pass cut after CreateSecret left her: the intent, a key never handed over, and the empty
+/// secret it created.
+fn cut_after_create_secret(s: &Shared) {
+    add_user(s, "alice", &[(OLD, true, 120), ("AKIAORPHAN0000000001", true, 0)]);
+    s.lock()
+        .unwrap()
+        .tags
+        .get_mut("alice")
+        .unwrap()
+        .insert(INTENT_TAG.into(), crate::state::step_value(OLD, epoch_now() - 60));
+    earlier_secret(s, None, 0);
+}
+
+#[tokio::test]
+async fn the_undo_of_a_cut_create_deletes_the_empty_secret_its_hand_over_created() {
+    let s = fake();
+    cut_after_create_secret(&s);
+    let undo = handler(&s)
+        .recover_only(&Invocation::detached("eu-west-1", "111122223333"), &rotate())
+        .await
+        .expect("the undo runs");
+    assert_eq!((undo.keys_undone, undo.users_failed()), (1, 0), "{undo:?}");
+    assert_eq!(keys(&s, "alice"), vec![(OLD.to_string(), true)]);
+    assert!(!s.lock().unwrap().secrets.contains_key("tap/access-keys/alice"));
+    assert_eq!(tag(&s, "alice", INTENT_TAG), None);
+
+    // A scheduled pass that finds the same goes on to hand over: it writes into the secret instead
+    // (a secret deleted just now may keep its name from CreateSecret for a while).
+    let s = fake();
+    cut_after_create_secret(&s);
+    let summary = pass(&s, &rotate()).await;
+    assert_eq!(
+        (summary.keys_undone, summary.keys_rotated, summary.users_failed()),
+        (1, 1, 0)
+    );
+    assert!(!calls(&s).iter().any(|c| c.starts_with("DeleteSecret")));
+    let new = keys(&s, "alice").into_iter().find(|(id, _)| id != OLD).unwrap().0;
+    assert_eq!(stored_key(&s, "alice"), Some(new));
 }
 
 #[tokio::test]
