@@ -1,7 +1,7 @@
 //! The CloudFormation custom-resource protocol, shared by every tapguard handler.
 //!
 //! A handler crate implements [`CustomResource`] and its `main` is two statements (the resource is built
-//! from the AWS configuration while the runtime asks for the first event, see [`run`]):
+//! from the AWS configuration while the runtime asks for the first event: [`run`], [`deferred`]):
 //!
 //! ```text
 //! tapguard_shared::init_logging();
@@ -10,6 +10,7 @@
 
 pub mod answers;
 pub mod arn;
+pub mod deferred;
 mod error;
 pub mod ledger;
 pub mod props;

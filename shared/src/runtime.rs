@@ -31,6 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::answers::{AnswerBook, Seen};
 use crate::arn;
+use crate::deferred::Deferred;
 use crate::responder::Responder;
 use crate::response::{check_physical_id, ResponseBody, Status};
 use crate::{props, HandlerError};
@@ -251,48 +252,23 @@ impl Invocation {
 /// stops. Answers are recorded in the process and in Parameter Store under the handler's ledger folder
 /// ([`handler_name`]).
 ///
-/// The configuration is loaded and the resource built on a task of their own, while the runtime makes
-/// its first `GET /next`: the SDK's HTTPS client reads and parses the system's root certificates when
-/// its first client is built, which is not on the way to the first request for an event. The first
-/// event waits until they are ready; its deadline is the event's own, so that wait counts against it.
+/// The configuration is loaded and the resource built on a task of their own ([`Deferred`]), while the
+/// runtime makes its first `GET /next`. The first event waits until they are ready; its deadline is the
+/// event's own, so that wait counts against it.
 pub async fn run<R, F>(make: F) -> Result<(), lambda_runtime::Error>
 where
     R: CustomResource,
     F: FnOnce(&aws_config::SdkConfig) -> R + Send + 'static,
 {
-    let ready = Arc::new(tokio::sync::OnceCell::new());
-    let make = Arc::new(Mutex::new(Some(make)));
-    let build = {
-        let (ready, make) = (Arc::clone(&ready), Arc::clone(&make));
-        move || {
-            let (ready, make) = (Arc::clone(&ready), Arc::clone(&make));
-            async move { Arc::clone(ready.get_or_init(|| build_runtime(make)).await) }
-        }
-    };
-    // Started now, awaited by the first event (or built by it, if this task has not started yet).
-    tokio::spawn(build.clone()());
+    let runtime = Deferred::start(|config| {
+        let answers = AnswerBook::with_ssm(aws_sdk_ssm::Client::new(config), &handler_name::<R>());
+        Arc::new(Runtime::new(make(config), answers))
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let build = build.clone();
-        async move { build().await.handle(event).await }
+        let runtime = runtime.clone();
+        async move { runtime.get().await.handle(event).await }
     }))
     .await
-}
-
-/// The runtime around the resource `make` builds; `make` is taken by the first caller (a `OnceCell`
-/// initialiser runs once).
-async fn build_runtime<R, F>(make: Arc<Mutex<Option<F>>>) -> Arc<Runtime<R>>
-where
-    R: CustomResource,
-    F: FnOnce(&aws_config::SdkConfig) -> R,
-{
-    let config = crate::aws_config().await;
-    let make = make
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-        .expect("the resource is built once");
-    let answers = AnswerBook::with_ssm(aws_sdk_ssm::Client::new(&config), &handler_name::<R>());
-    Arc::new(Runtime::new(make(&config), answers))
 }
 
 /// The handler's name, the folder of its ledger records: its crate's name with dashes

@@ -21,6 +21,7 @@ use aws_sdk_ssm::Client as Ssm;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 use tapguard_shared::answers::{AnswerBook, Seen};
+use tapguard_shared::deferred::Deferred;
 use tapguard_shared::responder::Responder;
 use tapguard_shared::response::{ResponseBody, Status};
 use tapguard_shared::FAILED_CREATE_PREFIX;
@@ -36,37 +37,21 @@ pub const HANDLERS_ENV: &str = "TAPGUARD_HANDLERS";
 mod tests;
 
 /// Serves the failure events until the runtime stops. The AWS configuration and the SSM client are made
-/// on a task of their own while the runtime asks for the first event (as [`tapguard_shared::run`] does:
-/// the SDK's HTTPS client parses the system's root certificates, which is not on the way to the first
-/// `GET /next`); the first event waits until they are ready.
+/// on a task of their own while the runtime asks for the first event ([`Deferred`], as
+/// [`tapguard_shared::run`] does); the first event waits until they are ready.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let handlers = handlers_from(&std::env::var(HANDLERS_ENV).unwrap_or_default());
     let responder = Responder::new();
-    let ssm = std::sync::Arc::new(tokio::sync::OnceCell::new());
-    let client = {
-        let ssm = std::sync::Arc::clone(&ssm);
-        move || {
-            let ssm = std::sync::Arc::clone(&ssm);
-            async move {
-                ssm.get_or_init(|| async { Ssm::new(&tapguard_shared::aws_config().await) })
-                    .await
-                    .clone()
-            }
-        }
-    };
-    tokio::spawn(client.clone()());
-    let (handlers, responder) = (&handlers, &responder);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let client = client.clone();
-        async move {
-            let deadline = instant_of(event.context.deadline());
-            let answerer = Answerer {
-                ssm: Some(client().await),
-                handlers: handlers.clone(),
-                responder: responder.clone(),
-            };
-            Ok::<Value, lambda_runtime::Error>(answerer.handle(&event.payload, deadline).await)
-        }
+    let ssm = Deferred::start(Ssm::new);
+    let (ssm, handlers, responder) = (&ssm, &handlers, &responder);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = instant_of(event.context.deadline());
+        let answerer = Answerer {
+            ssm: Some(ssm.get().await.clone()),
+            handlers: handlers.clone(),
+            responder: responder.clone(),
+        };
+        Ok::<Value, lambda_runtime::Error>(answerer.handle(&event.payload, deadline).await)
     }))
     .await
 }
