@@ -2027,6 +2027,44 @@ fn verify_of_a_denied_target_is_unknown_with_the_reason_never_held() {
 
 // ---- plan: what each target already has sets the Existing... parameters ----
 
+/// A GuardDuty detector made by a direct call, as an account that had one before the baseline.
+fn existing_detector(account: &Account, region: &str) {
+    emulator().rest_call(
+        account,
+        region,
+        "guardduty",
+        "POST",
+        "/detector",
+        Some(json!({"enable": true})),
+    );
+}
+
+/// An account analyzer made by a direct call.
+fn existing_analyzer(account: &Account, region: &str, name: &str) {
+    emulator().rest_call(
+        account,
+        region,
+        "access-analyzer",
+        "PUT",
+        "/analyzer",
+        Some(json!({"analyzerName": name, "type": "ACCOUNT"})),
+    );
+}
+
+/// A multi-region trail `org-trail` (home us-east-1) with its bucket, made by direct calls.
+fn existing_trail(account: &Account) {
+    let bucket = format!("org-trail-{}", account.account_id);
+    emulator().rest_call(account, "us-east-1", "s3", "PUT", &format!("/{bucket}"), None);
+    let trail = emulator().json_call(
+        account,
+        "us-east-1",
+        "cloudtrail",
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail",
+        json!({"Name": "org-trail", "S3BucketName": bucket, "IsMultiRegionTrail": true}),
+    );
+    assert!(trail["TrailARN"].is_string(), "{trail}");
+}
+
 /// A fleet of four accounts x two regions, some with a GuardDuty detector, a multi-region trail or an
 /// account analyzer made by direct calls (not by any stack): (accounts, what each target has).
 fn mixed_fleet() -> (Vec<String>, Vec<(String, [&'static str; 3])>) {
@@ -2034,52 +2072,15 @@ fn mixed_fleet() -> (Vec<String>, Vec<(String, [&'static str; 3])>) {
     let ids: Vec<String> = accounts.iter().map(|a| a.account_id.clone()).collect();
     let (a, b, c) = (&accounts[0], &accounts[1], &accounts[2]);
     // a: a detector in us-east-1 and an analyzer in eu-west-1.
-    emulator().rest_call(
-        a,
-        "us-east-1",
-        "guardduty",
-        "POST",
-        "/detector",
-        Some(json!({"enable": true})),
-    );
-    emulator().rest_call(
-        a,
-        "eu-west-1",
-        "access-analyzer",
-        "PUT",
-        "/analyzer",
-        Some(json!({"analyzerName": "security-team", "type": "ACCOUNT"})),
-    );
+    existing_detector(a, "us-east-1");
+    existing_analyzer(a, "eu-west-1", "security-team");
     // b: a multi-region trail (home us-east-1), seen in every region.
-    let bucket = format!("org-trail-{}", b.account_id);
-    emulator().rest_call(b, "us-east-1", "s3", "PUT", &format!("/{bucket}"), None);
-    let trail = emulator().json_call(
-        b,
-        "us-east-1",
-        "cloudtrail",
-        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail",
-        json!({"Name": "org-trail", "S3BucketName": bucket, "IsMultiRegionTrail": true}),
-    );
-    assert!(trail["TrailARN"].is_string(), "{trail}");
+    existing_trail(b);
     // c: a detector in both regions and an analyzer in us-east-1. d: nothing.
     for region in ["us-east-1", "eu-west-1"] {
-        emulator().rest_call(
-            c,
-            region,
-            "guardduty",
-            "POST",
-            "/detector",
-            Some(json!({"enable": true})),
-        );
+        existing_detector(c, region);
     }
-    emulator().rest_call(
-        c,
-        "us-east-1",
-        "access-analyzer",
-        "PUT",
-        "/analyzer",
-        Some(json!({"analyzerName": "legacy", "type": "ACCOUNT"})),
-    );
+    existing_analyzer(c, "us-east-1", "legacy");
     // (ExistingCloudTrail, ExistingGuardDutyDetector, ExistingAccessAnalyzer) per target.
     let expected = vec![
         (format!("{}/us-east-1", ids[0]), ["false", "true", "false"]),
@@ -2324,14 +2325,7 @@ fn plan_reads_each_target_sets_its_parameters_and_changes_nothing_then_deploy_us
 #[test]
 fn a_parameter_given_wins_over_the_plan_and_the_emulator_refuses_a_second_detector_as_aws_does() {
     let account = emulator().fresh_account();
-    emulator().rest_call(
-        &account,
-        REGION,
-        "guardduty",
-        "POST",
-        "/detector",
-        Some(json!({"enable": true})),
-    );
+    existing_detector(&account, REGION);
     let audit = audit_path("second-detector");
     let (code, out, err) = deploy(
         &account,
@@ -3164,34 +3158,11 @@ fn one_deploy_with_a_targets_file_puts_the_whole_baseline_into_a_mixed_fleet_and
     let regions = ["us-east-1", REGION];
     // a already has a multi-region trail (home us-east-1), a detector in both regions and an account
     // analyzer in us-east-1; b has nothing.
-    let trail_bucket = format!("org-trail-{}", a.account_id);
-    emulator().rest_call(&a, "us-east-1", "s3", "PUT", &format!("/{trail_bucket}"), None);
-    let trail = emulator().json_call(
-        &a,
-        "us-east-1",
-        "cloudtrail",
-        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail",
-        json!({"Name": "org-trail", "S3BucketName": trail_bucket, "IsMultiRegionTrail": true}),
-    );
-    assert!(trail["TrailARN"].is_string(), "{trail}");
+    existing_trail(&a);
     for region in regions {
-        emulator().rest_call(
-            &a,
-            region,
-            "guardduty",
-            "POST",
-            "/detector",
-            Some(json!({"enable": true})),
-        );
+        existing_detector(&a, region);
     }
-    emulator().rest_call(
-        &a,
-        "us-east-1",
-        "access-analyzer",
-        "PUT",
-        "/analyzer",
-        Some(json!({"analyzerName": "security-team", "type": "ACCOUNT"})),
-    );
+    existing_analyzer(&a, "us-east-1", "security-team");
     // (ExistingCloudTrail, ExistingGuardDutyDetector, ExistingAccessAnalyzer) per target.
     let expected = [
         (format!("{}/us-east-1", a.account_id), ["true", "true", "true"]),
