@@ -1056,8 +1056,8 @@ fn a_rotate_pass_longer_than_one_run_resumes_where_the_last_run_stopped_and_comp
     assert!(resume_point(&w).contains("\"many-1\""), "{}", resume_point(&w));
 }
 
-/// Steps of a hand-over, each cut in turn: the call goes out (delayed past the invocation's deadline,
-/// so the process is killed while it is in flight) and lands; nothing after it happens.
+/// Steps of a hand-over, each cut in turn: the call goes out (delayed, so it is in flight), the process is
+/// killed while it waits for the answer, and the call lands afterwards; nothing after it happens.
 const STEPS: [(&str, &str); 8] = [
     ("iam", "TagUser"),
     ("iam", "CreateAccessKey"),
@@ -1069,13 +1069,20 @@ const STEPS: [(&str, &str); 8] = [
     ("iam", "UntagUser"),
 ];
 
+/// Whether the emulator has taken the fault rule of `operation` for the world's account: the call
+/// reached it and is held there for the rule's delay.
+fn in_flight(w: &World, service: &str, operation: &str) -> bool {
+    w.emulator.faults().iter().any(|rule| {
+        rule["account"] == w.account.account_id.as_str()
+            && rule["service"] == service
+            && rule["operation"] == operation
+            && rule["fired"].as_u64().unwrap_or_default() > 0
+    })
+}
+
 #[test]
 fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
-    let mut env = rotate_env();
-    // Users are started until 1 s before the deadline (20 s in Lambda), so the short deadline below
-    // cuts the pass in the middle of a user rather than before it.
-    env.push(("TAPGUARD_DEADLINE_MARGIN_SECS", "1"));
-    let (mut w, env) = world_and_env(&env);
+    let (mut w, env) = world_and_env(&rotate_env());
     create_topic(&w);
     let mut undone = 0;
     for (n, (service, operation)) in STEPS.iter().enumerate() {
@@ -1086,17 +1093,24 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
             json!([{"age_days": 120}]),
             json!({}),
         ));
-        // The pass is cut at its 6 s deadline while the delayed call is in flight; the process is then
-        // killed, and the call lands afterwards (8 s after it went out). The margins leave room for a
-        // loaded machine: the pass only has to reach the step within about 5 s.
-        w.fault(json!({"service": service, "operation": operation, "delay_ms": 8000, "count": 1}));
+        // The call is held for 3 s once it reaches the emulator; the process is killed as soon as it is
+        // held (the kill does not wait on time, so a loaded machine cannot move the cut), and the call
+        // lands afterwards.
+        w.fault(json!({"service": service, "operation": operation, "delay_ms": 3000, "count": 1}));
         let mut event = fixture("access-key-rotation-scheduled.json");
         event["account"] = json!(w.account.account_id);
-        let cut = w.host.invoke(&event, Duration::from_secs(6));
+        let request_id = w.host.submit(&event, Duration::from_secs(120));
+        let waited = std::time::Instant::now();
+        while !in_flight(&w, service, operation) && waited.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
-            !matches!(cut, InvokeResult::Response(_)),
-            "step {operation}: the pass was not cut: {cut:?}"
+            in_flight(&w, service, operation),
+            "step {operation} was not reached: {:?}\n{}",
+            w.host.wait(&request_id, Duration::from_millis(1)),
+            w.host.logs()
         );
+        w.host.kill();
         w.host = LambdaHost::start(&binary_path(BINARY), &env);
         // Not a timed assertion: wait (up to a generous bound) for the delayed call to land in the
         // emulator's call log before the next pass looks.
@@ -1110,7 +1124,7 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
         while !landed(&w) && waited.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(landed(&w), "step {operation} was reached");
+        assert!(landed(&w), "the held {operation} landed after the kill");
 
         let next = scheduled(&w).unwrap_or_else(|e| panic!("after a cut at {operation}: {e}\n{}", w.host.logs()));
         assert_eq!(next["UsersFailed"], 0, "after a cut at {operation}: {next}");
