@@ -59,12 +59,13 @@ deny: $(DENY)
 	$(CARGO) fetch --locked --quiet
 	$(DENY) --offline check licenses bans sources
 
-# RELIABILITY.md's figures, measured again: the fault matrix (its table goes between the markers) and
-# the protocol and answerer tests (their counts and times).
+# RELIABILITY.md's figures, measured again: the fault matrix (its table), the protocol and answerer tests
+# (their counts and times), and the fuzz table from the logs the last `make fuzz` left (scripts/reliability.py;
+# `make fuzz` itself is not run here: its instrumented build of every SDK crate is long).
 reliability: venv
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --test fault_matrix --test runtime_protocol --test failure_answerer --test hostile_input 2>&1 | tee target/reliability.log
-	$(PYTHON) -c 'import re,pathlib; m=pathlib.Path("target/fault-matrix.md").read_text(); log=pathlib.Path("target/reliability.log").read_text(); runs="\n".join(l for l in log.splitlines() if l.startswith(("     Running","test result"))); doc=pathlib.Path("RELIABILITY.md"); t=doc.read_text(); t=re.sub(r"(?s)<!-- matrix -->.*<!-- /matrix -->", lambda _: "<!-- matrix -->\n"+m+"\n<!-- /matrix -->", t); t=re.sub(r"(?s)<!-- runs -->.*<!-- /runs -->", lambda _: "<!-- runs -->\n```text\n"+runs+"\n```\n<!-- /runs -->", t); doc.write_text(t)'
+	set -o pipefail; $(CARGO) test --workspace --test fault_matrix --test runtime_protocol --test failure_answerer --test hostile_input 2>&1 | tee target/reliability.log
+	$(PYTHON) scripts/reliability.py
 
 # The fuzz targets of fuzz/ (event and property parsing) under libFuzzer, each for FUZZ_SECONDS, at nice 19;
 # not part of `make test` or CI. cargo-fuzz is installed if missing (`cargo install --locked`). libFuzzer's
@@ -127,7 +128,11 @@ emulator: venv
 #   make bench PROFILES="deploy release"  packages each profile (release: target/lambda-release, its own
 #                                `sam build` dir beside it) and measures their binaries side by side: package
 #                                time, zip sizes, cold start, RSS, Creates. The release build is the slow one.
-#   make bench FULL=1            also times a clean `make test`
+#   make bench FULL=1            also times `make test` in a clean clone of HEAD, as CI runs it
+#                                (scripts/clean-test.py; about half an hour on 2 cores), before the measurements
+# Every part runs in this one invocation and goes into the one table: the package build, the clean test (FULL),
+# the access-key scan and rotation (rotation-bench, whose tables latest.md takes in), then the cold starts,
+# RSS and Creates.
 BENCH_VENV := .venv-bench
 BENCH_SIZE ?= full
 PROFILES ?= deploy
@@ -148,15 +153,14 @@ else
 	  else BENCH_PROBE=1 PROFILE=$$profile SAM_BUILD_DIR=target/lambda-$$profile/sam-build scripts/package.sh; fi \
 	  || exit 1; \
 	done
-	$(CARGO) build --workspace --all-targets
-	BENCH_PROFILES="$(PROFILES)" ./target/debug/tapguard-bench
+	$(if $(FULL),$(PYTHON) scripts/clean-test.py $(BENCH_DIR)/clean-test.tsv)
 	$(CARGO) build --workspace --all-targets --features access-key-rotation/bench
 	./target/debug/rotation-bench --out $(BENCH_DIR)/rotation.md
+	$(CARGO) build --workspace --all-targets
+	BENCH_PROFILES="$(PROFILES)" BENCH_ROTATION=$(BENCH_DIR)/rotation.md \
+	  $(if $(FULL),BENCH_CLEAN_TEST=$(BENCH_DIR)/clean-test.tsv) ./target/debug/tapguard-bench
 endif
 	$(BENCH_VENV)/bin/python bench/chart.py $(BENCH_DIR)/latest.json $(BENCH_DIR)/latest.png
-ifdef FULL
-	time $(MAKE) --no-print-directory test
-endif
 
 # Release zips with cargo-lambda (one build of every binary, the deploy profile), and `sam build` of
 # template.yml taking those zips as they are (cargo-lambda and zig from PyPI, no Docker).

@@ -15,9 +15,12 @@
 //!   BENCH_BIN_DIR  where the first profile's handler binaries are (default by size and profile)
 //!   BENCH_PYTHON   the peer's Python (default .venv-bench/bin/python)
 //!   BENCH_OUT      the folder for latest.md and latest.json (default bench/results, or target/bench for tiny)
+//!   BENCH_ROTATION rotation-bench's Markdown from earlier in the same `make bench`, taken into the table
+//!   BENCH_CLEAN_TEST scripts/clean-test.py's TSV (`make bench FULL=1`): the clean `make test`'s time
 
 mod launch;
 mod report;
+mod side_runs;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -261,12 +264,15 @@ fn run() -> Result<(), String> {
     report.zip_sizes(&HANDLERS);
     report.package_runs();
 
-    let table = report.markdown();
+    let side = side_runs::SideRuns::from_env();
+    let table = report.markdown() + &side.markdown();
     println!("{table}");
     let md = settings.out.join("latest.md");
     std::fs::write(&md, &table).map_err(|e| format!("{}: {e}", md.display()))?;
     let json = settings.out.join("latest.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&report.json()).expect("json"))
+    let mut figures = report.json();
+    figures["side_runs"] = side.json();
+    std::fs::write(&json, serde_json::to_string_pretty(&figures).expect("json"))
         .map_err(|e| format!("{}: {e}", json.display()))?;
     eprintln!("bench: wrote {} and {}", md.display(), json.display());
     Ok(())

@@ -531,7 +531,7 @@ impl Report {
 
 /// A path as the report shows it: relative to the project (the working directory) when it is inside it,
 /// so that a committed report names no folder of the machine it ran on; elsewhere, only that it is outside.
-fn shown(path: &std::path::Path) -> String {
+pub(crate) fn shown(path: &std::path::Path) -> String {
     let here = std::env::current_dir().unwrap_or_default();
     match path.strip_prefix(&here) {
         Ok(rel) => rel.display().to_string(),
