@@ -115,11 +115,28 @@ struct CreateRow {
     calls: Spread,
 }
 
-/// One line of `<lambda dir>/package-runs.tsv` (scripts/package.sh), by column name.
-type PackageRun = Vec<(String, String)>;
+/// One line of a TSV file with a header (`<lambda dir>/package-runs.tsv` of scripts/package.sh, the
+/// clean-test record of scripts/clean-test.py), by column name.
+pub(crate) type PackageRun = Vec<(String, String)>;
 
-fn field<'a>(run: &'a PackageRun, name: &str) -> &'a str {
+pub(crate) fn field<'a>(run: &'a PackageRun, name: &str) -> &'a str {
     run.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+}
+
+/// The data lines of a TSV file whose first line names the columns.
+pub(crate) fn tsv_rows(text: &str) -> Vec<PackageRun> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
 }
 
 /// A build's recorded package runs: the one that compiled most (a clean build; the latest of equals)
@@ -213,18 +230,9 @@ impl Report {
             .map(|build| {
                 let file = build.lambda_dir.join("package-runs.tsv");
                 let text = std::fs::read_to_string(&file).unwrap_or_default();
-                let mut lines = text.lines();
-                let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
-                let runs: Vec<PackageRun> = lines
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| {
-                        header
-                            .iter()
-                            .zip(l.split('\t'))
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect()
-                    })
-                    .filter(|run: &PackageRun| field(run, "profile") == build.package_profile)
+                let runs: Vec<PackageRun> = tsv_rows(&text)
+                    .into_iter()
+                    .filter(|run| field(run, "profile") == build.package_profile)
                     .collect();
                 let crates = |r: &PackageRun| field(r, "crates_compiled").parse::<u64>().unwrap_or(0);
                 // max_by_key keeps the last of equals: the latest clean build.

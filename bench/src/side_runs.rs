@@ -8,10 +8,12 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use crate::report::{field, tsv_rows, PackageRun};
+
 pub struct SideRuns {
     rotation: Option<(PathBuf, Option<String>)>,
     /// The TSV's header and its last line (this run's; earlier runs stay in the file).
-    clean_test: Option<(PathBuf, Option<Vec<(String, String)>>)>,
+    clean_test: Option<(PathBuf, Option<PackageRun>)>,
 }
 
 impl SideRuns {
@@ -23,7 +25,9 @@ impl SideRuns {
                 (path, text)
             }),
             clean_test: var("BENCH_CLEAN_TEST").map(|path| {
-                let last = std::fs::read_to_string(&path).ok().and_then(|text| last_row(&text));
+                let last = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| tsv_rows(&text).pop());
                 (path, last)
             }),
         }
@@ -42,7 +46,7 @@ impl SideRuns {
             out.push_str("\n## make test from a clean clone (FULL=1: scripts/clean-test.py, as CI runs it)\n\n");
             match row {
                 Some(row) => {
-                    let f = |name: &str| row.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+                    let f = |name: &str| field(row, name);
                     out.push_str(
                         "| date | commit | exit status | wall, s | CPU (user + sys), s | load average before → after |\n\
                          | --- | --- | --- | --- | --- | --- |\n",
@@ -74,20 +78,6 @@ impl SideRuns {
     }
 }
 
-/// The last data line of a TSV with a header, by column name.
-fn last_row(text: &str) -> Option<Vec<(String, String)>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next()?.split('\t').collect();
-    let last = lines.last()?;
-    Some(
-        header
-            .iter()
-            .zip(last.split('\t'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
-}
-
 /// rotation-bench's Markdown under this report's heading: its own title dropped, its sections one level down.
 fn demoted(text: &str) -> String {
     let mut out = String::new();
@@ -106,16 +96,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_row_of_a_tsv_is_read_by_column() {
-        let text = "date\twall_s\n2026-12-01\t10.0\n2026-12-02\t12.5\n";
-        assert_eq!(
-            last_row(text),
-            Some(vec![
-                ("date".into(), "2026-12-02".into()),
-                ("wall_s".into(), "12.5".into())
-            ])
-        );
-        assert_eq!(last_row("date\twall_s\n"), None);
+    fn the_clean_test_row_is_the_last_line_of_its_tsv_by_column() {
+        let text = "date\twall_s\n2026-12-01\t10.0\n2026-12-02\t12.5\n\n";
+        let last = tsv_rows(text).pop().expect("a row");
+        assert_eq!((field(&last, "date"), field(&last, "wall_s")), ("2026-12-02", "12.5"));
+        assert!(tsv_rows("date\twall_s\n").is_empty());
     }
 
     #[test]
