@@ -1100,12 +1100,8 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
         let mut event = fixture("access-key-rotation-scheduled.json");
         event["account"] = json!(w.account.account_id);
         let request_id = w.host.submit(&event, Duration::from_secs(120));
-        let waited = std::time::Instant::now();
-        while !in_flight(&w, service, operation) && waited.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         assert!(
-            in_flight(&w, service, operation),
+            wait_until(Duration::from_secs(60), || in_flight(&w, service, operation)),
             "step {operation} was not reached: {:?}\n{}",
             w.host.wait(&request_id, Duration::from_millis(1)),
             w.host.logs()
@@ -1120,11 +1116,10 @@ fn a_rotation_killed_at_any_step_is_finished_or_undone_by_the_next_pass() {
                 .iter()
                 .any(|op| op == operation)
         };
-        let waited = std::time::Instant::now();
-        while !landed(&w) && waited.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        assert!(landed(&w), "the held {operation} landed after the kill");
+        assert!(
+            wait_until(Duration::from_secs(30), || landed(&w)),
+            "the held {operation} landed after the kill"
+        );
 
         let next = scheduled(&w).unwrap_or_else(|e| panic!("after a cut at {operation}: {e}\n{}", w.host.logs()));
         assert_eq!(next["UsersFailed"], 0, "after a cut at {operation}: {next}");

@@ -580,10 +580,7 @@ fn the_failed_answer_alarm_counts_the_runtimes_failed_log_lines_and_nothing_else
             .filter(|line| line["message"] == "custom resource event handled")
             .collect()
     };
-    let waited = std::time::Instant::now();
-    while handled_lines().len() < 2 && waited.elapsed() < std::time::Duration::from_secs(20) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(std::time::Duration::from_secs(20), || handled_lines().len() >= 2);
     let handled = handled_lines();
     assert_eq!(handled.len(), 2, "one log line per event: {handled:#?}");
     let counted: Vec<&Value> = handled.iter().filter(|l| filter_matches(&pattern, l)).collect();

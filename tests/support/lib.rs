@@ -210,3 +210,19 @@ pub fn drift_metric(host: &LambdaHost, resource: Option<&str>, control: &str) ->
         .filter_map(|line| line["ControlDrifted"].as_f64())
         .collect()
 }
+
+/// Polls `done` every 20 ms until it holds or `bound` has passed; returns whether it held. For state
+/// that follows an event by a moment (a log line, a held call), not a timed assertion: callers assert
+/// the outcome, with a bound generous enough for a loaded machine.
+pub fn wait_until(bound: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if started.elapsed() >= bound {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
