@@ -30,6 +30,10 @@ pub struct Sample {
     pub cold_start: Duration,
     /// VmHWM at the first `GET /next`, KiB.
     pub rss_at_start_kib: u64,
+    /// Of the resident set then: pages mapped from files (the binary, shared libraries: RssFile) and
+    /// anonymous memory (heap, stacks, relocated data: RssAnon), KiB.
+    pub rss_file_kib: u64,
+    pub rss_anon_kib: u64,
     /// From the event handed over to the function's `POST /response`.
     pub event_time: Option<Duration>,
     /// VmHWM at the `POST /response` (or at the first `GET /next` without an event), KiB.
@@ -107,6 +111,8 @@ fn serve(
             sample = Some(Sample {
                 cold_start,
                 rss_at_start_kib: rss,
+                rss_file_kib: status_kib(pid, "RssFile:"),
+                rss_anon_kib: status_kib(pid, "RssAnon:"),
                 event_time: None,
                 peak_rss_kib: rss,
             });
@@ -156,11 +162,16 @@ fn serve(
 
 /// The process's peak resident set (VmHWM), KiB; 0 where /proc does not say.
 fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// One `<field> <n> kB` line of /proc/<pid>/status, KiB; 0 where /proc does not say.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
