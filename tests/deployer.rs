@@ -2561,14 +2561,19 @@ fn a_yaml_targets_file_expands_an_ou_and_enters_each_account_with_its_groups_rol
 // ---- deploy --functions-template: the functions stack, then the stack, in each target ----
 
 /// template.yml with its SAM transform expanded, as `make package` writes it (scripts/expand-sam.py,
-/// with the SAM translator of .venv-tools: scripts/check-templates.sh installs it).
+/// with the SAM translator of .venv-tools, which scripts/check-templates.sh installs, or of
+/// .venv-package, which `make package` installs).
 fn expanded_functions_template(dir: &Path) -> PathBuf {
-    let python = root().join(".venv-tools/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/check-templates.sh (make test does) to install the SAM translator",
-        python.display()
-    );
+    let python = [".venv-tools", ".venv-package"]
+        .iter()
+        .map(|venv| root().join(venv).join("bin/python"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is missing: run scripts/check-templates.sh (make test does) to install the SAM translator",
+                root().join(".venv-tools/bin/python").display()
+            )
+        });
     let out = dir.join("functions.json");
     let run = Command::new(&python)
         .arg(root().join("scripts/expand-sam.py"))
