@@ -1780,8 +1780,18 @@ fn a_large_template_goes_through_s3_no_execute_shows_only_and_json_output_parses
     assert_eq!(faults.len(), 8, "every injected throttle was met: {faults:?}");
 }
 
+/// Held by the whole-baseline fleet test and by the test of expiring credentials, so that they never
+/// run at the same time: the fleet's handler processes and four targets load the one emulator enough
+/// to delay a call past the 2-second sessions of the other (it failed so once, a DescribeStacks
+/// refused ExpiredToken).
+fn apart_from_the_fleet_test() -> std::sync::MutexGuard<'static, ()> {
+    static APART: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    APART.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn assumed_role_credentials_that_expire_mid_run_are_renewed() {
+    let _apart = apart_from_the_fleet_test();
     let caller = emulator().fresh_account();
     let member = emulator().fresh_account().account_id;
     // Sessions into the member account last two seconds and are refused after; the stack takes
@@ -3195,11 +3205,16 @@ fn execute_change_set_answers_while_a_custom_resource_is_still_being_created() {
         ("TemplateBody", &template),
         ("Capabilities.member.1", "CAPABILITY_IAM"),
     ]);
-    let change_set = xml_value(&created, "Id").unwrap_or_else(|| panic!("{created}")).to_string();
+    let change_set = xml_value(&created, "Id")
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
     let executed = cfn(&[("Action", "ExecuteChangeSet"), ("ChangeSetName", &change_set)]);
     assert!(executed.contains("ExecuteChangeSetResponse"), "{executed}");
     // The function is still waiting: the call did not wait for it.
-    assert_eq!(stack_status(&account, REGION, "held").as_deref(), Some("CREATE_IN_PROGRESS"));
+    assert_eq!(
+        stack_status(&account, REGION, "held").as_deref(),
+        Some("CREATE_IN_PROGRESS")
+    );
     let invocations = || {
         emulator().control("/tapguard/lambda/invocations", json!({"account": account.account_id}))["invocations"]
             .as_array()
@@ -3215,7 +3230,10 @@ fn execute_change_set_answers_while_a_custom_resource_is_still_being_created() {
         stack_status(&account, REGION, "held").is_some_and(|s| !s.ends_with("_IN_PROGRESS"))
     });
     assert!(settled, "{:?}", stack_status(&account, REGION, "held"));
-    assert_eq!(stack_status(&account, REGION, "held").as_deref(), Some("ROLLBACK_COMPLETE"));
+    assert_eq!(
+        stack_status(&account, REGION, "held").as_deref(),
+        Some("ROLLBACK_COMPLETE")
+    );
     let invoked = invocations();
     assert_eq!(invoked.len(), 1, "{invoked:#?}");
     assert_eq!(invoked[0]["status"], "FAILED");
@@ -3237,6 +3255,7 @@ fn stack_output(xml: &str, key: &str) -> Option<String> {
 
 #[test]
 fn one_deploy_with_a_targets_file_puts_the_whole_baseline_into_a_mixed_fleet_and_a_rerun_changes_nothing() {
+    let _apart = apart_from_the_fleet_test();
     let caller = emulator().fresh_account();
     let (a, b) = (emulator().fresh_account(), emulator().fresh_account());
     let regions = ["us-east-1", REGION];
