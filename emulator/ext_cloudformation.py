@@ -38,6 +38,13 @@ test script a resource's fate:
    value when an update omits it (AWS uses the template default), so a test of carry-over must look
    at what was sent, not at the stack afterwards.
 
+- ExecuteChangeSet answers at once, as CloudFormation does ("After the call successfully completes,
+   CloudFormation starts updating the stack. Use the DescribeStacks action to view the status", API
+   Reference): the stack is `CREATE_IN_PROGRESS` / `UPDATE_IN_PROGRESS` with its "User Initiated" event,
+   and the execution (moto's resources, custom resources answered by their functions, the events)
+   goes on in a thread of its own until the stack settles. moto did it all inside the call, so a
+   deployer's ExecuteChangeSet waited for every custom resource's handler of the stack in turn. An
+   error the emulator does not expect rolls the stack back with the error as the reason.
 - A creation's change set and events hold only the resources whose `Condition` holds, as in
    CloudFormation (moto lists every resource of the template).
 - A resource that another extension models for real (`AWS::GuardDuty::Detector`, `AWS::AccessAnalyzer::Analyzer`)
@@ -282,10 +289,45 @@ def _find_change_set(backend, change_set_name: str):
 
 
 def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+    """ExecuteChangeSet as CloudFormation answers it: at once, the stack `<TYPE>_IN_PROGRESS`, the
+    execution going on in the background until the stack settles (its resources, custom resources
+    included, are created there: a handler that takes a minute does not hold the call)."""
     change_set = _find_change_set(self, change_set_name)
     if change_set is None:
         return _original_execute(self, change_set_name, stack_name)
     stack = self.stacks[change_set.stack_id]
+    kind = change_set.change_set_type
+    stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
+    stack.status = f"{kind}_IN_PROGRESS"
+    change_set.execution_status = "EXECUTE_IN_PROGRESS"
+    threading.Thread(
+        target=_execution, args=(self, change_set, stack), name=f"execute {stack.stack_id}", daemon=True
+    ).start()
+    return None
+
+
+def _execution(backend: CloudFormationBackend, change_set, stack) -> None:
+    """The execution of `change_set` on `stack`, after ExecuteChangeSet answered; an error the emulator
+    did not expect rolls the stack back with that error as the reason, instead of leaving it in progress."""
+    kind = change_set.change_set_type
+    try:
+        _execute(backend, change_set, stack)
+    except Exception as err:  # noqa: BLE001 - a thread's exception would otherwise only be printed
+        import traceback
+
+        traceback.print_exc()
+        reason = f"the emulator failed to execute the change set: {type(err).__name__}: {err}"
+        change_set.execution_status = "EXECUTE_FAILED"
+        if kind == "CREATE":
+            steps = [("ROLLBACK_IN_PROGRESS", reason), ("ROLLBACK_COMPLETE", None)]
+        else:
+            steps = [("UPDATE_ROLLBACK_IN_PROGRESS", reason), ("UPDATE_ROLLBACK_COMPLETE", None)]
+        for status, why in steps:
+            stack.events.append(_event(stack, stack.name, STACK, status, why, stack.stack_id))
+        stack.status = steps[-1][0]
+
+
+def _execute(self: CloudFormationBackend, change_set, stack) -> None:
     kind = change_set.change_set_type
     changes = [(c.action, c.logical_resource_id, c.resource_type) for c in change_set.changes]
     if kind == "CREATE":
@@ -303,7 +345,6 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
     if fate:
         # The execution is rolled back: moto's resources and the stack's template stay as they were
         # (for a creation, no resources), so the next change set sees the real difference again.
-        stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
         change_set.execution_status = "EXECUTE_COMPLETE"
         if kind == "CREATE":
             stack.template = change_set.template
@@ -313,16 +354,16 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
         else:
             script, final = _update_script(stack, changes, fate, bool(fate.get("rollback_fails")))
             _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
-        return None
+        return
     seen = len(stack.events)
     try:
-        _original_execute(self, change_set_name, stack_name)
+        # moto's execute_change_set, less its events and final status (the script below has them).
+        change_set.apply()
     except ResourceRefused as refused:
         # A resource the service refused (a second GuardDuty detector, a second account analyzer):
         # played as that resource's failure, as CloudFormation reports it, and rolled back.
         del stack.events[seen:]
         fate = {"logical_id": refused.logical_id, "reason": refused.reason, "rollback_fails": False}
-        stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
         change_set.execution_status = "EXECUTE_COMPLETE"
         if kind == "CREATE":
             stack.template = change_set.template
@@ -334,9 +375,11 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
                 changes.append(("Add", refused.logical_id, ""))
             script, final = _update_script(stack, changes, fate, False)
             _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
-        return None
-    # Keep moto's first stack event (CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS); the rest is scripted.
-    del stack.events[seen + 1 :]
+        return
+    # Events are scripted: none that moto may have added while applying.
+    del stack.events[seen:]
+    change_set.execution_status = "EXECUTE_COMPLETE"
+    stack.template = change_set.template
     # moto keeps the template and Outputs the stack had before the change set (none, for a creation).
     stack.template_dict = change_set.template_dict
     stack.description = change_set.template_dict.get("Description")
@@ -348,7 +391,6 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
     else:
         script, final = _update_script(stack, changes, None, False)
         _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
-    return None
 
 
 def _register_exports(backend: CloudFormationBackend, stack) -> None:
