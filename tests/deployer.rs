@@ -1389,6 +1389,96 @@ fn delete_asks_first_then_streams_the_resources_deletions_in_reverse_order() {
 }
 
 #[test]
+fn no_execute_in_stack_set_mode_says_what_each_run_would_do_and_changes_nothing() {
+    let management = emulator().fresh_account();
+    let (ou, members) = organization(&management);
+    let audit = audit_path("stackset-no-execute");
+    let changing = |management: &Account| -> Vec<String> {
+        emulator()
+            .operations(&management.account_id, "cloudformation")
+            .into_iter()
+            .filter(|o| {
+                [
+                    "CreateStackSet",
+                    "UpdateStackSet",
+                    "CreateStackInstances",
+                    "DeleteStackInstances",
+                ]
+                .contains(&o.as_str())
+            })
+            .collect()
+    };
+    let set = |regions: &'static str| ["--stack-set", "--ou", ou.as_str(), "--regions", regions];
+    // As `deploy` does it, less --yes (which --no-execute refuses: there is nothing to confirm).
+    let preview = |template: &str, regions: &'static str| {
+        let template = fixture_path(template);
+        let mut args = vec![
+            "deploy",
+            "--stack-name",
+            "TapBaseline",
+            "--template",
+            template.to_str().unwrap(),
+            "--no-execute",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ];
+        args.extend_from_slice(&set(regions));
+        tapguard_as(&management, &args)
+    };
+
+    // Before the StackSet exists: it would be created, and nothing is.
+    let (code, out, err) = preview("stack.yml", "us-east-1");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(
+            "would create StackSet TapBaseline (service-managed, automatic deployment on) with instances for OUs {ou} in us-east-1"
+        )),
+        "{out}"
+    );
+    assert!(changing(&management).is_empty(), "{:?}", changing(&management));
+    let ops = emulator().operations(&management.account_id, "cloudformation");
+    assert!(ops.iter().any(|o| o == "DescribeStackSet"), "{ops:?}");
+
+    // Deployed for real in one region; then a preview of a second region adds nothing.
+    let (code, out, err) = deploy(&management, "TapBaseline", "stack.yml", &audit, &set("us-east-1"));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let before = changing(&management);
+    assert_eq!(before, ["CreateStackSet", "CreateStackInstances"]);
+    let (code, out, err) = preview("stack-v2.yml", "us-east-1,us-west-2");
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains(&format!(
+            "would update StackSet TapBaseline: OUs {ou} in us-east-1 (2 instance(s) now)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "would add instances to StackSet TapBaseline for OUs {ou} in us-west-2"
+        )),
+        "{out}"
+    );
+    assert_eq!(changing(&management), before);
+    for member in &members {
+        let topics = emulator().query(
+            &emulator().account(member),
+            "us-west-2",
+            "sns",
+            &[("Action", "ListTopics")],
+        );
+        assert!(
+            !topics.contains("tapguard-alarms-dev"),
+            "{member}/us-west-2 got the stack: {topics}"
+        );
+    }
+    let previews = audit_lines(&audit)
+        .into_iter()
+        .filter(|l| l["kind"] == "stack_set_preview")
+        .count();
+    assert_eq!(previews, 2);
+}
+
+#[test]
 fn stack_set_mode_reports_a_failed_instance_and_its_reason() {
     let management = emulator().fresh_account();
     let (ou, members) = organization(&management);

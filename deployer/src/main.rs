@@ -17,6 +17,7 @@ mod progress;
 mod prompt;
 mod stack_watch;
 mod stackset;
+mod stackset_plan;
 mod status;
 mod survey;
 mod targets;

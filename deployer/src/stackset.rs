@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::delete::DeleteArgs;
 use crate::deploy::{prepare, DeployArgs, DeployPlan};
+use crate::stackset_plan::{additions, preview, unlisted, InstancePlan};
 use crate::status::StatusArgs;
 use crate::targets::{run_id, run_on_targets, Ctx, Outcome, TargetArgs};
 
@@ -288,6 +289,9 @@ fn operation_regions(ctx: &Ctx, plan: &DeployPlan) -> Vec<String> {
 /// latter imports the ServiceTokens its account and region got from the former.
 async fn deploy_stack_sets(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
     let call_as = call_as(ctx, plan.args.call_as.as_deref()).await;
+    if plan.args.no_execute {
+        return preview_stack_sets(ctx, plan, &call_as).await;
+    }
     let mut functions = None;
     if let Some(f) = &plan.functions {
         let (functions_plan, package) = &**f;
@@ -316,6 +320,65 @@ async fn deploy_stack_sets(ctx: &Ctx, plan: &DeployPlan) -> Outcome {
         outcome.text.push_str(&text);
     }
     outcome
+}
+
+/// `--no-execute`: what this run would do to each StackSet (the functions' first), read from the
+/// StackSets and their instances. Nothing is uploaded, created or changed.
+async fn preview_stack_sets(ctx: &Ctx, plan: &DeployPlan, call_as: &CallAs) -> Outcome {
+    let cfn = CloudFormation::new(&ctx.config);
+    let regions = operation_regions(ctx, plan);
+    let mut names = Vec::new();
+    if let Some(f) = &plan.functions {
+        names.push(f.0.stack_name.clone());
+    }
+    names.push(plan.stack_name.clone());
+    let mut all = Vec::new();
+    for name in &names {
+        let present = match stack_set_exists(ctx, &cfn, name, call_as).await {
+            Ok(false) => None,
+            Ok(true) => match instances(ctx, &cfn, name, call_as).await {
+                Ok(present) => Some(present),
+                Err(e) => return fail(ctx, e.to_string()),
+            },
+            Err(e) => return fail(ctx, e),
+        };
+        let lines = preview(
+            name,
+            present.as_deref(),
+            &plan.args.ous,
+            &regions,
+            plan.args.remove_unlisted,
+        );
+        for line in &lines {
+            ctx.say(line);
+        }
+        ctx.record("stack_set_preview", json!({"stack_set": name, "lines": lines}));
+        all.extend(lines);
+    }
+    let mut outcome = Outcome::good(format!("--no-execute, nothing changed: {}", all.join("; ")));
+    outcome.detail = json!({"no_execute": true, "preview": all});
+    outcome
+}
+
+/// Whether StackSet `name` exists (and is not DELETED).
+async fn stack_set_exists(ctx: &Ctx, cfn: &CloudFormation, name: &str, call_as: &CallAs) -> Result<bool, String> {
+    match ctx
+        .call(
+            "DescribeStackSet",
+            cfn.describe_stack_set()
+                .stack_set_name(name)
+                .call_as(call_as.clone())
+                .send(),
+        )
+        .await
+    {
+        Ok(out) => Ok(out
+            .stack_set()
+            .and_then(|s| s.status())
+            .is_some_and(|s| s.as_str() != "DELETED")),
+        Err(e) if e.code == "StackSetNotFoundException" => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A template as a StackSet takes it: inline up to 51,200 bytes, else uploaded to the
@@ -401,22 +464,9 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan, template: &SetTemplate, 
     let capabilities: Vec<Capability> = plan.capabilities.iter().map(|c| Capability::from(c.as_str())).collect();
 
     let call_as = call_as.clone();
-    let exists = match ctx
-        .call(
-            "DescribeStackSet",
-            cfn.describe_stack_set()
-                .stack_set_name(name)
-                .call_as(call_as.clone())
-                .send(),
-        )
-        .await
-    {
-        Ok(out) => out
-            .stack_set()
-            .and_then(|s| s.status())
-            .is_some_and(|s| s.as_str() != "DELETED"),
-        Err(e) if e.code == "StackSetNotFoundException" => false,
-        Err(e) => return fail(ctx, e.to_string()),
+    let exists = match stack_set_exists(ctx, &cfn, name, &call_as).await {
+        Ok(exists) => exists,
+        Err(e) => return fail(ctx, e),
     };
     let mut operations: Vec<(String, String)> = Vec::new();
     if exists {
@@ -426,30 +476,12 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan, template: &SetTemplate, 
             Ok(i) => i,
             Err(e) => return fail(ctx, e.to_string()),
         };
-        let present_regions: Vec<String> = regions
-            .iter()
-            .filter(|r| present.iter().any(|i| i.region() == Some(r.as_str())))
-            .cloned()
-            .collect();
-        let new_regions: Vec<String> = regions
-            .iter()
-            .filter(|r| !present_regions.contains(r))
-            .cloned()
-            .collect();
-        let present_ous: Vec<String> = plan
-            .args
-            .ous
-            .iter()
-            .filter(|ou| present.iter().any(|i| i.organizational_unit_id() == Some(ou.as_str())))
-            .cloned()
-            .collect();
-        let new_ous: Vec<String> = plan
-            .args
-            .ous
-            .iter()
-            .filter(|ou| !present_ous.contains(ou))
-            .cloned()
-            .collect();
+        let InstancePlan {
+            present_ous,
+            present_regions,
+            new_ous,
+            new_regions,
+        } = InstancePlan::of(&present, &plan.args.ous, &regions);
         let request = cfn
             .update_stack_set()
             .stack_set_name(name)
@@ -474,13 +506,7 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan, template: &SetTemplate, 
                 Err(e) => return fail(ctx, e.to_string()),
             }
         }
-        let mut additions: Vec<(Vec<String>, Vec<String>)> = Vec::new();
-        if !present_ous.is_empty() && !new_regions.is_empty() {
-            additions.push((present_ous.clone(), new_regions.clone()));
-        }
-        if !new_ous.is_empty() {
-            additions.push((new_ous.clone(), regions.clone()));
-        }
+        let additions = additions(&present_ous, &new_ous, &new_regions, &regions);
         let unlisted = unlisted(&present, &plan.args.ous, &regions);
         let mut removals = Vec::new();
         if !unlisted.is_empty() {
@@ -698,56 +724,6 @@ fn preferences(args: &DeployArgs, regions: &[String]) -> StackSetOperationPrefer
         builder = builder.concurrency_mode(ConcurrencyMode::from(mode.as_str()));
     }
     builder.build()
-}
-
-/// The instances a run does not name, as DeleteStackInstances takes them: the OUs not named, in every
-/// region they have instances in; then the named OUs' instances in regions not named.
-fn unlisted(present: &[StackInstanceSummary], ous: &[String], regions: &[String]) -> Vec<(Vec<String>, Vec<String>)> {
-    let mut other_ous: Vec<String> = present
-        .iter()
-        .filter_map(|i| i.organizational_unit_id())
-        .filter(|ou| !ous.iter().any(|x| x == ou))
-        .map(str::to_string)
-        .collect();
-    other_ous.sort();
-    other_ous.dedup();
-    let mut out = Vec::new();
-    if !other_ous.is_empty() {
-        let mut their_regions: Vec<String> = present
-            .iter()
-            .filter(|i| {
-                i.organizational_unit_id()
-                    .is_some_and(|ou| other_ous.iter().any(|x| x == ou))
-            })
-            .filter_map(|i| i.region().map(str::to_string))
-            .collect();
-        their_regions.sort();
-        their_regions.dedup();
-        out.push((other_ous, their_regions));
-    }
-    let named: Vec<&StackInstanceSummary> = present
-        .iter()
-        .filter(|i| i.organizational_unit_id().is_some_and(|ou| ous.iter().any(|x| x == ou)))
-        .collect();
-    let mut other_regions: Vec<String> = named
-        .iter()
-        .filter_map(|i| i.region())
-        .filter(|r| !regions.iter().any(|x| x == r))
-        .map(str::to_string)
-        .collect();
-    other_regions.sort();
-    other_regions.dedup();
-    if !other_regions.is_empty() {
-        let mut their_ous: Vec<String> = named
-            .iter()
-            .filter(|i| i.region().is_some_and(|r| other_regions.iter().any(|x| x == r)))
-            .filter_map(|i| i.organizational_unit_id().map(str::to_string))
-            .collect();
-        their_ous.sort();
-        their_ous.dedup();
-        out.push((their_ous, other_regions));
-    }
-    out
 }
 
 async fn instances(
