@@ -66,8 +66,10 @@ deny: $(DENY)
 # RELIABILITY.md's figures, measured again: the fault matrix (its table), the protocol and answerer tests
 # (their counts and times), and the fuzz table from the logs the last `make fuzz` left (scripts/reliability.py;
 # `make fuzz` itself is not run here: its instrumented build of every SDK crate is long).
+# (--all-targets, as make test builds: `--bins` alone resolves the SDK crates without their dev-dependency
+# features, test-util, and compiles them all again before the tests compile them a second time.)
 reliability: venv
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 	set -o pipefail; $(CARGO) test --workspace --test fault_matrix --test runtime_protocol --test failure_answerer --test hostile_input 2>&1 | tee target/reliability.log
 	$(PYTHON) scripts/reliability.py
 
