@@ -31,7 +31,7 @@ use report::{Build, Report, Subject};
 use tapguard_harness::Emulator;
 
 /// The handler binaries template.yml deploys, and the runtime's floor.
-const HANDLERS: [&str; 8] = [
+const HANDLERS: [&str; 9] = [
     "config-setup",
     "securityhub-enable",
     "securityhub-standards",
@@ -39,6 +39,7 @@ const HANDLERS: [&str; 8] = [
     "ebs-default-encryption",
     "iam-password-policy",
     "shield-advanced",
+    "delegated-admin",
     "failure-answerer",
 ];
 const PROBE: &str = "bench-protocol-probe";
@@ -284,4 +285,23 @@ type Job = (&'static str, &'static str, &'static str, fn() -> workloads::Workloa
 /// The logs of a profile's binaries beside those of the others: `config-setup.release.start.log`.
 fn log_suffix(profile: &Option<String>) -> String {
     profile.as_ref().map_or(String::new(), |p| format!(".{p}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_measures_every_binary_template_yml_deploys() {
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yml")).unwrap();
+        let deployed: Vec<&str> = template
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Binary: "))
+            .collect();
+        assert_eq!(deployed.len(), 9, "{deployed:?}");
+        for binary in &deployed {
+            assert!(HANDLERS.contains(binary), "{binary} is deployed but not measured");
+        }
+        assert_eq!(HANDLERS.len(), deployed.len());
+    }
 }

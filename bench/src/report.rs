@@ -328,7 +328,7 @@ impl Report {
             }
             check(
                 format!(
-                    "peak RSS 1/{x:.1} of the peer's (target ≤ 1/{PEER_RSS_RATIO}): {:.1} of its {:.1} MiB mapped \
+                    "peak RSS 1/{x:.2} of the peer's (target ≤ 1/{PEER_RSS_RATIO}): {:.1} of its {:.1} MiB mapped \
                      from files, {:.1} anonymous",
                     row.file_mib.median, row.rss_mib.median, row.anon_mib.median
                 ),
@@ -670,7 +670,7 @@ mod tests {
         report.cold_start(PEER, PEER, None, &[sample(600, 60, 12, 48)]);
         let text = report.targets();
         assert!(
-            text.contains("- config-setup: peak RSS 1/5.0 of the peer's (target ≤ 1/6): 9.0 of its 12.0 MiB mapped from files, 3.0 anonymous"),
+            text.contains("- config-setup: peak RSS 1/5.00 of the peer's (target ≤ 1/6): 9.0 of its 12.0 MiB mapped from files, 3.0 anonymous"),
             "{text}"
         );
         assert!(!text.contains("- lean: peak RSS"), "{text}");
