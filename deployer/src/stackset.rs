@@ -106,21 +106,11 @@ pub fn status(args: StatusArgs) -> ExitCode {
             let cfn = CloudFormation::new(&ctx.config);
             let name = &args.stack_name;
             let call_as = call_as(&ctx, args.call_as.as_deref()).await;
-            let set = match ctx
-                .call(
-                    "DescribeStackSet",
-                    cfn.describe_stack_set()
-                        .stack_set_name(name)
-                        .call_as(call_as.clone())
-                        .send(),
-                )
-                .await
-            {
-                Ok(out) => out.stack_set().cloned(),
-                Err(e) if e.code == "StackSetNotFoundException" => None,
-                Err(e) => return fail(&ctx, e.to_string()),
+            let set = match live_stack_set(&ctx, &cfn, name, &call_as).await {
+                Ok(set) => set,
+                Err(e) => return fail(&ctx, e),
             };
-            let Some(set) = set.filter(|s| s.status().is_some_and(|st| st.as_str() != "DELETED")) else {
+            let Some(set) = set else {
                 return fail(&ctx, format!("StackSet {name} does not exist"));
             };
             let set_status = set.status().map(|s| s.as_str()).unwrap_or("").to_string();
@@ -334,9 +324,9 @@ async fn preview_stack_sets(ctx: &Ctx, plan: &DeployPlan, call_as: &CallAs) -> O
     names.push(plan.stack_name.clone());
     let mut all = Vec::new();
     for name in &names {
-        let present = match stack_set_exists(ctx, &cfn, name, call_as).await {
-            Ok(false) => None,
-            Ok(true) => match instances(ctx, &cfn, name, call_as).await {
+        let present = match live_stack_set(ctx, &cfn, name, call_as).await {
+            Ok(None) => None,
+            Ok(Some(_)) => match instances(ctx, &cfn, name, call_as).await {
                 Ok(present) => Some(present),
                 Err(e) => return fail(ctx, e.to_string()),
             },
@@ -360,8 +350,13 @@ async fn preview_stack_sets(ctx: &Ctx, plan: &DeployPlan, call_as: &CallAs) -> O
     outcome
 }
 
-/// Whether StackSet `name` exists (and is not DELETED).
-async fn stack_set_exists(ctx: &Ctx, cfn: &CloudFormation, name: &str, call_as: &CallAs) -> Result<bool, String> {
+/// StackSet `name`, or None when there is none (or only a DELETED one).
+async fn live_stack_set(
+    ctx: &Ctx,
+    cfn: &CloudFormation,
+    name: &str,
+    call_as: &CallAs,
+) -> Result<Option<aws_sdk_cloudformation::types::StackSet>, String> {
     match ctx
         .call(
             "DescribeStackSet",
@@ -374,9 +369,9 @@ async fn stack_set_exists(ctx: &Ctx, cfn: &CloudFormation, name: &str, call_as: 
     {
         Ok(out) => Ok(out
             .stack_set()
-            .and_then(|s| s.status())
-            .is_some_and(|s| s.as_str() != "DELETED")),
-        Err(e) if e.code == "StackSetNotFoundException" => Ok(false),
+            .filter(|s| s.status().is_some_and(|st| st.as_str() != "DELETED"))
+            .cloned()),
+        Err(e) if e.code == "StackSetNotFoundException" => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -464,8 +459,8 @@ async fn deploy_stack_set(ctx: &Ctx, plan: &DeployPlan, template: &SetTemplate, 
     let capabilities: Vec<Capability> = plan.capabilities.iter().map(|c| Capability::from(c.as_str())).collect();
 
     let call_as = call_as.clone();
-    let exists = match stack_set_exists(ctx, &cfn, name, &call_as).await {
-        Ok(exists) => exists,
+    let exists = match live_stack_set(ctx, &cfn, name, &call_as).await {
+        Ok(set) => set.is_some(),
         Err(e) => return fail(ctx, e),
     };
     let mut operations: Vec<(String, String)> = Vec::new();
