@@ -304,6 +304,18 @@ fn tapguard_as(account: &Account, args: &[&str]) -> (i32, String, String) {
 }
 
 fn deploy(account: &Account, stack: &str, template: &str, audit: &Path, extra: &[&str]) -> (i32, String, String) {
+    deploy_with(account, stack, template, audit, "--yes", extra)
+}
+
+/// `deploy` with `mode` in place of `--yes` (`--no-execute` refuses `--yes`: it has nothing to confirm).
+fn deploy_with(
+    account: &Account,
+    stack: &str,
+    template: &str,
+    audit: &Path,
+    mode: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
     let template = fixture_path(template);
     let mut args = vec![
         "deploy",
@@ -311,7 +323,7 @@ fn deploy(account: &Account, stack: &str, template: &str, audit: &Path, extra: &
         stack,
         "--template",
         template.to_str().unwrap(),
-        "--yes",
+        mode,
         "--poll-interval-ms",
         "100",
         "--audit-log",
@@ -1409,21 +1421,15 @@ fn no_execute_in_stack_set_mode_says_what_each_run_would_do_and_changes_nothing(
             .collect()
     };
     let set = |regions: &'static str| ["--stack-set", "--ou", ou.as_str(), "--regions", regions];
-    // As `deploy` does it, less --yes (which --no-execute refuses: there is nothing to confirm).
     let preview = |template: &str, regions: &'static str| {
-        let template = fixture_path(template);
-        let mut args = vec![
-            "deploy",
-            "--stack-name",
+        deploy_with(
+            &management,
             "TapBaseline",
-            "--template",
-            template.to_str().unwrap(),
+            template,
+            &audit,
             "--no-execute",
-            "--audit-log",
-            audit.to_str().unwrap(),
-        ];
-        args.extend_from_slice(&set(regions));
-        tapguard_as(&management, &args)
+            &set(regions),
+        )
     };
 
     // Before the StackSet exists: it would be created, and nothing is.
