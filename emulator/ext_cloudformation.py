@@ -45,6 +45,14 @@ test script a resource's fate:
    goes on in a thread of its own until the stack settles. moto did it all inside the call, so a
    deployer's ExecuteChangeSet waited for every custom resource's handler of the stack in turn. An
    error the emulator does not expect rolls the stack back with the error as the reason.
+- A change set whose execution status is not `AVAILABLE` (being executed, or executed) is refused
+   with `InvalidChangeSetStatus`, as CloudFormation refuses it ("The specified change set can't be
+   used to update the stack", API Reference), instead of being executed a second time.
+- ListStackResources, DescribeStackResources and DescribeStackResource read the resources created so
+   far and create none. moto's resource map creates a resource that is not created yet when it is read,
+   so a ListStackResources during an execution (the deployer surveying the home region's stack from
+   another region's target) created every remaining resource a second time, beside the execution, and
+   ran each custom resource's handler twice.
 - A creation's change set and events hold only the resources whose `Condition` holds, as in
    CloudFormation (moto lists every resource of the template).
 - A resource that another extension models for real (`AWS::GuardDuty::Detector`, `AWS::AccessAnalyzer::Analyzer`)
@@ -80,10 +88,11 @@ State lives on moto's per-account, per-region CloudFormation backend, so `POST /
 import threading
 import time
 
-from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 from moto.cloudformation.models import (
     CloudFormationBackend,
     Event,
+    Stack,
     StackInstance,
     StackInstances,
     cloudformation_backends,
@@ -104,6 +113,10 @@ _original_execute_change_set_response = CloudFormationResponse.execute_change_se
 _original_delete_stack_instances_response = CloudFormationResponse.delete_stack_instances
 
 _lock = threading.Lock()
+
+
+class InvalidChangeSetStatus(CloudFormationError):
+    code = "InvalidChangeSetStatus"
 
 
 class ResourceRefused(Exception):
@@ -295,6 +308,11 @@ def _execute_change_set(self: CloudFormationBackend, change_set_name: str, stack
     change_set = _find_change_set(self, change_set_name)
     if change_set is None:
         return _original_execute(self, change_set_name, stack_name)
+    if change_set.execution_status != "AVAILABLE":
+        raise InvalidChangeSetStatus(
+            f"ChangeSet [{change_set.change_set_id}] cannot be executed in its current execution status of "
+            f"[{change_set.execution_status}]"
+        )
     stack = self.stacks[change_set.stack_id]
     kind = change_set.change_set_type
     stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
@@ -391,6 +409,14 @@ def _execute(self: CloudFormationBackend, change_set, stack) -> None:
     else:
         script, final = _update_script(stack, changes, None, False)
         _play(self, stack, script, final, "UPDATE_IN_PROGRESS")
+
+
+def _created_resources(self: Stack) -> list:
+    """The stack's resources created so far, in template order: moto's `stack_resources` is its resource
+    map's values(), which creates any resource not created yet (see the module's docstring)."""
+    resource_map = self.resource_map
+    created = resource_map._parsed_resources
+    return [created[name] for name in list(resource_map.resources) if created.get(name) is not None]
 
 
 def _register_exports(backend: CloudFormationBackend, stack) -> None:
@@ -756,6 +782,7 @@ def _control_pace(body: dict) -> dict:
 
 def install() -> None:
     CloudFormationBackend.execute_change_set = _execute_change_set
+    Stack.stack_resources = property(_created_resources)
     CloudFormationBackend.create_change_set = _create_change_set
     CloudFormationBackend.delete_stack = _delete_stack
     CloudFormationBackend.create_stack_instances = _create_stack_instances

@@ -3255,20 +3255,23 @@ fn stack_set_mode_with_functions_publishes_to_the_administrators_buckets_then_de
 
 /// ExecuteChangeSet returns as CloudFormation's does, once the execution has started ("After the call
 /// successfully completes, CloudFormation starts updating the stack"): the stack is in progress while
-/// its custom resource's function still runs, and settles on its own afterwards.
+/// its custom resource's function still runs, and settles on its own afterwards; reading its resources
+/// meanwhile creates none, and the change set cannot be executed twice.
 #[test]
 fn execute_change_set_answers_while_a_custom_resource_is_still_being_created() {
     use std::os::unix::fs::PermissionsExt;
     let account = emulator().fresh_account();
     let dir = std::env::temp_dir().join(format!("tapguard-test-held-{:016x}", rand_id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // The function's code: waits until the test lets it go, then exits without answering.
+    // The function's code: says it started, waits until the test lets it go, then exits without answering.
+    let started = dir.join("started");
     let release = dir.join("release");
     let function = dir.join("held");
     std::fs::write(
         &function,
         format!(
-            "#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.1; done\n",
+            "#!/bin/sh\n: > '{}'\nwhile [ ! -e '{}' ]; do sleep 0.1; done\n",
+            started.display(),
             release.display()
         ),
     )
@@ -3320,6 +3323,28 @@ fn execute_change_set_answers_while_a_custom_resource_is_still_being_created() {
     assert_eq!(invocations(), Vec::<serde_json::Value>::new());
     let events = cfn(&[("Action", "DescribeStackEvents"), ("StackName", "held")]);
     assert!(events.contains("User Initiated"), "{events}");
+    assert!(
+        wait_until(std::time::Duration::from_secs(60), || started.exists()),
+        "the custom resource's function never started"
+    );
+    // Reading the stack's resources meanwhile (the deployer does, from another region's target) lists
+    // what is created so far and creates nothing: moto's resource map created the custom resource
+    // there a second time, its function run twice.
+    for action in ["ListStackResources", "DescribeStackResources"] {
+        let listed = cfn(&[("Action", action), ("StackName", "held")]);
+        assert!(
+            listed.contains("<LogicalResourceId>HeldFunction</LogicalResourceId>"),
+            "{listed}"
+        );
+        assert!(
+            !listed.contains("<LogicalResourceId>Held</LogicalResourceId>"),
+            "{listed}"
+        );
+    }
+    // The change set is being executed: a second ExecuteChangeSet is refused, as CloudFormation refuses it.
+    let again = cfn(&[("Action", "ExecuteChangeSet"), ("ChangeSetName", &change_set)]);
+    assert!(again.contains("<Code>InvalidChangeSetStatus</Code>"), "{again}");
+    assert!(again.contains("EXECUTE_IN_PROGRESS"), "{again}");
 
     std::fs::write(&release, b"").unwrap();
     let settled = wait_until(std::time::Duration::from_secs(60), || {
