@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::delete::DeleteArgs;
 use crate::deploy::{prepare, DeployArgs, DeployPlan};
-use crate::stackset_plan::{additions, preview, unlisted, InstancePlan};
+use crate::stackset_plan::{additions, distinct, preview, unlisted, InstancePlan};
 use crate::status::StatusArgs;
 use crate::targets::{run_id, run_on_targets, Ctx, Outcome, TargetArgs};
 
@@ -165,15 +165,8 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
                 }
                 Err(e) => return fail(&ctx, e.to_string()),
             };
-            let mut ous: Vec<String> = listed
-                .iter()
-                .filter_map(|i| i.organizational_unit_id().map(str::to_string))
-                .collect();
-            ous.sort();
-            ous.dedup();
-            let mut regions: Vec<String> = listed.iter().filter_map(|i| i.region().map(str::to_string)).collect();
-            regions.sort();
-            regions.dedup();
+            let ous = distinct(listed.iter().filter_map(|i| i.organizational_unit_id()));
+            let regions = distinct(listed.iter().filter_map(|i| i.region()));
             if !args.yes
                 && !crate::prompt::confirm(
                     &ctx,

@@ -59,51 +59,53 @@ pub fn unlisted(
     ous: &[String],
     regions: &[String],
 ) -> Vec<(Vec<String>, Vec<String>)> {
-    let mut other_ous: Vec<String> = present
-        .iter()
-        .filter_map(|i| i.organizational_unit_id())
-        .filter(|ou| !ous.iter().any(|x| x == ou))
-        .map(str::to_string)
-        .collect();
-    other_ous.sort();
-    other_ous.dedup();
     let mut out = Vec::new();
-    if !other_ous.is_empty() {
-        let mut their_regions: Vec<String> = present
+    let other_ous = distinct(
+        present
             .iter()
-            .filter(|i| {
-                i.organizational_unit_id()
-                    .is_some_and(|ou| other_ous.iter().any(|x| x == ou))
-            })
-            .filter_map(|i| i.region().map(str::to_string))
-            .collect();
-        their_regions.sort();
-        their_regions.dedup();
+            .filter_map(|i| i.organizational_unit_id())
+            .filter(|ou| !named(ous, ou)),
+    );
+    if !other_ous.is_empty() {
+        let their_regions = distinct(
+            present
+                .iter()
+                .filter(|i| i.organizational_unit_id().is_some_and(|ou| named(&other_ous, ou)))
+                .filter_map(|i| i.region()),
+        );
         out.push((other_ous, their_regions));
     }
-    let named: Vec<&StackInstanceSummary> = present
+    let in_named: Vec<&StackInstanceSummary> = present
         .iter()
-        .filter(|i| i.organizational_unit_id().is_some_and(|ou| ous.iter().any(|x| x == ou)))
+        .filter(|i| i.organizational_unit_id().is_some_and(|ou| named(ous, ou)))
         .collect();
-    let mut other_regions: Vec<String> = named
-        .iter()
-        .filter_map(|i| i.region())
-        .filter(|r| !regions.iter().any(|x| x == r))
-        .map(str::to_string)
-        .collect();
-    other_regions.sort();
-    other_regions.dedup();
-    if !other_regions.is_empty() {
-        let mut their_ous: Vec<String> = named
+    let other_regions = distinct(
+        in_named
             .iter()
-            .filter(|i| i.region().is_some_and(|r| other_regions.iter().any(|x| x == r)))
-            .filter_map(|i| i.organizational_unit_id().map(str::to_string))
-            .collect();
-        their_ous.sort();
-        their_ous.dedup();
+            .filter_map(|i| i.region())
+            .filter(|r| !named(regions, r)),
+    );
+    if !other_regions.is_empty() {
+        let their_ous = distinct(
+            in_named
+                .iter()
+                .filter(|i| i.region().is_some_and(|r| named(&other_regions, r)))
+                .filter_map(|i| i.organizational_unit_id()),
+        );
         out.push((their_ous, other_regions));
     }
     out
+}
+
+/// Whether `value` is one of `list`.
+fn named(list: &[String], value: &str) -> bool {
+    list.iter().any(|x| x == value)
+}
+
+/// The distinct strings of `values`, sorted: the OUs or regions of a set of instances.
+pub fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = values.collect();
+    set.into_iter().map(str::to_string).collect()
 }
 
 /// What `deploy --stack-set` would do to StackSet `name`, one line per operation, for
