@@ -815,6 +815,7 @@ fn caller_account(region: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(tapguard_shared::tls::https_client())
             .region(aws_config::Region::new(region.to_string()))
             .load()
             .await;

@@ -337,7 +337,7 @@ pub async fn targets(args: &TargetArgs, base: &SdkConfig) -> Result<Vec<Target>,
 /// The SDK configuration the run starts from: the environment, or `--profile` (SSO and
 /// credential_process profiles included), as the AWS CLI reads them.
 pub async fn base_config(args: &TargetArgs) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(tapguard_shared::tls::https_client());
     if let Some(profile) = &args.profile {
         loader = loader.profile_name(profile);
     }

@@ -294,6 +294,8 @@ impl Drop for Emulator {
 }
 
 fn client() -> reqwest::blocking::Client {
+    // reqwest builds on the process's rustls provider (ring, as the handlers' own: shared/src/tls.rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -18,6 +18,7 @@ pub mod readback;
 pub mod responder;
 pub mod response;
 mod runtime;
+pub mod tls;
 pub mod verify;
 
 pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
@@ -42,7 +43,10 @@ pub async fn aws_config() -> aws_config::SdkConfig {
             return config.clone();
         }
     }
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(tls::https_client())
+        .load()
+        .await;
     *LOADED.lock().expect("config cache") = Some((env, config.clone()));
     config
 }

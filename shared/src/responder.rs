@@ -105,6 +105,7 @@ impl Responder {
     /// The client, built here by whichever comes first: the thread started at construction or a PUT.
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
+            crate::tls::install_crypto_provider();
             reqwest::Client::builder()
                 .connect_timeout(self.policy.connect_timeout)
                 .timeout(self.policy.attempt_timeout)
