@@ -1,5 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tapguard_shared::init_logging();
-    tapguard_shared::run(|config| iam_password_policy::IamPasswordPolicy::new(config)).await
+    tapguard_shared::run(iam_password_policy::IamPasswordPolicy::new).await
 }

@@ -1,5 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tapguard_shared::init_logging();
-    tapguard_shared::run(|config| securityhub_standards::SecurityHubStandards::new(config)).await
+    tapguard_shared::run(securityhub_standards::SecurityHubStandards::new).await
 }

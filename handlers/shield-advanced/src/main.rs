@@ -1,5 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tapguard_shared::init_logging();
-    tapguard_shared::run(|config| shield_advanced::ShieldAdvanced::new(config)).await
+    tapguard_shared::run(shield_advanced::ShieldAdvanced::new).await
 }
