@@ -299,6 +299,9 @@ impl Report {
         let mut checked = 0;
         let mut missed = Vec::new();
         let mut rss_missed: Vec<&ColdRow> = Vec::new();
+        let mut cold_missed: Vec<&ColdRow> = Vec::new();
+        let mut peer_missed: Vec<&ColdRow> = Vec::new();
+        let mut zip_missed = false;
         for row in self
             .cold
             .iter()
@@ -312,12 +315,18 @@ impl Report {
             };
             if let Some(floor) = self.floor_for(row) {
                 let x = row.cold_ms.median / floor;
+                if x > FLOOR_RATIO {
+                    cold_missed.push(row);
+                }
                 check(
                     format!("cold start {x:.2}× protocol-probe's (target ≤ {FLOOR_RATIO})"),
                     x <= FLOOR_RATIO,
                 );
             }
             let x = peer.cold_ms.median / row.cold_ms.median;
+            if x < PEER_COLD_RATIO {
+                peer_missed.push(row);
+            }
             check(
                 format!("cold start {x:.1}× faster than the peer's (target ≥ {PEER_COLD_RATIO})"),
                 x >= PEER_COLD_RATIO,
@@ -340,6 +349,7 @@ impl Report {
                 if let Some(size) = size {
                     checked += 1;
                     if *size > ZIP_LIMIT {
+                        zip_missed = true;
                         missed.push(format!(
                             "- {name} ({}): bootstrap.zip {:.2} MiB (limit 5 MiB)",
                             build.package_profile,
@@ -357,7 +367,77 @@ impl Report {
             out.push_str(&missed.join("\n"));
             out.push('\n');
         }
+        out.push_str(&self.why_cold(&cold_missed, FLOOR_RATIO));
+        out.push_str(&why_peer(&peer_missed, peer, PEER_COLD_RATIO));
+        if zip_missed {
+            out.push_str(&self.why_zip());
+        }
         out.push_str(&self.why_rss(&rss_missed, peer));
+        out
+    }
+
+    /// What stands in the way of the zip limit: the part every handler reaches through `tapguard-shared`,
+    /// beside the size of failure-answerer's zip (the configuration, SSM and the response PUT only).
+    fn why_zip(&self) -> String {
+        let shared = self
+            .zips
+            .iter()
+            .flatten()
+            .find(|(name, _)| name == "failure-answerer")
+            .and_then(|(_, size)| *size)
+            .map(|size| {
+                format!(
+                    " failure-answerer, which has the configuration, the SSM client and the response PUT but not \
+                     the runtime (whose verify pass has the Security Hub client) nor a handler's SDK crate, zips \
+                     to {:.2} MiB.",
+                    size as f64 / 1048576.0
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "\nWhat stands in the way of the zip limit: most of each zip is what every handler reaches through \
+             `tapguard-shared` (aws-config's provider chain, the SSM and Security Hub clients, TLS, the \
+             runtime).{shared} docs/deploy.md has the build's figures and the levers.\n"
+        )
+    }
+
+    /// What stands in the way of the cold-start target, from this run's own figures: whether the
+    /// fastest start of each row that missed it is within the target of the floor's fastest (then the
+    /// start path is not longer than the target allows and the medians follow the machine's load) or
+    /// not (then something on the way to the first `/next` costs more). Empty when nothing missed it.
+    fn why_cold(&self, missed: &[&ColdRow], ratio: f64) -> String {
+        let Some(floor) = self.cold.iter().find(|r| r.binary == FLOOR) else {
+            return String::new();
+        };
+        if missed.is_empty() {
+            return String::new();
+        }
+        let (fast, slow): (Vec<&&ColdRow>, Vec<&&ColdRow>) =
+            missed.iter().partition(|r| r.cold_ms.min <= ratio * floor.cold_ms.min);
+        let names = |rows: &[&&ColdRow]| rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>().join(", ");
+        let mut out = format!(
+            "\nWhat stands in the way of the cold-start target, in this run's figures: the floor's median is \
+             {:.1} ms ({:.1}–{:.1}).",
+            floor.cold_ms.median, floor.cold_ms.min, floor.cold_ms.max
+        );
+        if !fast.is_empty() {
+            out.push_str(&format!(
+                " The fastest start of {} is within {ratio}× the floor's fastest ({:.1} ms): the way to the first \
+                 `/next` is not longer than the target allows, and at a few milliseconds the medians follow \
+                 the machine's load (more runs, `BENCH_RUNS`, narrow them).",
+                names(&fast),
+                floor.cold_ms.min
+            ));
+        }
+        if !slow.is_empty() {
+            out.push_str(&format!(
+                " Even the fastest start of {} is more than {ratio}× the floor's fastest ({:.1} ms): something \
+                 on its way to the first `/next` costs more than the runtime's own start.",
+                names(&slow),
+                floor.cold_ms.min
+            ));
+        }
+        out.push('\n');
         out
     }
 
@@ -646,6 +726,43 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
+/// What stands in the way of the 40×-faster-than-the-peer target, from this run's own figures: whether
+/// the fastest starts of the rows that missed it are that much faster than the peer's fastest (then the
+/// miss follows the run's load, which slows a few milliseconds more, in proportion, than half a second).
+fn why_peer(missed: &[&ColdRow], peer: &ColdRow, ratio: f64) -> String {
+    if missed.is_empty() {
+        return String::new();
+    }
+    let medians = Spread::of(missed.iter().map(|r| r.cold_ms.median));
+    let fastest = Spread::of(missed.iter().map(|r| r.cold_ms.min));
+    let best = peer.cold_ms.min / fastest.max;
+    let verdict = if best >= ratio {
+        format!(
+            "at least {best:.0}× faster than the peer's fastest ({:.1} ms): the miss follows the machine's load \
+             in this run, which slows a start of a few milliseconds more, in proportion, than one of half a second.",
+            peer.cold_ms.min
+        )
+    } else {
+        format!(
+            "only {best:.0}× faster than the peer's fastest ({:.1} ms): even unloaded starts miss it.",
+            peer.cold_ms.min
+        )
+    };
+    format!(
+        "\nWhat stands in the way of the target against the peer, in this run's figures: the peer's median cold \
+         start is {:.1} ms ({:.1}–{:.1}); the {} missing it have medians of {:.1}–{:.1} ms, and their fastest \
+         starts ({:.1}–{:.1} ms) are {verdict}\n",
+        peer.cold_ms.median,
+        peer.cold_ms.min,
+        peer.cold_ms.max,
+        missed.len(),
+        medians.min,
+        medians.max,
+        fastest.min,
+        fastest.max,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,6 +776,80 @@ mod tests {
             event_time: None,
             peak_rss_kib: rss * 1024,
         }
+    }
+
+    #[test]
+    fn a_cold_start_miss_is_explained_by_the_fastest_start_against_the_floors() {
+        let mut report = Report::new(false, 1, &[]);
+        let runs = |ms: &[u64]| ms.iter().map(|&m| sample(m, 9, 8, 1)).collect::<Vec<_>>();
+        report.cold_start(FLOOR, FLOOR, Some("deploy"), &runs(&[4, 6, 20]));
+        // Its median is 2× the floor's, its fastest start as fast as the floor's: load, not work.
+        report.cold_start("noisy", "noisy", Some("deploy"), &runs(&[4, 12, 30]));
+        // Every start of it is slow.
+        report.cold_start("slow", "slow", Some("deploy"), &runs(&[9, 12, 15]));
+        report.cold_start("fine", "fine", Some("deploy"), &runs(&[4, 7, 9]));
+        report.cold_start(PEER, PEER, None, &[sample(600, 60, 12, 48)]);
+        let text = report.targets();
+        assert!(text.contains("the floor's median is 6.0 ms (4.0–20.0)"), "{text}");
+        assert!(
+            text.contains("The fastest start of noisy is within 1.5× the floor's fastest (4.0 ms)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Even the fastest start of slow is more than 1.5× the floor's fastest (4.0 ms)"),
+            "{text}"
+        );
+        assert!(!text.contains("fine is"), "{text}");
+        assert!(!text.contains("- fine: cold start"), "{text}");
+    }
+
+    #[test]
+    fn a_miss_against_the_peer_and_over_the_zip_limit_say_what_stands_in_the_way() {
+        let mut report = Report::new(false, 1, &[]);
+        let runs = |ms: &[u64]| ms.iter().map(|&m| sample(m, 9, 8, 1)).collect::<Vec<_>>();
+        report.cold_start(FLOOR, FLOOR, Some("deploy"), &runs(&[8, 10, 12]));
+        // 500 / 14 < 40 at the median, 400 / 8 = 50 at the fastest.
+        report.cold_start("loaded", "loaded", Some("deploy"), &runs(&[8, 14, 16]));
+        report.cold_start(
+            PEER,
+            PEER,
+            None,
+            &[
+                sample(400, 60, 12, 48),
+                sample(500, 60, 12, 48),
+                sample(600, 60, 12, 48),
+            ],
+        );
+        report.zips = vec![vec![
+            ("loaded".to_string(), Some(6 * 1048576)),
+            ("failure-answerer".to_string(), Some(3 * 1048576)),
+        ]];
+        report.builds = vec![Build {
+            profile: "deploy".into(),
+            bin_dir: PathBuf::from("target/x86_64-unknown-linux-gnu/deploy"),
+            package_profile: "deploy".into(),
+            lambda_dir: PathBuf::from("target/lambda"),
+        }];
+        let text = report.targets();
+        assert!(
+            text.contains("- loaded: cold start 35.7× faster than the peer's (target ≥ 40)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "the peer's median cold start is 500.0 ms (400.0–600.0); the 1 missing it have medians of 14.0–14.0 ms"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("at least 50× faster than the peer's fastest (400.0 ms)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- loaded (deploy): bootstrap.zip 6.00 MiB (limit 5 MiB)"),
+            "{text}"
+        );
+        assert!(text.contains("zips to 3.00 MiB"), "{text}");
     }
 
     #[test]
