@@ -294,16 +294,14 @@ async fn security_hub(ctx: &Ctx) -> (Fact, Fact, Fact) {
 }
 
 async fn ebs(ctx: &Ctx) -> Fact {
-    let client = aws_sdk_ec2::Client::new(&ctx.config);
+    // The EBS handler's own EC2 client (no aws-sdk-ec2 in this workspace: ebs-default-encryption/src/ec2.rs).
+    let ec2 = ebs_default_encryption::Ec2::new(&ctx.config);
     match ctx
-        .call(
-            "GetEbsEncryptionByDefault",
-            client.get_ebs_encryption_by_default().send(),
-        )
+        .call_direct("GetEbsEncryptionByDefault", ec2.get_ebs_encryption_by_default())
         .await
     {
-        Ok(out) if out.ebs_encryption_by_default() == Some(true) => Fact::Present("on".into()),
-        Ok(_) => Fact::Absent,
+        Ok(true) => Fact::Present("on".into()),
+        Ok(false) => Fact::Absent,
         Err(e) => unknown(e),
     }
 }

@@ -150,6 +150,26 @@ impl Ctx {
     }
 
     /// Awaits an SDK call; a failure is recorded in the audit log with its operation and code.
+    /// [`Ctx::call`] for a call made without an SDK crate (`tapguard_shared::api`).
+    pub async fn call_direct<T>(
+        &self,
+        operation: &str,
+        request: impl std::future::Future<Output = Result<T, tapguard_shared::api::ApiError>>,
+    ) -> Result<T, ApiError> {
+        request.await.map_err(|err| {
+            let error = ApiError {
+                operation: operation.to_string(),
+                code: err.code,
+                message: err.message,
+            };
+            self.record(
+                "api_error",
+                json!({"operation": error.operation, "code": error.code, "message": error.message}),
+            );
+            error
+        })
+    }
+
     pub async fn call<T, E>(
         &self,
         operation: &str,

@@ -106,6 +106,34 @@ impl HandlerError {
     }
 }
 
+/// A failed call of any AWS client here: an SDK client's [`SdkError`], or a call made without an SDK
+/// crate ([`crate::api::ApiError`]).
+pub trait AwsCallError {
+    /// The error that names `operation`, the code and what to do.
+    fn to_handler_error(&self, service: &str, operation: &str) -> HandlerError;
+}
+
+impl<E> AwsCallError for SdkError<E, HttpResponse>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    fn to_handler_error(&self, service: &str, operation: &str) -> HandlerError {
+        HandlerError::from_sdk(service, operation, self)
+    }
+}
+
+impl AwsCallError for crate::api::ApiError {
+    fn to_handler_error(&self, service: &str, operation: &str) -> HandlerError {
+        HandlerError::Aws {
+            service: service.to_string(),
+            operation: operation.to_string(),
+            code: self.code.clone(),
+            message: self.message.clone(),
+            advice: advice_for(service, operation, &self.code),
+        }
+    }
+}
+
 /// True for the codes AWS uses to say a call was not allowed.
 pub fn is_access_denied(code: &str) -> bool {
     matches!(
@@ -164,59 +192,55 @@ pub trait AwsResultExt<T> {
     fn aws_op(self, service: &str, operation: &str) -> Result<T, HandlerError>;
 }
 
-impl<T, E> AwsResultExt<T> for Result<T, SdkError<E, HttpResponse>>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
+impl<T, E: AwsCallError> AwsResultExt<T> for Result<T, E> {
     fn aws_op(self, service: &str, operation: &str) -> Result<T, HandlerError> {
-        self.map_err(|err| HandlerError::from_sdk(service, operation, &err))
+        self.map_err(|err| err.to_handler_error(service, operation))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ec2::operation::enable_ebs_encryption_by_default::EnableEbsEncryptionByDefaultError;
-    use aws_sdk_ec2::Client;
+    use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+    use aws_sdk_ssm::Client;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::error::ErrorMetadata;
 
     async fn failing_call(rule: aws_smithy_mocks::Rule) -> HandlerError {
-        let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rule]);
+        let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&rule]);
         client
-            .enable_ebs_encryption_by_default()
+            .put_parameter()
+            .name("/tapguard/x")
+            .value("v")
             .send()
             .await
-            .aws_op("ec2", "EnableEbsEncryptionByDefault")
+            .aws_op("ssm", "PutParameter")
             .unwrap_err()
     }
 
     fn modeled(code: &'static str, message: &'static str) -> aws_smithy_mocks::Rule {
-        mock!(Client::enable_ebs_encryption_by_default).then_error(move || {
-            EnableEbsEncryptionByDefaultError::generic(ErrorMetadata::builder().code(code).message(message).build())
+        mock!(Client::put_parameter).then_error(move || {
+            PutParameterError::generic(ErrorMetadata::builder().code(code).message(message).build())
         })
     }
 
     #[tokio::test]
     async fn access_denied_keeps_operation_code_message_and_names_the_action() {
-        let err = failing_call(modeled("UnauthorizedOperation", "You are not authorized")).await;
-        assert_eq!(err.code(), Some("UnauthorizedOperation"));
+        let err = failing_call(modeled("AccessDeniedException", "You are not authorized")).await;
+        assert_eq!(err.code(), Some("AccessDeniedException"));
         let text = err.to_string();
         assert!(
-            text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized ("),
+            text.starts_with("PutParameter failed: AccessDeniedException: You are not authorized ("),
             "{text}"
         );
-        assert!(
-            text.contains("the action ec2:EnableEbsEncryptionByDefault was denied"),
-            "{text}"
-        );
+        assert!(text.contains("the action ssm:PutParameter was denied"), "{text}");
     }
 
     #[tokio::test]
     async fn throttling_says_the_sdk_already_retried() {
-        let err = failing_call(modeled("RequestLimitExceeded", "Request limit exceeded.")).await;
+        let err = failing_call(modeled("ThrottlingException", "Rate exceeded")).await;
         assert!(is_throttling(err.code().unwrap()));
         assert!(
             err.to_string().contains("kept throttling after the SDK's retries"),
@@ -226,16 +250,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_5xx_without_a_code_is_named_an_internal_error() {
-        let rule = mock!(Client::enable_ebs_encryption_by_default)
-            .then_http_response(|| HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from("oops")));
-        let err = failing_call(rule).await;
+        // What the SDK makes of a 500 whose body names no code: a service error with empty metadata.
+        let raw = HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from("{}"));
+        let err: SdkError<PutParameterError, HttpResponse> =
+            SdkError::service_error(PutParameterError::generic(ErrorMetadata::builder().build()), raw);
+        let err = HandlerError::from_sdk("ssm", "PutParameter", &err);
         assert_eq!(err.code(), Some("InternalError"), "{err:?}");
         assert!(err.to_string().contains("AWS failed on its side"), "{err}");
     }
 
     #[tokio::test]
     async fn advice_context_and_notes_keep_the_operation_and_code_first() {
-        let err = failing_call(modeled("InvalidParameterValue", "bad value")).await;
+        let err = failing_call(modeled("ValidationException", "bad value")).await;
         let text = err
             .with_context("Rules[1]")
             .with_advice("fix Rules[1]")
@@ -243,7 +269,7 @@ mod tests {
             .to_string();
         assert_eq!(
             text,
-            "EnableEbsEncryptionByDefault failed: InvalidParameterValue: bad value (Rules[1]) (fix Rules[1]; deleted rule keys)"
+            "PutParameter failed: ValidationException: bad value (Rules[1]) (fix Rules[1]; deleted rule keys)"
         );
         let other = HandlerError::Failed("no hub".into())
             .with_advice("ignored")
@@ -253,10 +279,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_code_keeps_its_message_and_asks_for_a_correction() {
-        let err = failing_call(modeled("InvalidParameterValue", "bad value")).await;
+        let err = failing_call(modeled("ValidationException", "bad value")).await;
         let text = err.to_string();
         assert!(
-            text.starts_with("EnableEbsEncryptionByDefault failed: InvalidParameterValue: bad value"),
+            text.starts_with("PutParameter failed: ValidationException: bad value"),
             "{text}"
         );
         assert!(text.contains("correct what the message describes"), "{text}");

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod answers;
+pub mod api;
 pub mod arn;
 pub mod deferred;
 mod error;
@@ -21,7 +22,7 @@ mod runtime;
 pub mod tls;
 pub mod verify;
 
-pub use error::{is_access_denied, is_throttling, AwsResultExt, HandlerError};
+pub use error::{is_access_denied, is_throttling, AwsCallError, AwsResultExt, HandlerError};
 pub use ledger::{Claim, Claimant, Ledger, Record, Release};
 pub use runtime::{
     handler_name, run, CustomResource, Invocation, Outcome, Runtime, CUT_OFF_REASON, FAILED_CREATE_PREFIX,

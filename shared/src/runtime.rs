@@ -21,9 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -34,7 +31,7 @@ use crate::arn;
 use crate::deferred::Deferred;
 use crate::responder::Responder;
 use crate::response::{check_physical_id, ResponseBody, Status};
-use crate::{props, HandlerError};
+use crate::{props, AwsCallError, HandlerError};
 
 /// Physical ids given to a Create that failed start with this; a Delete carrying one does nothing.
 pub const FAILED_CREATE_PREFIX: &str = "tapguard-failed-create:";
@@ -212,26 +209,20 @@ impl Invocation {
     }
 
     /// Runs one AWS call: records it as the current step and keeps the operation and error code on failure.
-    pub async fn aws<T, E>(
+    pub async fn aws<T, E: AwsCallError>(
         &self,
         service: &str,
         operation: &str,
-        call: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    ) -> Result<T, HandlerError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, HandlerError> {
         self.step(format!("calling {service}:{operation}"));
         call.await.map_err(|err| self.aws_failed(service, operation, &err))
     }
 
     /// The error of a failed AWS call made without [`Invocation::aws`] (a paginator's page, say): logged
     /// and remembered as the event's last AWS error, as `aws` does.
-    pub fn aws_failed<E>(&self, service: &str, operation: &str, err: &SdkError<E, HttpResponse>) -> HandlerError
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let err = HandlerError::from_sdk(service, operation, err);
+    pub fn aws_failed<E: AwsCallError>(&self, service: &str, operation: &str, err: &E) -> HandlerError {
+        let err = err.to_handler_error(service, operation);
         let code = err.code().unwrap_or("");
         warn!(service, operation, code, "AWS call failed");
         let seen = if code.is_empty() {

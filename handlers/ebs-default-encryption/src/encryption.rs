@@ -1,9 +1,10 @@
 //! EC2's per-region EBS default: encryption on or off, and the default KMS key.
 
-use aws_sdk_ec2::Client as Ec2;
 use serde::{Deserialize, Serialize};
 use tapguard_shared::readback::{self, ReadBack, ReadBackPolicy};
 use tapguard_shared::{HandlerError, Invocation};
+
+use crate::ec2::Ec2;
 
 pub(crate) const AWS_MANAGED_ALIAS: &str = "alias/aws/ebs";
 
@@ -59,20 +60,12 @@ pub(crate) fn is_aws_managed(key: &str) -> bool {
 
 pub(crate) async fn read(ec2: &Ec2, inv: &Invocation) -> Result<DefaultEncryption, HandlerError> {
     let enabled = inv
-        .aws(
-            "ec2",
-            "GetEbsEncryptionByDefault",
-            ec2.get_ebs_encryption_by_default().send(),
-        )
-        .await?
-        .ebs_encryption_by_default()
-        .unwrap_or(false);
+        .aws("ec2", "GetEbsEncryptionByDefault", ec2.get_ebs_encryption_by_default())
+        .await?;
     let kms_key_id = inv
-        .aws("ec2", "GetEbsDefaultKmsKeyId", ec2.get_ebs_default_kms_key_id().send())
+        .aws("ec2", "GetEbsDefaultKmsKeyId", ec2.get_ebs_default_kms_key_id())
         .await?
-        .kms_key_id()
-        .unwrap_or(AWS_MANAGED_ALIAS)
-        .to_string();
+        .unwrap_or_else(|| AWS_MANAGED_ALIAS.to_string());
     Ok(DefaultEncryption { enabled, kms_key_id })
 }
 
@@ -97,15 +90,11 @@ pub(crate) async fn read_back(
 pub(crate) async fn set_key(ec2: &Ec2, inv: &Invocation, key: &DesiredKey) -> Result<(), HandlerError> {
     match key {
         DesiredKey::AwsManaged => {
-            inv.aws(
-                "ec2",
-                "ResetEbsDefaultKmsKeyId",
-                ec2.reset_ebs_default_kms_key_id().send(),
-            )
-            .await?;
+            inv.aws("ec2", "ResetEbsDefaultKmsKeyId", ec2.reset_ebs_default_kms_key_id())
+                .await?;
         }
         DesiredKey::Arn(arn) => {
-            let modify = ec2.modify_ebs_default_kms_key_id().kms_key_id(arn).send();
+            let modify = ec2.modify_ebs_default_kms_key_id(arn);
             inv.aws("ec2", "ModifyEbsDefaultKmsKeyId", modify).await?;
         }
     }
@@ -116,7 +105,7 @@ pub(crate) async fn enable(ec2: &Ec2, inv: &Invocation) -> Result<(), HandlerErr
     inv.aws(
         "ec2",
         "EnableEbsEncryptionByDefault",
-        ec2.enable_ebs_encryption_by_default().send(),
+        ec2.enable_ebs_encryption_by_default(),
     )
     .await?;
     Ok(())
@@ -126,7 +115,7 @@ pub(crate) async fn disable(ec2: &Ec2, inv: &Invocation) -> Result<(), HandlerEr
     inv.aws(
         "ec2",
         "DisableEbsEncryptionByDefault",
-        ec2.disable_ebs_encryption_by_default().send(),
+        ec2.disable_ebs_encryption_by_default(),
     )
     .await?;
     Ok(())

@@ -5,7 +5,6 @@
 //! rename, two stacks): each claims it in the ownership ledger before changing it, and only the last
 //! claimant to go puts back the state found before the first one changed it.
 
-use aws_sdk_ec2::Client as Ec2;
 use aws_sdk_kms::Client as Kms;
 use serde_json::Value;
 use tapguard_shared::ledger::{self, Release};
@@ -14,6 +13,7 @@ use tapguard_shared::verify::{self, ControlCheck, ResourceReport, Verifier};
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger, Outcome};
 use tracing::{info, warn};
 
+use crate::ec2::Ec2;
 use crate::encryption::{self, DefaultEncryption, DesiredKey};
 use crate::properties::Properties;
 use crate::{key, legacy, ID_PREFIX};

@@ -1,14 +1,6 @@
-//! Unit tests of the resource's paths, with EC2, KMS and the ledger's SSM mocked (aws-smithy-mocks).
+//! Unit tests of the resource's paths: KMS and the ledger's SSM mocked (aws-smithy-mocks), EC2 answered
+//! with the XML the EC2 API returns ([`Ec2Rule`]), through the handler's own EC2 client.
 
-use aws_sdk_ec2::operation::disable_ebs_encryption_by_default::DisableEbsEncryptionByDefaultOutput;
-use aws_sdk_ec2::operation::enable_ebs_encryption_by_default::{
-    EnableEbsEncryptionByDefaultError, EnableEbsEncryptionByDefaultOutput,
-};
-use aws_sdk_ec2::operation::get_ebs_default_kms_key_id::GetEbsDefaultKmsKeyIdOutput;
-use aws_sdk_ec2::operation::get_ebs_encryption_by_default::GetEbsEncryptionByDefaultOutput;
-use aws_sdk_ec2::operation::modify_ebs_default_kms_key_id::ModifyEbsDefaultKmsKeyIdOutput;
-use aws_sdk_ec2::operation::reset_ebs_default_kms_key_id::ResetEbsDefaultKmsKeyIdOutput;
-use aws_sdk_ec2::Client as Ec2;
 use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
 use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput;
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
@@ -22,6 +14,10 @@ use aws_sdk_ssm::Client as Ssm;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tapguard_shared::api::{Request, Response, TransportError};
 use tapguard_shared::readback::ReadBackPolicy;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger};
 
@@ -37,50 +33,140 @@ fn inv() -> Invocation {
     inv
 }
 
-fn encryption_reads(values: &[bool]) -> Rule {
-    let mut seq = mock!(Ec2::get_ebs_encryption_by_default).sequence();
-    for &v in values {
-        seq = seq.output(move || {
-            GetEbsEncryptionByDefaultOutput::builder()
-                .ebs_encryption_by_default(v)
-                .build()
-        });
+/// EC2's answers to one action: a sequence (each answer once) or one answer for every call, counted.
+#[derive(Clone)]
+struct Ec2Rule(Arc<Ec2RuleInner>);
+
+struct Ec2RuleInner {
+    action: &'static str,
+    answers: Mutex<VecDeque<Response>>,
+    repeat: Option<Response>,
+    calls: AtomicUsize,
+}
+
+impl Ec2Rule {
+    fn new(action: &'static str, answers: Vec<Response>, repeat: Option<Response>) -> Self {
+        Ec2Rule(Arc::new(Ec2RuleInner {
+            action,
+            answers: Mutex::new(answers.into()),
+            repeat,
+            calls: AtomicUsize::new(0),
+        }))
     }
-    seq.build()
-}
 
-fn key_reads(values: &[&'static str]) -> Rule {
-    let mut seq = mock!(Ec2::get_ebs_default_kms_key_id).sequence();
-    for &v in values {
-        seq = seq.output(move || GetEbsDefaultKmsKeyIdOutput::builder().kms_key_id(v).build());
+    fn always(action: &'static str, answer: Response) -> Self {
+        Self::new(action, vec![], Some(answer))
     }
-    seq.build()
+
+    /// The error answer EC2 gives: `<Response><Errors><Error>` with the code and message.
+    fn error(action: &'static str, status: u16, code: &str, message: &str) -> Self {
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+             <Message>{message}</Message></Error></Errors><RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>"
+        );
+        Self::always(action, Response::new(status, xml))
+    }
+
+    fn num_calls(&self) -> usize {
+        self.0.calls.load(Ordering::SeqCst)
+    }
+
+    fn answer(&self) -> Option<Response> {
+        let next = self.0.answers.lock().unwrap().pop_front();
+        let answer = next.or_else(|| self.0.repeat.clone())?;
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        Some(answer)
+    }
 }
 
-fn enable_ok() -> Rule {
-    mock!(Ec2::enable_ebs_encryption_by_default).then_output(|| {
-        EnableEbsEncryptionByDefaultOutput::builder()
-            .ebs_encryption_by_default(true)
-            .build()
-    })
+/// An EC2 success answer: `<{action}Response>` with its fields.
+fn ec2_answer(action: &str, fields: &str) -> Response {
+    Response::new(
+        200,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+             <requestId>59dbff89-35bd-4eac-99ed-be587example</requestId>{fields}</{action}Response>"
+        ),
+    )
 }
 
-fn modify_ok() -> Rule {
-    mock!(Ec2::modify_ebs_default_kms_key_id)
-        .then_output(|| ModifyEbsDefaultKmsKeyIdOutput::builder().kms_key_id(KEY_ARN).build())
+/// The EC2 client of the handler under test, its requests answered by the first rule for their
+/// `Action` that still has an answer.
+fn ec2_client(rules: &[&Ec2Rule]) -> crate::Ec2 {
+    let rules: Vec<Ec2Rule> = rules.iter().map(|r| (*r).clone()).collect();
+    let transport = move |request: &Request| -> Result<Response, TransportError> {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        let action = body
+            .split('&')
+            .find_map(|p| p.strip_prefix("Action="))
+            .expect("an EC2 Query request names its action")
+            .to_string();
+        assert!(request.header("authorization").is_some(), "{action} is signed");
+        let answer = rules.iter().filter(|r| r.0.action == action).find_map(Ec2Rule::answer);
+        Ok(answer.unwrap_or_else(|| panic!("no answer left for {action}")))
+    };
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+            aws_sdk_kms::config::Credentials::for_tests(),
+        ))
+        .build();
+    crate::Ec2::with_transport(&config, Arc::new(transport))
 }
 
-fn reset_ok() -> Rule {
-    mock!(Ec2::reset_ebs_default_kms_key_id)
-        .then_output(|| ResetEbsDefaultKmsKeyIdOutput::builder().kms_key_id(MANAGED).build())
+fn encryption_reads(values: &[bool]) -> Ec2Rule {
+    let answers = values
+        .iter()
+        .map(|v| {
+            ec2_answer(
+                "GetEbsEncryptionByDefault",
+                &format!("<ebsEncryptionByDefault>{v}</ebsEncryptionByDefault><sseType>sse-ebs</sseType>"),
+            )
+        })
+        .collect();
+    Ec2Rule::new("GetEbsEncryptionByDefault", answers, None)
 }
 
-fn disable_ok() -> Rule {
-    mock!(Ec2::disable_ebs_encryption_by_default).then_output(|| {
-        DisableEbsEncryptionByDefaultOutput::builder()
-            .ebs_encryption_by_default(false)
-            .build()
-    })
+fn key_reads(values: &[&'static str]) -> Ec2Rule {
+    let answers = values
+        .iter()
+        .map(|v| ec2_answer("GetEbsDefaultKmsKeyId", &format!("<kmsKeyId>{v}</kmsKeyId>")))
+        .collect();
+    Ec2Rule::new("GetEbsDefaultKmsKeyId", answers, None)
+}
+
+fn enable_ok() -> Ec2Rule {
+    Ec2Rule::always(
+        "EnableEbsEncryptionByDefault",
+        ec2_answer(
+            "EnableEbsEncryptionByDefault",
+            "<ebsEncryptionByDefault>true</ebsEncryptionByDefault>",
+        ),
+    )
+}
+
+fn modify_ok() -> Ec2Rule {
+    Ec2Rule::always(
+        "ModifyEbsDefaultKmsKeyId",
+        ec2_answer("ModifyEbsDefaultKmsKeyId", &format!("<kmsKeyId>{KEY_ARN}</kmsKeyId>")),
+    )
+}
+
+fn reset_ok() -> Ec2Rule {
+    Ec2Rule::always(
+        "ResetEbsDefaultKmsKeyId",
+        ec2_answer("ResetEbsDefaultKmsKeyId", &format!("<kmsKeyId>{MANAGED}</kmsKeyId>")),
+    )
+}
+
+fn disable_ok() -> Ec2Rule {
+    Ec2Rule::always(
+        "DisableEbsEncryptionByDefault",
+        ec2_answer(
+            "DisableEbsEncryptionByDefault",
+            "<ebsEncryptionByDefault>false</ebsEncryptionByDefault>",
+        ),
+    )
 }
 
 fn describe_key(state: KeyState) -> Rule {
@@ -175,8 +261,8 @@ fn claim(key: &str, logical_id: &str, wants_key: &str, prior: serde_json::Value)
         "wants": {"enabled": true, "kms_key_id": wants_key}, "prior": prior, "since": 100})
 }
 
-fn handler(ec2_rules: &[&Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> EbsDefaultEncryption {
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules);
+fn handler(ec2_rules: &[&Ec2Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> EbsDefaultEncryption {
+    let ec2 = ec2_client(ec2_rules);
     let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules);
     EbsDefaultEncryption::from_clients(ec2, kms, ledger.ledger())
         .with_read_back(ReadBackPolicy::default().without_waiting())
@@ -273,21 +359,19 @@ async fn a_claimant_asking_for_another_key_is_refused_before_any_change() {
 #[tokio::test]
 async fn access_denied_names_the_operation_the_code_and_the_action() {
     let (reads, keys) = (encryption_reads(&[false, false]), key_reads(&[MANAGED, MANAGED]));
-    let enable = mock!(Ec2::enable_ebs_encryption_by_default).then_error(|| {
-        EnableEbsEncryptionByDefaultError::generic(
-            ErrorMetadata::builder()
-                .code("UnauthorizedOperation")
-                .message("You are not authorized")
-                .build(),
-        )
-    });
+    let enable = Ec2Rule::error(
+        "EnableEbsEncryptionByDefault",
+        403,
+        "UnauthorizedOperation",
+        "You are not authorized to perform this operation.",
+    );
     let ledger = LedgerMocks::empty();
     let h = handler(&[&reads, &keys, &enable], &[], &ledger);
     let err = h.create(&inv(), props(None)).await.unwrap_err();
     assert_eq!(err.code(), Some("UnauthorizedOperation"));
     let text = err.to_string();
     assert!(
-        text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized"),
+        text.starts_with("EnableEbsEncryptionByDefault failed: UnauthorizedOperation: You are not authorized to perform this operation."),
         "{text}"
     );
     assert!(text.contains("ec2:EnableEbsEncryptionByDefault was denied"), "{text}");
@@ -529,11 +613,12 @@ async fn a_restore_that_fails_keeps_the_claim_so_the_retried_delete_still_restor
         json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
     )]);
     let (reads, keys) = (encryption_reads(&[true]), key_reads(&[MANAGED]));
-    let disable = mock!(Ec2::disable_ebs_encryption_by_default).then_error(|| {
-        aws_sdk_ec2::operation::disable_ebs_encryption_by_default::DisableEbsEncryptionByDefaultError::generic(
-            ErrorMetadata::builder().code("RequestLimitExceeded").build(),
-        )
-    });
+    let disable = Ec2Rule::error(
+        "DisableEbsEncryptionByDefault",
+        503,
+        "RequestLimitExceeded",
+        "Request limit exceeded.",
+    );
     let h = handler(&[&reads, &keys, &disable], &[], &ledger);
     let err = h
         .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)

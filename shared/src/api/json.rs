@@ -1,0 +1,67 @@
+//! AWS's REST-JSON protocol (`restJson1`: Security Hub): a JSON body to an operation's path, a JSON
+//! answer; an error names its code in the `x-amzn-errortype` header or the body's `__type` or `code`
+//! (the Smithy `restJson1` protocol specification, "Operation error serialization").
+
+use serde_json::Value;
+
+use super::{request, ApiClient, ApiError, Response};
+
+impl ApiClient {
+    /// `method path` with `body`, answering the JSON AWS returned (`{}` for an empty body).
+    pub async fn rest_json(
+        &self,
+        operation: &str,
+        method: &'static str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let body = serde_json::to_vec(body).expect("a JSON value serializes");
+        let request = request(self, method, path, "application/json", body);
+        let answer = self.send(operation, request, error_of).await?;
+        if answer.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_slice(&answer.body).map_err(|err| {
+            ApiError::new(
+                "ResponseError",
+                format!("the answer to {operation} is not JSON: {err}"),
+                Some(answer.status),
+            )
+        })
+    }
+}
+
+/// The code and message of a REST-JSON error answer.
+pub(crate) fn error_of(answer: &Response) -> ApiError {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    let code = answer
+        .header("x-amzn-errortype")
+        .map(str::to_string)
+        .or_else(|| text("__type"))
+        .or_else(|| text("code"))
+        .or_else(|| text("Code"))
+        .map(|code| sanitize_code(&code))
+        .filter(|code| !code.is_empty())
+        .unwrap_or_else(|| by_status(answer.status));
+    let message = text("message")
+        .or_else(|| text("Message"))
+        .or_else(|| text("errorMessage"))
+        .unwrap_or_else(|| String::from_utf8_lossy(&answer.body).chars().take(300).collect());
+    ApiError::new(code, message, Some(answer.status))
+}
+
+/// `aws.protocoltests.restjson#FooError:http://internal.amazon.com/...` is `FooError`.
+fn sanitize_code(code: &str) -> String {
+    let code = code.split(':').next().unwrap_or(code);
+    code.rsplit('#').next().unwrap_or(code).trim().to_string()
+}
+
+/// The code of an answer that names none, as [`crate::HandlerError::from_sdk`] names it.
+pub(crate) fn by_status(status: u16) -> String {
+    if status >= 500 {
+        "InternalError".to_string()
+    } else {
+        format!("HTTP{status}")
+    }
+}
