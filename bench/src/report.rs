@@ -388,16 +388,15 @@ impl Report {
             .map(|size| {
                 format!(
                     " failure-answerer, which has the configuration, the SSM client and the response PUT but not \
-                     the runtime (whose verify pass has the Security Hub client) nor a handler's SDK crate, zips \
-                     to {:.2} MiB.",
+                     the runtime (the ledger, the verify pass) nor a handler's SDK crate, zips to {:.2} MiB.",
                     size as f64 / 1048576.0
                 )
             })
             .unwrap_or_default();
         format!(
             "\nWhat stands in the way of the zip limit: most of each zip is what every handler reaches through \
-             `tapguard-shared` (aws-config's provider chain, the SSM and Security Hub clients, TLS, the \
-             runtime).{shared} docs/deploy.md has the build's figures and the levers.\n"
+             `tapguard-shared` (the SDK's HTTP and TLS stack, the ledger's SSM client, the runtime) and its own \
+             SDK crates.{shared} docs/deploy.md has the build's figures and the levers.\n"
         )
     }
 

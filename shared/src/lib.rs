@@ -11,6 +11,7 @@
 pub mod answers;
 pub mod api;
 pub mod arn;
+pub mod config;
 pub mod deferred;
 mod error;
 pub mod ledger;
@@ -28,8 +29,8 @@ pub use runtime::{
     handler_name, run, CustomResource, Invocation, Outcome, Runtime, CUT_OFF_REASON, FAILED_CREATE_PREFIX,
 };
 
-/// AWS configuration from the environment. `AWS_ENDPOINT_URL` points every client at another endpoint
-/// (the local emulator in tests).
+/// AWS configuration from the environment only ([`config`]: the variables Lambda sets and the SDKs
+/// define). `AWS_ENDPOINT_URL` points every client at another endpoint (the local emulator in tests).
 ///
 /// Loaded once per process and environment: `main` and the runtime both ask for it before the first
 /// event, and a later call with the same `AWS_*` environment gets the same configuration (a program that
@@ -44,10 +45,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
             return config.clone();
         }
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(tls::https_client())
-        .load()
-        .await;
+    let config = config::from_environment();
     *LOADED.lock().expect("config cache") = Some((env, config.clone()));
     config
 }
