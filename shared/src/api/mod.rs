@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -75,6 +76,9 @@ pub struct ApiClient {
     region: String,
     endpoint: String,
     credentials: Option<SharedCredentialsProvider>,
+    /// The last credentials, kept until five minutes before they expire (as the SDK's identity cache
+    /// keeps them): a provider that assumes a role would otherwise call STS for every request.
+    cached: Arc<tokio::sync::Mutex<Option<Credentials>>>,
     transport: Arc<dyn Transport>,
     max_attempts: u32,
     base_backoff: Duration,
@@ -106,6 +110,7 @@ impl ApiClient {
             region,
             endpoint,
             credentials: config.credentials_provider(),
+            cached: Arc::default(),
             transport,
             max_attempts: config.retry_config().map_or(3, |r| r.max_attempts()).max(1),
             base_backoff: config
@@ -180,13 +185,26 @@ impl ApiClient {
                 None,
             )
         })?;
-        let credentials = provider.provide_credentials().await.map_err(|err| {
-            ApiError::new(
-                "CredentialsNotLoaded",
-                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-                None,
-            )
-        })?;
+        let mut cached = self.cached.lock().await;
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|at| at > SystemTime::now() + Duration::from_secs(300))
+        };
+        let credentials = match cached.as_ref().filter(|c| fresh(c)) {
+            Some(credentials) => credentials.clone(),
+            None => {
+                let credentials = provider.provide_credentials().await.map_err(|err| {
+                    ApiError::new(
+                        "CredentialsNotLoaded",
+                        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                        None,
+                    )
+                })?;
+                *cached = Some(credentials.clone());
+                credentials
+            }
+        };
+        drop(cached);
         let identity: Identity = credentials.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)

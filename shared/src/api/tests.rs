@@ -161,3 +161,56 @@ async fn without_a_region_nothing_is_sent() {
     assert_eq!(err.code, "ConstructionFailure");
     assert!(sent.lock().unwrap().is_empty());
 }
+
+/// Counts the provider's calls; its credentials expire `expires_in` from now (none: never).
+#[derive(Debug)]
+struct Counting {
+    calls: &'static std::sync::atomic::AtomicUsize,
+    expires_in: Option<std::time::Duration>,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for Counting {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let expiry = self.expires_in.map(|d| SystemTime::now() + d);
+        aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            expiry,
+            "counting",
+        )))
+    }
+}
+
+#[tokio::test]
+async fn credentials_are_kept_until_five_minutes_before_they_expire() {
+    static LASTING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static EXPIRING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for (calls, expires_in, expected) in [
+        (&LASTING, Some(std::time::Duration::from_secs(3600)), 1),
+        (&EXPIRING, Some(std::time::Duration::from_secs(60)), 2),
+    ] {
+        let config = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Counting { calls, expires_in }))
+            .build();
+        let (transport, sent) = recorded(vec![Ok(Response::new(200, "{}")), Ok(Response::new(200, "{}"))]);
+        let client = ApiClient::with_transport(&config, HUB, transport);
+        for _ in 0..2 {
+            client
+                .rest_json("GetFindings", "POST", "/findings", &json!({}))
+                .await
+                .unwrap();
+        }
+        assert_eq!(sent.lock().unwrap().len(), 2);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            expected,
+            "expires in {expires_in:?}"
+        );
+    }
+}
