@@ -72,14 +72,9 @@ impl HandlerError {
         let (code, message) = match err {
             SdkError::ServiceError(service_error) => (
                 // A 5xx without a modeled code still says who failed: name it by its HTTP status.
-                err.code().map(str::to_string).unwrap_or_else(|| {
-                    let status = service_error.raw().status().as_u16();
-                    if status >= 500 {
-                        "InternalError".to_string()
-                    } else {
-                        format!("HTTP{status}")
-                    }
-                }),
+                err.code()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| code_for_status(service_error.raw().status().as_u16())),
                 err.message()
                     .map(str::to_string)
                     .unwrap_or_else(|| DisplayErrorContext(err).to_string()),
@@ -131,6 +126,15 @@ impl AwsCallError for crate::api::ApiError {
             message: self.message.clone(),
             advice: advice_for(service, operation, &self.code),
         }
+    }
+}
+
+/// The code of an AWS answer that names none: `InternalError` for a 5xx, else `HTTP<status>`.
+pub(crate) fn code_for_status(status: u16) -> String {
+    if status >= 500 {
+        "InternalError".to_string()
+    } else {
+        format!("HTTP{status}")
     }
 }
 

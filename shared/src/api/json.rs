@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::{request, ApiClient, ApiError, Response};
+use crate::error::code_for_status;
 
 impl ApiClient {
     /// `method path` with `body`, answering the JSON AWS returned (`{}` for an empty body).
@@ -43,7 +44,7 @@ pub(crate) fn error_of(answer: &Response) -> ApiError {
         .or_else(|| text("Code"))
         .map(|code| sanitize_code(&code))
         .filter(|code| !code.is_empty())
-        .unwrap_or_else(|| by_status(answer.status));
+        .unwrap_or_else(|| code_for_status(answer.status));
     let message = text("message")
         .or_else(|| text("Message"))
         .or_else(|| text("errorMessage"))
@@ -55,13 +56,4 @@ pub(crate) fn error_of(answer: &Response) -> ApiError {
 fn sanitize_code(code: &str) -> String {
     let code = code.split(':').next().unwrap_or(code);
     code.rsplit('#').next().unwrap_or(code).trim().to_string()
-}
-
-/// The code of an answer that names none, as [`crate::HandlerError::from_sdk`] names it.
-pub(crate) fn by_status(status: u16) -> String {
-    if status >= 500 {
-        "InternalError".to_string()
-    } else {
-        format!("HTTP{status}")
-    }
 }

@@ -125,10 +125,6 @@ impl ApiClient {
         self
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// Signs and sends one request (`path_and_query` after the endpoint), retrying what the SDK would
     /// retry. `error_of` reads the protocol's error out of an answer that is not a success.
     pub(crate) async fn send(

@@ -2,7 +2,8 @@
 //! error is `<Response><Errors><Error><Code>…</Code><Message>…</Message></Error></Errors>…` (the EC2 API
 //! reference, "Error codes for the Amazon EC2 API" and "Query requests for Amazon EC2").
 
-use super::{json::by_status, request, ApiClient, ApiError, Response};
+use super::{request, ApiClient, ApiError, Response};
+use crate::error::code_for_status;
 
 /// The EC2 API version every action is called at.
 pub const EC2_VERSION: &str = "2016-11-15";
@@ -29,7 +30,7 @@ impl ApiClient {
 /// The code and message of an EC2 error answer.
 fn error_of(answer: &Response) -> ApiError {
     let xml = String::from_utf8_lossy(&answer.body);
-    let code = element(&xml, "Code").unwrap_or_else(|| by_status(answer.status));
+    let code = element(&xml, "Code").unwrap_or_else(|| code_for_status(answer.status));
     let message = element(&xml, "Message").unwrap_or_else(|| xml.chars().take(300).collect());
     ApiError::new(code, message, Some(answer.status))
 }
