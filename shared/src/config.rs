@@ -73,10 +73,13 @@ pub fn from_environment() -> SdkConfig {
     from_vars(|name| std::env::var(name).ok())
 }
 
+/// Where the variables are read from: the process's environment, or a test's map.
+type Vars = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// The service-specific endpoint variables, as the SDK clients look them up when they are built:
 /// `AWS_ENDPOINT_URL_` + the serviceId in capitals, spaces as `_` (`AWS_ENDPOINT_URL_CONFIG_SERVICE`).
 struct EnvEndpoints {
-    var: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    var: Box<Vars>,
     ignore: bool,
 }
 
