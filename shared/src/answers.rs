@@ -19,13 +19,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ssm::types::{ParameterTier, ParameterType};
-use aws_sdk_ssm::Client as Ssm;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 use tracing::warn;
 
 use crate::ledger::{encode_segment, ROOT};
+use crate::ssm::ParameterStore;
 
 /// The longest any one call to Parameter Store may take here: a slow SSM must not eat the deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,7 +54,7 @@ pub enum Seen {
 /// The answers of one handler.
 #[derive(Debug)]
 pub struct AnswerBook {
-    ssm: Option<Ssm>,
+    ssm: Option<ParameterStore>,
     handler: String,
     warm: Mutex<HashMap<String, Seen>>,
 }
@@ -71,7 +69,7 @@ impl AnswerBook {
         }
     }
 
-    pub fn with_ssm(ssm: Ssm, handler: &str) -> Self {
+    pub fn with_ssm(ssm: ParameterStore, handler: &str) -> Self {
         AnswerBook {
             ssm: Some(ssm),
             ..Self::in_process(handler)
@@ -98,15 +96,12 @@ impl AnswerBook {
         let Some(ssm) = &self.ssm else {
             return Seen::Unknown;
         };
-        let call = ssm.get_parameter().name(self.parameter(request_id)).send();
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(out)) => parse(out.parameter().and_then(|p| p.value()).unwrap_or_default()),
-            Ok(Err(err)) if err.code() == Some("ParameterNotFound") => Seen::Unknown,
+        let parameter = self.parameter(request_id);
+        match tokio::time::timeout(CALL_TIMEOUT, ssm.get(&parameter)).await {
+            Ok(Ok(Some(value))) => parse(&value),
+            Ok(Ok(None)) => Seen::Unknown,
             Ok(Err(err)) => {
-                warn!(
-                    code = err.code().unwrap_or("unknown"),
-                    "could not read the answer record"
-                );
+                warn!(code = err.code, "could not read the answer record");
                 Seen::Unknown
             }
             Err(_) => {
@@ -145,18 +140,11 @@ impl AnswerBook {
 
     async fn put(&self, request_id: &str, value: String) {
         let Some(ssm) = &self.ssm else { return };
-        let call = ssm
-            .put_parameter()
-            .name(self.parameter(request_id))
-            .value(value)
-            .r#type(ParameterType::String)
-            .tier(ParameterTier::Standard)
-            .overwrite(true)
-            .send();
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(_)) => {}
+        let parameter = self.parameter(request_id);
+        match tokio::time::timeout(CALL_TIMEOUT, ssm.put(&parameter, &value, None)).await {
+            Ok(Ok(())) => {}
             Ok(Err(err)) => warn!(
-                code = err.code().unwrap_or("unknown"),
+                code = err.code,
                 "could not record the answer: a duplicate delivery would be worked again"
             ),
             Err(_) => warn!("recording the answer timed out: a duplicate delivery would be worked again"),
@@ -166,24 +154,24 @@ impl AnswerBook {
     /// Deletes a few records older than [`KEEP`].
     async fn prune(&self) {
         let Some(ssm) = &self.ssm else { return };
-        let call = ssm.get_parameters_by_path().path(self.folder()).max_results(10).send();
-        let Ok(Ok(page)) = tokio::time::timeout(CALL_TIMEOUT, call).await else {
+        let folder = self.folder();
+        let Ok(Ok(page)) = tokio::time::timeout(CALL_TIMEOUT, ssm.list_page(&folder, Some(10), None)).await else {
             return;
         };
         let now = SystemTime::now();
         let old = page
-            .parameters()
-            .iter()
+            .parameters
+            .into_iter()
             .filter(|p| {
-                p.last_modified_date().is_some_and(|d| {
-                    let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(d.secs().max(0) as u64);
-                    now.duration_since(modified).is_ok_and(|age| age > KEEP)
-                })
+                p.last_modified
+                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                    .and_then(|since_epoch| SystemTime::UNIX_EPOCH.checked_add(since_epoch))
+                    .is_some_and(|modified| now.duration_since(modified).is_ok_and(|age| age > KEEP))
             })
-            .filter_map(|p| p.name().map(str::to_string))
+            .map(|p| p.name)
             .take(PRUNE_PER_EVENT);
         for name in old {
-            let _ = tokio::time::timeout(CALL_TIMEOUT, ssm.delete_parameter().name(name).send()).await;
+            let _ = tokio::time::timeout(CALL_TIMEOUT, ssm.delete(&name)).await;
         }
     }
 }
@@ -247,6 +235,45 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(book.parameter("r/1"), "/tapguard/ledger/probe/answers/r_2F1");
+    }
+
+    #[tokio::test]
+    async fn a_cold_process_finds_the_answer_in_parameter_store_and_old_records_are_pruned() {
+        use crate::ssm::memory::MemoryStore;
+
+        let store = MemoryStore::new();
+        let aged = (SystemTime::now() - KEEP - Duration::from_secs(60))
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        store.insert_modified("/tapguard/ledger/probe/answers/old-1", "{}", aged);
+        store.insert("/tapguard/ledger/probe/answers/recent", "{}");
+        let warm = AnswerBook::with_ssm(store.client(), "probe");
+        warm.started("r1", "stream-1").await;
+        let secret = br#"{"Status":"SUCCESS","PhysicalResourceId":"p","NoEcho":true,"Data":{"Password":"x"}}"#;
+        warm.answered("r1", secret).await;
+
+        let stored = store.value("/tapguard/ledger/probe/answers/r1").expect("recorded");
+        assert!(!stored.contains("Password"), "{stored}");
+        let cold = AnswerBook::with_ssm(store.client(), "probe");
+        match cold.seen("r1").await {
+            Seen::Answered { body, no_echo: true } => assert_eq!(body, stored.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            store.names_under("/tapguard/ledger/probe/answers/"),
+            [
+                "/tapguard/ledger/probe/answers/r1",
+                "/tapguard/ledger/probe/answers/recent"
+            ],
+            "the record older than KEEP is pruned, the others stay"
+        );
+
+        store.fail("GetParameter", "ThrottlingException");
+        assert_eq!(
+            AnswerBook::with_ssm(store.client(), "probe").seen("r1").await,
+            Seen::Unknown
+        );
     }
 
     #[test]

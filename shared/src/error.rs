@@ -205,28 +205,26 @@ impl<T, E: AwsCallError> AwsResultExt<T> for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ssm::operation::put_parameter::PutParameterError;
-    use aws_sdk_ssm::Client;
+    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
+    use aws_sdk_sts::Client;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::error::ErrorMetadata;
 
     async fn failing_call(rule: aws_smithy_mocks::Rule) -> HandlerError {
-        let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&rule]);
+        let client = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
         client
-            .put_parameter()
-            .name("/tapguard/x")
-            .value("v")
+            .get_caller_identity()
             .send()
             .await
-            .aws_op("ssm", "PutParameter")
+            .aws_op("sts", "GetCallerIdentity")
             .unwrap_err()
     }
 
     fn modeled(code: &'static str, message: &'static str) -> aws_smithy_mocks::Rule {
-        mock!(Client::put_parameter).then_error(move || {
-            PutParameterError::generic(ErrorMetadata::builder().code(code).message(message).build())
+        mock!(Client::get_caller_identity).then_error(move || {
+            GetCallerIdentityError::generic(ErrorMetadata::builder().code(code).message(message).build())
         })
     }
 
@@ -236,10 +234,10 @@ mod tests {
         assert_eq!(err.code(), Some("AccessDeniedException"));
         let text = err.to_string();
         assert!(
-            text.starts_with("PutParameter failed: AccessDeniedException: You are not authorized ("),
+            text.starts_with("GetCallerIdentity failed: AccessDeniedException: You are not authorized ("),
             "{text}"
         );
-        assert!(text.contains("the action ssm:PutParameter was denied"), "{text}");
+        assert!(text.contains("the action sts:GetCallerIdentity was denied"), "{text}");
     }
 
     #[tokio::test]
@@ -256,9 +254,9 @@ mod tests {
     async fn a_5xx_without_a_code_is_named_an_internal_error() {
         // What the SDK makes of a 500 whose body names no code: a service error with empty metadata.
         let raw = HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from("{}"));
-        let err: SdkError<PutParameterError, HttpResponse> =
-            SdkError::service_error(PutParameterError::generic(ErrorMetadata::builder().build()), raw);
-        let err = HandlerError::from_sdk("ssm", "PutParameter", &err);
+        let err: SdkError<GetCallerIdentityError, HttpResponse> =
+            SdkError::service_error(GetCallerIdentityError::generic(ErrorMetadata::builder().build()), raw);
+        let err = HandlerError::from_sdk("sts", "GetCallerIdentity", &err);
         assert_eq!(err.code(), Some("InternalError"), "{err:?}");
         assert!(err.to_string().contains("AWS failed on its side"), "{err}");
     }
@@ -273,7 +271,7 @@ mod tests {
             .to_string();
         assert_eq!(
             text,
-            "PutParameter failed: ValidationException: bad value (Rules[1]) (fix Rules[1]; deleted rule keys)"
+            "GetCallerIdentity failed: ValidationException: bad value (Rules[1]) (fix Rules[1]; deleted rule keys)"
         );
         let other = HandlerError::Failed("no hub".into())
             .with_advice("ignored")
@@ -286,7 +284,7 @@ mod tests {
         let err = failing_call(modeled("ValidationException", "bad value")).await;
         let text = err.to_string();
         assert!(
-            text.starts_with("PutParameter failed: ValidationException: bad value"),
+            text.starts_with("GetCallerIdentity failed: ValidationException: bad value"),
             "{text}"
         );
         assert!(text.contains("correct what the message describes"), "{text}");

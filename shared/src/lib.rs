@@ -20,6 +20,7 @@ pub mod readback;
 pub mod responder;
 pub mod response;
 mod runtime;
+pub mod ssm;
 pub mod tls;
 pub mod verify;
 

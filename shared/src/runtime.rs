@@ -252,7 +252,7 @@ where
     F: FnOnce(&aws_config::SdkConfig) -> R + Send + 'static,
 {
     let runtime = Deferred::start(|config| {
-        let answers = AnswerBook::with_ssm(aws_sdk_ssm::Client::new(config), &handler_name::<R>());
+        let answers = AnswerBook::with_ssm(crate::ssm::ParameterStore::new(config), &handler_name::<R>());
         Arc::new(Runtime::new(make(config), answers))
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -815,15 +815,11 @@ mod tests {
     }
     #[tokio::test]
     async fn a_deadline_after_a_tolerated_aws_error_names_that_error_too() {
-        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-        use aws_smithy_mocks::{mock, mock_client, RuleMode};
-        use aws_smithy_types::error::ErrorMetadata;
-        let rule = mock!(aws_sdk_ssm::Client::get_parameter)
-            .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("InternalFailure").build()));
-        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&rule]);
+        let store = crate::ssm::memory::MemoryStore::new();
+        store.fail("GetParameter", "InternalFailure");
         let inv = Invocation::detached("eu-west-1", "123456789012");
         let err = inv
-            .aws("ssm", "GetParameter", ssm.get_parameter().name("x").send())
+            .aws("ssm", "GetParameter", store.client().get("x"))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some("InternalFailure"));

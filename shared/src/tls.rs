@@ -41,7 +41,7 @@ mod tests {
     use super::*;
 
     /// Both clients complete a TLS handshake against a real HTTPS server, its certificate checked
-    /// against the system's roots: the SDK's (an SSM call to that server gets an HTTP answer, whatever
+    /// against the system's roots: the SDK's (an STS call to that server gets an HTTP answer, whatever
     /// its status, not a dispatch failure) and reqwest's. The emulator of every other test is plain
     /// HTTP, so this is the only test of the TLS stack; it reaches the network, so it is run by hand:
     /// `TAPGUARD_TLS_CHECK_URL=https://<any HTTPS host> cargo test --workspace --lib tls -- --ignored`.
@@ -54,21 +54,20 @@ mod tests {
         let config = aws_config::SdkConfig::builder()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&url)
-            .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(
-                aws_sdk_ssm::config::Credentials::for_tests(),
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                aws_sdk_sts::config::Credentials::for_tests(),
             ))
             .http_client(https_client())
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        let err = aws_sdk_ssm::Client::new(&config)
-            .get_parameter()
-            .name("tapguard-tls-check")
+        let err = aws_sdk_sts::Client::new(&config)
+            .get_caller_identity()
             .send()
             .await
-            .expect_err("an HTTPS server that is not SSM does not answer GetParameter");
+            .expect_err("an HTTPS server that is not STS does not answer GetCallerIdentity");
         let answered = matches!(
             err,
-            aws_sdk_ssm::error::SdkError::ServiceError(_) | aws_sdk_ssm::error::SdkError::ResponseError(_)
+            aws_sdk_sts::error::SdkError::ServiceError(_) | aws_sdk_sts::error::SdkError::ResponseError(_)
         );
         assert!(answered, "the SDK's client got no HTTP answer: {err:?}");
 

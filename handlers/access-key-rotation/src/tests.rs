@@ -1,6 +1,7 @@
 //! Unit tests: properties, names, the state tags, and every failure between the steps of a rotation,
 //! against a stateful fake of IAM, Secrets Manager and SNS built from aws-smithy-mocks rules (each rule
-//! answers from the shared state, as the service would, or with an injected error).
+//! answers from the shared state, as the service would, or with an injected error), with the ledger in
+//! the in-memory Parameter Store (`tapguard_shared::ssm::memory`), which a pass never touches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use aws_smithy_mocks::{mock, mock_client, MockResponse, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use aws_smithy_types::{Blob, DateTime};
 use serde_json::{json, Value};
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{props, Invocation, Ledger};
 
 use crate::properties::{Mode, Properties, Tuning};
@@ -71,6 +73,9 @@ struct State {
     fail: HashMap<&'static str, u32>,
     seen: HashMap<String, u32>,
     next_key: u32,
+    /// The ledger's Parameter Store: the resource's record, claim and resume point live there, and a
+    /// pass or an undo itself never reads or writes it.
+    ledger: MemoryStore,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -464,7 +469,7 @@ fn handler(s: &Shared) -> AccessKeyRotation {
     let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &sns, |c| c
         .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled()));
     let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, &[]);
-    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]);
+    let ledger = s.lock().unwrap().ledger.client();
     let tuning = Tuning {
         concurrency: 2,
         backoff_base: Duration::from_millis(1),
@@ -478,7 +483,7 @@ fn handler(s: &Shared) -> AccessKeyRotation {
         secrets,
         sns,
         sts,
-        Ledger::from_client(ssm, "access-key-rotation"),
+        Ledger::from_client(ledger, "access-key-rotation"),
         tuning,
     )
     .with_role_arn(ROLE)
@@ -494,10 +499,22 @@ fn rotate() -> Properties {
 }
 
 async fn pass(s: &Shared, props: &Properties) -> Summary {
-    handler(s)
+    let summary = handler(s)
         .run_pass(&Invocation::detached("eu-west-1", "111122223333"), props, None)
         .await
-        .expect("the pass runs")
+        .expect("the pass runs");
+    assert_ledger_untouched(s);
+    summary
+}
+
+/// A pass (or an undo) neither reads nor writes the ledger: that is the custom resource's and the
+/// schedule's business, around it.
+fn assert_ledger_untouched(s: &Shared) {
+    let st = s.lock().unwrap();
+    for op in ["GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter"] {
+        assert_eq!(st.ledger.calls(op), 0, "{op} on the ledger");
+    }
+    assert!(st.ledger.names_under("/").is_empty());
 }
 
 fn keys(s: &Shared, user: &str) -> Vec<(String, bool)> {
@@ -781,6 +798,7 @@ async fn an_empty_secret_that_could_not_be_deleted_is_deleted_by_the_undo_of_the
         .recover_only(&Invocation::detached("eu-west-1", "111122223333"), &props)
         .await
         .expect("the undo runs");
+    assert_ledger_untouched(&s);
     assert_eq!(undo.users_failed(), 0, "{undo:?}");
     assert!(!s.lock().unwrap().secrets.contains_key("tap/access-keys/alice"));
     assert_eq!(tag(&s, "alice", INTENT_TAG), None);
@@ -808,6 +826,7 @@ async fn the_undo_of_a_cut_create_deletes_the_empty_secret_its_hand_over_created
         .recover_only(&Invocation::detached("eu-west-1", "111122223333"), &rotate())
         .await
         .expect("the undo runs");
+    assert_ledger_untouched(&s);
     assert_eq!((undo.keys_undone, undo.users_failed()), (1, 0), "{undo:?}");
     assert_eq!(keys(&s, "alice"), vec![(OLD.to_string(), true)]);
     assert!(!s.lock().unwrap().secrets.contains_key("tap/access-keys/alice"));

@@ -1,5 +1,5 @@
-//! Unit tests of the resource's paths, with GuardDuty, Organizations and the ledger's SSM mocked
-//! (aws-smithy-mocks).
+//! Unit tests of the resource's paths, with GuardDuty and Organizations mocked (aws-smithy-mocks) and
+//! the ledger in the in-memory Parameter Store (`MemoryStore`).
 
 use aws_sdk_guardduty::operation::disable_organization_admin_account::{
     DisableOrganizationAdminAccountError, DisableOrganizationAdminAccountOutput,
@@ -15,21 +15,18 @@ use aws_sdk_organizations::operation::list_delegated_administrators::ListDelegat
 use aws_sdk_organizations::operation::register_delegated_administrator::RegisterDelegatedAdministratorOutput;
 use aws_sdk_organizations::types::{DelegatedAdministrator as OrgAdmin, EnabledServicePrincipal};
 use aws_sdk_organizations::Client as Organizations;
-use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
-use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
-use aws_sdk_ssm::types::Parameter;
-use aws_sdk_ssm::Client as Ssm;
-use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_mocks::{mock, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
-use serde_json::json;
+use serde_json::{json, Value};
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger};
 
-use crate::{DelegatedAdministrator, Properties, Service};
+use crate::{setting, DelegatedAdministrator, Properties, Service};
 
 const ADMIN: &str = "222222222222";
 const OTHER: &str = "333333333333";
+/// The ledger key of the resource: the RequestId of its Create.
+const KEY: &str = "req-1";
 
 /// A mock client of a service whose crate is built without `test-util` (as the deployer builds
 /// aws-sdk-guardduty and aws-sdk-organizations): `mock_client!` needs `with_test_defaults`, so the
@@ -56,7 +53,7 @@ macro_rules! plain_mock_client {
 
 fn inv() -> Invocation {
     let mut inv = Invocation::detached("eu-west-1", "111122223333");
-    inv.request_id = "req-1".into();
+    inv.request_id = KEY.into();
     inv.logical_resource_id = "GuardDutyDelegatedAdmin".into();
     inv
 }
@@ -104,54 +101,58 @@ fn disable_ok() -> Rule {
         .then_output(|| DisableOrganizationAdminAccountOutput::builder().build())
 }
 
-struct LedgerMocks {
-    get: Rule,
-    list: Rule,
-    put: Rule,
-    delete: Rule,
+/// The ledger over `store`.
+fn ledger(store: &MemoryStore) -> Ledger {
+    Ledger::from_client(store.client(), "delegated-admin")
 }
 
-impl LedgerMocks {
-    /// The ledger holding `claims` on the resource's setting (no record: the Delete names it by its
-    /// properties).
-    fn with_claims(claims: Vec<serde_json::Value>) -> Self {
-        LedgerMocks {
-            get: mock!(Ssm::get_parameter)
-                .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
-            list: mock!(Ssm::get_parameters_by_path).then_output(move || {
-                let parameters = claims
-                    .iter()
-                    .map(|c| Parameter::builder().name("claim").value(c.to_string()).build())
-                    .collect();
-                GetParametersByPathOutput::builder()
-                    .set_parameters(Some(parameters))
-                    .build()
-            }),
-            put: mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build()),
-            delete: mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()),
-        }
-    }
-
-    fn ledger(&self) -> Ledger {
-        let ssm = mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            [&self.get, &self.list, &self.put, &self.delete]
-        );
-        Ledger::from_client(ssm, "delegated-admin")
-    }
+/// The parameter name of this resource's claim on `service`'s delegated administrator (in eu-west-1).
+fn claim_name(service: Service) -> String {
+    Ledger::claim_name(&setting(service, "eu-west-1"), KEY)
 }
 
-fn claim(service: &str, prior: serde_json::Value) -> serde_json::Value {
-    json!({"v": 1, "claimant": {"key": "req-1", "handler": "delegated-admin",
-        "stack_id": "arn:aws:cloudformation:eu-west-1:111122223333:stack/OrgStack/1", "logical_id": service},
+/// A store holding this resource's `claim` on `service`'s delegated administrator, and no record: the
+/// Delete names the setting by its properties.
+fn with_claim(service: Service, claim: &Value) -> MemoryStore {
+    let store = MemoryStore::new();
+    store.insert(&claim_name(service), claim.to_string());
+    store
+}
+
+/// A claim of this resource on GuardDuty's delegated administrator as the ledger stores it.
+fn claim(prior: Value) -> Value {
+    json!({"v": 1, "claimant": {"key": KEY, "handler": "delegated-admin",
+        "stack_id": "arn:aws:cloudformation:eu-west-1:111122223333:stack/OrgStack/1",
+        "logical_id": "GuardDutyDelegatedAdmin"},
         "wants": {"account": ADMIN}, "prior": prior, "since": 1})
 }
 
-fn handler(gd: &[&Rule], org: &[&Rule], ledger: &LedgerMocks) -> DelegatedAdministrator {
+/// Every call made to Parameter Store, failed ones included.
+fn ssm_calls(store: &MemoryStore) -> usize {
+    ["GetParameter", "PutParameter", "GetParametersByPath", "DeleteParameter"]
+        .iter()
+        .map(|op| store.calls(op))
+        .sum()
+}
+
+/// Checks that the store holds this resource's record claiming `service`'s setting, and its claim
+/// asking for ADMIN with `prior` as the state found before.
+fn assert_claimed(store: &MemoryStore, service: Service, prior: Value) {
+    let record = store
+        .json(&ledger(store).record_name(KEY))
+        .expect("the record is written");
+    assert_eq!(record["settings"], json!([setting(service, "eu-west-1")]), "{record}");
+    assert_eq!(record["logical_id"], "GuardDutyDelegatedAdmin", "{record}");
+    let claim = store.json(&claim_name(service)).expect("the claim is written");
+    assert_eq!(claim["claimant"]["key"], KEY, "{claim}");
+    assert_eq!(claim["wants"], json!({"account": ADMIN}), "{claim}");
+    assert_eq!(claim["prior"], prior, "{claim}");
+}
+
+fn handler(gd: &[&Rule], org: &[&Rule], store: &MemoryStore) -> DelegatedAdministrator {
     let guardduty: GuardDuty = plain_mock_client!(aws_sdk_guardduty, gd);
     let organizations: Organizations = plain_mock_client!(aws_sdk_organizations, org);
-    DelegatedAdministrator::from_clients(guardduty, organizations, ledger.ledger()).without_waiting()
+    DelegatedAdministrator::from_clients(guardduty, organizations, ledger(store)).without_waiting()
 }
 
 const PHYSICAL_ID: &str = "delegated-admin:eu-west-1:ledger-req-1";
@@ -159,9 +160,17 @@ const PHYSICAL_ID: &str = "delegated-admin:eu-west-1:ledger-req-1";
 #[tokio::test]
 async fn guardduty_fresh_organization_enables_after_claiming_and_reads_it_back() {
     let list = lists(vec![vec![], vec![(ADMIN, AdminStatus::Enabled)]]);
-    let enable = enable_ok();
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list, &enable], &[], &ledger);
+    let store = MemoryStore::new();
+    // EnableOrganizationAdminAccount is answered only once the record and the claim are in the ledger.
+    let (written, record) = (store.clone(), ledger(&store).record_name(KEY));
+    let enable = mock!(GuardDuty::enable_organization_admin_account)
+        .match_requests(move |input| {
+            input.admin_account_id() == Some(ADMIN)
+                && written.value(&record).is_some()
+                && written.value(&claim_name(Service::GuardDuty)).is_some()
+        })
+        .then_output(|| EnableOrganizationAdminAccountOutput::builder().build());
+    let h = handler(&[&list, &enable], &[], &store);
     let out = h.create(&inv(), props(Service::GuardDuty, ADMIN)).await.unwrap();
     assert_eq!(out.physical_id, PHYSICAL_ID);
     assert_eq!(out.data["Service"], "GuardDuty");
@@ -170,11 +179,8 @@ async fn guardduty_fresh_organization_enables_after_claiming_and_reads_it_back()
     assert_eq!(out.data["Adopted"], "false");
     assert_eq!(enable.num_calls(), 1);
     assert_eq!(list.num_calls(), 2, "read before, read back after");
-    assert_eq!(
-        ledger.put.num_calls(),
-        2,
-        "record and claim before EnableOrganizationAdminAccount"
-    );
+    assert_claimed(&store, Service::GuardDuty, json!({"registered": false}));
+    assert_eq!(store.calls("PutParameter"), 2, "the record and the claim, once each");
 }
 
 #[tokio::test]
@@ -184,19 +190,20 @@ async fn guardduty_the_same_account_already_designated_is_adopted_without_a_call
         vec![(ADMIN, AdminStatus::Enabled)],
     ]);
     let enable = enable_ok();
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list, &enable], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&list, &enable], &[], &store);
     let out = h.create(&inv(), props(Service::GuardDuty, ADMIN)).await.unwrap();
     assert_eq!(out.data["Adopted"], "true");
     assert_eq!(enable.num_calls(), 0);
+    assert_claimed(&store, Service::GuardDuty, json!({"registered": true}));
 }
 
 #[tokio::test]
 async fn guardduty_another_account_designated_is_refused_naming_it_and_nothing_changes() {
     let list = lists(vec![vec![(OTHER, AdminStatus::Enabled)]]);
     let enable = enable_ok();
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list, &enable], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&list, &enable], &[], &store);
     let err = h
         .create(&inv(), props(Service::GuardDuty, ADMIN))
         .await
@@ -208,7 +215,8 @@ async fn guardduty_another_account_designated_is_refused_naming_it_and_nothing_c
             && err.contains("nothing was changed"),
         "{err}"
     );
-    assert_eq!(enable.num_calls() + ledger.put.num_calls(), 0);
+    assert_eq!(enable.num_calls() + store.calls("PutParameter"), 0);
+    assert_eq!(store.names_under("/tapguard/"), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -224,8 +232,8 @@ async fn guardduty_a_refused_enable_names_the_operation_code_and_what_to_do() {
                 .build(),
         )
     });
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list, &enable], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&list, &enable], &[], &store);
     let err = h
         .create(&inv(), props(Service::GuardDuty, ADMIN))
         .await
@@ -236,14 +244,16 @@ async fn guardduty_a_refused_enable_names_the_operation_code_and_what_to_do() {
             && err.contains("StackRole=Management in the management account"),
         "{err}"
     );
+    // Claimed before the call: the rollback Delete of the failed Create finds what to give up.
+    assert_claimed(&store, Service::GuardDuty, json!({"registered": false}));
 }
 
 #[tokio::test]
 async fn guardduty_a_registration_that_never_reads_back_is_not_verified() {
     let list = lists(vec![vec![]; 6]);
     let enable = enable_ok();
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list, &enable], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&list, &enable], &[], &store);
     let err = h.create(&inv(), props(Service::GuardDuty, ADMIN)).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err}");
     assert!(
@@ -257,25 +267,32 @@ async fn guardduty_a_registration_that_never_reads_back_is_not_verified() {
 async fn guardduty_delete_of_a_designation_it_made_disables_it_and_reads_it_back() {
     let list = lists(vec![vec![(ADMIN, AdminStatus::Enabled)], vec![]]);
     let disable = disable_ok();
-    let ledger = LedgerMocks::with_claims(vec![claim("GuardDutyDelegatedAdmin", json!({"registered": false}))]);
-    let h = handler(&[&list, &disable], &[], &ledger);
+    let store = with_claim(Service::GuardDuty, &claim(json!({"registered": false})));
+    let h = handler(&[&list, &disable], &[], &store);
     h.delete(&inv(), PHYSICAL_ID, Some(props(Service::GuardDuty, ADMIN)))
         .await
         .unwrap();
     assert_eq!(disable.num_calls(), 1);
-    assert_eq!(ledger.delete.num_calls(), 2, "the claim, then the record");
+    assert_eq!(list.num_calls(), 2, "read before, read back after");
+    assert_eq!(store.calls("DeleteParameter"), 2, "the claim, then the record");
+    assert_eq!(store.names_under("/tapguard/"), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn guardduty_delete_of_an_adopted_designation_leaves_it() {
     let list = lists(vec![vec![(ADMIN, AdminStatus::Enabled)]]);
     let disable = disable_ok();
-    let ledger = LedgerMocks::with_claims(vec![claim("GuardDutyDelegatedAdmin", json!({"registered": true}))]);
-    let h = handler(&[&list, &disable], &[], &ledger);
+    let store = with_claim(Service::GuardDuty, &claim(json!({"registered": true})));
+    let h = handler(&[&list, &disable], &[], &store);
     h.delete(&inv(), PHYSICAL_ID, Some(props(Service::GuardDuty, ADMIN)))
         .await
         .unwrap();
     assert_eq!(disable.num_calls() + list.num_calls(), 0);
+    assert_eq!(
+        store.names_under("/tapguard/"),
+        Vec::<String>::new(),
+        "the claim is given up all the same"
+    );
 }
 
 #[tokio::test]
@@ -289,8 +306,9 @@ async fn guardduty_a_refused_disable_keeps_the_claim_and_says_to_remove_the_memb
                 .build(),
         )
     });
-    let ledger = LedgerMocks::with_claims(vec![claim("GuardDutyDelegatedAdmin", json!({"registered": false}))]);
-    let h = handler(&[&list, &disable], &[], &ledger);
+    let held = claim(json!({"registered": false}));
+    let store = with_claim(Service::GuardDuty, &held);
+    let h = handler(&[&list, &disable], &[], &store);
     let err = h
         .delete(&inv(), PHYSICAL_ID, Some(props(Service::GuardDuty, ADMIN)))
         .await
@@ -301,28 +319,33 @@ async fn guardduty_a_refused_disable_keeps_the_claim_and_says_to_remove_the_memb
             && err.contains("DisassociateMembers"),
         "{err}"
     );
-    assert_eq!(ledger.delete.num_calls(), 0, "the claim stays for the retried Delete");
+    assert_eq!(store.calls("DeleteParameter"), 0);
+    assert_eq!(
+        store.json(&claim_name(Service::GuardDuty)),
+        Some(held),
+        "the claim stays for the retried Delete"
+    );
 }
 
 #[tokio::test]
 async fn an_account_id_that_is_not_twelve_digits_is_refused_before_any_call() {
     let list = lists(vec![]);
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&list], &[], &store);
     let err = h
         .create(&inv(), props(Service::GuardDuty, "12345"))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("invalid property AccountId"), "{err}");
-    assert_eq!(list.num_calls() + ledger.list.num_calls(), 0);
+    assert_eq!(list.num_calls() + ssm_calls(&store), 0);
 }
 
 #[tokio::test]
 async fn an_update_to_another_account_is_refused_without_a_call() {
     let list = lists(vec![]);
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[&list], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&list], &[], &store);
     let err = h
         .update(
             &inv(),
@@ -337,7 +360,7 @@ async fn an_update_to_another_account_is_refused_without_a_call() {
         err.contains("an Update cannot make it GuardDuty's 333333333333"),
         "{err}"
     );
-    assert_eq!(list.num_calls() + ledger.list.num_calls(), 0);
+    assert_eq!(list.num_calls() + ssm_calls(&store), 0);
 }
 
 fn trusted(principals: &'static [&'static str]) -> Rule {
@@ -375,8 +398,8 @@ async fn config_without_trusted_access_is_refused_naming_the_principal_and_the_c
     let access = trusted(&["config-multiaccountsetup.amazonaws.com"]);
     let register = mock!(Organizations::register_delegated_administrator)
         .then_output(|| RegisterDelegatedAdministratorOutput::builder().build());
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[], &[&access, &register], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[], &[&access, &register], &store);
     let err = h
         .create(&inv(), props(Service::Config, ADMIN))
         .await
@@ -387,7 +410,8 @@ async fn config_without_trusted_access_is_refused_naming_the_principal_and_the_c
             && err.contains("enable-aws-service-access"),
         "{err}"
     );
-    assert_eq!(register.num_calls() + ledger.put.num_calls(), 0);
+    assert_eq!(register.num_calls() + store.calls("PutParameter"), 0);
+    assert_eq!(store.names_under("/tapguard/"), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -398,12 +422,13 @@ async fn config_registers_both_principals_and_reads_them_back() {
     let register = mock!(Organizations::register_delegated_administrator)
         .match_requests(|input| input.account_id() == Some(ADMIN))
         .then_output(|| RegisterDelegatedAdministratorOutput::builder().build());
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[], &[&access, &list, &register], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[], &[&access, &list, &register], &store);
     let out = h.create(&inv(), props(Service::Config, ADMIN)).await.unwrap();
     assert_eq!(out.data["Scope"], "organization");
     assert_eq!(out.data["Adopted"], "false");
     assert_eq!(register.num_calls(), 2);
+    assert_claimed(&store, Service::Config, json!({"registered": []}));
 }
 
 #[tokio::test]
@@ -412,8 +437,8 @@ async fn config_another_registered_account_is_refused_naming_it() {
     let list = delegated(vec![vec![OTHER]]);
     let register = mock!(Organizations::register_delegated_administrator)
         .then_output(|| RegisterDelegatedAdministratorOutput::builder().build());
-    let ledger = LedgerMocks::with_claims(vec![]);
-    let h = handler(&[], &[&access, &list, &register], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[], &[&access, &list, &register], &store);
     let err = h
         .create(&inv(), props(Service::Config, ADMIN))
         .await
@@ -424,5 +449,6 @@ async fn config_another_registered_account_is_refused_naming_it() {
             && err.contains("deregister-delegated-administrator --account-id 333333333333"),
         "{err}"
     );
-    assert_eq!(register.num_calls() + ledger.put.num_calls(), 0);
+    assert_eq!(register.num_calls() + store.calls("PutParameter"), 0);
+    assert_eq!(store.names_under("/tapguard/"), Vec::<String>::new());
 }

@@ -142,10 +142,22 @@ impl EbsDefaultEncryption {
         let release = self.ledger.pending_release(inv, &entry.key, &setting()).await?;
         let restore = match release {
             Release::StillClaimed(_) => None,
-            Release::Last { prior, wants } => Some((
-                prior.and_then(|p| serde_json::from_value::<DefaultEncryption>(p).ok()),
-                serde_json::from_value::<DefaultEncryption>(wants).ok(),
-            )),
+            // A claim whose `wants` cannot be read (someone edited the parameter) says nothing of what
+            // the claimants set: the current key could be anyone's, so nothing is put back.
+            Release::Last { prior, wants } => match serde_json::from_value::<DefaultEncryption>(wants) {
+                Ok(wants) => Some((
+                    prior.and_then(|p| serde_json::from_value::<DefaultEncryption>(p).ok()),
+                    Some(wants),
+                )),
+                Err(err) => {
+                    warn!(
+                        parameter = Ledger::claim_name(&setting(), &entry.key),
+                        error = %err,
+                        "the claim's wanted state cannot be read: EBS default encryption is left as it is"
+                    );
+                    None
+                }
+            },
             Release::Unclaimed => match &entry.legacy_prior {
                 Some(prior) => Some((Some(prior.clone()), self.legacy_wants(inv, props).await?)),
                 None if undoing_create => {

@@ -1,27 +1,28 @@
-//! Unit tests of the resource's paths: KMS and the ledger's SSM mocked (aws-smithy-mocks), EC2 answered
-//! with the XML the EC2 API returns ([`Ec2Rule`]), through the handler's own EC2 client.
+//! Unit tests of the resource's paths: KMS mocked (aws-smithy-mocks), EC2 answered with the XML the EC2
+//! API returns ([`Ec2Rule`]) through the handler's own EC2 client, and the ledger kept in the in-memory
+//! Parameter Store ([`MemoryStore`]).
 
 use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
 use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput;
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
 use aws_sdk_kms::Client as Kms;
-use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
-use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
-use aws_sdk_ssm::types::Parameter;
-use aws_sdk_ssm::Client as Ssm;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tapguard_shared::api::{Request, Response, TransportError};
+use tapguard_shared::ledger;
 use tapguard_shared::readback::ReadBackPolicy;
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger};
 
-use crate::{EbsDefaultEncryption, Properties};
+use crate::{setting, EbsDefaultEncryption, Properties};
+
+const HANDLER: &str = "ebs-default-encryption";
+/// The physical id of the resource under test (its Create had RequestId `req-1`).
+const ID: &str = "ebs-default-encryption:eu-west-1:ledger-req-1";
 
 const MANAGED: &str = "arn:aws:kms:eu-west-1:111122223333:alias/aws/ebs";
 const KEY_ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -208,63 +209,83 @@ fn default_policy() -> Rule {
     mock!(Kms::get_key_policy).then_output(move || GetKeyPolicyOutput::builder().policy(policy.clone()).build())
 }
 
-/// The ledger's SSM: no record yet, the given claims on the setting, writes accepted.
-struct LedgerMocks {
-    get: Rule,
-    list: Rule,
-    put: Rule,
-    delete: Rule,
+/// The ledger's Parameter Store holding `claims` on the region's default, each under its claimant's key.
+fn store_with_claims(claims: &[Value]) -> MemoryStore {
+    let store = MemoryStore::new();
+    for claim in claims {
+        let key = claim["claimant"]["key"]
+            .as_str()
+            .expect("a claim names its claimant's key");
+        store.insert(&claim_name(key), claim.to_string());
+    }
+    store
 }
 
-impl LedgerMocks {
-    fn with_claims(claims: Vec<serde_json::Value>) -> Self {
-        LedgerMocks {
-            get: mock!(Ssm::get_parameter)
-                .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
-            list: mock!(Ssm::get_parameters_by_path).then_output(move || {
-                let parameters = claims
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        Parameter::builder()
-                            .name(format!("claim-{i}"))
-                            .value(c.to_string())
-                            .build()
-                    })
-                    .collect();
-                GetParametersByPathOutput::builder()
-                    .set_parameters(Some(parameters))
-                    .build()
-            }),
-            put: mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build()),
-            delete: mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()),
-        }
-    }
-
-    fn empty() -> Self {
-        Self::with_claims(vec![])
-    }
-
-    fn ledger(&self) -> Ledger {
-        let ssm = mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            [&self.get, &self.list, &self.put, &self.delete]
-        );
-        Ledger::from_client(ssm, "ebs-default-encryption")
-    }
+/// The same, with the record the resource under test (`req-1`) wrote on its Create.
+fn store_after_create(claims: &[Value]) -> MemoryStore {
+    let store = store_with_claims(claims);
+    let ledger = ledger_of(&store);
+    let mut record = ledger.record(&inv(), ());
+    record.settings.push(setting());
+    store.insert(&ledger.record_name("req-1"), serde_json::to_string(&record).unwrap());
+    store
 }
 
-fn claim(key: &str, logical_id: &str, wants_key: &str, prior: serde_json::Value) -> serde_json::Value {
+fn ledger_of(store: &MemoryStore) -> Ledger {
+    Ledger::from_client(store.client(), HANDLER)
+}
+
+/// Where the ledger keeps the record of resource `key`.
+fn record_name(key: &str) -> String {
+    ledger_of(&MemoryStore::new()).record_name(key)
+}
+
+/// Where the ledger keeps the claim of resource `key` on the region's default.
+fn claim_name(key: &str) -> String {
+    Ledger::claim_name(&setting(), key)
+}
+
+/// The record of `key` in the store: it lists the setting, and names the resource that wrote it.
+fn assert_recorded(store: &MemoryStore, key: &str) {
+    let record = store.json(&record_name(key)).expect("the record is written");
+    assert_eq!(record["settings"], json!([setting()]), "{record}");
+    assert_eq!(record["logical_id"], "Ebs", "{record}");
+}
+
+/// The claim of `key` in the store, with what it asks for and the prior state it keeps.
+fn assert_claimed(store: &MemoryStore, key: &str, wants: Value, prior: Value) {
+    let claim = store.json(&claim_name(key)).expect("the claim is written");
+    assert_eq!(claim["claimant"]["key"], key, "{claim}");
+    assert_eq!(claim["claimant"]["handler"], HANDLER, "{claim}");
+    assert_eq!(claim["wants"], wants, "{claim}");
+    assert_eq!(claim["prior"], prior, "{claim}");
+}
+
+/// What the region's default asks for, or was, as the ledger keeps it.
+fn state(enabled: bool, kms_key_id: &str) -> Value {
+    json!({"enabled": enabled, "kms_key_id": kms_key_id})
+}
+
+/// Nothing at all was written to the ledger.
+fn assert_nothing_written(store: &MemoryStore) {
+    assert_eq!(store.calls("PutParameter"), 0);
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "{:?}",
+        store.names_under("/tapguard/")
+    );
+}
+
+fn claim(key: &str, logical_id: &str, wants_key: &str, prior: Value) -> Value {
     json!({"v": 1, "claimant": {"key": key, "handler": "ebs-default-encryption",
         "stack_id": "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/1", "logical_id": logical_id},
         "wants": {"enabled": true, "kms_key_id": wants_key}, "prior": prior, "since": 100})
 }
 
-fn handler(ec2_rules: &[&Ec2Rule], kms_rules: &[&Rule], ledger: &LedgerMocks) -> EbsDefaultEncryption {
+fn handler(ec2_rules: &[&Ec2Rule], kms_rules: &[&Rule], store: &MemoryStore) -> EbsDefaultEncryption {
     let ec2 = ec2_client(ec2_rules);
     let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules);
-    EbsDefaultEncryption::from_clients(ec2, kms, ledger.ledger())
+    EbsDefaultEncryption::from_clients(ec2, kms, ledger_of(store))
         .with_read_back(ReadBackPolicy::default().without_waiting())
 }
 
@@ -282,15 +303,21 @@ async fn create_on_a_fresh_region_claims_then_enables_and_verifies() {
         key_reads(&[MANAGED, MANAGED, MANAGED]),
         enable_ok(),
     );
-    let (modify, reset, ledger) = (modify_ok(), reset_ok(), LedgerMocks::empty());
-    let h = handler(&[&reads, &keys, &enable, &modify, &reset], &[], &ledger);
+    let (modify, reset, store) = (modify_ok(), reset_ok(), MemoryStore::new());
+    let h = handler(&[&reads, &keys, &enable, &modify, &reset], &[], &store);
     let out = h.create(&inv(), props(None)).await.unwrap();
-    assert_eq!(out.physical_id, "ebs-default-encryption:eu-west-1:ledger-req-1");
+    assert_eq!(out.physical_id, ID);
     assert_eq!(out.data["Enabled"], "true");
     assert_eq!(out.data["KmsKeyId"], MANAGED);
     assert_eq!(out.data["PreviouslyEnabled"], "false");
     assert_eq!(enable.num_calls(), 1);
-    assert_eq!(ledger.put.num_calls(), 2, "the record and the claim, before the change");
+    assert_recorded(&store, "req-1");
+    assert_claimed(&store, "req-1", state(true, "alias/aws/ebs"), state(false, MANAGED));
+    assert_eq!(
+        store.calls("PutParameter"),
+        2,
+        "the record and the claim, each written once"
+    );
     assert_eq!(
         modify.num_calls() + reset.num_calls(),
         0,
@@ -304,16 +331,17 @@ async fn create_with_a_customer_key_sets_it_before_enabling() {
         encryption_reads(&[false, false, true]),
         key_reads(&[MANAGED, MANAGED, KEY_ARN]),
     );
-    let (enable, modify, describe, ledger) = (
+    let (enable, modify, describe, store) = (
         enable_ok(),
         modify_ok(),
         describe_key(KeyState::Enabled),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
     let policy = usable_policy();
-    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe, &policy], &ledger);
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe, &policy], &store);
     let out = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap();
     assert_eq!(out.data["KmsKeyId"], KEY_ARN);
+    assert_claimed(&store, "req-1", state(true, KEY_ARN), state(false, MANAGED));
     assert_eq!(
         (modify.num_calls(), enable.num_calls(), describe.num_calls()),
         (1, 1, 1)
@@ -327,33 +355,62 @@ async fn a_second_claimant_inherits_the_first_ones_prior_state() {
         encryption_reads(&[true, true, true]),
         key_reads(&[MANAGED, MANAGED, MANAGED]),
     );
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let first = claim(
         "req-0",
         "OldName",
         "alias/aws/ebs",
         json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
-    )]);
+    );
+    let store = store_with_claims(std::slice::from_ref(&first));
     let (enable, reset) = (enable_ok(), reset_ok());
-    let h = handler(&[&reads, &keys, &enable, &reset], &[], &ledger);
+    let h = handler(&[&reads, &keys, &enable, &reset], &[], &store);
     let out = h.create(&inv(), props(None)).await.unwrap();
     assert_eq!(out.data["PreviouslyEnabled"], "false");
     assert_eq!(enable.num_calls() + reset.num_calls(), 0);
+    assert_claimed(
+        &store,
+        "req-1",
+        state(true, "alias/aws/ebs"),
+        state(false, "alias/aws/ebs"),
+    );
+    assert_eq!(
+        store.json(&claim_name("req-1")).unwrap()["since"],
+        100,
+        "the chain's start is kept"
+    );
+    assert_eq!(
+        store.json(&claim_name("req-0")),
+        Some(first),
+        "the first claim is not touched"
+    );
 }
 
 #[tokio::test]
 async fn a_claimant_asking_for_another_key_is_refused_before_any_change() {
     let (reads, keys) = (encryption_reads(&[true, true]), key_reads(&[MANAGED, MANAGED]));
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let first = claim(
         "req-0",
         "EbsDefault",
         "alias/aws/ebs",
         json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
-    )]);
+    );
+    let store = store_with_claims(std::slice::from_ref(&first));
     let (modify, describe, policy) = (modify_ok(), describe_key(KeyState::Enabled), usable_policy());
-    let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &ledger);
+    let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &store);
     let err = h.create(&inv(), props(Some(KEY_ARN))).await.unwrap_err().to_string();
     assert!(err.contains("already claimed by EbsDefault in stack TapStack"), "{err}");
+    assert!(err.contains(&claim_name("req-0")), "names the claim to drop: {err}");
     assert_eq!(modify.num_calls(), 0);
+    assert_eq!(
+        store.names_under(&Ledger::claims_path(&setting())),
+        [claim_name("req-0")],
+        "no claim of the refused resource"
+    );
+    assert_eq!(
+        store.json(&claim_name("req-0")),
+        Some(first),
+        "the first claim is not touched"
+    );
 }
 
 #[tokio::test]
@@ -365,8 +422,8 @@ async fn access_denied_names_the_operation_the_code_and_the_action() {
         "UnauthorizedOperation",
         "You are not authorized to perform this operation.",
     );
-    let ledger = LedgerMocks::empty();
-    let h = handler(&[&reads, &keys, &enable], &[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&reads, &keys, &enable], &[], &store);
     let err = h.create(&inv(), props(None)).await.unwrap_err();
     assert_eq!(err.code(), Some("UnauthorizedOperation"));
     let text = err.to_string();
@@ -375,18 +432,21 @@ async fn access_denied_names_the_operation_the_code_and_the_action() {
         "{text}"
     );
     assert!(text.contains("ec2:EnableEbsEncryptionByDefault was denied"), "{text}");
+    // Recorded and claimed before the change was tried: the rollback Delete finds the prior state.
+    assert_recorded(&store, "req-1");
+    assert_claimed(&store, "req-1", state(true, "alias/aws/ebs"), state(false, MANAGED));
 }
 
 #[tokio::test]
 async fn a_read_back_that_disagrees_is_failed_not_success() {
     // The state before, the one the converge starts from, then five read-backs that never show it.
-    let (reads, keys, enable, ledger) = (
+    let (reads, keys, enable, store) = (
         encryption_reads(&[false; 7]),
         key_reads(&[MANAGED; 7]),
         enable_ok(),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&reads, &keys, &enable], &[], &ledger);
+    let h = handler(&[&reads, &keys, &enable], &[], &store);
     let err = h.create(&inv(), props(None)).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
     assert!(
@@ -400,12 +460,12 @@ async fn a_read_back_that_disagrees_is_failed_not_success() {
 
 #[tokio::test]
 async fn an_unknown_key_is_refused_before_any_change_or_ledger_write() {
-    let (reads, keys, enable, modify, ledger) = (
+    let (reads, keys, enable, modify, store) = (
         encryption_reads(&[false]),
         key_reads(&[MANAGED]),
         enable_ok(),
         modify_ok(),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
     let describe = mock!(Kms::describe_key).then_error(|| {
         DescribeKeyError::generic(
@@ -415,7 +475,7 @@ async fn an_unknown_key_is_refused_before_any_change_or_ledger_write() {
                 .build(),
         )
     });
-    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe], &ledger);
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&describe], &store);
     let err = h
         .create(&inv(), props(Some("alias/missing")))
         .await
@@ -425,12 +485,13 @@ async fn an_unknown_key_is_refused_before_any_change_or_ledger_write() {
         err.starts_with("invalid property KmsKeyId: alias/missing: DescribeKey failed: NotFoundException"),
         "{err}"
     );
-    assert_eq!(enable.num_calls() + modify.num_calls() + ledger.put.num_calls(), 0);
+    assert_eq!(enable.num_calls() + modify.num_calls(), 0);
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
 async fn the_last_claimant_restores_what_the_first_one_found() {
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_after_create(&[claim(
         "req-1",
         "Ebs",
         KEY_ARN,
@@ -438,27 +499,27 @@ async fn the_last_claimant_restores_what_the_first_one_found() {
     )]);
     let (reads, keys) = (encryption_reads(&[true, false]), key_reads(&[KEY_ARN, MANAGED]));
     let (reset, disable) = (reset_ok(), disable_ok());
-    let h = handler(&[&reads, &keys, &reset, &disable], &[], &ledger);
-    h.delete(
-        &inv(),
-        "ebs-default-encryption:eu-west-1:ledger-req-1",
-        Some(props(Some(KEY_ARN))),
-    )
-    .await
-    .unwrap();
+    let h = handler(&[&reads, &keys, &reset, &disable], &[], &store);
+    h.delete(&inv(), ID, Some(props(Some(KEY_ARN)))).await.unwrap();
     assert_eq!((reset.num_calls(), disable.num_calls()), (1, 1));
-    assert_eq!(ledger.delete.num_calls(), 2, "the claim and the record are removed");
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed: {:?}",
+        store.names_under("/tapguard/")
+    );
+    assert_eq!(store.calls("DeleteParameter"), 2);
 }
 
 #[tokio::test]
 async fn delete_while_another_resource_claims_the_setting_changes_nothing() {
-    let ledger = LedgerMocks::with_claims(vec![
-        claim(
-            "req-0",
-            "NewName",
-            KEY_ARN,
-            json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
-        ),
+    let other = claim(
+        "req-0",
+        "NewName",
+        KEY_ARN,
+        json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
+    );
+    let store = store_after_create(&[
+        other.clone(),
         claim(
             "req-1",
             "Ebs",
@@ -467,16 +528,20 @@ async fn delete_while_another_resource_claims_the_setting_changes_nothing() {
         ),
     ]);
     let (reads, keys, reset, disable) = (encryption_reads(&[]), key_reads(&[]), reset_ok(), disable_ok());
-    let h = handler(&[&reads, &keys, &reset, &disable], &[], &ledger);
-    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap();
+    let h = handler(&[&reads, &keys, &reset, &disable], &[], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(reset.num_calls() + disable.num_calls() + reads.num_calls(), 0);
+    assert_eq!(
+        store.names_under("/tapguard/"),
+        [claim_name("req-0")],
+        "its own claim and record are removed, the other claim stays"
+    );
+    assert_eq!(store.json(&claim_name("req-0")), Some(other));
 }
 
 #[tokio::test]
 async fn delete_never_disables_encryption_that_was_on_before() {
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_after_create(&[claim(
         "req-1",
         "Ebs",
         "alias/aws/ebs",
@@ -488,33 +553,58 @@ async fn delete_never_disables_encryption_that_was_on_before() {
         disable_ok(),
         reset_ok(),
     );
-    let h = handler(&[&reads, &keys, &disable, &reset], &[], &ledger);
-    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap();
+    let h = handler(&[&reads, &keys, &disable, &reset], &[], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(disable.num_calls() + reset.num_calls(), 0);
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
 }
 
 #[tokio::test]
 async fn delete_leaves_a_key_someone_else_set_since() {
     const OTHER: &str = "arn:aws:kms:eu-west-1:111122223333:key/other";
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_after_create(&[claim(
         "req-1",
         "Ebs",
         KEY_ARN,
         json!({"enabled": true, "kms_key_id": "alias/aws/ebs"}),
     )]);
     let (reads, keys, reset, modify) = (encryption_reads(&[true]), key_reads(&[OTHER]), reset_ok(), modify_ok());
-    let h = handler(&[&reads, &keys, &reset, &modify], &[], &ledger);
-    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap();
+    let h = handler(&[&reads, &keys, &reset, &modify], &[], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(reset.num_calls() + modify.num_calls(), 0);
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_whose_wanted_state_cannot_be_read_puts_nothing_back() {
+    const OTHER: &str = "arn:aws:kms:eu-west-1:111122223333:key/other";
+    let mut damaged = claim("req-1", "Ebs", KEY_ARN, state(false, "alias/aws/ebs"));
+    damaged["wants"] = json!({"enabled": "yes"});
+    let store = store_after_create(&[damaged]);
+    let (reads, keys) = (encryption_reads(&[true]), key_reads(&[OTHER]));
+    let (reset, modify, disable) = (reset_ok(), modify_ok(), disable_ok());
+    let h = handler(&[&reads, &keys, &reset, &modify, &disable], &[], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
+    assert_eq!(
+        reset.num_calls() + modify.num_calls() + disable.num_calls(),
+        0,
+        "neither the key someone set nor encryption is touched"
+    );
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
 }
 
 #[tokio::test]
 async fn a_prior_key_that_is_no_longer_usable_is_not_put_back() {
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_after_create(&[claim(
         "req-1",
         "Ebs",
         "alias/aws/ebs",
@@ -522,49 +612,51 @@ async fn a_prior_key_that_is_no_longer_usable_is_not_put_back() {
     )]);
     let (reads, keys, modify) = (encryption_reads(&[true]), key_reads(&[MANAGED]), modify_ok());
     let describe = describe_key(KeyState::PendingDeletion);
-    let h = handler(&[&reads, &keys, &modify], &[&describe], &ledger);
-    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap();
+    let h = handler(&[&reads, &keys, &modify], &[&describe], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(
         modify.num_calls(),
         0,
         "a key pending deletion would break every encrypted launch"
     );
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
 }
 
 #[tokio::test]
 async fn a_lost_ledger_turns_nothing_off() {
-    let ledger = LedgerMocks::empty();
+    let store = MemoryStore::new();
     let (reads, keys, disable, reset) = (
         encryption_reads(&[true]),
         key_reads(&[KEY_ARN]),
         disable_ok(),
         reset_ok(),
     );
-    let h = handler(&[&reads, &keys, &disable, &reset], &[], &ledger);
-    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap();
+    let h = handler(&[&reads, &keys, &disable, &reset], &[], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(disable.num_calls() + reset.num_calls(), 0);
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
 async fn an_old_format_id_is_still_restored_on_delete() {
-    let ledger = LedgerMocks::empty();
+    let store = MemoryStore::new();
     let (reads, keys) = (encryption_reads(&[true, false]), key_reads(&[KEY_ARN, MANAGED]));
     let (reset, disable, describe) = (reset_ok(), disable_ok(), describe_key(KeyState::Enabled));
-    let h = handler(&[&reads, &keys, &reset, &disable], &[&describe], &ledger);
+    let h = handler(&[&reads, &keys, &reset, &disable], &[&describe], &store);
     let old = format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}");
     h.delete(&inv(), &old, Some(props(Some(KEY_ARN)))).await.unwrap();
     assert_eq!((reset.num_calls(), disable.num_calls()), (1, 1));
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
 async fn an_old_format_id_moves_into_the_ledger_on_update() {
-    let ledger = LedgerMocks::empty();
+    let store = MemoryStore::new();
     let (reads, keys) = (encryption_reads(&[true, true]), key_reads(&[MANAGED, MANAGED]));
-    let h = handler(&[&reads, &keys], &[], &ledger);
+    let h = handler(&[&reads, &keys], &[], &store);
     let old = format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}");
     let out = h.update(&inv(), &old, props(None), None).await.unwrap();
     assert_eq!(out.physical_id, old, "the id stays: a new one would be a replacement");
@@ -572,7 +664,10 @@ async fn an_old_format_id_moves_into_the_ledger_on_update() {
         out.data["PreviouslyEnabled"], "false",
         "the prior state came from the old id"
     );
-    assert_eq!(ledger.put.num_calls(), 2, "record and claim written");
+    let key = ledger::legacy_key(&old);
+    assert_recorded(&store, &key);
+    assert_claimed(&store, &key, state(true, "alias/aws/ebs"), state(false, MANAGED));
+    assert_eq!(store.names_under("/tapguard/").len(), 2, "record and claim written");
 }
 
 #[test]
@@ -587,14 +682,14 @@ async fn the_managed_keys_alias_arn_is_the_managed_key_not_a_customer_key() {
         encryption_reads(&[true, true, true]),
         key_reads(&[MANAGED, MANAGED, MANAGED]),
     );
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_with_claims(&[claim(
         "req-0",
         "EbsEncryption",
         "alias/aws/ebs",
         json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
     )]);
     let (modify, reset, describe) = (modify_ok(), reset_ok(), describe_key(KeyState::Enabled));
-    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
+    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &store);
     let out = h.create(&inv(), props(Some(MANAGED))).await.unwrap();
     assert_eq!(out.data["KmsKeyId"], MANAGED);
     assert_eq!(
@@ -602,16 +697,23 @@ async fn the_managed_keys_alias_arn_is_the_managed_key_not_a_customer_key() {
         0,
         "the same setting as the first claimant's: nothing to look up or change"
     );
+    assert_claimed(
+        &store,
+        "req-1",
+        state(true, "alias/aws/ebs"),
+        state(false, "alias/aws/ebs"),
+    );
 }
 
 #[tokio::test]
 async fn a_restore_that_fails_keeps_the_claim_so_the_retried_delete_still_restores() {
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let mine = claim(
         "req-1",
         "Ebs",
         "alias/aws/ebs",
         json!({"enabled": false, "kms_key_id": "alias/aws/ebs"}),
-    )]);
+    );
+    let store = store_after_create(std::slice::from_ref(&mine));
     let (reads, keys) = (encryption_reads(&[true]), key_reads(&[MANAGED]));
     let disable = Ec2Rule::error(
         "DisableEbsEncryptionByDefault",
@@ -619,28 +721,27 @@ async fn a_restore_that_fails_keeps_the_claim_so_the_retried_delete_still_restor
         "RequestLimitExceeded",
         "Request limit exceeded.",
     );
-    let h = handler(&[&reads, &keys, &disable], &[], &ledger);
-    let err = h
-        .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap_err();
+    let h = handler(&[&reads, &keys, &disable], &[], &store);
+    let err = h.delete(&inv(), ID, None).await.unwrap_err();
     assert_eq!(err.code(), Some("RequestLimitExceeded"));
     assert_eq!(
-        ledger.delete.num_calls(),
-        0,
-        "the claim and the record stay for the retry"
+        store.json(&claim_name("req-1")),
+        Some(mine),
+        "the claim stays for the retry"
     );
+    assert_recorded(&store, "req-1");
+    assert_eq!(store.calls("DeleteParameter"), 0);
 }
 
 #[tokio::test]
 async fn a_read_back_that_catches_up_after_a_few_reads_is_success() {
-    let (reads, keys, enable, ledger) = (
+    let (reads, keys, enable, store) = (
         encryption_reads(&[false, false, false, false, true]),
         key_reads(&[MANAGED; 5]),
         enable_ok(),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&reads, &keys, &enable], &[], &ledger);
+    let h = handler(&[&reads, &keys, &enable], &[], &store);
     let out = h.create(&inv(), props(None)).await.unwrap();
     assert_eq!(out.data["Enabled"], "true");
     assert_eq!(reads.num_calls(), 5, "two reads before the change, three after it");
@@ -687,49 +788,47 @@ async fn another_services_aws_managed_key_is_refused_and_the_ebs_one_is_the_mana
                 .key_metadata(aws_managed_key("ebs-key", "EBS"))
                 .build()
         });
-    let (reads, keys, modify, ledger) = (
+    let (reads, keys, modify, store) = (
         encryption_reads(&[false; 3]),
         key_reads(&[MANAGED; 3]),
         modify_ok(),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&reads, &keys, &modify], &[&s3, &ebs, &by_id], &ledger);
+    let h = handler(&[&reads, &keys, &modify], &[&s3, &ebs, &by_id], &store);
     let err = h
         .create(&inv(), props(Some("arn:aws:kms:eu-west-1:111122223333:key/s3-key")))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("invalid property KmsKeyId: arn:aws:kms:eu-west-1:111122223333:key/s3-key: DescribeKey says it is an AWS managed key (KeyManager AWS: Default key that protects my S3 objects), not the one of EBS"), "{err}");
-    assert_eq!(
-        (modify.num_calls(), ledger.put.num_calls()),
-        (0, 0),
-        "refused before any change"
-    );
+    assert_eq!(modify.num_calls(), 0, "refused before any change");
+    assert_nothing_written(&store);
 
     // The AWS managed key of EBS given by its key id is the managed default: set by ResetEbsDefaultKmsKeyId.
-    let (reads, keys, enable, ledger) = (
+    let (reads, keys, enable, store) = (
         encryption_reads(&[false, false, true]),
         key_reads(&[MANAGED; 3]),
         enable_ok(),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&reads, &keys, &enable, &modify], &[&ebs, &by_id], &ledger);
+    let h = handler(&[&reads, &keys, &enable, &modify], &[&ebs, &by_id], &store);
     let out = h.create(&inv(), props(Some("ebs-key"))).await.unwrap();
     assert_eq!(out.data["KmsKeyId"], MANAGED);
     assert_eq!(modify.num_calls(), 0, "no customer key is set");
+    assert_claimed(&store, "req-1", state(true, "alias/aws/ebs"), state(false, MANAGED));
 }
 
 #[tokio::test]
 async fn a_customer_key_whose_policy_leaves_out_the_auto_scaling_role_is_refused_naming_get_key_policy() {
-    let (reads, keys, modify, describe, policy, ledger) = (
+    let (reads, keys, modify, describe, policy, store) = (
         encryption_reads(&[false; 2]),
         key_reads(&[MANAGED; 2]),
         modify_ok(),
         describe_key(KeyState::Enabled),
         default_policy(),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &ledger);
+    let h = handler(&[&reads, &keys, &modify], &[&describe, &policy], &store);
     let err = h
         .create(&inv(), props(Some("alias/tap-ebs")))
         .await
@@ -749,18 +848,19 @@ async fn a_customer_key_whose_policy_leaves_out_the_auto_scaling_role_is_refused
         err.contains("Required AWS KMS key policy for use with encrypted volumes"),
         "{err}"
     );
-    assert_eq!((modify.num_calls(), ledger.put.num_calls()), (0, 0));
+    assert_eq!(modify.num_calls(), 0);
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
 async fn a_key_pending_deletion_is_refused_with_what_to_do() {
-    let (reads, keys, describe, ledger) = (
+    let (reads, keys, describe, store) = (
         encryption_reads(&[false; 2]),
         key_reads(&[MANAGED; 2]),
         describe_key(KeyState::PendingDeletion),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&reads, &keys], &[&describe], &ledger);
+    let h = handler(&[&reads, &keys], &[&describe], &store);
     let err = h
         .create(&inv(), props(Some("alias/tap-ebs")))
         .await
@@ -771,6 +871,7 @@ async fn a_key_pending_deletion_is_refused_with_what_to_do() {
         err.contains("cancel the deletion (CancelKeyDeletion) and enable it (EnableKey)"),
         "{err}"
     );
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
@@ -783,8 +884,8 @@ async fn a_denied_describe_key_is_the_calls_error_not_a_bad_property() {
                 .build(),
         )
     });
-    let (reads, keys, ledger) = (encryption_reads(&[false]), key_reads(&[MANAGED]), LedgerMocks::empty());
-    let h = handler(&[&reads, &keys], &[&describe], &ledger);
+    let (reads, keys, store) = (encryption_reads(&[false]), key_reads(&[MANAGED]), MemoryStore::new());
+    let h = handler(&[&reads, &keys], &[&describe], &store);
     let err = h.create(&inv(), props(Some("alias/tap-ebs"))).await.unwrap_err();
     assert_eq!(err.code(), Some("AccessDeniedException"));
     let text = err.to_string();
@@ -793,13 +894,14 @@ async fn a_denied_describe_key_is_the_calls_error_not_a_bad_property() {
         "{text}"
     );
     assert!(text.contains("kms:DescribeKey on alias/tap-ebs was denied"), "{text}");
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
 async fn a_prior_key_pending_deletion_gives_way_to_the_aws_managed_key_on_delete() {
     // The claimants set another customer key; the prior one is now scheduled for deletion.
     const OURS: &str = "arn:aws:kms:eu-west-1:111122223333:key/ours";
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_after_create(&[claim(
         "req-1",
         "Ebs",
         OURS,
@@ -812,26 +914,24 @@ async fn a_prior_key_pending_deletion_gives_way_to_the_aws_managed_key_on_delete
         reset_ok(),
     );
     let describe = describe_key(KeyState::PendingDeletion);
-    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
-    h.delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap();
+    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &store);
+    h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(
         (modify.num_calls(), reset.num_calls()),
         (0, 1),
         "not the broken prior key, and not the gone resource's key: the AWS managed one"
+    );
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
     );
 }
 
 #[tokio::test]
 async fn a_prior_key_that_cannot_be_described_fails_the_delete_and_keeps_the_claim() {
     const OURS: &str = "arn:aws:kms:eu-west-1:111122223333:key/ours";
-    let ledger = LedgerMocks::with_claims(vec![claim(
-        "req-1",
-        "Ebs",
-        OURS,
-        json!({"enabled": true, "kms_key_id": KEY_ARN}),
-    )]);
+    let mine = claim("req-1", "Ebs", OURS, json!({"enabled": true, "kms_key_id": KEY_ARN}));
+    let store = store_after_create(std::slice::from_ref(&mine));
     let (reads, keys, modify, reset) = (encryption_reads(&[true]), key_reads(&[OURS]), modify_ok(), reset_ok());
     let describe = mock!(Kms::describe_key).then_error(|| {
         DescribeKeyError::generic(
@@ -841,16 +941,44 @@ async fn a_prior_key_that_cannot_be_described_fails_the_delete_and_keeps_the_cla
                 .build(),
         )
     });
-    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &ledger);
-    let err = h
-        .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-req-1", None)
-        .await
-        .unwrap_err();
+    let h = handler(&[&reads, &keys, &modify, &reset], &[&describe], &store);
+    let err = h.delete(&inv(), ID, None).await.unwrap_err();
     assert!(
         err.to_string()
             .starts_with("DescribeKey failed: AccessDeniedException: denied"),
         "{err}"
     );
     assert_eq!(modify.num_calls() + reset.num_calls(), 0, "nothing changed on a guess");
-    assert_eq!(ledger.delete.num_calls(), 0, "the claim stays for the retry");
+    assert_eq!(
+        store.json(&claim_name("req-1")),
+        Some(mine),
+        "the claim stays for the retry"
+    );
+    assert_recorded(&store, "req-1");
+    assert_eq!(store.calls("DeleteParameter"), 0);
+}
+
+#[tokio::test]
+async fn a_ledger_that_cannot_be_written_stops_the_create_before_any_change() {
+    let (reads, keys, enable, modify, store) = (
+        encryption_reads(&[false; 2]),
+        key_reads(&[MANAGED; 2]),
+        enable_ok(),
+        modify_ok(),
+        MemoryStore::new(),
+    );
+    store.fail("PutParameter", "AccessDeniedException");
+    let h = handler(&[&reads, &keys, &enable, &modify], &[], &store);
+    let err = h.create(&inv(), props(None)).await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    let text = err.to_string();
+    assert!(text.starts_with("PutParameter failed: AccessDeniedException"), "{text}");
+    assert!(text.contains(&record_name("req-1")), "{text}");
+    assert!(text.contains("allowed ssm:PutParameter"), "{text}");
+    assert_eq!(
+        enable.num_calls() + modify.num_calls(),
+        0,
+        "no change without its claim"
+    );
+    assert!(store.names_under("/tapguard/").is_empty());
 }

@@ -17,13 +17,13 @@
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
-use aws_sdk_ssm::Client as Ssm;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 use tapguard_shared::answers::{AnswerBook, Seen};
 use tapguard_shared::deferred::Deferred;
 use tapguard_shared::responder::Responder;
 use tapguard_shared::response::{ResponseBody, Status};
+use tapguard_shared::ssm::ParameterStore;
 use tapguard_shared::FAILED_CREATE_PREFIX;
 use tracing::{error, info, warn};
 
@@ -42,7 +42,7 @@ mod tests;
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let handlers = handlers_from(&std::env::var(HANDLERS_ENV).unwrap_or_default());
     let responder = Responder::new();
-    let ssm = Deferred::start(Ssm::new);
+    let ssm = Deferred::start(ParameterStore::new);
     let (ssm, handlers, responder) = (&ssm, &handlers, &responder);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = instant_of(event.context.deadline());
@@ -66,7 +66,7 @@ pub fn handlers_from(text: &str) -> Vec<String> {
 }
 
 pub struct Answerer {
-    pub ssm: Option<Ssm>,
+    pub ssm: Option<ParameterStore>,
     pub handlers: Vec<String>,
     pub responder: Responder,
 }

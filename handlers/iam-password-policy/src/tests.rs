@@ -1,4 +1,5 @@
-//! Unit tests of the resource's paths, with IAM and the ledger's SSM mocked (aws-smithy-mocks).
+//! Unit tests of the resource's paths, with IAM mocked (aws-smithy-mocks) and the ledger kept in the
+//! in-memory Parameter Store ([`MemoryStore`]).
 
 use std::time::Duration;
 
@@ -10,19 +11,15 @@ use aws_sdk_iam::operation::update_account_password_policy::{
     UpdateAccountPasswordPolicyError, UpdateAccountPasswordPolicyInput, UpdateAccountPasswordPolicyOutput,
 };
 use aws_sdk_iam::Client as Iam;
-use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
-use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
-use aws_sdk_ssm::types::Parameter;
-use aws_sdk_ssm::Client as Ssm;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
-use serde_json::json;
+use serde_json::{json, Value};
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{CustomResource, HandlerError, Invocation, Ledger};
 
-use crate::{IamPasswordPolicy, PasswordPolicy, Properties};
+use crate::{setting, IamPasswordPolicy, PasswordPolicy, Properties};
 
+const HANDLER: &str = "iam-password-policy";
 const ID: &str = "iam-password-policy:eu-west-1:ledger-req-1";
 
 fn inv() -> Invocation {
@@ -132,72 +129,96 @@ fn delete_ok() -> Rule {
     mock!(Iam::delete_account_password_policy).then_output(|| DeleteAccountPasswordPolicyOutput::builder().build())
 }
 
-struct LedgerMocks {
-    get: Rule,
-    list: Rule,
-    put: Rule,
-    delete: Rule,
+/// The ledger's Parameter Store holding `claims` on the account's policy, each under its claimant's key.
+fn store_with_claims(claims: &[Value]) -> MemoryStore {
+    let store = MemoryStore::new();
+    for claim in claims {
+        let key = claim["claimant"]["key"]
+            .as_str()
+            .expect("a claim names its claimant's key");
+        store.insert(&claim_name(key), claim.to_string());
+    }
+    store
 }
 
-impl LedgerMocks {
-    fn with_claims(claims: Vec<serde_json::Value>) -> Self {
-        LedgerMocks {
-            get: mock!(Ssm::get_parameter)
-                .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
-            list: mock!(Ssm::get_parameters_by_path).then_output(move || {
-                let parameters = claims
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        Parameter::builder()
-                            .name(format!("claim-{i}"))
-                            .value(c.to_string())
-                            .build()
-                    })
-                    .collect();
-                GetParametersByPathOutput::builder()
-                    .set_parameters(Some(parameters))
-                    .build()
-            }),
-            put: mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build()),
-            delete: mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()),
-        }
-    }
+/// The same, with the record the resource under test (`req-1`) wrote on its Create.
+fn store_after_create(claims: &[Value]) -> MemoryStore {
+    let store = store_with_claims(claims);
+    let ledger = ledger_of(&store);
+    let mut record = ledger.record(&inv(), ());
+    record.settings.push(setting());
+    store.insert(&ledger.record_name("req-1"), serde_json::to_string(&record).unwrap());
+    store
+}
 
-    fn empty() -> Self {
-        Self::with_claims(vec![])
-    }
+fn ledger_of(store: &MemoryStore) -> Ledger {
+    Ledger::from_client(store.client(), HANDLER)
+}
 
-    fn ledger(&self) -> Ledger {
-        let ssm = mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            [&self.get, &self.list, &self.put, &self.delete]
-        );
-        Ledger::from_client(ssm, "iam-password-policy")
+/// Where the ledger keeps the record of resource `key`.
+fn record_name(key: &str) -> String {
+    ledger_of(&MemoryStore::new()).record_name(key)
+}
+
+/// Where the ledger keeps the claim of resource `key` on the account's policy.
+fn claim_name(key: &str) -> String {
+    Ledger::claim_name(&setting(), key)
+}
+
+/// The record of `key` in the store: it lists the setting, and names the resource that wrote it.
+fn assert_recorded(store: &MemoryStore, key: &str) {
+    let record = store.json(&record_name(key)).expect("the record is written");
+    assert_eq!(record["settings"], json!([setting()]), "{record}");
+    assert_eq!(record["logical_id"], "PasswordPolicy", "{record}");
+}
+
+/// The claim of `key` in the store, with what it asks for and the prior policy it keeps.
+fn assert_claimed(store: &MemoryStore, key: &str, wants: &PasswordPolicy, prior: Value) {
+    let claim = store.json(&claim_name(key)).expect("the claim is written");
+    assert_eq!(claim["claimant"]["key"], key, "{claim}");
+    assert_eq!(claim["claimant"]["handler"], HANDLER, "{claim}");
+    assert_eq!(claim["wants"], json!(wants), "{claim}");
+    assert_eq!(claim["prior"], prior, "{claim}");
+}
+
+/// The ledger was not called at all.
+fn assert_ledger_untouched(store: &MemoryStore) {
+    for operation in ["GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter"] {
+        assert_eq!(store.calls(operation), 0, "{operation}");
     }
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "{:?}",
+        store.names_under("/tapguard/")
+    );
+}
+
+/// Nothing at all was written to the ledger.
+fn assert_nothing_written(store: &MemoryStore) {
+    assert_eq!(store.calls("PutParameter"), 0);
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "{:?}",
+        store.names_under("/tapguard/")
+    );
 }
 
 /// A claim on the account's policy, as the ledger stores it.
-fn claim(key: &str, logical_id: &str, wants: &PasswordPolicy, prior: serde_json::Value) -> serde_json::Value {
+fn claim(key: &str, logical_id: &str, wants: &PasswordPolicy, prior: Value) -> Value {
     json!({"v": 1, "claimant": {"key": key, "handler": "iam-password-policy",
         "stack_id": "arn:aws:cloudformation:ap-southeast-2:111122223333:stack/TapStack/2", "logical_id": logical_id},
         "wants": wants, "prior": prior, "since": 100})
 }
 
-fn handler(iam_rules: &[&Rule], ledger: &LedgerMocks) -> IamPasswordPolicy {
+fn handler(iam_rules: &[&Rule], store: &MemoryStore) -> IamPasswordPolicy {
     let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam_rules);
-    IamPasswordPolicy::from_clients(iam, ledger.ledger()).with_verify_pause(Duration::ZERO)
+    IamPasswordPolicy::from_clients(iam, ledger_of(store)).with_verify_pause(Duration::ZERO)
 }
 
 #[tokio::test]
 async fn create_on_an_account_without_a_policy_claims_sets_and_verifies() {
-    let (get, update, ledger) = (
-        reads(&[None, Some(strict())]),
-        update_to(strict()),
-        LedgerMocks::empty(),
-    );
-    let h = handler(&[&get, &update], &ledger);
+    let (get, update, store) = (reads(&[None, Some(strict())]), update_to(strict()), MemoryStore::new());
+    let h = handler(&[&get, &update], &store);
     let out = h.create(&inv(), strict_props()).await.unwrap();
     assert_eq!(out.physical_id, ID);
     assert_eq!(out.data["MinimumPasswordLength"], "14");
@@ -206,7 +227,13 @@ async fn create_on_an_account_without_a_policy_claims_sets_and_verifies() {
     assert_eq!(out.data["PreviousPolicy"], "none");
     assert_eq!(out.data["KeptFromPreviousPolicy"], "");
     assert_eq!(update.num_calls(), 1);
-    assert_eq!(ledger.put.num_calls(), 2, "the record and the claim, before the change");
+    assert_recorded(&store, "req-1");
+    assert_claimed(&store, "req-1", &strict(), json!({"exists": false}));
+    assert_eq!(
+        store.calls("PutParameter"),
+        2,
+        "the record and the claim, each written once"
+    );
 }
 
 #[tokio::test]
@@ -217,37 +244,44 @@ async fn a_weaker_prior_policy_is_raised_but_its_stronger_fields_are_kept() {
         hard_expiry: true,
         ..strict()
     };
-    let (get, update, ledger) = (
+    let (get, update, store) = (
         reads(&[Some(weak_with_hard_expiry()), Some(merged.clone())]),
         update_to(merged),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let out = h.create(&inv(), strict_props()).await.unwrap();
     assert_eq!(out.data["PreviousPolicy"], "adopted");
     assert_eq!(out.data["MaxPasswordAge"], "30");
     assert_eq!(out.data["HardExpiry"], "true");
     assert_eq!(out.data["KeptFromPreviousPolicy"], "MaxPasswordAge,HardExpiry");
     assert_eq!(update.num_calls(), 1);
+    assert_claimed(
+        &store,
+        "req-1",
+        &strict(),
+        json!({"exists": true, "policy": weak_with_hard_expiry()}),
+    );
 }
 
 #[tokio::test]
 async fn a_policy_already_as_asked_is_only_read() {
-    let (get, update, ledger) = (
+    let (get, update, store) = (
         reads(&[Some(strict()), Some(strict())]),
         update_to(strict()),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let out = h.create(&inv(), strict_props()).await.unwrap();
     assert_eq!(out.data["PreviousPolicy"], "adopted");
     assert_eq!(update.num_calls(), 0);
+    assert_claimed(&store, "req-1", &strict(), json!({"exists": true, "policy": strict()}));
 }
 
 #[tokio::test]
 async fn an_out_of_range_property_is_refused_before_any_call() {
-    let (get, update, ledger) = (reads(&[None]), update_to(strict()), LedgerMocks::empty());
-    let h = handler(&[&get, &update], &ledger);
+    let (get, update, store) = (reads(&[None]), update_to(strict()), MemoryStore::new());
+    let h = handler(&[&get, &update], &store);
     let props = Properties {
         password_reuse_prevention: Some(25),
         ..strict_props()
@@ -257,7 +291,8 @@ async fn an_out_of_range_property_is_refused_before_any_call() {
         err,
         "invalid property PasswordReusePrevention: 25 is outside what IAM accepts (1 to 24)"
     );
-    assert_eq!(get.num_calls() + update.num_calls() + ledger.put.num_calls(), 0);
+    assert_eq!(get.num_calls() + update.num_calls(), 0);
+    assert_ledger_untouched(&store);
 }
 
 #[tokio::test]
@@ -266,28 +301,41 @@ async fn a_claimant_from_another_region_asking_for_another_policy_is_refused_bef
         minimum_password_length: 16,
         ..strict()
     };
-    let ledger = LedgerMocks::with_claims(vec![claim("req-0", "PasswordPolicy", &other, json!({"exists": false}))]);
+    let first = claim("req-0", "PasswordPolicy", &other, json!({"exists": false}));
+    let store = store_with_claims(std::slice::from_ref(&first));
     let (get, update) = (reads(&[Some(other.clone())]), update_to(strict()));
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let err = h.create(&inv(), strict_props()).await.unwrap_err().to_string();
     assert!(
         err.contains("already claimed by PasswordPolicy in stack TapStack"),
         "{err}"
     );
+    assert!(err.contains(&claim_name("req-0")), "names the claim to drop: {err}");
     assert_eq!(update.num_calls(), 0);
+    assert_eq!(
+        store.names_under(&Ledger::claims_path(&setting())),
+        [claim_name("req-0")],
+        "no claim of the refused resource"
+    );
+    assert_eq!(
+        store.json(&claim_name("req-0")),
+        Some(first),
+        "the first claim is not touched"
+    );
 }
 
 #[tokio::test]
 async fn a_second_claimant_with_the_same_policy_inherits_the_prior_and_changes_nothing() {
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let first = claim(
         "req-0",
         "PasswordPolicy",
         &strict(),
         json!({"exists": true, "policy": weak_with_hard_expiry()}),
-    )]);
+    );
+    let store = store_with_claims(std::slice::from_ref(&first));
     let merged = strict().stronger(&weak_with_hard_expiry());
     let (get, update) = (reads(&[Some(merged.clone()), Some(merged.clone())]), update_to(merged));
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let out = h.create(&inv(), strict_props()).await.unwrap();
     assert_eq!(
         out.data["PreviousPolicy"], "adopted",
@@ -295,6 +343,22 @@ async fn a_second_claimant_with_the_same_policy_inherits_the_prior_and_changes_n
     );
     assert_eq!(out.data["KeptFromPreviousPolicy"], "MaxPasswordAge,HardExpiry");
     assert_eq!(update.num_calls(), 0);
+    assert_claimed(
+        &store,
+        "req-1",
+        &strict(),
+        json!({"exists": true, "policy": weak_with_hard_expiry()}),
+    );
+    assert_eq!(
+        store.json(&claim_name("req-1")).unwrap()["since"],
+        100,
+        "the chain's start is kept"
+    );
+    assert_eq!(
+        store.json(&claim_name("req-0")),
+        Some(first),
+        "the first claim is not touched"
+    );
 }
 
 #[tokio::test]
@@ -303,7 +367,7 @@ async fn a_read_back_that_keeps_disagreeing_is_not_verified_and_names_the_field(
         minimum_password_length: 8,
         ..strict()
     };
-    let (get, update, ledger) = (
+    let (get, update, store) = (
         reads(&[
             None,
             Some(weaker.clone()),
@@ -313,9 +377,9 @@ async fn a_read_back_that_keeps_disagreeing_is_not_verified_and_names_the_field(
             Some(weaker),
         ]),
         update_to(strict()),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let err = h.create(&inv(), strict_props()).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
     let text = err.to_string();
@@ -327,12 +391,12 @@ async fn a_read_back_that_keeps_disagreeing_is_not_verified_and_names_the_field(
 
 #[tokio::test]
 async fn a_read_back_that_catches_up_is_success() {
-    let (get, update, ledger) = (
+    let (get, update, store) = (
         reads(&[None, None, Some(strict())]),
         update_to(strict()),
-        LedgerMocks::empty(),
+        MemoryStore::new(),
     );
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let out = h.create(&inv(), strict_props()).await.unwrap();
     assert_eq!(out.data["MinimumPasswordLength"], "14");
     assert_eq!(get.num_calls(), 3);
@@ -349,8 +413,8 @@ async fn access_denied_names_the_operation_the_code_and_the_action() {
                 .build(),
         )
     });
-    let ledger = LedgerMocks::empty();
-    let h = handler(&[&get, &update], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&get, &update], &store);
     let err = h.create(&inv(), strict_props()).await.unwrap_err();
     assert_eq!(err.code(), Some("AccessDenied"));
     let text = err.to_string();
@@ -359,12 +423,15 @@ async fn access_denied_names_the_operation_the_code_and_the_action() {
         "{text}"
     );
     assert!(text.contains("iam:UpdateAccountPasswordPolicy was denied"), "{text}");
+    // Recorded and claimed before the change was tried: the rollback Delete finds the prior policy.
+    assert_recorded(&store, "req-1");
+    assert_claimed(&store, "req-1", &strict(), json!({"exists": false}));
 }
 
 #[tokio::test]
 async fn the_last_claimant_puts_back_the_weaker_policy_found_before() {
     let merged = strict().stronger(&weak_with_hard_expiry());
-    let ledger = LedgerMocks::with_claims(vec![claim(
+    let store = store_after_create(&[claim(
         "req-1",
         "PasswordPolicy",
         &strict(),
@@ -374,36 +441,47 @@ async fn the_last_claimant_puts_back_the_weaker_policy_found_before() {
         reads(&[Some(merged), Some(weak_with_hard_expiry())]),
         update_to(weak_with_hard_expiry()),
     );
-    let h = handler(&[&get, &restore], &ledger);
+    let h = handler(&[&get, &restore], &store);
     h.delete(&inv(), ID, Some(strict_props())).await.unwrap();
     assert_eq!(restore.num_calls(), 1);
-    assert_eq!(ledger.delete.num_calls(), 2, "the claim and the record are removed");
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed: {:?}",
+        store.names_under("/tapguard/")
+    );
+    assert_eq!(store.calls("DeleteParameter"), 2);
 }
 
 #[tokio::test]
 async fn the_last_claimant_deletes_a_policy_its_claimants_created() {
-    let ledger = LedgerMocks::with_claims(vec![claim(
-        "req-1",
-        "PasswordPolicy",
-        &strict(),
-        json!({"exists": false}),
-    )]);
+    let store = store_after_create(&[claim("req-1", "PasswordPolicy", &strict(), json!({"exists": false}))]);
     let (get, delete) = (reads(&[Some(strict()), None]), delete_ok());
-    let h = handler(&[&get, &delete], &ledger);
+    let h = handler(&[&get, &delete], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(delete.num_calls(), 1);
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
 }
 
 #[tokio::test]
 async fn delete_while_another_region_still_claims_the_policy_changes_nothing() {
-    let ledger = LedgerMocks::with_claims(vec![
-        claim("req-0", "PasswordPolicy", &strict(), json!({"exists": false})),
+    let other = claim("req-0", "PasswordPolicy", &strict(), json!({"exists": false}));
+    let store = store_after_create(&[
+        other.clone(),
         claim("req-1", "PasswordPolicy", &strict(), json!({"exists": false})),
     ]);
     let (get, delete, update) = (reads(&[]), delete_ok(), update_to(strict()));
-    let h = handler(&[&get, &delete, &update], &ledger);
+    let h = handler(&[&get, &delete, &update], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(get.num_calls() + delete.num_calls() + update.num_calls(), 0);
+    assert_eq!(
+        store.names_under("/tapguard/"),
+        [claim_name("req-0")],
+        "its own claim and record are removed, the other region's claim stays"
+    );
+    assert_eq!(store.json(&claim_name("req-0")), Some(other));
 }
 
 #[tokio::test]
@@ -412,52 +490,92 @@ async fn a_policy_someone_changed_since_is_left_alone() {
         minimum_password_length: 20,
         ..strict()
     };
-    let ledger = LedgerMocks::with_claims(vec![claim(
-        "req-1",
-        "PasswordPolicy",
-        &strict(),
-        json!({"exists": false}),
-    )]);
+    let store = store_after_create(&[claim("req-1", "PasswordPolicy", &strict(), json!({"exists": false}))]);
     let (get, delete, update) = (reads(&[Some(theirs)]), delete_ok(), update_to(strict()));
-    let h = handler(&[&get, &delete, &update], &ledger);
+    let h = handler(&[&get, &delete, &update], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(delete.num_calls() + update.num_calls(), 0);
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
 }
 
 #[tokio::test]
 async fn a_lost_ledger_changes_nothing_on_delete() {
-    let ledger = LedgerMocks::empty();
+    let store = MemoryStore::new();
     let (get, delete, update) = (reads(&[Some(strict())]), delete_ok(), update_to(strict()));
-    let h = handler(&[&get, &delete, &update], &ledger);
+    let h = handler(&[&get, &delete, &update], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(get.num_calls() + delete.num_calls() + update.num_calls(), 0);
+    assert_nothing_written(&store);
 }
 
 #[tokio::test]
 async fn an_update_after_a_lost_ledger_never_weakens_the_policy_in_place() {
     // Without the ledger the prior is unknown: the policy in place stands in for it.
-    let ledger = LedgerMocks::empty();
+    let store = MemoryStore::new();
     let in_place = PasswordPolicy {
         minimum_password_length: 20,
         ..strict()
     };
     let (get, update) = (reads(&[Some(in_place.clone()), Some(in_place)]), update_to(strict()));
-    let h = handler(&[&get, &update], &ledger);
+    let h = handler(&[&get, &update], &store);
     let out = h.update(&inv(), ID, strict_props(), None).await.unwrap();
     assert_eq!(out.data["MinimumPasswordLength"], "20");
     assert_eq!(out.data["PreviousPolicy"], "unknown");
     assert_eq!(update.num_calls(), 0);
+    assert_recorded(&store, "req-1");
+    assert_claimed(&store, "req-1", &strict(), Value::Null);
 }
 
 #[tokio::test]
 async fn a_physical_id_of_another_handler_is_refused() {
-    let ledger = LedgerMocks::empty();
-    let h = handler(&[], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[], &store);
     let err = h
         .delete(&inv(), "ebs-default-encryption:eu-west-1:ledger-x", None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("is not one this handler issues"), "{err}");
+    assert_ledger_untouched(&store);
+}
+
+#[tokio::test]
+async fn a_claim_that_cannot_be_dropped_fails_the_delete_and_the_retry_finishes_it() {
+    let mine = claim("req-1", "PasswordPolicy", &strict(), json!({"exists": false}));
+    let store = store_after_create(std::slice::from_ref(&mine));
+    store.fail("DeleteParameter", "AccessDeniedException");
+    // The policy the claimants created, deleted and read back as gone; the retry finds it gone.
+    let (get, delete) = (reads(&[Some(strict()), None, None]), delete_ok());
+    let h = handler(&[&get, &delete], &store);
+    let err = h.delete(&inv(), ID, None).await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("DeleteParameter failed: AccessDeniedException"),
+        "{text}"
+    );
+    assert!(text.contains(&claim_name("req-1")), "{text}");
+    assert!(text.contains("allowed ssm:DeleteParameter"), "{text}");
+    assert_eq!(
+        store.json(&claim_name("req-1")),
+        Some(mine),
+        "the claim stays for the retry"
+    );
+    assert_recorded(&store, "req-1");
+
+    store.heal("DeleteParameter");
+    h.delete(&inv(), ID, None).await.unwrap();
+    assert_eq!(
+        delete.num_calls(),
+        1,
+        "the policy is deleted once, not again on the retry"
+    );
+    assert!(
+        store.names_under("/tapguard/").is_empty(),
+        "the claim and the record are removed"
+    );
 }
 
 #[test]

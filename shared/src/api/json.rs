@@ -1,6 +1,7 @@
-//! AWS's REST-JSON protocol (`restJson1`: Security Hub): a JSON body to an operation's path, a JSON
-//! answer; an error names its code in the `x-amzn-errortype` header or the body's `__type` or `code`
-//! (the Smithy `restJson1` protocol specification, "Operation error serialization").
+//! AWS's JSON protocols: REST-JSON (`restJson1`: Security Hub), a JSON body to an operation's path, and
+//! AWS JSON 1.1 (`awsJson1_1`: SSM), a JSON body POSTed to `/` with the operation named in the
+//! `X-Amz-Target` header. Both answer JSON; an error names its code in the `x-amzn-errortype` header or
+//! the body's `__type` or `code` (the Smithy protocol specifications, "Operation error serialization").
 
 use serde_json::Value;
 
@@ -18,6 +19,21 @@ impl ApiClient {
     ) -> Result<Value, ApiError> {
         let body = serde_json::to_vec(body).expect("a JSON value serializes");
         let request = request(self, method, path, "application/json", body);
+        self.json_answer(operation, request).await
+    }
+
+    /// `operation` of an AWS JSON 1.1 service whose target prefix is `target` (`AmazonSSM`), answering
+    /// the JSON AWS returned.
+    pub async fn aws_json(&self, target: &str, operation: &str, body: &Value) -> Result<Value, ApiError> {
+        let body = serde_json::to_vec(body).expect("a JSON value serializes");
+        let mut request = request(self, "POST", "/", "application/x-amz-json-1.1", body);
+        request
+            .headers
+            .push(("x-amz-target".to_string(), format!("{target}.{operation}")));
+        self.json_answer(operation, request).await
+    }
+
+    async fn json_answer(&self, operation: &str, request: super::Request) -> Result<Value, ApiError> {
         let answer = self.send(operation, request, error_of).await?;
         if answer.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Default::default()));

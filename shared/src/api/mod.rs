@@ -1,17 +1,20 @@
 //! SigV4-signed calls to the few AWS operations that do not justify an SDK crate in every binary.
 //!
 //! An `aws-sdk-*` crate compiles every operation and shape of its service, and every binary that
-//! reaches one of its operations links that operation's serializers and deserializers. Two cases were
+//! reaches one of its operations links that operation's serializers and deserializers. Three cases were
 //! out of all proportion (docs/deploy.md has the figures): the verify pass's two Security Hub calls,
 //! whose `AwsSecurityFinding` shape brings the (de)serializers of hundreds of resource types into every
-//! handler, and the EBS handler's six EC2 calls, for which `aws-sdk-ec2`, the largest SDK crate, was a
-//! quarter of a clean package build. Those calls are made here: the request signed with the SDK's own
+//! handler; the EBS handler's six EC2 calls, for which `aws-sdk-ec2`, the largest SDK crate, was a
+//! quarter of a clean package build; and the four Parameter Store calls of every binary's ledger and
+//! answer book ([`crate::ssm`]), for which `aws-sdk-ssm` and SDK client code were in every link. Those
+//! calls are made here: the request signed with the SDK's own
 //! signer (`aws-sigv4`) and the configuration's credentials, sent to the endpoint an SDK client would
 //! use ([`endpoint`]), retried as the SDK's standard retry strategy retries (throttling, 5xx, transient
 //! network errors; `AWS_MAX_ATTEMPTS`, default 3, with full-jitter exponential backoff), and failures
 //! turned into the same [`crate::HandlerError`] with operation, code and advice.
 //!
-//! [`json`] speaks the REST-JSON protocol (Security Hub) and [`query`] EC2's Query protocol.
+//! [`json`] speaks the REST-JSON (Security Hub) and AWS JSON 1.1 (SSM) protocols, [`query`] EC2's
+//! Query protocol.
 
 pub mod endpoint;
 pub mod json;

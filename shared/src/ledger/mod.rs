@@ -28,15 +28,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_ssm::types::{ParameterTier, ParameterType};
-use aws_sdk_ssm::Client as Ssm;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::{HandlerError, Invocation, FAILED_CREATE_PREFIX};
+use crate::api::ApiError;
+use crate::ssm::ParameterStore;
+use crate::{AwsCallError, HandlerError, Invocation, FAILED_CREATE_PREFIX};
 
 /// Every parameter the ledger writes lives under this path (the functions' roles are allowed only it).
 pub const ROOT: &str = "/tapguard";
@@ -111,13 +110,13 @@ pub enum Release {
 /// The ledger of one handler in the account and region its client points at.
 #[derive(Clone, Debug)]
 pub struct Ledger {
-    ssm: Ssm,
+    ssm: ParameterStore,
     handler: &'static str,
 }
 
 impl Ledger {
     pub fn new(config: &aws_config::SdkConfig, handler: &'static str) -> Self {
-        Self::from_client(Ssm::new(config), handler)
+        Self::from_client(ParameterStore::new(config), handler)
     }
 
     /// The ledger of a global setting (IAM's password policy, a Shield subscription): kept in one region
@@ -126,13 +125,12 @@ impl Ledger {
     pub fn global(config: &aws_config::SdkConfig, handler: &'static str) -> Self {
         let region = config.region().map(|r| r.as_ref().to_string()).unwrap_or_default();
         let home = global_region(crate::arn::partition_for_region(&region));
-        let ssm_config = aws_sdk_ssm::config::Builder::from(config)
-            .region(aws_config::Region::new(home))
-            .build();
-        Self::from_client(Ssm::from_conf(ssm_config), handler)
+        let home_config = config.to_builder().region(aws_config::Region::new(home)).build();
+        Self::from_client(ParameterStore::new(&home_config), handler)
     }
 
-    pub fn from_client(ssm: Ssm, handler: &'static str) -> Self {
+    /// The ledger kept in `ssm` (the tests' [`crate::ssm::memory::MemoryStore`]).
+    pub fn from_client(ssm: ParameterStore, handler: &'static str) -> Self {
         Ledger { ssm, handler }
     }
 
@@ -151,7 +149,8 @@ impl Ledger {
         format!("{ROOT}/claims/{setting}")
     }
 
-    fn claim_name(setting: &str, key: &str) -> String {
+    /// The parameter name of the claim of resource `key` on `setting`.
+    pub fn claim_name(setting: &str, key: &str) -> String {
         format!("{}/{}", Self::claims_path(setting), encode_segment(key))
     }
 
@@ -193,24 +192,12 @@ impl Ledger {
 
     /// (name, value) of every parameter directly under `path`, every page of them.
     async fn list(&self, path: &str) -> Result<Vec<(String, String)>, HandlerError> {
-        let mut pages = self
+        let parameters = self
             .ssm
-            .get_parameters_by_path()
-            .path(path)
-            .recursive(false)
-            .into_paginator()
-            .send();
-        let mut parameters = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| ledger_error("GetParametersByPath", path, &err))?;
-            parameters.extend(page.parameters().iter().map(|p| {
-                (
-                    p.name().unwrap_or_default().to_string(),
-                    p.value().unwrap_or_default().to_string(),
-                )
-            }));
-        }
-        Ok(parameters)
+            .list(path)
+            .await
+            .map_err(|err| ledger_error("GetParametersByPath", path, &err))?;
+        Ok(parameters.into_iter().map(|p| (p.name, p.value)).collect())
     }
 
     /// Writes (or rewrites) a resource's record.
@@ -369,11 +356,10 @@ impl Ledger {
 
     async fn get(&self, inv: &Invocation, name: &str) -> Result<Option<String>, HandlerError> {
         inv.step(format!("calling ssm:GetParameter (the ledger, {name})"));
-        match self.ssm.get_parameter().name(name).send().await {
-            Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
-            Err(err) if err.code() == Some("ParameterNotFound") => Ok(None),
-            Err(err) => Err(ledger_error("GetParameter", name, &err)),
-        }
+        self.ssm
+            .get(name)
+            .await
+            .map_err(|err| ledger_error("GetParameter", name, &err))
     }
 
     async fn put(&self, inv: &Invocation, name: &str, value: &str) -> Result<(), HandlerError> {
@@ -386,26 +372,22 @@ impl Ledger {
         }
         inv.step(format!("calling ssm:PutParameter (the ledger, {name})"));
         self.ssm
-            .put_parameter()
-            .name(name)
-            .value(value)
-            .r#type(ParameterType::String)
-            .tier(ParameterTier::Standard)
-            .overwrite(true)
-            .description("tapguard ownership ledger: do not edit; see the handler's README")
-            .send()
+            .put(
+                name,
+                value,
+                Some("tapguard ownership ledger: do not edit; see the handler's README"),
+            )
             .await
-            .map_err(|err| ledger_error("PutParameter", name, &err))?;
-        Ok(())
+            .map_err(|err| ledger_error("PutParameter", name, &err))
     }
 
     async fn delete(&self, inv: &Invocation, name: &str) -> Result<(), HandlerError> {
         inv.step(format!("calling ssm:DeleteParameter (the ledger, {name})"));
-        match self.ssm.delete_parameter().name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(err) if err.code() == Some("ParameterNotFound") => Ok(()),
-            Err(err) => Err(ledger_error("DeleteParameter", name, &err)),
-        }
+        self.ssm
+            .delete(name)
+            .await
+            .map(drop)
+            .map_err(|err| ledger_error("DeleteParameter", name, &err))
     }
 }
 
@@ -513,18 +495,10 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, HandlerError> {
     serde_json::to_string(value).map_err(|err| HandlerError::Failed(format!("ledger entry cannot be written: {err}")))
 }
 
-fn ledger_error<E>(
-    operation: &str,
-    name: &str,
-    err: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> HandlerError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let err = HandlerError::from_sdk("ssm", operation, err).with_context(&format!("ownership ledger {name}"));
+fn ledger_error(operation: &str, name: &str, err: &ApiError) -> HandlerError {
+    let err = err
+        .to_handler_error("ssm", operation)
+        .with_context(&format!("ownership ledger {name}"));
     if err.code().is_some_and(crate::is_access_denied) {
         err.with_advice(format!(
             "the function's role must be allowed ssm:{operation} on the ledger's parameters under {ROOT}/ \

@@ -1,10 +1,7 @@
-//! The verify pass over a mocked ledger, and what it publishes.
+//! The verify pass over a ledger in the in-memory Parameter Store, and what it publishes.
 
 use super::*;
-use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
-use aws_sdk_ssm::types::Parameter;
-use aws_sdk_ssm::Client as Ssm;
-use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use crate::ssm::memory::MemoryStore;
 use serde_json::json;
 
 const STACK: &str = "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/1";
@@ -61,30 +58,17 @@ impl Verifier for NoRepair {
     }
 }
 
-fn parameter(name: &str, value: Value) -> Parameter {
-    Parameter::builder().name(name).value(value.to_string()).build()
+fn parameter(name: &str, value: Value) -> (String, Value) {
+    (name.to_string(), value)
 }
 
-fn ledger_with(records: Vec<Parameter>, claims: Vec<Parameter>) -> Ledger {
-    // Records are listed under /tapguard/ledger/<handler>, claims under /tapguard/claims/<setting>.
-    let list_records = mock!(Ssm::get_parameters_by_path)
-        .match_requests(|r| r.path().is_some_and(|p| p.starts_with("/tapguard/ledger/")))
-        .then_output(move || {
-            GetParametersByPathOutput::builder()
-                .set_parameters(Some(records.clone()))
-                .build()
-        });
-    let list_claims = mock!(Ssm::get_parameters_by_path)
-        .match_requests(|r| r.path().is_some_and(|p| p.starts_with("/tapguard/claims/")))
-        .then_output(move || {
-            GetParametersByPathOutput::builder()
-                .set_parameters(Some(claims.clone()))
-                .build()
-        });
-    Ledger::from_client(
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&list_records, &list_claims]),
-        "fake",
-    )
+fn ledger_with(records: Vec<(String, Value)>, claims: Vec<(String, Value)>) -> Ledger {
+    // Records live under /tapguard/ledger/<handler>, claims under /tapguard/claims/<setting>.
+    let store = MemoryStore::new();
+    for (name, value) in records.into_iter().chain(claims) {
+        store.insert(&name, value.to_string());
+    }
+    Ledger::from_client(store.client(), "fake")
 }
 
 fn record(settings: &[&str]) -> Value {

@@ -2,27 +2,21 @@
 
 use aws_sdk_config::operation::put_config_rule::PutConfigRuleError;
 use aws_sdk_config::operation::start_configuration_recorder::StartConfigurationRecorderError;
-use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use tapguard_shared::{CustomResource, HandlerError};
 
 use super::*;
+use crate::{channel_setting, recorder_setting};
 
 #[tokio::test]
 async fn a_claimant_asking_another_role_is_refused_by_name_before_any_change() {
-    let ledger = LedgerMocks::new(
-        None,
-        vec![(
-            "config/recorder",
-            claim(
-                "other-key",
-                "OrgConfig",
-                json!({"role_arn": ORG_ROLE, "all_supported": true,
-                "include_global_resource_types": true, "resource_types": []}),
-                json!({"exists": false}),
-            ),
-        )],
-        LedgerMocks::put_ok(),
+    let other = claim(
+        "other-key",
+        "OrgConfig",
+        json!({"role_arn": ORG_ROLE, "all_supported": true,
+        "include_global_resource_types": true, "resource_types": []}),
+        json!({"exists": false}),
     );
+    let store = ledger_store(None, vec![(recorder_setting(), other.clone())]);
     let writes = Writes::ok();
     let snapshot = Snapshot {
         recorder: Some(recorder("default", ORG_ROLE)),
@@ -30,7 +24,7 @@ async fn a_claimant_asking_another_role_is_refused_by_name_before_any_change() {
         channel: Some(channel("default")),
         delivery: None,
     };
-    let h = handler(&[], snapshot, &writes, &ledger);
+    let h = handler(&[], snapshot, &writes, &store);
     let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
     let text = err.to_string();
     assert!(
@@ -39,20 +33,27 @@ async fn a_claimant_asking_another_role_is_refused_by_name_before_any_change() {
     );
     assert!(text.contains(ROLE), "names what this resource asked for: {text}");
     assert_eq!(writes.total(), 0, "no Config change");
-    assert_eq!(ledger.puts(), 1, "only this resource's record, which undo_create drops");
+    assert_eq!(
+        store.calls("PutParameter"),
+        1,
+        "only this resource's record, which undo_create drops"
+    );
+    let record = stored_record(&store).expect("the record is written before the claims");
+    assert_eq!(record["settings"], json!([recorder_setting(), channel_setting()]));
+    assert_eq!(
+        store.names_under("/tapguard/claims/"),
+        [Ledger::claim_name(&recorder_setting(), "other-key")],
+        "no claim of this resource, the other's untouched"
+    );
+    assert_eq!(stored_claim(&store, &recorder_setting(), "other-key"), Some(other));
 }
 
 #[tokio::test]
 async fn a_ledger_the_function_may_not_write_fails_before_any_change() {
-    let put = mock!(Ssm::put_parameter).then_error(|| {
-        PutParameterError::generic(error(
-            "AccessDeniedException",
-            "not authorized to perform: ssm:PutParameter",
-        ))
-    });
-    let ledger = LedgerMocks::new(None, vec![], put);
+    let store = ledger_store(None, vec![]);
+    store.fail("PutParameter", "AccessDeniedException");
     let writes = Writes::ok();
-    let h = handler(&[], Snapshot::default(), &writes, &ledger);
+    let h = handler(&[], Snapshot::default(), &writes, &store);
     let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("PutParameter failed: AccessDeniedException"), "{text}");
@@ -61,6 +62,12 @@ async fn a_ledger_the_function_may_not_write_fails_before_any_change() {
         "{text}"
     );
     assert_eq!(writes.total(), 0);
+    assert_eq!(
+        store.calls("PutParameter"),
+        1,
+        "the record, refused, is the first write"
+    );
+    assert!(store.names_under("/tapguard/").is_empty());
 }
 
 #[tokio::test]
@@ -71,9 +78,9 @@ async fn denied_recording_names_the_action() {
             "User is not authorized to perform: config:StartConfigurationRecorder",
         ))
     });
-    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let store = ledger_store(None, vec![]);
     let writes = Writes::ok();
-    let h = handler(&[&start], Snapshot::default(), &writes, &ledger);
+    let h = handler(&[&start], Snapshot::default(), &writes, &store);
     let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
     assert_eq!(err.code(), Some("AccessDeniedException"));
     assert!(
@@ -81,13 +88,30 @@ async fn denied_recording_names_the_action() {
             .contains("the action config:StartConfigurationRecorder was denied"),
         "{err}"
     );
-    assert_eq!(ledger.puts(), 3, "the record and two claims, before the first change");
+    assert_eq!(
+        store.calls("PutParameter"),
+        3,
+        "the record and two claims, before the first change"
+    );
+    let record = stored_record(&store).expect("the record");
+    assert_eq!(record["settings"], json!([recorder_setting(), channel_setting()]));
+    assert_eq!(record["state"], json!({"recorder_name": "default", "rules": []}));
+    let recorder = stored_claim(&store, &recorder_setting(), "req-1").expect("the recorder's claim");
+    assert_eq!(recorder["wants"], our_recorder_wants());
+    assert_eq!(
+        recorder["prior"],
+        json!({"exists": false, "recording": false}),
+        "there was no recorder"
+    );
+    let channel = stored_claim(&store, &channel_setting(), "req-1").expect("the channel's claim");
+    assert_eq!(channel["wants"], our_channel_wants());
+    assert_eq!(channel["prior"], json!({"exists": false}), "there was no channel");
     assert_eq!(start.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn a_failing_delivery_of_an_unchanged_setup_is_not_verified_with_the_bucket_policy_advice() {
-    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let store = ledger_store(None, vec![]);
     let writes = Writes::ok();
     let failed = aws_sdk_config::types::ConfigExportDeliveryInfo::builder()
         .last_status(aws_sdk_config::types::DeliveryStatus::Failure)
@@ -105,7 +129,7 @@ async fn a_failing_delivery_of_an_unchanged_setup_is_not_verified_with_the_bucke
                 .build(),
         ),
     };
-    let h = handler(&[], snapshot, &writes, &ledger);
+    let h = handler(&[], snapshot, &writes, &store);
     let err = h.create(&inv(), props(json!([]))).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err:?}");
     let text = err.to_string();
@@ -130,7 +154,7 @@ async fn a_rule_still_being_deleted_is_waited_out_then_put() {
         .times(2)
         .output(|| PutConfigRuleOutput::builder().build())
         .build();
-    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let store = ledger_store(None, vec![]);
     let writes = Writes::ok();
     let snapshot = Snapshot {
         recorder: Some(recorder("default", ROLE)),
@@ -138,7 +162,7 @@ async fn a_rule_still_being_deleted_is_waited_out_then_put() {
         channel: Some(channel("default")),
         delivery: None,
     };
-    let h = handler(&[&put_rule], snapshot, &writes, &ledger);
+    let h = handler(&[&put_rule], snapshot, &writes, &store);
     let rules = json!([{"Name": "keys", "SourceIdentifier": "ACCESS_KEYS_ROTATED"}]);
     // The mocked reads never show the rule, so the read-back fails; the put itself got through.
     let err = h.create(&inv(), props(rules)).await.unwrap_err();

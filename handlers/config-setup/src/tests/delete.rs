@@ -5,10 +5,11 @@ use aws_sdk_config::operation::put_configuration_recorder::PutConfigurationRecor
 use tapguard_shared::CustomResource;
 
 use super::*;
+use crate::{channel_setting, recorder_setting};
 
 const ID: &str = "config-setup:eu-west-1:ledger-req-1";
 
-fn record(settings: &[&str]) -> Value {
+fn record(settings: &[String]) -> Value {
     json!({"v": 1, "handler": "config-setup", "stack_id": STACK, "logical_id": "ConfigSetup", "region": "eu-west-1",
         "settings": settings, "state": {"recorder_name": "org", "rules": []}})
 }
@@ -17,14 +18,9 @@ fn record(settings: &[&str]) -> Value {
 async fn a_prior_role_that_cannot_be_put_back_fails_with_advice_and_keeps_the_claim() {
     let prior = json!({"exists": true, "name": "org", "recording": true, "settings": {"role_arn": ORG_ROLE,
         "all_supported": true, "include_global_resource_types": true}});
-    let ledger = LedgerMocks::new(
-        Some(record(&["config/recorder", "config/channel"])),
-        vec![(
-            "config/recorder",
-            claim("req-1", "ConfigSetup", our_recorder_wants(), prior),
-        )],
-        LedgerMocks::put_ok(),
-    );
+    let record = record(&[recorder_setting(), channel_setting()]);
+    let ours = claim("req-1", "ConfigSetup", our_recorder_wants(), prior);
+    let store = ledger_store(Some(record.clone()), vec![(recorder_setting(), ours.clone())]);
     let put = mock!(Client::put_configuration_recorder).then_error(|| {
         PutConfigurationRecorderError::generic(error(
             "InsufficientPermissionsException",
@@ -38,7 +34,7 @@ async fn a_prior_role_that_cannot_be_put_back_fails_with_advice_and_keeps_the_cl
         channel: Some(channel("default")),
         delivery: None,
     };
-    let h = handler(&[&put], snapshot, &writes, &ledger);
+    let h = handler(&[&put], snapshot, &writes, &store);
     let err = h.delete(&inv(), ID, None).await.unwrap_err();
     let text = err.to_string();
     assert!(
@@ -58,28 +54,27 @@ async fn a_prior_role_that_cannot_be_put_back_fails_with_advice_and_keeps_the_cl
         "recording was on before: not stopped; nothing deleted"
     );
     assert_eq!(
-        ledger.deletes(),
+        store.calls("DeleteParameter"),
         0,
         "the claim and the record are kept for the retried Delete"
     );
-    assert_eq!(ledger.puts(), 0, "nothing had to be put back");
+    assert_eq!(stored_claim(&store, &recorder_setting(), "req-1"), Some(ours));
+    assert_eq!(stored_record(&store), Some(record));
+    assert_eq!(store.calls("PutParameter"), 0, "nothing had to be put back");
 }
 
 #[tokio::test]
 async fn a_channel_config_will_not_delete_says_what_to_do_and_keeps_the_claims() {
     let absent = json!({"exists": false});
-    let channel_wants = json!({"bucket": BUCKET, "key_prefix": null, "sns_topic_arn": null,
-        "frequency": "TwentyFour_Hours"});
-    let ledger = LedgerMocks::new(
-        Some(record(&["config/recorder", "config/channel"])),
+    let record = record(&[recorder_setting(), channel_setting()]);
+    let recorder_claim = claim("req-1", "ConfigSetup", our_recorder_wants(), absent.clone());
+    let channel_claim = claim("req-1", "ConfigSetup", our_channel_wants(), absent);
+    let store = ledger_store(
+        Some(record.clone()),
         vec![
-            (
-                "config/recorder",
-                claim("req-1", "ConfigSetup", our_recorder_wants(), absent.clone()),
-            ),
-            ("config/channel", claim("req-1", "ConfigSetup", channel_wants, absent)),
+            (recorder_setting(), recorder_claim.clone()),
+            (channel_setting(), channel_claim.clone()),
         ],
-        LedgerMocks::put_ok(),
     );
     let delete_channel = mock!(Client::delete_delivery_channel).then_error(|| {
         DeleteDeliveryChannelError::generic(error(
@@ -95,7 +90,7 @@ async fn a_channel_config_will_not_delete_says_what_to_do_and_keeps_the_claims()
         channel: Some(channel("default")),
         delivery: None,
     };
-    let h = handler(&[&delete_channel], snapshot, &writes, &ledger);
+    let h = handler(&[&delete_channel], snapshot, &writes, &store);
     let err = h.delete(&inv(), ID, None).await.unwrap_err();
     let text = err.to_string();
     assert!(
@@ -110,17 +105,20 @@ async fn a_channel_config_will_not_delete_says_what_to_do_and_keeps_the_claims()
         "the recorder is not deleted before its channel"
     );
     assert_eq!(
-        ledger.puts() + ledger.deletes(),
+        store.calls("PutParameter") + store.calls("DeleteParameter"),
         0,
         "both claims are kept for the retried Delete"
     );
+    assert_eq!(stored_claim(&store, &recorder_setting(), "req-1"), Some(recorder_claim));
+    assert_eq!(stored_claim(&store, &channel_setting(), "req-1"), Some(channel_claim));
+    assert_eq!(stored_record(&store), Some(record));
 }
 
 #[tokio::test]
 async fn an_id_this_handler_never_issued_is_refused() {
-    let ledger = LedgerMocks::new(None, vec![], LedgerMocks::put_ok());
+    let store = ledger_store(None, vec![]);
     let writes = Writes::ok();
-    let h = handler(&[], Snapshot::default(), &writes, &ledger);
+    let h = handler(&[], Snapshot::default(), &writes, &store);
     let err = h
         .delete(&inv(), "config-setup:eu-west-1:something", None)
         .await
@@ -131,5 +129,7 @@ async fn an_id_this_handler_never_issued_is_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("set up AWS Config in us-east-1"), "{err}");
-    assert_eq!(writes.total() + ledger.puts() + ledger.deletes(), 0);
+    assert_eq!(writes.total(), 0);
+    assert_eq!(ledger_calls(&store), 0, "the ledger is not even read");
+    assert!(store.names_under("/tapguard/").is_empty());
 }

@@ -1,4 +1,5 @@
-//! Unit tests of the resource's error paths, with Config and the ledger's SSM mocked (aws-smithy-mocks).
+//! Unit tests of the resource's error paths, with Config mocked (aws-smithy-mocks) and the ledger kept in
+//! the in-memory Parameter Store (`tapguard_shared::ssm::memory`).
 
 use aws_sdk_config::operation::delete_config_rule::DeleteConfigRuleOutput;
 use aws_sdk_config::operation::delete_configuration_recorder::DeleteConfigurationRecorderOutput;
@@ -19,15 +20,10 @@ use aws_sdk_config::types::{
     DeliveryChannelStatus, MaximumExecutionFrequency, RecorderStatus, RecordingGroup,
 };
 use aws_sdk_config::Client;
-use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
-use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
-use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
-use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
-use aws_sdk_ssm::types::Parameter;
-use aws_sdk_ssm::Client as Ssm;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use serde_json::{json, Value};
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{Invocation, Ledger};
 
 use crate::{ConfigSetup, Properties};
@@ -159,66 +155,32 @@ impl Writes {
     }
 }
 
-/// The ledger's SSM: an optional record, the claims on each setting (read once, as the release that
-/// deletes them reads them; read again, they are gone), and writes answering `put`.
-struct LedgerMocks {
-    rules: Vec<Rule>,
+/// The ledger's Parameter Store, holding this resource's record (`req-1`) if given and each claim
+/// (setting, claim) at its real name: the claim's own key under the setting's claims.
+fn ledger_store(record: Option<Value>, claims: Vec<(String, Value)>) -> MemoryStore {
+    let store = MemoryStore::new();
+    if let Some(record) = record {
+        store.insert(&ledger(&store).record_name("req-1"), record.to_string());
+    }
+    for (setting, claim) in claims {
+        let key = claim["claimant"]["key"]
+            .as_str()
+            .expect("a claim names its claimant's key");
+        store.insert(&Ledger::claim_name(&setting, key), claim.to_string());
+    }
+    store
 }
 
-impl LedgerMocks {
-    fn new(record: Option<Value>, claims: Vec<(&'static str, Value)>, put: Rule) -> Self {
-        let mut rules: Vec<Rule> = claims
-            .into_iter()
-            .map(|(setting, claim)| {
-                let path = format!("/tapguard/claims/{setting}");
-                mock!(Ssm::get_parameters_by_path)
-                    .match_requests(move |req| req.path() == Some(path.as_str()))
-                    .sequence()
-                    .output(move || {
-                        GetParametersByPathOutput::builder()
-                            .parameters(Parameter::builder().name("claim").value(claim.to_string()).build())
-                            .build()
-                    })
-                    .build()
-            })
-            .collect();
-        rules.push(mock!(Ssm::get_parameters_by_path).then_output(|| GetParametersByPathOutput::builder().build()));
-        rules.push(match record {
-            Some(record) => mock!(Ssm::get_parameter).then_output(move || {
-                GetParameterOutput::builder()
-                    .parameter(Parameter::builder().value(record.to_string()).build())
-                    .build()
-            }),
-            None => mock!(Ssm::get_parameter)
-                .then_error(|| GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())),
-        });
-        rules.push(put);
-        rules.push(mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()));
-        LedgerMocks { rules }
-    }
+fn ledger(store: &MemoryStore) -> Ledger {
+    Ledger::from_client(store.client(), "config-setup")
+}
 
-    fn put_ok() -> Rule {
-        mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build())
-    }
-
-    fn calls(&self, index_from_end: usize) -> usize {
-        self.rules[self.rules.len() - 1 - index_from_end].num_calls()
-    }
-
-    /// PutParameter calls (the record, claims, claims put back).
-    fn puts(&self) -> usize {
-        self.calls(1)
-    }
-
-    /// DeleteParameter calls (claims released, the record forgotten).
-    fn deletes(&self) -> usize {
-        self.calls(0)
-    }
-
-    fn ledger(&self) -> Ledger {
-        let rules: Vec<&Rule> = self.rules.iter().collect();
-        Ledger::from_client(mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &rules), "config-setup")
-    }
+/// Calls of every ledger operation.
+fn ledger_calls(store: &MemoryStore) -> usize {
+    ["GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter"]
+        .iter()
+        .map(|op| store.calls(op))
+        .sum()
 }
 
 /// A claim of another resource (or of this one, with key `req-1`) on a setting.
@@ -231,7 +193,21 @@ fn our_recorder_wants() -> Value {
     json!({"role_arn": ROLE, "all_supported": true, "include_global_resource_types": true, "resource_types": []})
 }
 
-fn handler(first: &[&Rule], snapshot: Snapshot, writes: &Writes, ledger: &LedgerMocks) -> ConfigSetup {
+fn our_channel_wants() -> Value {
+    json!({"bucket": BUCKET, "key_prefix": null, "sns_topic_arn": null, "frequency": "TwentyFour_Hours"})
+}
+
+/// This resource's record (`req-1`) as the store holds it.
+fn stored_record(store: &MemoryStore) -> Option<Value> {
+    store.json(&ledger(store).record_name("req-1"))
+}
+
+/// The claim of `key` on `setting` as the store holds it.
+fn stored_claim(store: &MemoryStore, setting: &str, key: &str) -> Option<Value> {
+    store.json(&Ledger::claim_name(setting, key))
+}
+
+fn handler(first: &[&Rule], snapshot: Snapshot, writes: &Writes, store: &MemoryStore) -> ConfigSetup {
     let reads = reads(snapshot);
     let mut rules: Vec<&Rule> = first.to_vec();
     rules.extend(reads.iter());
@@ -242,5 +218,5 @@ fn handler(first: &[&Rule], snapshot: Snapshot, writes: &Writes, ledger: &Ledger
             .with_initial_backoff(std::time::Duration::from_millis(1))
             .with_max_backoff(std::time::Duration::from_millis(5))
     ));
-    ConfigSetup::from_clients(client, ledger.ledger())
+    ConfigSetup::from_clients(client, ledger(store))
 }

@@ -1,4 +1,5 @@
-//! Unit tests of the resource's paths, with Security Hub and the ledger's SSM mocked (aws-smithy-mocks).
+//! Unit tests of the resource's paths, with Security Hub mocked (aws-smithy-mocks) and the ledger in the
+//! in-memory Parameter Store (`tapguard_shared::ssm::memory`).
 
 mod resource;
 
@@ -14,15 +15,10 @@ use aws_sdk_securityhub::operation::untag_resource::UntagResourceOutput;
 use aws_sdk_securityhub::operation::update_security_hub_configuration::UpdateSecurityHubConfigurationOutput;
 use aws_sdk_securityhub::types::{ControlFindingGenerator, Invitation};
 use aws_sdk_securityhub::Client as SecurityHub;
-use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
-use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
-use aws_sdk_ssm::types::Parameter;
-use aws_sdk_ssm::Client as Ssm;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use serde_json::{json, Value};
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{Invocation, Ledger};
 
 use crate::{Properties, SecurityHubEnable};
@@ -126,59 +122,34 @@ pub(crate) fn tag_reads(answers: Vec<Vec<(&'static str, &'static str)>>) -> Rule
     panic!("give at least one answer")
 }
 
-/// The ledger's SSM: the given record (or none), the given claims on the hub, writes accepted.
-pub(crate) struct LedgerMocks {
-    pub get: Rule,
-    pub list: Rule,
-    pub put: Rule,
-    pub delete: Rule,
+/// The ledger of this handler over `store`.
+pub(crate) fn ledger(store: &MemoryStore) -> Ledger {
+    Ledger::from_client(store.client(), "securityhub-enable")
 }
 
-impl LedgerMocks {
-    pub(crate) fn new(record: Option<Value>, claims: Vec<Value>) -> Self {
-        LedgerMocks {
-            get: match record {
-                Some(record) => mock!(Ssm::get_parameter).then_output(move || {
-                    aws_sdk_ssm::operation::get_parameter::GetParameterOutput::builder()
-                        .parameter(Parameter::builder().name("record").value(record.to_string()).build())
-                        .build()
-                }),
-                None => mock!(Ssm::get_parameter).then_error(|| {
-                    GetParameterError::generic(ErrorMetadata::builder().code("ParameterNotFound").build())
-                }),
-            },
-            list: mock!(Ssm::get_parameters_by_path).then_output(move || {
-                let parameters = claims
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        Parameter::builder()
-                            .name(format!("claim-{i}"))
-                            .value(c.to_string())
-                            .build()
-                    })
-                    .collect();
-                GetParametersByPathOutput::builder()
-                    .set_parameters(Some(parameters))
-                    .build()
-            }),
-            put: mock!(Ssm::put_parameter).then_output(|| PutParameterOutput::builder().version(1).build()),
-            delete: mock!(Ssm::delete_parameter).then_output(|| DeleteParameterOutput::builder().build()),
-        }
+/// A Parameter Store holding `claims` on the hub, each at its claimant's parameter.
+pub(crate) fn with_claims(claims: &[Value]) -> MemoryStore {
+    let store = MemoryStore::new();
+    for claim in claims {
+        let key = claim["claimant"]["key"].as_str().expect("a claim names its key");
+        store.insert(&claim_name(key), claim.to_string());
     }
+    store
+}
 
-    pub(crate) fn empty() -> Self {
-        Self::new(None, vec![])
-    }
+/// The parameter of the claim of resource `key` on the hub.
+pub(crate) fn claim_name(key: &str) -> String {
+    Ledger::claim_name(&crate::setting(), key)
+}
 
-    pub(crate) fn ledger(&self) -> Ledger {
-        let ssm = mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            [&self.get, &self.list, &self.put, &self.delete]
-        );
-        Ledger::from_client(ssm, "securityhub-enable")
-    }
+/// The claim of resource `key` on the hub as `store` holds it.
+pub(crate) fn stored_claim(store: &MemoryStore, key: &str) -> Option<Value> {
+    store.json(&claim_name(key))
+}
+
+/// The record of resource `key` as `store` holds it.
+pub(crate) fn stored_record(store: &MemoryStore, key: &str) -> Option<Value> {
+    store.json(&ledger(store).record_name(key))
 }
 
 /// A claim on the hub, as the ledger stores it.
@@ -192,10 +163,10 @@ pub(crate) fn wants(generator: &str, auto: bool) -> Value {
     json!({"enabled": true, "control_finding_generator": generator, "auto_enable_controls": auto})
 }
 
-pub(crate) fn handler(rules: &[&Rule], ledger: &LedgerMocks) -> SecurityHubEnable {
+pub(crate) fn handler(rules: &[&Rule], store: &MemoryStore) -> SecurityHubEnable {
     SecurityHubEnable::from_clients(
         mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, rules),
-        ledger.ledger(),
+        ledger(store),
     )
 }
 

@@ -1,14 +1,17 @@
-//! Create, Update, Delete and undo against mocked Security Hub and ledger.
+//! Create, Update, Delete and undo against mocked Security Hub and the in-memory ledger.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_securityhub::types::{StandardsStatus, StandardsSubscription};
 use aws_sdk_securityhub::Client as SecurityHub;
-use tapguard_shared::{CustomResource, Invocation};
+use serde_json::json;
+use tapguard_shared::ssm::memory::MemoryStore;
+use tapguard_shared::{CustomResource, Invocation, Ledger};
 
-use super::FakeSsm;
-use crate::controls::DisabledControl;
+use super::ledger;
+use crate::claims;
+use crate::controls::{DisabledControl, Target};
 use crate::properties::{expand, expand_all, standards_arn, Properties, Standard};
 use crate::{Ownership, SecurityHubStandards};
 use aws_sdk_securityhub::operation::batch_disable_standards::BatchDisableStandardsOutput;
@@ -126,15 +129,29 @@ fn disable_ok() -> Rule {
 }
 
 fn handler(rules: &[&Rule]) -> SecurityHubStandards {
-    handler_with(rules, &FakeSsm::default())
+    handler_with(rules, &MemoryStore::new())
 }
 
-fn handler_with(rules: &[&Rule], ssm: &FakeSsm) -> SecurityHubStandards {
+fn handler_with(rules: &[&Rule], store: &MemoryStore) -> SecurityHubStandards {
     SecurityHubStandards::from_clients(
         mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, rules),
-        ssm.ledger(),
+        ledger(store),
     )
     .with_first_poll(Duration::from_millis(1))
+}
+
+/// The parameter of the claim of resource `key` on the standard `id`.
+fn standard_claim(id: &str, key: &str) -> String {
+    let standard = Standard {
+        id: id.into(),
+        arn: arn(id),
+    };
+    Ledger::claim_name(&claims::standard(&standard), key)
+}
+
+/// Every parameter the ledger holds.
+fn held(store: &MemoryStore) -> Vec<String> {
+    store.names_under("/tapguard/")
 }
 
 /// The physical id an earlier version issued: the adopted standards and controls in the id.
@@ -171,14 +188,42 @@ async fn create_enables_the_missing_waits_for_ready_and_reports_adopted() {
         vec![(FSBP, Ready, None), (CIS_1_2_0, Pending, None)],
         vec![(FSBP, Ready, None), (CIS_1_2_0, Ready, None)],
     ]);
-    let ssm = FakeSsm::default();
-    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable], &ssm);
+    let store = MemoryStore::new();
+    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable], &store);
     let out = h.create(&inv(), props(&[FSBP, CIS_1_2_0])).await.unwrap();
-    let held = ssm.names();
-    assert_eq!(held.len(), 3, "the record and a claim per standard: {held:?}");
-    assert!(
-        held.contains(&"/tapguard/ledger/securityhub-standards/req-1".to_string()),
-        "{held:?}"
+    let record = "/tapguard/ledger/securityhub-standards/req-1".to_string();
+    let mut expected = vec![
+        record.clone(),
+        standard_claim(FSBP, "req-1"),
+        standard_claim(CIS_1_2_0, "req-1"),
+    ];
+    expected.sort();
+    assert_eq!(held(&store), expected, "the record and a claim per standard");
+    let record = store.json(&record).unwrap();
+    assert_eq!(
+        record["settings"],
+        json!([
+            claims::standard(&Standard {
+                id: FSBP.into(),
+                arn: arn(FSBP)
+            }),
+            claims::standard(&Standard {
+                id: CIS_1_2_0.into(),
+                arn: arn(CIS_1_2_0)
+            })
+        ])
+    );
+    assert_eq!(record["state"]["on_at_create"], json!([FSBP]));
+    let fsbp = store.json(&standard_claim(FSBP, "req-1")).unwrap();
+    assert_eq!(
+        (&fsbp["wants"], &fsbp["prior"]),
+        (&json!({"enabled": true}), &json!({"enabled": true}))
+    );
+    let cis = store.json(&standard_claim(CIS_1_2_0, "req-1")).unwrap();
+    assert_eq!(
+        (&cis["wants"], &cis["prior"]),
+        (&json!({"enabled": true}), &json!({"enabled": false})),
+        "this resource turned it on"
     );
     assert_eq!(enable.num_calls(), 1, "only the missing standard is enabled");
     assert_eq!(disable.num_calls(), 0);
@@ -227,7 +272,8 @@ async fn incomplete_and_failed_give_the_reason_and_disable_what_this_create_enab
             vec![(CIS_14, status.clone(), Some(reason.clone()))],
             vec![],
         ]);
-        let h = handler(&[&hub, &cat, &enabled, &enable, &disable]);
+        let store = MemoryStore::new();
+        let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable], &store);
         let err = h.create(&inv(), props(&[CIS_14])).await.unwrap_err().to_string();
         assert!(
             err.starts_with(&format!(
@@ -243,6 +289,11 @@ async fn incomplete_and_failed_give_the_reason_and_disable_what_this_create_enab
             "{err}"
         );
         assert_eq!(disable.num_calls(), 1);
+        assert!(
+            held(&store).is_empty(),
+            "a rolled-back Create leaves nothing: {:?}",
+            held(&store)
+        );
     }
 }
 
@@ -279,7 +330,8 @@ async fn still_pending_when_the_wait_is_over_is_failed_naming_the_standard() {
         vec![(CIS_14, Pending, None)],
         vec![],
     ]);
-    let h = handler(&[&hub, &cat, &enabled, &enable, &disable]);
+    let store = MemoryStore::new();
+    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable], &store);
     let mut p = props(&[CIS_14]);
     p.wait_seconds = Some(0);
     let err = h.create(&inv(), p).await.unwrap_err().to_string();
@@ -292,6 +344,7 @@ async fn still_pending_when_the_wait_is_over_is_failed_naming_the_standard() {
         1,
         "the PENDING standard this create enabled is disabled again"
     );
+    assert!(held(&store).is_empty(), "{:?}", held(&store));
 }
 
 #[tokio::test]
@@ -307,7 +360,8 @@ async fn a_rejected_second_standard_disables_the_first() {
         })
         .error(|| BatchEnableStandardsError::generic(meta("InvalidInputException", "not available")))
         .build();
-    let h = handler(&[&hub, &cat, &enabled, &enable, &disable]);
+    let store = MemoryStore::new();
+    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable], &store);
     let err = h.create(&inv(), props(&[FSBP, CIS_14])).await.unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
@@ -320,6 +374,7 @@ async fn a_rejected_second_standard_disables_the_first() {
         "{err}"
     );
     assert_eq!(disable.num_calls(), 1);
+    assert!(held(&store).is_empty(), "{:?}", held(&store));
 }
 
 #[tokio::test]
@@ -332,8 +387,8 @@ async fn a_configuration_policy_denial_says_where_the_standards_are_decided() {
             "Account 111122223333 is managed by a configuration policy",
         ))
     });
-    let ssm = FakeSsm::default();
-    let err = handler_with(&[&hub, &cat, &enabled, &enable], &ssm)
+    let store = MemoryStore::new();
+    let err = handler_with(&[&hub, &cat, &enabled, &enable], &store)
         .create(&inv(), props(&[FSBP]))
         .await
         .unwrap_err()
@@ -354,9 +409,9 @@ async fn a_configuration_policy_denial_says_where_the_standards_are_decided() {
     );
     assert_eq!(enable.num_calls(), 1, "the refused call, and no other change");
     assert!(
-        ssm.names().is_empty(),
+        held(&store).is_empty(),
         "a failed Create leaves nothing: {:?}",
-        ssm.names()
+        held(&store)
     );
 }
 
@@ -439,7 +494,8 @@ async fn update_enables_added_and_disables_removed_ones_it_owns_only() {
         vec![(FSBP, Ready, None), (CIS_1_2_0, Ready, None), (CIS_14, Ready, None)],
         vec![],
     ]);
-    let h = handler(&[&hub, &cat, &enabled, &enable, &disable]);
+    let store = MemoryStore::new();
+    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable], &store);
     let out = h
         .update(
             &inv(),
@@ -452,6 +508,24 @@ async fn update_enables_added_and_disables_removed_ones_it_owns_only() {
     assert_eq!(out.physical_id, legacy_id(&ownership), "never a replacement");
     assert_eq!((enable.num_calls(), disable.num_calls()), (1, 1));
     assert_eq!(out.data["Adopted"], "");
+    // The old id's state moved into the ledger, under the key derived from the id: only what is still
+    // asked for stays claimed.
+    let key = tapguard_shared::ledger::legacy_key(&legacy_id(&ownership));
+    let record = ledger(&store).record_name(&key);
+    let mut expected = vec![record.clone(), standard_claim(CIS_14, &key)];
+    expected.sort();
+    assert_eq!(held(&store), expected);
+    assert_eq!(
+        store.json(&record).unwrap()["settings"],
+        json!([claims::standard(&Standard {
+            id: CIS_14.into(),
+            arn: arn(CIS_14)
+        })])
+    );
+    assert_eq!(
+        store.json(&standard_claim(CIS_14, &key)).unwrap()["prior"],
+        json!({"enabled": false})
+    );
 }
 
 #[tokio::test]
@@ -534,13 +608,32 @@ async fn a_disabled_control_is_set_and_read_back() {
     let associations = association_reads(vec![AssociationStatus::Enabled, AssociationStatus::Disabled]);
     let update = mock!(SecurityHub::batch_update_standards_control_associations)
         .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
-    let out = handler(&[&hub, &cat, &enabled, &enable, &associations, &update])
+    let store = MemoryStore::new();
+    let out = handler_with(&[&hub, &cat, &enabled, &enable, &associations, &update], &store)
         .create(&inv(), with_control(&[FSBP]))
         .await
         .unwrap();
     assert_eq!(out.data["DisabledControls"], format!("{FSBP}#IAM.1"));
     assert_eq!(update.num_calls(), 1);
     assert!(!out.physical_id.contains("controls-adopted"), "{}", out.physical_id);
+    let control = claims::control(&Target::Association {
+        standard_id: FSBP.into(),
+        standards_arn: arn(FSBP),
+        security_control_id: "IAM.1".into(),
+    });
+    let claim = store
+        .json(&Ledger::claim_name(&control, "req-1"))
+        .expect("the control is claimed");
+    assert_eq!(
+        (&claim["wants"], &claim["prior"]),
+        (&json!({"disabled": true}), &json!({"disabled": false})),
+        "this resource turned it off"
+    );
+    let record = store.json(&ledger(&store).record_name("req-1")).unwrap();
+    assert!(
+        record["settings"].as_array().unwrap().contains(&json!(control)),
+        "{record}"
+    );
 }
 
 #[tokio::test]
@@ -559,11 +652,15 @@ async fn a_control_that_reads_enabled_after_disabling_is_failed_and_the_create_r
     ]);
     let update = mock!(SecurityHub::batch_update_standards_control_associations)
         .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
-    let err = handler(&[&hub, &cat, &enabled, &enable, &disable, &associations, &update])
-        .create(&inv(), with_control(&[FSBP]))
-        .await
-        .unwrap_err()
-        .to_string();
+    let store = MemoryStore::new();
+    let err = handler_with(
+        &[&hub, &cat, &enabled, &enable, &disable, &associations, &update],
+        &store,
+    )
+    .create(&inv(), with_control(&[FSBP]))
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         err.starts_with(&format!("not verified: control {FSBP}#IAM.1 still reads enabled")),
         "{err}"
@@ -573,6 +670,7 @@ async fn a_control_that_reads_enabled_after_disabling_is_failed_and_the_create_r
         "{err}"
     );
     assert_eq!(disable.num_calls(), 1);
+    assert!(held(&store).is_empty(), "{:?}", held(&store));
 }
 
 #[tokio::test]
@@ -670,8 +768,11 @@ async fn declared_centrally_managed_create_only_reads_and_its_delete_changes_not
     let associations = association_reads(vec![AssociationStatus::Disabled]);
     let update = mock!(SecurityHub::batch_update_standards_control_associations)
         .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
-    let ssm = FakeSsm::default();
-    let h = handler_with(&[&hub, &cat, &enabled, &enable, &disable, &associations, &update], &ssm);
+    let store = MemoryStore::new();
+    let h = handler_with(
+        &[&hub, &cat, &enabled, &enable, &disable, &associations, &update],
+        &store,
+    );
     let out = h
         .create(&inv(), centrally_managed(with_control(&[FSBP])))
         .await
@@ -681,21 +782,21 @@ async fn declared_centrally_managed_create_only_reads_and_its_delete_changes_not
     assert_eq!(out.data["Statuses"], format!("{FSBP}=READY"));
     assert_eq!(out.data["DisabledControls"], format!("{FSBP}#IAM.1"));
     assert_eq!(
-        ssm.names(),
+        held(&store),
         vec!["/tapguard/ledger/securityhub-standards/req-1".to_string()],
         "a record and no claim"
     );
     h.delete(&inv(), &out.physical_id, None).await.unwrap();
     assert_eq!(enable.num_calls() + disable.num_calls() + update.num_calls(), 0);
-    assert!(ssm.names().is_empty(), "{:?}", ssm.names());
+    assert!(held(&store).is_empty(), "{:?}", held(&store));
 }
 
 #[tokio::test]
 async fn declared_centrally_managed_names_the_standards_and_controls_the_policy_does_not_give() {
     let (hub, cat, enable) = (hub_on(), catalog(), enable_ok());
     let enabled = reads(vec![vec![(FSBP, Ready, None)]]);
-    let ssm = FakeSsm::default();
-    let err = handler_with(&[&hub, &cat, &enabled, &enable], &ssm)
+    let store = MemoryStore::new();
+    let err = handler_with(&[&hub, &cat, &enabled, &enable], &store)
         .create(&inv(), centrally_managed(props(&[FSBP, CIS_14])))
         .await
         .unwrap_err()
@@ -713,7 +814,7 @@ async fn declared_centrally_managed_names_the_standards_and_controls_the_policy_
     let associations = association_reads(vec![AssociationStatus::Enabled]);
     let update = mock!(SecurityHub::batch_update_standards_control_associations)
         .then_output(|| BatchUpdateStandardsControlAssociationsOutput::builder().build());
-    let err = handler_with(&[&hub, &cat, &enabled, &enable, &associations, &update], &ssm)
+    let err = handler_with(&[&hub, &cat, &enabled, &enable, &associations, &update], &store)
         .create(&inv(), centrally_managed(with_control(&[FSBP])))
         .await
         .unwrap_err()
@@ -725,5 +826,6 @@ async fn declared_centrally_managed_names_the_standards_and_controls_the_policy_
         "{err}"
     );
     assert_eq!(enable.num_calls() + update.num_calls(), 0, "nothing changed");
-    assert!(ssm.names().is_empty(), "{:?}", ssm.names());
+    assert!(held(&store).is_empty(), "{:?}", held(&store));
+    assert_eq!(store.calls("PutParameter"), 0);
 }

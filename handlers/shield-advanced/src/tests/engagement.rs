@@ -1,5 +1,5 @@
-//! Proactive engagement and the emergency contacts: each path of Create and Delete, with Shield and the
-//! ledger mocked.
+//! Proactive engagement and the emergency contacts: each path of Create and Delete, with Shield mocked
+//! and the ledger in the in-memory Parameter Store.
 
 use aws_sdk_shield::operation::associate_proactive_engagement_details::{
     AssociateProactiveEngagementDetailsError, AssociateProactiveEngagementDetailsOutput,
@@ -17,11 +17,15 @@ use aws_sdk_shield::types::{AutoRenew, EmergencyContact, ProactiveEngagementStat
 use aws_sdk_shield::Client as Shield;
 use aws_smithy_mocks::{mock, Rule};
 use aws_smithy_types::error::ErrorMetadata;
-use serde_json::json;
+use serde_json::{json, Value};
+use tapguard_shared::ssm::memory::MemoryStore;
 use tapguard_shared::{CustomResource, HandlerError};
 
-use super::{claim, handler, inv, no_srt_role, subscribed, LedgerMocks};
-use crate::Properties;
+use super::{
+    claim, claim_name, handler, inv, ledger, no_srt_role, recorded_settings, ssm_calls, stored_claim, subscribed,
+    with_claims, KEY,
+};
+use crate::{engagement_settings, settings, Properties};
 
 const PHYSICAL_ID: &str = "shield-advanced:eu-west-1:ledger-req-1";
 const EMAIL: &str = "soc@example.com";
@@ -99,14 +103,14 @@ fn disable_ok() -> Rule {
     mock!(Shield::disable_proactive_engagement).then_output(|| DisableProactiveEngagementOutput::builder().build())
 }
 
-fn ours_json() -> serde_json::Value {
+fn ours_json() -> Value {
     json!({"contacts": [{"EmailAddress": EMAIL, "PhoneNumber": PHONE}]})
 }
 
 #[tokio::test]
 async fn proactive_engagement_without_a_phone_number_fails_before_any_call() {
-    let (describe, ledger) = (statuses(&[]), LedgerMocks::with_settings(vec![]));
-    let h = handler(&[&describe], &ledger);
+    let (describe, store) = (statuses(&[]), MemoryStore::new());
+    let h = handler(&[&describe], &store);
     let no_phone: Properties =
         serde_json::from_value(json!({"EmergencyContacts": [{"EmailAddress": EMAIL}], "ProactiveEngagement": "true"}))
             .unwrap();
@@ -118,16 +122,25 @@ async fn proactive_engagement_without_a_phone_number_fails_before_any_call() {
             .unwrap();
     let err = h.create(&inv("eu-west-1"), bad_phone).await.unwrap_err().to_string();
     assert!(err.contains("is not in E.164 form"), "{err}");
-    assert_eq!(describe.num_calls() + ledger.put.num_calls(), 0);
+    assert_eq!(describe.num_calls() + ssm_calls(&store), 0);
 }
 
 #[tokio::test]
 async fn the_first_set_up_is_one_associate_call_claimed_before_and_read_back() {
     let describe = statuses(&[None, Some(ProactiveEngagementStatus::Enabled)]);
     let (drt, contacts) = (no_srt_role(), contact_lists(vec![vec![], ours()]));
-    let (associate, update, enable) = (associate_ok(), update_ok(), enable_ok());
-    let ledger = LedgerMocks::with_settings(vec![]);
-    let h = handler(&[&describe, &drt, &contacts, &associate, &update, &enable], &ledger);
+    let (update, enable, store) = (update_ok(), enable_ok(), MemoryStore::new());
+    let (subscription, _) = settings();
+    let (contacts_setting, engagement_setting) = engagement_settings();
+    // AssociateProactiveEngagementDetails is answered only once both claims are in the ledger.
+    let (written, claimed) = (
+        store.clone(),
+        [claim_name(&contacts_setting), claim_name(&engagement_setting)],
+    );
+    let associate = mock!(Shield::associate_proactive_engagement_details)
+        .match_requests(move |_| claimed.iter().all(|name| written.value(name).is_some()))
+        .then_output(|| AssociateProactiveEngagementDetailsOutput::builder().build());
+    let h = handler(&[&describe, &drt, &contacts, &associate, &update, &enable], &store);
     let out = h.create(&inv("eu-west-1"), props(true)).await.unwrap();
     assert_eq!(out.data["ProactiveEngagementStatus"], "ENABLED");
     assert_eq!(out.data["EmergencyContactCount"], "1");
@@ -136,7 +149,25 @@ async fn the_first_set_up_is_one_associate_call_claimed_before_and_read_back() {
         (1, 0, 0)
     );
     // The record, the subscription, the contacts and proactive engagement claimed before the change.
-    assert_eq!(ledger.put.num_calls(), 4);
+    assert_eq!(
+        recorded_settings(&store),
+        json!([subscription, contacts_setting, engagement_setting])
+    );
+    let found = json!({"exists": true, "auto_renew": "ENABLED",
+        "arn": "arn:aws:shield::111122223333:subscription/abcd"});
+    assert_eq!(
+        stored_claim(&store, &subscription),
+        Some((json!({"subscribed": true}), found))
+    );
+    assert_eq!(
+        stored_claim(&store, &contacts_setting),
+        Some((ours_json(), json!({"contacts": []})))
+    );
+    assert_eq!(
+        stored_claim(&store, &engagement_setting),
+        Some((json!({"status": "ENABLED"}), json!({"status": null})))
+    );
+    assert_eq!(store.calls("PutParameter"), 4);
 }
 
 #[tokio::test]
@@ -151,8 +182,8 @@ async fn once_set_up_the_contacts_are_updated_and_it_is_enabled_with_the_later_c
     let update = mock!(Shield::update_emergency_contact_settings)
         .match_requests(|input| input.emergency_contact_list().first().map(|c| c.email_address()) == Some(EMAIL))
         .then_output(|| UpdateEmergencyContactSettingsOutput::builder().build());
-    let ledger = LedgerMocks::with_settings(vec![]);
-    let h = handler(&[&describe, &drt, &contacts, &associate, &update, &enable], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&describe, &drt, &contacts, &associate, &update, &enable], &store);
     h.create(&inv("eu-west-1"), props(true)).await.unwrap();
     assert_eq!(
         (associate.num_calls(), update.num_calls(), enable.num_calls()),
@@ -173,8 +204,8 @@ async fn an_associate_refused_as_already_set_up_falls_back_to_update_and_enable(
         )
     });
     let (update, enable) = (update_ok(), enable_ok());
-    let ledger = LedgerMocks::with_settings(vec![]);
-    let h = handler(&[&describe, &drt, &contacts, &associate, &update, &enable], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&describe, &drt, &contacts, &associate, &update, &enable], &store);
     let out = h.create(&inv("eu-west-1"), props(true)).await.unwrap();
     assert_eq!(out.data["ProactiveEngagementStatus"], "ENABLED");
     assert_eq!(
@@ -195,8 +226,8 @@ async fn an_enable_shield_refuses_is_failed_with_the_support_plan_advice() {
                 .build(),
         )
     });
-    let ledger = LedgerMocks::with_settings(vec![]);
-    let h = handler(&[&describe, &drt, &contacts, &enable], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&describe, &drt, &contacts, &enable], &store);
     let err = h.create(&inv("eu-west-1"), props(true)).await.unwrap_err().to_string();
     assert!(
         err.starts_with("EnableProactiveEngagement failed: InvalidParameterException: no support plan"),
@@ -212,8 +243,8 @@ async fn a_status_that_does_not_read_back_on_is_not_verified() {
         Some(ProactiveEngagementStatus::Disabled),
     ]);
     let (drt, contacts, enable) = (no_srt_role(), contact_lists(vec![ours(), ours()]), enable_ok());
-    let ledger = LedgerMocks::with_settings(vec![]);
-    let h = handler(&[&describe, &drt, &contacts, &enable], &ledger);
+    let store = MemoryStore::new();
+    let h = handler(&[&describe, &drt, &contacts, &enable], &store);
     let err = h.create(&inv("eu-west-1"), props(true)).await.unwrap_err();
     assert!(matches!(err, HandlerError::NotVerified(_)), "{err}");
     assert!(
@@ -222,81 +253,106 @@ async fn a_status_that_does_not_read_back_on_is_not_verified() {
     );
 }
 
-/// The ledger of a Delete: the subscription adopted, and this resource's claims on the contacts (found
-/// `prior_contacts`) and, when `prior_status` is given, on proactive engagement.
-fn delete_ledger(prior_contacts: serde_json::Value, prior_status: Option<Option<&str>>) -> LedgerMocks {
-    let mut settings = vec![
+/// The ledger of a Delete: this resource's record, the subscription adopted, and its claims on the
+/// contacts (found `prior_contacts`) and, when `prior_status` is given, on proactive engagement.
+fn delete_ledger(prior_contacts: Value, prior_status: Option<Option<&str>>) -> MemoryStore {
+    let (subscription, _) = settings();
+    let (contacts, engagement) = engagement_settings();
+    let mut claims = vec![
         (
-            "subscription",
-            vec![claim(json!({"subscribed": true}), json!({"exists": true}))],
+            subscription.as_str(),
+            claim(json!({"subscribed": true}), json!({"exists": true})),
         ),
-        ("emergency-contacts", vec![claim(ours_json(), prior_contacts)]),
+        (contacts.as_str(), claim(ours_json(), prior_contacts)),
     ];
     if let Some(status) = prior_status {
-        settings.push((
-            "proactive-engagement",
-            vec![claim(json!({"status": "ENABLED"}), json!({"status": status}))],
+        claims.push((
+            engagement.as_str(),
+            claim(json!({"status": "ENABLED"}), json!({"status": status})),
         ));
     }
-    LedgerMocks::with_settings(settings)
+    let store = with_claims(&claims);
+    let record = json!({"v": 1, "handler": "shield-advanced",
+        "stack_id": "arn:aws:cloudformation:eu-west-1:111122223333:stack/TapStack/1", "logical_id": "ShieldAdvanced",
+        "region": "eu-west-1", "settings": claims.iter().map(|(s, _)| s).collect::<Vec<_>>(), "state": null});
+    store.insert(&ledger(&store).record_name(KEY), record.to_string());
+    store
+}
+
+/// Checks that the Delete left nothing of this resource in the ledger.
+fn assert_forgotten(store: &MemoryStore) {
+    assert_eq!(store.names_under("/tapguard/"), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn delete_turns_off_what_it_turned_on_and_removes_the_contacts_it_set() {
-    let ledger = delete_ledger(json!({"contacts": []}), Some(None));
+    let store = delete_ledger(json!({"contacts": []}), Some(None));
+    let (contacts_claim, engagement_claim) = {
+        let (contacts, engagement) = engagement_settings();
+        (claim_name(&contacts), claim_name(&engagement))
+    };
     let describe = statuses(&[
         Some(ProactiveEngagementStatus::Enabled),
         Some(ProactiveEngagementStatus::Disabled),
         Some(ProactiveEngagementStatus::Disabled),
     ]);
     let contacts = contact_lists(vec![ours(), vec![]]);
+    // Each claim is dropped only after its restore: the calls are answered while it is still held.
+    let held = store.clone();
     let update = mock!(Shield::update_emergency_contact_settings)
-        .match_requests(|input| input.emergency_contact_list().is_empty())
+        .match_requests(move |input| input.emergency_contact_list().is_empty() && held.value(&contacts_claim).is_some())
         .then_output(|| UpdateEmergencyContactSettingsOutput::builder().build());
-    let disable = disable_ok();
-    let h = handler(&[&describe, &contacts, &update, &disable], &ledger);
+    let held = store.clone();
+    let disable = mock!(Shield::disable_proactive_engagement)
+        .match_requests(move |_| held.value(&engagement_claim).is_some())
+        .then_output(|| DisableProactiveEngagementOutput::builder().build());
+    let h = handler(&[&describe, &contacts, &update, &disable], &store);
     h.delete(&inv("eu-west-1"), PHYSICAL_ID, None).await.unwrap();
     assert_eq!((disable.num_calls(), update.num_calls()), (1, 1));
-    // Each claim dropped after its restore read back; the record last.
-    assert!(ledger.delete.num_calls() >= 3, "{}", ledger.delete.num_calls());
+    assert_eq!(contacts.num_calls(), 2, "read before, read back after");
+    // Every claim given up, and the record with them.
+    assert_forgotten(&store);
 }
 
 #[tokio::test]
 async fn delete_leaves_adopted_proactive_engagement_on_and_contacts_changed_since_alone() {
     let theirs = json!({"contacts": [{"EmailAddress": "old@example.com", "PhoneNumber": "+15555550199"}]});
-    let ledger = delete_ledger(theirs, Some(Some("ENABLED")));
+    let store = delete_ledger(theirs, Some(Some("ENABLED")));
     let describe = statuses(&[]);
     // Someone replaced the contacts this resource set.
     let contacts = contact_lists(vec![vec![contact("new@example.com", Some("+15555550111"))]]);
     let (update, disable) = (update_ok(), disable_ok());
-    let h = handler(&[&describe, &contacts, &update, &disable], &ledger);
+    let h = handler(&[&describe, &contacts, &update, &disable], &store);
     h.delete(&inv("eu-west-1"), PHYSICAL_ID, None).await.unwrap();
     assert_eq!(
         (disable.num_calls(), update.num_calls(), describe.num_calls()),
         (0, 0, 0)
     );
     assert_eq!(contacts.num_calls(), 1);
+    assert_forgotten(&store);
 }
 
 #[tokio::test]
 async fn delete_keeps_the_contacts_while_adopted_proactive_engagement_needs_a_phone_number() {
     // This resource set contacts only; proactive engagement was on before it, with no contacts.
-    let ledger = delete_ledger(json!({"contacts": []}), None);
+    let store = delete_ledger(json!({"contacts": []}), None);
     let describe = statuses(&[Some(ProactiveEngagementStatus::Enabled)]);
     let contacts = contact_lists(vec![ours()]);
     let update = update_ok();
-    let h = handler(&[&describe, &contacts, &update], &ledger);
+    let h = handler(&[&describe, &contacts, &update], &store);
     h.delete(&inv("eu-west-1"), PHYSICAL_ID, None).await.unwrap();
     assert_eq!(
         update.num_calls(),
         0,
         "Shield would refuse a list without a phone number"
     );
+    assert_eq!(describe.num_calls(), 1, "the status was read");
+    assert_forgotten(&store);
 }
 
 #[tokio::test]
 async fn delete_after_the_subscription_is_gone_has_no_contacts_to_put_back() {
-    let ledger = delete_ledger(json!({"contacts": []}), None);
+    let store = delete_ledger(json!({"contacts": []}), None);
     let contacts = mock!(Shield::describe_emergency_contact_settings).then_error(|| {
         DescribeEmergencyContactSettingsError::generic(
             ErrorMetadata::builder()
@@ -306,7 +362,8 @@ async fn delete_after_the_subscription_is_gone_has_no_contacts_to_put_back() {
         )
     });
     let update = update_ok();
-    let h = handler(&[&contacts, &update], &ledger);
+    let h = handler(&[&contacts, &update], &store);
     h.delete(&inv("eu-west-1"), PHYSICAL_ID, None).await.unwrap();
     assert_eq!((contacts.num_calls(), update.num_calls()), (1, 0));
+    assert_forgotten(&store);
 }
