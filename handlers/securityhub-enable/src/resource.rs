@@ -626,7 +626,7 @@ impl Verifier for SecurityHubEnable {
             let after = hub::describe(sh, inv).await?.ok_or_else(|| not_on(inv))?;
             if let Some(wanted) = settings_of(&wants).into_iter().find(|w| !w.is_met_by(&after)) {
                 return Err(HandlerError::NotVerified(format!(
-                    "DescribeHub still answers {} other than claimed in {}/{} after the repair (ControlFindingGenerator                      {}, AutoEnableControls {}): check for another automation or an administrator that sets it",
+                    "DescribeHub still answers {} other than claimed in {}/{} after the repair (ControlFindingGenerator {}, AutoEnableControls {}): check for another automation or an administrator that sets it",
                     wanted.name(),
                     inv.account_id,
                     inv.region,

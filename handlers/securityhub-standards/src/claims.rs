@@ -58,7 +58,7 @@ pub(crate) enum Claimed {
 }
 
 pub(crate) fn parse(inv: &Invocation, setting: &str) -> Option<Claimed> {
-    let parts: Vec<String> = setting.split('/').map(decode_segment).collect::<Option<_>>()?;
+    let parts: Vec<String> = setting.split('/').map(ledger::decode_segment).collect::<Option<_>>()?;
     match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [NAMESPACE, "standard", arn] => Some(Claimed::Standard(Standard {
             id: standard_id(arn)?.to_string(),
@@ -79,22 +79,4 @@ pub(crate) fn parse(inv: &Invocation, setting: &str) -> Option<Claimed> {
         })),
         _ => None,
     }
-}
-
-/// The inverse of [`ledger::encode_segment`].
-fn decode_segment(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'_' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
