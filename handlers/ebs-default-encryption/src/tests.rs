@@ -209,16 +209,9 @@ fn default_policy() -> Rule {
     mock!(Kms::get_key_policy).then_output(move || GetKeyPolicyOutput::builder().policy(policy.clone()).build())
 }
 
-/// The ledger's Parameter Store holding `claims` on the region's default, each under its claimant's key.
+/// The ledger's Parameter Store holding `claims` on this handler's setting.
 fn store_with_claims(claims: &[Value]) -> MemoryStore {
-    let store = MemoryStore::new();
-    for claim in claims {
-        let key = claim["claimant"]["key"]
-            .as_str()
-            .expect("a claim names its claimant's key");
-        store.insert(&claim_name(key), claim.to_string());
-    }
-    store
+    MemoryStore::with_claims(&setting(), claims)
 }
 
 /// The same, with the record the resource under test (`req-1`) wrote on its Create.
@@ -227,7 +220,7 @@ fn store_after_create(claims: &[Value]) -> MemoryStore {
     let ledger = ledger_of(&store);
     let mut record = ledger.record(&inv(), ());
     record.settings.push(setting());
-    store.insert(&ledger.record_name("req-1"), serde_json::to_string(&record).unwrap());
+    store.insert_record(&ledger, "req-1", &record);
     store
 }
 
@@ -264,16 +257,6 @@ fn assert_claimed(store: &MemoryStore, key: &str, wants: Value, prior: Value) {
 /// What the region's default asks for, or was, as the ledger keeps it.
 fn state(enabled: bool, kms_key_id: &str) -> Value {
     json!({"enabled": enabled, "kms_key_id": kms_key_id})
-}
-
-/// Nothing at all was written to the ledger.
-fn assert_nothing_written(store: &MemoryStore) {
-    assert_eq!(store.calls("PutParameter"), 0);
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "{:?}",
-        store.names_under("/tapguard/")
-    );
 }
 
 fn claim(key: &str, logical_id: &str, wants_key: &str, prior: Value) -> Value {
@@ -486,7 +469,7 @@ async fn an_unknown_key_is_refused_before_any_change_or_ledger_write() {
         "{err}"
     );
     assert_eq!(enable.num_calls() + modify.num_calls(), 0);
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -556,10 +539,7 @@ async fn delete_never_disables_encryption_that_was_on_before() {
     let h = handler(&[&reads, &keys, &disable, &reset], &[], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(disable.num_calls() + reset.num_calls(), 0);
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]
@@ -575,10 +555,7 @@ async fn delete_leaves_a_key_someone_else_set_since() {
     let h = handler(&[&reads, &keys, &reset, &modify], &[], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(reset.num_calls() + modify.num_calls(), 0);
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]
@@ -596,10 +573,7 @@ async fn a_claim_whose_wanted_state_cannot_be_read_puts_nothing_back() {
         0,
         "neither the key someone set nor encryption is touched"
     );
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]
@@ -619,10 +593,7 @@ async fn a_prior_key_that_is_no_longer_usable_is_not_put_back() {
         0,
         "a key pending deletion would break every encrypted launch"
     );
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]
@@ -637,7 +608,7 @@ async fn a_lost_ledger_turns_nothing_off() {
     let h = handler(&[&reads, &keys, &disable, &reset], &[], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(disable.num_calls() + reset.num_calls(), 0);
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -649,7 +620,7 @@ async fn an_old_format_id_is_still_restored_on_delete() {
     let old = format!("ebs-default-encryption:eu-west-1:was-enabled=false:was-key={MANAGED}");
     h.delete(&inv(), &old, Some(props(Some(KEY_ARN)))).await.unwrap();
     assert_eq!((reset.num_calls(), disable.num_calls()), (1, 1));
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -802,7 +773,7 @@ async fn another_services_aws_managed_key_is_refused_and_the_ebs_one_is_the_mana
         .to_string();
     assert!(err.starts_with("invalid property KmsKeyId: arn:aws:kms:eu-west-1:111122223333:key/s3-key: DescribeKey says it is an AWS managed key (KeyManager AWS: Default key that protects my S3 objects), not the one of EBS"), "{err}");
     assert_eq!(modify.num_calls(), 0, "refused before any change");
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 
     // The AWS managed key of EBS given by its key id is the managed default: set by ResetEbsDefaultKmsKeyId.
     let (reads, keys, enable, store) = (
@@ -849,7 +820,7 @@ async fn a_customer_key_whose_policy_leaves_out_the_auto_scaling_role_is_refused
         "{err}"
     );
     assert_eq!(modify.num_calls(), 0);
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -871,7 +842,7 @@ async fn a_key_pending_deletion_is_refused_with_what_to_do() {
         err.contains("cancel the deletion (CancelKeyDeletion) and enable it (EnableKey)"),
         "{err}"
     );
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -894,7 +865,7 @@ async fn a_denied_describe_key_is_the_calls_error_not_a_bad_property() {
         "{text}"
     );
     assert!(text.contains("kms:DescribeKey on alias/tap-ebs was denied"), "{text}");
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -921,10 +892,7 @@ async fn a_prior_key_pending_deletion_gives_way_to_the_aws_managed_key_on_delete
         (0, 1),
         "not the broken prior key, and not the gone resource's key: the AWS managed one"
     );
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]

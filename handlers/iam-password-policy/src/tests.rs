@@ -129,16 +129,9 @@ fn delete_ok() -> Rule {
     mock!(Iam::delete_account_password_policy).then_output(|| DeleteAccountPasswordPolicyOutput::builder().build())
 }
 
-/// The ledger's Parameter Store holding `claims` on the account's policy, each under its claimant's key.
+/// The ledger's Parameter Store holding `claims` on this handler's setting.
 fn store_with_claims(claims: &[Value]) -> MemoryStore {
-    let store = MemoryStore::new();
-    for claim in claims {
-        let key = claim["claimant"]["key"]
-            .as_str()
-            .expect("a claim names its claimant's key");
-        store.insert(&claim_name(key), claim.to_string());
-    }
-    store
+    MemoryStore::with_claims(&setting(), claims)
 }
 
 /// The same, with the record the resource under test (`req-1`) wrote on its Create.
@@ -147,7 +140,7 @@ fn store_after_create(claims: &[Value]) -> MemoryStore {
     let ledger = ledger_of(&store);
     let mut record = ledger.record(&inv(), ());
     record.settings.push(setting());
-    store.insert(&ledger.record_name("req-1"), serde_json::to_string(&record).unwrap());
+    store.insert_record(&ledger, "req-1", &record);
     store
 }
 
@@ -179,28 +172,6 @@ fn assert_claimed(store: &MemoryStore, key: &str, wants: &PasswordPolicy, prior:
     assert_eq!(claim["claimant"]["handler"], HANDLER, "{claim}");
     assert_eq!(claim["wants"], json!(wants), "{claim}");
     assert_eq!(claim["prior"], prior, "{claim}");
-}
-
-/// The ledger was not called at all.
-fn assert_ledger_untouched(store: &MemoryStore) {
-    for operation in ["GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter"] {
-        assert_eq!(store.calls(operation), 0, "{operation}");
-    }
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "{:?}",
-        store.names_under("/tapguard/")
-    );
-}
-
-/// Nothing at all was written to the ledger.
-fn assert_nothing_written(store: &MemoryStore) {
-    assert_eq!(store.calls("PutParameter"), 0);
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "{:?}",
-        store.names_under("/tapguard/")
-    );
 }
 
 /// A claim on the account's policy, as the ledger stores it.
@@ -292,7 +263,7 @@ async fn an_out_of_range_property_is_refused_before_any_call() {
         "invalid property PasswordReusePrevention: 25 is outside what IAM accepts (1 to 24)"
     );
     assert_eq!(get.num_calls() + update.num_calls(), 0);
-    assert_ledger_untouched(&store);
+    store.assert_untouched();
 }
 
 #[tokio::test]
@@ -459,10 +430,7 @@ async fn the_last_claimant_deletes_a_policy_its_claimants_created() {
     let h = handler(&[&get, &delete], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(delete.num_calls(), 1);
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]
@@ -495,10 +463,7 @@ async fn a_policy_someone_changed_since_is_left_alone() {
     let h = handler(&[&get, &delete, &update], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(delete.num_calls() + update.num_calls(), 0);
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[tokio::test]
@@ -508,7 +473,7 @@ async fn a_lost_ledger_changes_nothing_on_delete() {
     let h = handler(&[&get, &delete, &update], &store);
     h.delete(&inv(), ID, None).await.unwrap();
     assert_eq!(get.num_calls() + delete.num_calls() + update.num_calls(), 0);
-    assert_nothing_written(&store);
+    store.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -538,7 +503,7 @@ async fn a_physical_id_of_another_handler_is_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("is not one this handler issues"), "{err}");
-    assert_ledger_untouched(&store);
+    store.assert_untouched();
 }
 
 #[tokio::test]
@@ -572,10 +537,7 @@ async fn a_claim_that_cannot_be_dropped_fails_the_delete_and_the_retry_finishes_
         1,
         "the policy is deleted once, not again on the retry"
     );
-    assert!(
-        store.names_under("/tapguard/").is_empty(),
-        "the claim and the record are removed"
-    );
+    assert!(store.is_empty(), "the claim and the record are removed");
 }
 
 #[test]

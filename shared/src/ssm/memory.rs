@@ -87,6 +87,44 @@ impl MemoryStore {
         self
     }
 
+    /// A store holding `claims` (as the ledger writes them) on `setting`, each under its claimant's key.
+    pub fn with_claims(setting: &str, claims: &[Value]) -> Self {
+        let store = Self::new();
+        for claim in claims {
+            let key = claim["claimant"]["key"]
+                .as_str()
+                .expect("a claim names its claimant's key");
+            store.insert(&crate::Ledger::claim_name(setting, key), claim.to_string());
+        }
+        store
+    }
+
+    /// Stores `record` as `ledger` keeps the record of resource `key`.
+    pub fn insert_record<T: serde::Serialize>(&self, ledger: &crate::Ledger, key: &str, record: &crate::Record<T>) {
+        let text = serde_json::to_string(record).expect("a record serializes");
+        self.insert(&ledger.record_name(key), text);
+    }
+
+    /// Nothing is left under the ledger's root.
+    pub fn is_empty(&self) -> bool {
+        self.names_under(crate::ledger::ROOT).is_empty()
+    }
+
+    /// Nothing was ever written: no PutParameter call, nothing under the ledger's root.
+    pub fn assert_nothing_written(&self) {
+        let names = self.names_under(crate::ledger::ROOT);
+        assert_eq!(self.calls("PutParameter"), 0, "PutParameter was called: {names:?}");
+        assert!(names.is_empty(), "the ledger holds {names:?}");
+    }
+
+    /// The store was not called at all, and holds nothing.
+    pub fn assert_untouched(&self) {
+        for operation in ["GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter"] {
+            assert_eq!(self.calls(operation), 0, "{operation} was called");
+        }
+        self.assert_nothing_written();
+    }
+
     /// The value of `name` now.
     pub fn value(&self, name: &str) -> Option<String> {
         self.lock().parameters.get(name).map(|p| p.value.clone())
