@@ -11,7 +11,8 @@
 #
 #   ARCH=arm64 scripts/package.sh   builds for Graviton; needs `rustup target add aarch64-unknown-linux-gnu`
 #   CARGO_TIMINGS=1 scripts/package.sh  also writes cargo's build timing report (target/cargo-timings/)
-#   PROFILE=release scripts/package.sh  the `release` profile instead of `deploy` (today the same settings);
+#   PROFILE=release scripts/package.sh  the `release` profile instead of `deploy` (fat LTO at opt-level "s"
+#                                       throughout: what `deploy` replaced, Cargo.toml says how they differ);
 #                                       its zips go to target/lambda-release/ (LAMBDA_DIR to change)
 #   scripts/package.sh --sizes      prints the sizes of the zips already built
 #
