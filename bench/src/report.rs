@@ -377,7 +377,7 @@ impl Report {
     }
 
     /// What stands in the way of the zip limit: the part every handler reaches through `tapguard-shared`,
-    /// beside the size of failure-answerer's zip (the configuration, SSM and the response PUT only).
+    /// beside the size of failure-answerer's zip (the configuration, Parameter Store and the response PUT only).
     fn why_zip(&self) -> String {
         let shared = self
             .zips
@@ -387,15 +387,16 @@ impl Report {
             .and_then(|(_, size)| *size)
             .map(|size| {
                 format!(
-                    " failure-answerer, which has the configuration, the SSM client and the response PUT but not \
-                     the runtime (the ledger, the verify pass) nor a handler's SDK crate, zips to {:.2} MiB.",
+                    " failure-answerer, which has the configuration, the answer book's Parameter Store calls and the \
+                     response PUT but not the runtime (the ledger, the verify pass) nor a handler's SDK crate, \
+                     zips to {:.2} MiB.",
                     size as f64 / 1048576.0
                 )
             })
             .unwrap_or_default();
         format!(
             "\nWhat stands in the way of the zip limit: most of each zip is what every handler reaches through \
-             `tapguard-shared` (the SDK's HTTP and TLS stack, the ledger's SSM client, the runtime) and its own \
+             `tapguard-shared` (the HTTP and TLS stacks, the runtime and its ledger) and its own \
              SDK crates.{shared} docs/deploy.md has the build's figures and the levers.\n"
         )
     }
