@@ -101,7 +101,7 @@ impl ApiClient {
     /// A client of `service` with `config`'s region, credentials, endpoint settings and retry attempts,
     /// over HTTPS (rustls with *ring*, proxies from the environment, as the SDK clients).
     pub fn new(config: &SdkConfig, service: Service) -> Self {
-        Self::with_transport(config, service, Arc::new(transport::Https::default()))
+        Self::with_transport(config, service, Arc::new(transport::Https))
     }
 
     /// The same, sending its requests through `transport` (the tests' recorded AWS answers).

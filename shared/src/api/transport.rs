@@ -79,20 +79,22 @@ where
     }
 }
 
-/// HTTPS with reqwest (rustls with *ring*, the system's roots, `HTTPS_PROXY` and `NO_PROXY`), the
-/// client built at the first call. Timeouts as the SDK's defaults for this behaviour version: 3.1 s to
-/// connect; each attempt is also bounded (the SDK sets none, the runtime's deadline bounds the event).
-#[derive(Default)]
-pub(crate) struct Https {
-    client: OnceLock<reqwest::Client>,
-}
+/// HTTPS with reqwest (rustls with *ring*, the system's roots, `HTTPS_PROXY` and `NO_PROXY`). One client
+/// for the whole process, built at the first call: the ledger's, the answer book's and a handler's own
+/// direct calls share its connection pool (the ledger and the answer book call the same SSM endpoint,
+/// so one TLS connection serves both) and the system's roots are read once, as the SDK clients built
+/// from one configuration share their HTTP client. Timeouts as the SDK's defaults for this behaviour
+/// version: 3.1 s to connect; each attempt is also bounded (the SDK sets none, the runtime's deadline
+/// bounds the event).
+pub(crate) struct Https;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Https {
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
+    fn client(&self) -> &'static reqwest::Client {
+        static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+        CLIENT.get_or_init(|| {
             crate::tls::install_crypto_provider();
             reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
