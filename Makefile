@@ -44,6 +44,9 @@ build:
 # of adding minutes to each other. A failed check stops the build.
 # The test binaries run TEST_JOBS at a time (scripts/run-tests.py: they mostly wait, each has its own
 # emulator); `cargo test --workspace` runs the same tests one binary after another.
+# Clippy (every target, warnings as errors) runs after the build, before the tests: its check build of
+# the dependencies cannot share the build's artifacts, and beside the build it would only slow it down.
+# `make lint` also checks the rotation bench's feature.
 TEST_JOBS ?= 3
 test:
 	$(CARGO) fmt --all -- --check
@@ -53,6 +56,7 @@ test:
 	$(MAKE) --no-print-directory venv deny $(BENCH_VENV)/.installed; \
 	scripts/check-templates.sh; \
 	wait $$build; trap - EXIT
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	CARGO=$(CARGO) $(PY) scripts/run-tests.py --jobs $(TEST_JOBS)
 	$(MAKE) --no-print-directory bench BENCH_SIZE=tiny
 
