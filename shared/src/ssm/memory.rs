@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::ParameterStore;
-use crate::api::{Request, Response, Transport, TransportError};
+use crate::api::{ApiClient, Request, Response, Transport, TransportError};
 
 /// The most GetParametersByPath returns per page (SSM's limit for `MaxResults`).
 const PAGE_LIMIT: usize = 10;
@@ -64,7 +64,9 @@ impl MemoryStore {
                 "memory-store",
             )))
             .build();
-        ParameterStore::with_transport(&config, Arc::new(self.clone()))
+        ParameterStore {
+            client: ApiClient::with_transport(&config, super::SSM, Arc::new(self.clone())).without_backoff(),
+        }
     }
 
     /// Puts `name` = `value`, as someone else (or an earlier invocation) wrote it.

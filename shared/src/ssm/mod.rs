@@ -62,10 +62,11 @@ impl ParameterStore {
         }
     }
 
-    /// The same, its requests sent through `transport` (the tests' [`memory::MemoryStore`]).
+    /// The same, its requests sent through `transport` (recorded answers in tests), with `config`'s
+    /// retries and their waits.
     pub fn with_transport(config: &SdkConfig, transport: Arc<dyn Transport>) -> Self {
         ParameterStore {
-            client: ApiClient::with_transport(config, SSM, transport).without_backoff(),
+            client: ApiClient::with_transport(config, SSM, transport),
         }
     }
 
